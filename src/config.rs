@@ -1,0 +1,496 @@
+//! HypeNet's `config.json` (field for field as upstream, `SPEC-hypenet.md`),
+//! the resolved architecture, its inference from tensor names and shapes
+//! when no config is given, and the check of tensors against it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::TensorEntry;
+use crate::error::{Error, Result};
+
+/// `config.json` as upstream writes it. Unknown fields are ignored.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct HypeNetConfig {
+    #[serde(default)]
+    pub model_type: Option<String>,
+    pub vocab_size: u64,
+    pub hidden_size: u64,
+    pub intermediate_size: u64,
+    pub num_hidden_layers: u64,
+    #[serde(default)]
+    pub mixer_types: Vec<String>,
+    pub num_attention_heads: u64,
+    #[serde(default)]
+    pub num_key_value_heads: Option<u64>,
+    #[serde(default)]
+    pub head_dim: Option<u64>,
+    #[serde(default)]
+    pub lightning_nh: Option<u64>,
+    #[serde(default)]
+    pub lightning_nkv: Option<u64>,
+    #[serde(default)]
+    pub lightning_head_dim: Option<u64>,
+    #[serde(default)]
+    pub rms_norm_eps: Option<f64>,
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    pub attn_use_rope: Option<bool>,
+    #[serde(default)]
+    pub lightning_use_rope: Option<bool>,
+    #[serde(default)]
+    pub attn_use_output_gate: Option<bool>,
+    #[serde(default)]
+    pub attn_logits_scaling: Option<serde_json::Value>,
+    #[serde(default)]
+    pub lightning_use_qk_norm: Option<bool>,
+    #[serde(default)]
+    pub lightning_use_output_norm: Option<bool>,
+    #[serde(default)]
+    pub lightning_use_output_gate: Option<bool>,
+    #[serde(default)]
+    pub lightning_scale: Option<String>,
+    #[serde(default)]
+    pub lightning_use_short_conv: Option<bool>,
+    #[serde(default)]
+    pub attention_bias: Option<bool>,
+    #[serde(default)]
+    pub tie_word_embeddings: Option<bool>,
+    #[serde(default)]
+    pub bos_token_id: Option<serde_json::Value>,
+    #[serde(default)]
+    pub eos_token_id: Option<serde_json::Value>,
+    #[serde(default)]
+    pub torch_dtype: Option<String>,
+}
+
+/// How a layer mixes tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mixer {
+    Softmax,
+    Lightning,
+}
+
+/// Query-side scaling of softmax logits (`attn_logits_scaling`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
+pub enum LogitsScaling {
+    None,
+    /// q *= s
+    Constant(f64),
+    /// HyPE: q *= ln(t + A) / ln(A)
+    Hype(f64),
+}
+
+impl LogitsScaling {
+    /// `"hype"` alone means A = 362 (SPEC-hypenet).
+    pub const DEFAULT_HYPE_A: f64 = 362.0;
+
+    pub fn parse(v: &serde_json::Value) -> std::result::Result<Self, String> {
+        match v {
+            serde_json::Value::Null => Ok(LogitsScaling::None),
+            serde_json::Value::Number(n) => Ok(LogitsScaling::Constant(n.as_f64().unwrap_or(1.0))),
+            serde_json::Value::String(s) => {
+                let mut words = s.split_whitespace();
+                match (words.next(), words.next(), words.next()) {
+                    (Some("hype"), None, None) => Ok(LogitsScaling::Hype(Self::DEFAULT_HYPE_A)),
+                    (Some("hype"), Some(a), None) => match a.parse::<f64>() {
+                        Ok(a) if a > 1.0 && a.is_finite() => Ok(LogitsScaling::Hype(a)),
+                        _ => Err(format!("attn_logits_scaling {s:?}: A must be a number above 1")),
+                    },
+                    _ => Err(format!("attn_logits_scaling {s:?}: expected null, a number, or \"hype A\"")),
+                }
+            }
+            other => Err(format!("attn_logits_scaling {other}: expected null, a number, or \"hype A\"")),
+        }
+    }
+}
+
+/// `lightning_scale`: "1/sqrt(d)" -> d^-1/2, "1/d" -> d^-1, anything else -> 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LightningScale {
+    InvSqrtD,
+    InvD,
+    One,
+}
+
+impl LightningScale {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "1/sqrt(d)" => LightningScale::InvSqrtD,
+            "1/d" => LightningScale::InvD,
+            _ => LightningScale::One,
+        }
+    }
+
+    pub fn value(self, d: u64) -> f64 {
+        match self {
+            LightningScale::InvSqrtD => 1.0 / (d as f64).sqrt(),
+            LightningScale::InvD => 1.0 / d as f64,
+            LightningScale::One => 1.0,
+        }
+    }
+}
+
+/// Head layout of one kind of mixer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Heads {
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+}
+
+/// The architecture the engine and the merge work from, resolved from a
+/// config or inferred from tensors. `guesses` lists every value that did
+/// not come from a config file, for the user to see.
+#[derive(Debug, Clone, Serialize)]
+pub struct Arch {
+    pub vocab_size: u64,
+    pub hidden_size: u64,
+    pub intermediate_size: u64,
+    /// The config's mixer string of each layer ("attn", "lightning-attn", …).
+    pub mixer_names: Vec<String>,
+    pub mixers: Vec<Mixer>,
+    pub attn: Heads,
+    pub lightning: Heads,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    pub attn_use_rope: bool,
+    pub lightning_use_rope: bool,
+    pub attn_use_output_gate: bool,
+    pub logits_scaling: LogitsScaling,
+    pub lightning_use_qk_norm: bool,
+    pub lightning_use_output_norm: bool,
+    pub lightning_use_output_gate: bool,
+    pub lightning_scale: LightningScale,
+    pub attention_bias: bool,
+    pub tie_word_embeddings: bool,
+    pub from_config: bool,
+    pub guesses: Vec<String>,
+}
+
+fn mixer_of(name: &str) -> Option<Mixer> {
+    match name {
+        "attn" => Some(Mixer::Softmax),
+        "lightning-attn" | "lightning_attn" => Some(Mixer::Lightning),
+        _ => None,
+    }
+}
+
+fn cfg_err(reason: impl Into<String>) -> Error {
+    Error::Config { file: crate::checkpoint::CONFIG_FILE.into(), reason: reason.into() }
+}
+
+impl Arch {
+    /// Resolves a parsed config; `has_lm_head` decides tying when the config is silent.
+    pub fn from_config(c: &HypeNetConfig, has_lm_head: bool) -> Result<Arch> {
+        let mut guesses = Vec::new();
+        let layers = c.num_hidden_layers as usize;
+        let mixer_names: Vec<String> = if c.mixer_types.is_empty() {
+            vec!["attn".to_string(); layers]
+        } else {
+            c.mixer_types.clone()
+        };
+        if mixer_names.len() != layers {
+            return Err(cfg_err(format!(
+                "mixer_types has {} entries but num_hidden_layers is {}",
+                mixer_names.len(),
+                layers
+            )));
+        }
+        let mut mixers = Vec::with_capacity(layers);
+        for (i, m) in mixer_names.iter().enumerate() {
+            mixers.push(mixer_of(m).ok_or_else(|| {
+                cfg_err(format!("mixer_types[{i}] is {m:?}; expected \"attn\" or \"lightning-attn\""))
+            })?);
+        }
+        if c.lightning_use_short_conv == Some(true) {
+            return Err(cfg_err("lightning_use_short_conv is true: the short convolution is not supported (no released HypeNet uses it)"));
+        }
+        if c.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(cfg_err("rope_scaling is set: only null (plain RoPE) is supported"));
+        }
+        if c.num_attention_heads == 0 || c.hidden_size == 0 {
+            return Err(cfg_err("hidden_size and num_attention_heads must be positive"));
+        }
+        let head_dim = c.head_dim.unwrap_or(c.hidden_size / c.num_attention_heads);
+        let attn = Heads {
+            heads: c.num_attention_heads,
+            kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
+            head_dim,
+        };
+        let lightning = Heads {
+            heads: c.lightning_nh.unwrap_or(attn.heads),
+            kv_heads: c.lightning_nkv.unwrap_or(attn.kv_heads),
+            head_dim: c.lightning_head_dim.unwrap_or(attn.head_dim),
+        };
+        for (what, h) in [("softmax", attn), ("lightning", lightning)] {
+            if h.heads == 0 || h.kv_heads == 0 || h.head_dim == 0 || h.heads % h.kv_heads != 0 {
+                return Err(cfg_err(format!(
+                    "{what} heads {} / kv heads {} / head dim {}: heads must be a positive multiple of kv heads",
+                    h.heads, h.kv_heads, h.head_dim
+                )));
+            }
+            if h.head_dim % 2 != 0 {
+                return Err(cfg_err(format!("{what} head dim {} must be even for RoPE", h.head_dim)));
+            }
+        }
+        let logits_scaling = match &c.attn_logits_scaling {
+            Some(v) => LogitsScaling::parse(v).map_err(cfg_err)?,
+            None => LogitsScaling::None,
+        };
+        let mut flag = |name: &str, v: Option<bool>, default: bool| {
+            v.unwrap_or_else(|| {
+                guesses.push(format!("{name} missing from config.json: using {default}"));
+                default
+            })
+        };
+        let attn_use_rope = flag("attn_use_rope", c.attn_use_rope, false);
+        let lightning_use_rope = flag("lightning_use_rope", c.lightning_use_rope, true);
+        let attn_use_output_gate = flag("attn_use_output_gate", c.attn_use_output_gate, true);
+        let lightning_use_qk_norm = flag("lightning_use_qk_norm", c.lightning_use_qk_norm, true);
+        let lightning_use_output_norm = flag("lightning_use_output_norm", c.lightning_use_output_norm, true);
+        let lightning_use_output_gate = flag("lightning_use_output_gate", c.lightning_use_output_gate, true);
+        let attention_bias = c.attention_bias.unwrap_or(false);
+        let tie_word_embeddings = c.tie_word_embeddings.unwrap_or(!has_lm_head);
+        let rms_norm_eps = c.rms_norm_eps.unwrap_or_else(|| {
+            guesses.push("rms_norm_eps missing from config.json: using 1e-6".into());
+            1e-6
+        });
+        let rope_theta = c.rope_theta.unwrap_or(10000.0);
+        let lightning_scale = LightningScale::parse(c.lightning_scale.as_deref().unwrap_or("1/sqrt(d)"));
+        Ok(Arch {
+            vocab_size: c.vocab_size,
+            hidden_size: c.hidden_size,
+            intermediate_size: c.intermediate_size,
+            mixer_names,
+            mixers,
+            attn,
+            lightning,
+            rms_norm_eps,
+            rope_theta,
+            attn_use_rope,
+            lightning_use_rope,
+            attn_use_output_gate,
+            logits_scaling,
+            lightning_use_qk_norm,
+            lightning_use_output_norm,
+            lightning_use_output_gate,
+            lightning_scale,
+            attention_bias,
+            tie_word_embeddings,
+            from_config: true,
+            guesses,
+        })
+    }
+
+    /// Parses `config.json` text and resolves it.
+    pub fn from_config_json(text: &str, has_lm_head: bool) -> Result<Arch> {
+        let c: HypeNetConfig = serde_json::from_str(text).map_err(|e| cfg_err(e.to_string()))?;
+        Arch::from_config(&c, has_lm_head)
+    }
+
+    /// Infers the architecture from tensor names and shapes alone. A softmax
+    /// layer has `self_attn.o_gate`, a Lightning layer `z_proj` or `o_norm`;
+    /// values no tensor can tell (eps, RoPE, HyPE, scale) are listed as guesses.
+    pub fn infer(tensors: &[TensorEntry]) -> Result<Arch> {
+        let shapes: BTreeMap<&str, &[u64]> = tensors.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect();
+        let infer_err = |reason: String| Error::Infer { reason };
+        let shape = |name: &str| shapes.get(name).copied();
+        let embed = shape("model.embed_tokens.weight")
+            .filter(|s| s.len() == 2)
+            .ok_or_else(|| infer_err("no 2-D model.embed_tokens.weight".into()))?;
+        let (vocab_size, hidden_size) = (embed[0], embed[1]);
+        let layers = tensors
+            .iter()
+            .filter_map(|t| t.name.strip_prefix("model.layers.")?.split('.').next()?.parse::<usize>().ok())
+            .max()
+            .map(|m| m + 1)
+            .ok_or_else(|| infer_err("no tensor named model.layers.N.*".into()))?;
+        if layers > 4096 {
+            return Err(infer_err(format!("layer index {} is implausible", layers - 1)));
+        }
+        let has = |i: usize, leaf: &str| shapes.contains_key(format!("model.layers.{i}.self_attn.{leaf}").as_str());
+        let mut guesses = vec![
+            "no config.json: architecture inferred from tensor names and shapes".to_string(),
+            "rms_norm_eps guessed as 1e-6".into(),
+            "rope_theta guessed as 1e6, attn_use_rope as false, lightning_use_rope as true".into(),
+            "attn_logits_scaling guessed as null (HyPE off; \"hype 500\" is recommended at inference)".into(),
+            "lightning_scale guessed as \"1/sqrt(d)\"".into(),
+        ];
+        let mut mixers = Vec::with_capacity(layers);
+        for i in 0..layers {
+            let m = if has(i, "o_gate.weight") {
+                Mixer::Softmax
+            } else if has(i, "z_proj.weight") || has(i, "o_norm.weight") {
+                Mixer::Lightning
+            } else {
+                guesses.push(format!("layer {i}: neither o_gate nor z_proj/o_norm, taken as softmax"));
+                Mixer::Softmax
+            };
+            mixers.push(m);
+        }
+        let first = |m: Mixer| mixers.iter().position(|&x| x == m);
+        let heads_of = |i: usize, what: &str| -> Result<Heads> {
+            let get = |leaf: &str| {
+                shape(&format!("model.layers.{i}.self_attn.{leaf}"))
+                    .filter(|s| !s.is_empty())
+                    .ok_or_else(|| infer_err(format!("layer {i} ({what}) has no self_attn.{leaf}")))
+            };
+            let q = get("q_proj.weight")?[0];
+            let k = get("k_proj.weight")?[0];
+            let dh = match get("q_norm.weight") {
+                Ok(s) => s[0],
+                Err(_) => return Err(infer_err(format!("layer {i} ({what}) has no q_norm to read the head width from"))),
+            };
+            if dh == 0 || q % dh != 0 || k % dh != 0 {
+                return Err(infer_err(format!("layer {i}: q_proj rows {q} / k_proj rows {k} are not multiples of head width {dh}")));
+            }
+            Ok(Heads { heads: q / dh, kv_heads: k / dh, head_dim: dh })
+        };
+        let attn = match first(Mixer::Softmax) {
+            Some(i) => heads_of(i, "softmax")?,
+            None => return Err(infer_err("no softmax layer (none has self_attn.o_gate)".into())),
+        };
+        let lightning = match first(Mixer::Lightning) {
+            Some(i) => heads_of(i, "lightning")?,
+            None => attn,
+        };
+        let intermediate_size = shape("model.layers.0.mlp.gate_proj.weight")
+            .filter(|s| s.len() == 2)
+            .map(|s| s[0])
+            .ok_or_else(|| infer_err("no 2-D model.layers.0.mlp.gate_proj.weight".into()))?;
+        let any = |m: Mixer, leaf: &str| (0..layers).any(|i| mixers[i] == m && has(i, leaf));
+        Ok(Arch {
+            vocab_size,
+            hidden_size,
+            intermediate_size,
+            mixer_names: mixers
+                .iter()
+                .map(|m| if *m == Mixer::Softmax { "attn" } else { "lightning-attn" }.to_string())
+                .collect(),
+            attn_use_output_gate: any(Mixer::Softmax, "o_gate.weight"),
+            lightning_use_qk_norm: any(Mixer::Lightning, "q_norm.weight"),
+            lightning_use_output_norm: any(Mixer::Lightning, "o_norm.weight"),
+            lightning_use_output_gate: any(Mixer::Lightning, "z_proj.weight"),
+            attention_bias: (0..layers).any(|i| has(i, "q_proj.bias")),
+            tie_word_embeddings: !shapes.contains_key("lm_head.weight"),
+            mixers,
+            attn,
+            lightning,
+            rms_norm_eps: 1e-6,
+            rope_theta: 1e6,
+            attn_use_rope: false,
+            lightning_use_rope: true,
+            logits_scaling: LogitsScaling::None,
+            lightning_scale: LightningScale::InvSqrtD,
+            from_config: false,
+            guesses,
+        })
+    }
+
+    pub fn num_layers(&self) -> usize {
+        self.mixers.len()
+    }
+
+    pub fn softmax_layers(&self) -> Vec<usize> {
+        (0..self.mixers.len()).filter(|&i| self.mixers[i] == Mixer::Softmax).collect()
+    }
+
+    /// Every tensor the architecture needs, with its shape.
+    pub fn expected_tensors(&self) -> Vec<(String, Vec<u64>)> {
+        let (v, d, i) = (self.vocab_size, self.hidden_size, self.intermediate_size);
+        let mut out: Vec<(String, Vec<u64>)> =
+            vec![("model.embed_tokens.weight".into(), vec![v, d]), ("model.norm.weight".into(), vec![d])];
+        if !self.tie_word_embeddings {
+            out.push(("lm_head.weight".into(), vec![v, d]));
+        }
+        for (l, mixer) in self.mixers.iter().enumerate() {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            out.push((p("input_layernorm.weight"), vec![d]));
+            out.push((p("post_attention_layernorm.weight"), vec![d]));
+            out.push((p("mlp.gate_proj.weight"), vec![i, d]));
+            out.push((p("mlp.up_proj.weight"), vec![i, d]));
+            out.push((p("mlp.down_proj.weight"), vec![d, i]));
+            let h = self.heads(*mixer);
+            let (q, kv) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
+            out.push((p("self_attn.q_proj.weight"), vec![q, d]));
+            out.push((p("self_attn.k_proj.weight"), vec![kv, d]));
+            out.push((p("self_attn.v_proj.weight"), vec![kv, d]));
+            out.push((p("self_attn.o_proj.weight"), vec![d, q]));
+            if self.attention_bias {
+                out.push((p("self_attn.q_proj.bias"), vec![q]));
+                out.push((p("self_attn.k_proj.bias"), vec![kv]));
+                out.push((p("self_attn.v_proj.bias"), vec![kv]));
+                out.push((p("self_attn.o_proj.bias"), vec![d]));
+            }
+            let qk_norm = *mixer == Mixer::Softmax || self.lightning_use_qk_norm;
+            if qk_norm {
+                out.push((p("self_attn.q_norm.weight"), vec![h.head_dim]));
+                out.push((p("self_attn.k_norm.weight"), vec![h.head_dim]));
+            }
+            match mixer {
+                Mixer::Softmax if self.attn_use_output_gate => out.push((p("self_attn.o_gate.weight"), vec![q, d])),
+                Mixer::Lightning => {
+                    if self.lightning_use_output_norm {
+                        out.push((p("self_attn.o_norm.weight"), vec![q]));
+                    }
+                    if self.lightning_use_output_gate {
+                        out.push((p("self_attn.z_proj.weight"), vec![q, d]));
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    pub fn heads(&self, mixer: Mixer) -> Heads {
+        match mixer {
+            Mixer::Softmax => self.attn,
+            Mixer::Lightning => self.lightning,
+        }
+    }
+
+    /// Compares the checkpoint's tensors with the architecture: every missing
+    /// tensor and every wrong shape, all of them. Tensors the architecture
+    /// does not name come back separately (they are carried, not used).
+    pub fn check(&self, tensors: &[TensorEntry]) -> (Vec<String>, Vec<String>) {
+        let have: BTreeMap<&str, &[u64]> = tensors.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect();
+        let expected = self.expected_tensors();
+        let mut problems = Vec::new();
+        for (name, shape) in &expected {
+            match have.get(name.as_str()) {
+                None => problems.push(format!("missing tensor {name} (expected shape {shape:?})")),
+                Some(got) if *got != shape.as_slice() => {
+                    problems.push(format!("tensor {name} has shape {got:?}, expected {shape:?}"))
+                }
+                _ => {}
+            }
+        }
+        let known: std::collections::HashSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
+        let mut extra = Vec::new();
+        for t in tensors {
+            if known.contains(t.name.as_str()) {
+                continue;
+            }
+            if t.name == "lm_head.weight" && self.tie_word_embeddings {
+                if t.shape != [self.vocab_size, self.hidden_size] {
+                    problems.push(format!(
+                        "tensor lm_head.weight has shape {:?}, expected {:?}",
+                        t.shape,
+                        [self.vocab_size, self.hidden_size]
+                    ));
+                }
+                continue;
+            }
+            extra.push(t.name.clone());
+        }
+        (problems, extra)
+    }
+}

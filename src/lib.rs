@@ -1,0 +1,21 @@
+//! qklab: repair and inspect long-context routing in hybrid
+//! linear-attention LLMs (HypeNet), natively and in the browser.
+//!
+//! The core (checkpoint I/O, config, merge math, model, kernels, NIAH,
+//! metrics) knows nothing of browsers; [`web`] is the only module that
+//! touches `web-sys`, and it exists only on wasm32.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod gpu;
+pub mod safetensors;
+pub mod source;
+pub mod summary;
+pub mod synth;
+pub mod writer;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+
+pub use error::{Error, Result};

@@ -1,0 +1,208 @@
+//! The architecture summary shown by `qklab inspect` and the page: layers
+//! with their mixer and heads, dtypes, parameter count, size on disk, and
+//! every way the tensors disagree with the config.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Arch, Mixer};
+use crate::error::Result;
+use crate::source::ByteSource;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerSummary {
+    pub index: usize,
+    /// The config's mixer string ("attn", "lightning-attn", …).
+    pub mixer: String,
+    pub softmax: bool,
+    pub heads: u64,
+    pub kv_heads: u64,
+    pub head_dim: u64,
+    pub parameters: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub files: Vec<FileSummary>,
+    pub config: &'static str,
+    pub guesses: Vec<String>,
+    pub vocab_size: u64,
+    pub hidden_size: u64,
+    pub intermediate_size: u64,
+    pub layers: Vec<LayerSummary>,
+    pub softmax_layers: Vec<usize>,
+    pub tie_word_embeddings: bool,
+    pub logits_scaling: crate::config::LogitsScaling,
+    pub tensors: usize,
+    /// Elements per dtype name.
+    pub dtypes: BTreeMap<String, u64>,
+    pub parameters: u64,
+    pub bytes_on_disk: u64,
+    pub bytes_read: u64,
+    /// Ways the tensors disagree with the architecture; empty when they match.
+    pub problems: Vec<String>,
+    /// Tensors the architecture does not use (carried through merges as they are).
+    pub extra_tensors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSummary {
+    pub name: String,
+    pub size: u64,
+    pub tensors: usize,
+}
+
+/// Resolves the architecture: from config.json when there is one, else inferred.
+pub fn arch_of<S: ByteSource>(ckpt: &Checkpoint<S>) -> Result<Arch> {
+    let has_lm_head = ckpt.tensor("lm_head.weight").is_some();
+    match &ckpt.config_json {
+        Some(text) => Arch::from_config_json(text, has_lm_head),
+        None => Arch::infer(&ckpt.tensors),
+    }
+}
+
+pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
+    let (problems, extra_tensors) = arch.check(&ckpt.tensors);
+    let mut layer_params = vec![0u64; arch.num_layers()];
+    let mut dtypes = BTreeMap::new();
+    for t in &ckpt.tensors {
+        *dtypes.entry(t.dtype.to_string()).or_insert(0u64) += t.numel();
+        let layer = t.name.strip_prefix("model.layers.").and_then(|r| r.split('.').next()?.parse::<usize>().ok());
+        if let Some(slot) = layer.and_then(|l| layer_params.get_mut(l)) {
+            *slot += t.numel();
+        }
+    }
+    let layers = arch
+        .mixers
+        .iter()
+        .enumerate()
+        .map(|(index, &m)| {
+            let h = arch.heads(m);
+            LayerSummary {
+                index,
+                mixer: arch.mixer_names[index].clone(),
+                softmax: m == Mixer::Softmax,
+                heads: h.heads,
+                kv_heads: h.kv_heads,
+                head_dim: h.head_dim,
+                parameters: layer_params[index],
+            }
+        })
+        .collect();
+    Summary {
+        files: ckpt
+            .shards
+            .iter()
+            .map(|s| FileSummary { name: s.file.name.clone(), size: s.file.size, tensors: s.header.tensors.len() })
+            .collect(),
+        config: if arch.from_config { "config.json" } else { "inferred" },
+        guesses: arch.guesses.clone(),
+        vocab_size: arch.vocab_size,
+        hidden_size: arch.hidden_size,
+        intermediate_size: arch.intermediate_size,
+        layers,
+        softmax_layers: arch.softmax_layers(),
+        tie_word_embeddings: arch.tie_word_embeddings,
+        logits_scaling: arch.logits_scaling,
+        tensors: ckpt.tensors.len(),
+        dtypes,
+        parameters: ckpt.tensors.iter().map(|t| t.numel()).sum(),
+        bytes_on_disk: ckpt.bytes_on_disk(),
+        bytes_read: ckpt.bytes_read(),
+        problems,
+        extra_tensors,
+    }
+}
+
+/// Human-readable units for byte counts.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+/// Human-readable parameter counts (1.23M, 2.03B).
+pub fn human_count(n: u64) -> String {
+    let f = n as f64;
+    if n < 10_000 {
+        n.to_string()
+    } else if n < 1_000_000 {
+        format!("{:.1}K", f / 1e3)
+    } else if n < 1_000_000_000 {
+        format!("{:.2}M", f / 1e6)
+    } else {
+        format!("{:.2}B", f / 1e9)
+    }
+}
+
+impl Summary {
+    /// The plain-text report of `qklab inspect`.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "config: {}", self.config);
+        for g in &self.guesses {
+            let _ = writeln!(s, "  guess: {g}");
+        }
+        for f in &self.files {
+            let _ = writeln!(s, "file {} ({}, {} tensors)", f.name, human_bytes(f.size), f.tensors);
+        }
+        let _ = writeln!(
+            s,
+            "vocab {}  hidden {}  intermediate {}  layers {}  tied embeddings: {}",
+            self.vocab_size,
+            self.hidden_size,
+            self.intermediate_size,
+            self.layers.len(),
+            self.tie_word_embeddings
+        );
+        let _ = writeln!(s, "layer  mixer            heads  kv  head_dim  parameters");
+        for l in &self.layers {
+            let mark = if l.softmax { " *" } else { "" };
+            let _ = writeln!(
+                s,
+                "{:>5}  {:<15}  {:>5}  {:>2}  {:>8}  {:>10}{mark}",
+                l.index,
+                l.mixer,
+                l.heads,
+                l.kv_heads,
+                l.head_dim,
+                human_count(l.parameters)
+            );
+        }
+        let _ = writeln!(s, "softmax layers (*): {:?}", self.softmax_layers);
+        let dtypes: Vec<String> = self.dtypes.iter().map(|(d, n)| format!("{d} {}", human_count(*n))).collect();
+        let _ = writeln!(s, "dtypes: {}", dtypes.join(", "));
+        let _ = writeln!(
+            s,
+            "parameters: {} ({})  on disk: {}  read: {}",
+            self.parameters,
+            human_count(self.parameters),
+            human_bytes(self.bytes_on_disk),
+            human_bytes(self.bytes_read)
+        );
+        if !self.extra_tensors.is_empty() {
+            let _ = writeln!(s, "tensors the architecture does not use: {}", self.extra_tensors.join(", "));
+        }
+        if self.problems.is_empty() {
+            let _ = writeln!(s, "tensors match the architecture");
+        } else {
+            let _ = writeln!(s, "{} problems:", self.problems.len());
+            for p in &self.problems {
+                let _ = writeln!(s, "  - {p}");
+            }
+        }
+        s
+    }
+}
