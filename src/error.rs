@@ -42,7 +42,10 @@ pub enum Error {
     #[error("{file}: tensor {tensor:?}: size arithmetic overflows 64 bits (shape {shape:?})")]
     SizeOverflow { file: String, tensor: String, shape: Vec<u64> },
 
-    #[error("{file}: tensor {tensor:?} ends at byte {end} of the data section, past its end ({data_len} bytes): the file is truncated")]
+    #[error("{file}: the tensors need {needed} bytes of data but the file holds {data_len}: the file is truncated")]
+    Truncated { file: String, needed: u64, data_len: u64 },
+
+    #[error("{file}: tensor {tensor:?} ends at byte {end} of the data section, outside it ({data_len} bytes)")]
     OffsetOutOfBounds { file: String, tensor: String, end: u64, data_len: u64 },
 
     #[error("{file}: tensors {first:?} and {second:?} overlap in the data section")]

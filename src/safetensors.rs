@@ -296,6 +296,15 @@ pub fn parse_header(file: &str, json: &[u8], file_size: u64) -> Result<Header> {
         tensors.push(TensorInfo { name, dtype, shape: e.shape, begin, end });
     }
 
+    // More data announced than present is a cut file; otherwise an offset is wrong.
+    let needed = tensors.iter().try_fold(0u64, |acc, t| acc.checked_add(t.end - t.begin));
+    match needed {
+        Some(needed) if needed > data_len => {
+            return Err(Error::Truncated { file: file.into(), needed, data_len });
+        }
+        None => return Err(Error::Truncated { file: file.into(), needed: u64::MAX, data_len }),
+        _ => {}
+    }
     tensors.sort_by(|a, b| (a.begin, a.end, &a.name).cmp(&(b.begin, b.end, &b.name)));
     let mut cursor = 0u64;
     let mut previous: Option<&TensorInfo> = None;

@@ -1,0 +1,259 @@
+//! The browser layer: the only module that touches `web-sys`. It adapts
+//! browser `File`s to the core's [`ByteSource`] and renders results into
+//! the page, always as text (file and tensor names are untrusted).
+//!
+//! Nothing here may panic: a panic kills the wasm instance, so every
+//! fallible step ends in a message on the page.
+
+use std::ops::Range;
+
+use js_sys::{Array, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Document, Element, File, HtmlElement, HtmlInputElement};
+
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::source::{check_range, ByteSource, FileInfo};
+use crate::summary::{arch_of, human_bytes, human_count, summarize, Summary};
+
+/// Files the user gave the page (dropped or picked), read by slices.
+pub struct BrowserSource {
+    infos: Vec<FileInfo>,
+    files: Vec<File>,
+}
+
+impl BrowserSource {
+    /// Files are known by their base names; two with one name are refused
+    /// rather than one silently shadowing the other.
+    pub fn new(files: Vec<File>) -> Result<Self> {
+        let mut infos: Vec<FileInfo> = Vec::with_capacity(files.len());
+        for f in &files {
+            let name = f.name();
+            if infos.iter().any(|i| i.name == name) {
+                return Err(Error::Usage(format!("two files are named {name:?}: give one checkpoint at a time")));
+            }
+            infos.push(FileInfo { name, size: f.size() as u64 });
+        }
+        Ok(BrowserSource { infos, files })
+    }
+
+    pub fn blob(&self, name: &str) -> Option<&File> {
+        self.infos.iter().position(|f| f.name == name).map(|i| &self.files[i])
+    }
+}
+
+fn js_err(file: &str, e: JsValue) -> Error {
+    Error::io(file, e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string())).unwrap_or_default())
+}
+
+impl ByteSource for BrowserSource {
+    fn files(&self) -> &[FileInfo] {
+        &self.infos
+    }
+
+    async fn read(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>> {
+        let i = self.infos.iter().position(|f| f.name == name).ok_or_else(|| Error::io(name, "no such file"))?;
+        check_range(&self.infos[i], &range)?;
+        // One slice per request: Chrome refuses ArrayBuffers over 2 GB, so
+        // callers read per tensor or per chunk, never per file.
+        let blob = self.files[i]
+            .slice_with_f64_and_f64(range.start as f64, range.end as f64)
+            .map_err(|e| js_err(name, e))?;
+        let buf = JsFuture::from(blob.array_buffer()).await.map_err(|e| js_err(name, e))?;
+        let bytes = Uint8Array::new(&buf).to_vec();
+        if bytes.len() as u64 != range.end - range.start {
+            return Err(Error::io(name, format!("asked for {} bytes, got {}", range.end - range.start, bytes.len())));
+        }
+        Ok(bytes)
+    }
+}
+
+fn document() -> Option<Document> {
+    web_sys::window()?.document()
+}
+
+fn by_id(id: &str) -> Option<Element> {
+    document()?.get_element_by_id(id)
+}
+
+/// Appends a `tag` element holding `text` as text, never as markup.
+fn add(doc: &Document, parent: &Element, tag: &str, text: &str) -> Option<Element> {
+    let e = doc.create_element(tag).ok()?;
+    e.set_text_content(Some(text));
+    parent.append_child(&e).ok()?;
+    Some(e)
+}
+
+fn set_status(text: &str, error: bool) {
+    if let Some(s) = by_id("status") {
+        s.set_text_content(Some(text));
+        let _ = s.set_attribute("class", if error { "status error" } else { "status" });
+    }
+}
+
+fn render_summary(s: &Summary) -> Option<()> {
+    let doc = document()?;
+    let root = by_id("summary")?;
+    root.set_text_content(None);
+
+    let facts = doc.create_element("dl").ok()?;
+    let fact = |label: &str, value: &str, field: &str| -> Option<()> {
+        add(&doc, &facts, "dt", label)?;
+        add(&doc, &facts, "dd", value)?.set_attribute("data-field", field).ok()
+    };
+    let files: Vec<String> = s.files.iter().map(|f| format!("{} ({})", f.name, human_bytes(f.size))).collect();
+    fact("Files", &files.join(", "), "files")?;
+    fact("Config", s.config, "config")?;
+    fact("Parameters", &s.parameters.to_string(), "parameters")?;
+    fact("", &human_count(s.parameters), "parameters-human")?;
+    fact("On disk", &human_bytes(s.bytes_on_disk), "bytes-on-disk")?;
+    fact("Read to get here", &human_bytes(s.bytes_read), "bytes-read")?;
+    let dims = format!("vocab {}, hidden {}, intermediate {}", s.vocab_size, s.hidden_size, s.intermediate_size);
+    fact("Sizes", &dims, "sizes")?;
+    let dtypes: Vec<String> = s.dtypes.iter().map(|(d, n)| format!("{d}: {}", human_count(*n))).collect();
+    fact("Dtypes", &dtypes.join(", "), "dtypes")?;
+    fact("Softmax layers", &format!("{:?}", s.softmax_layers), "softmax-layers")?;
+    root.append_child(&facts).ok()?;
+
+    for (title, items) in [("Guesses (no value in config.json)", &s.guesses), ("Problems", &s.problems)] {
+        if items.is_empty() {
+            continue;
+        }
+        add(&doc, &root, "h3", title)?;
+        let ul = doc.create_element("ul").ok()?;
+        for item in items.iter() {
+            add(&doc, &ul, "li", item)?;
+        }
+        root.append_child(&ul).ok()?;
+    }
+
+    let table = doc.create_element("table").ok()?;
+    table.set_attribute("class", "layers").ok()?;
+    let head = doc.create_element("tr").ok()?;
+    for h in ["layer", "mixer", "heads", "kv heads", "head dim", "parameters"] {
+        add(&doc, &head, "th", h)?;
+    }
+    table.append_child(&head).ok()?;
+    for l in &s.layers {
+        let tr = doc.create_element("tr").ok()?;
+        tr.set_attribute("data-layer", &l.index.to_string()).ok()?;
+        tr.set_attribute("data-mixer", &l.mixer).ok()?;
+        if l.softmax {
+            tr.set_attribute("class", "softmax").ok()?;
+        }
+        for v in [
+            l.index.to_string(),
+            l.mixer.clone(),
+            l.heads.to_string(),
+            l.kv_heads.to_string(),
+            l.head_dim.to_string(),
+            human_count(l.parameters),
+        ] {
+            add(&doc, &tr, "td", &v)?;
+        }
+        table.append_child(&tr).ok()?;
+    }
+    root.append_child(&table).ok()?;
+    Some(())
+}
+
+async fn inspect(files: Vec<File>) -> Result<Summary> {
+    let ckpt = Checkpoint::open(BrowserSource::new(files)?).await?;
+    let arch = arch_of(&ckpt)?;
+    Ok(summarize(&ckpt, &arch))
+}
+
+/// Opens the given files as one checkpoint and shows its summary. Called by
+/// the file pickers and by the bootstrap's drop handler (which flattens
+/// dropped folders into their files).
+#[wasm_bindgen]
+pub async fn open_checkpoint(files: Array) {
+    let files: Vec<File> = files.iter().filter_map(|f| f.dyn_into::<File>().ok()).collect();
+    if let Some(root) = by_id("summary") {
+        root.set_text_content(None);
+    }
+    set_status(&format!("Reading the headers of {} file(s)…", files.len()), false);
+    match inspect(files).await {
+        Ok(summary) => {
+            let n = summary.problems.len();
+            render_summary(&summary);
+            if n == 0 {
+                set_status("Checkpoint read: the tensors match the architecture.", false);
+            } else {
+                set_status(&format!("Checkpoint read, but {n} problem(s) found: see below."), true);
+            }
+        }
+        Err(e) => set_status(&e.to_string(), true),
+    }
+}
+
+/// Runs a compute shader on the WebGPU device and checks it against the
+/// CPU: proof that the wasm build reaches the GPU.
+#[wasm_bindgen]
+pub async fn gpu_selftest() -> String {
+    match selftest().await {
+        Ok(msg) => format!("GPU self-test passed: {msg}"),
+        Err(e) => format!("GPU self-test failed: {e}"),
+    }
+}
+
+async fn selftest() -> Result<String> {
+    use crate::gpu::unpack::{pack_halves, unpack, Half};
+    let gpu = crate::gpu::Gpu::new().await?;
+    let halves: Vec<u16> = (0..=u16::MAX).collect();
+    let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+    let want = crate::safetensors::decode_f32("selftest", crate::safetensors::Dtype::BF16, &bytes, "self-test")?;
+    let got = unpack(&gpu, Half::Bf16, &pack_halves(&halves), halves.len() as u32).await?;
+    let bad = got.iter().zip(&want).filter(|(a, b)| a.to_bits() != b.to_bits() && !(a.is_nan() && b.is_nan())).count();
+    if bad > 0 {
+        return Err(Error::Gpu(format!("{bad} of {} bf16 patterns decoded differently from the CPU", want.len())));
+    }
+    Ok(format!("{} bf16 patterns decoded on {} exactly as on the CPU", want.len(), gpu.describe()))
+}
+
+fn on(target: &Element, event: &str, f: impl FnMut(web_sys::Event) + 'static) {
+    let closure = Closure::<dyn FnMut(web_sys::Event)>::new(f);
+    let _ = target.add_event_listener_with_callback(event, closure.as_ref().unchecked_ref());
+    // The page lives as long as the listener: leaking the closure is the intent.
+    closure.forget();
+}
+
+fn wire_picker(id: &str) {
+    let Some(input) = by_id(id) else { return };
+    on(&input, "change", |ev| {
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else { return };
+        let Some(list) = input.files() else { return };
+        let files = Array::new();
+        for i in 0..list.length() {
+            if let Some(f) = list.get(i) {
+                files.push(&f);
+            }
+        }
+        wasm_bindgen_futures::spawn_local(open_checkpoint(files));
+    });
+}
+
+#[wasm_bindgen(start)]
+pub fn start() {
+    wire_picker("pick-files");
+    wire_picker("pick-folder");
+    if let Some(button) = by_id("gpu-selftest") {
+        on(&button, "click", |_| {
+            wasm_bindgen_futures::spawn_local(async {
+                if let Some(s) = by_id("gpu-status") {
+                    s.set_text_content(Some("Running a compute shader…"));
+                }
+                let msg = gpu_selftest().await;
+                if let Some(s) = by_id("gpu-status") {
+                    s.set_text_content(Some(&msg));
+                }
+            });
+        });
+    }
+    if let Some(body) = document().and_then(|d| d.body()) {
+        let body: HtmlElement = body;
+        let _ = body.dataset().set("ready", "1");
+    }
+}

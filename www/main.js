@@ -1,0 +1,32 @@
+// Thin bootstrap: load the wasm, and turn dropped folders into file lists
+// (the entries API is callback-shaped and far simpler to walk from JS).
+import init, { open_checkpoint } from "./pkg/qklab.js";
+
+async function filesOf(entry) {
+  if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
+  if (!entry.isDirectory) return [];
+  const reader = entry.createReader();
+  const files = [];
+  // readEntries returns at most ~100 entries per call: read until empty.
+  for (;;) {
+    const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+    if (batch.length === 0) return files;
+    // A checkpoint folder is flat: take its files, not nested folders.
+    for (const e of batch) if (e.isFile) files.push(await new Promise((ok, fail) => e.file(ok, fail)));
+  }
+}
+
+function wireDrop(zone) {
+  zone.addEventListener("dragover", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", async (ev) => {
+    ev.preventDefault();
+    zone.classList.remove("over");
+    const entries = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry()).filter(Boolean);
+    const files = (await Promise.all(entries.map(filesOf))).flat();
+    await open_checkpoint(files);
+  });
+}
+
+await init();
+wireDrop(document.getElementById("drop"));
