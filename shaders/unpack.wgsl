@@ -33,11 +33,32 @@ fn unpack_bf16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     out[i] = bitcast<f32>(half_at(i) << 16u);
 }
 
+// f16 by bit manipulation rather than unpack2x16float: exact for every
+// pattern (GPUs may flush f16 subnormals in the builtin), and naga asks a
+// capability for the builtin that plain WebGPU devices need not report.
+fn f16_bits_to_f32(h: u32) -> f32 {
+    let sign = (h >> 15u) << 31u;
+    let exp = (h >> 10u) & 0x1fu;
+    let mant = h & 0x3ffu;
+    if (exp == 0u) {
+        if (mant == 0u) {
+            return bitcast<f32>(sign);
+        }
+        // Subnormal: normalise around the leading one bit p (value = mant * 2^-24).
+        let p = firstLeadingBit(mant);
+        return bitcast<f32>(sign | ((p + 103u) << 23u) | ((mant << (23u - p)) & 0x7fffffu));
+    }
+    if (exp == 31u) {
+        return bitcast<f32>(sign | 0x7f800000u | (mant << 13u));
+    }
+    return bitcast<f32>(sign | ((exp + 112u) << 23u) | (mant << 13u));
+}
+
 @compute @workgroup_size(WORKGROUP)
 fn unpack_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let i = gid.x + gid.y * groups.x * WORKGROUP;
     if (i >= params.n) {
         return;
     }
-    out[i] = unpack2x16float(half_at(i)).x;
+    out[i] = f16_bits_to_f32(half_at(i));
 }
