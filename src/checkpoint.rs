@@ -59,8 +59,12 @@ pub struct Checkpoint<S> {
     pub config_json: Option<String>,
     /// Whether the shards came with an index file.
     pub indexed: bool,
-    /// Files that are neither weights nor the index (config, tokenizer, …).
+    /// Companion files carried into outputs: config, tokenizer, remote code, …
     pub other_files: Vec<FileInfo>,
+    /// Weight files that are not part of this checkpoint (a `.bin` beside
+    /// the safetensors, a `.safetensors` the index does not name): never
+    /// carried into an output, where they would hold unmerged weights.
+    pub ignored_files: Vec<FileInfo>,
     bytes_read: Cell<u64>,
 }
 
@@ -153,13 +157,23 @@ impl<S: ByteSource> Checkpoint<S> {
             None => None,
         };
         let shard_names: Vec<&str> = shards.iter().map(|s| s.file.name.as_str()).collect();
-        let other_files = files
+        let (ignored_files, other_files) = files
             .iter()
             .filter(|f| f.name != INDEX_FILE && !shard_names.contains(&f.name.as_str()))
             .cloned()
-            .collect();
+            .partition(|f| is_weight_file(&f.name));
 
-        Ok(Self { indexed: index.is_some(), source, shards, tensors, by_name, config_json, other_files, bytes_read })
+        Ok(Self {
+            indexed: index.is_some(),
+            source,
+            shards,
+            tensors,
+            by_name,
+            config_json,
+            other_files,
+            ignored_files,
+            bytes_read,
+        })
     }
 
     pub fn source(&self) -> &S {
@@ -245,6 +259,13 @@ impl<S: ByteSource> Checkpoint<S> {
         }
         Ok(())
     }
+}
+
+/// Files that hold weights in some format.
+fn is_weight_file(name: &str) -> bool {
+    const EXTENSIONS: [&str; 10] = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx", ".npz"];
+    let lower = name.to_ascii_lowercase();
+    EXTENSIONS.iter().any(|e| lower.ends_with(e))
 }
 
 async fn read_small_text<S: ByteSource>(source: &S, info: &FileInfo, counter: &Cell<u64>) -> Result<String> {

@@ -45,6 +45,8 @@ pub struct Summary {
     pub problems: Vec<String>,
     /// Tensors the architecture does not use (carried through merges as they are).
     pub extra_tensors: Vec<String>,
+    /// Weight files given but not part of the checkpoint (not carried into outputs).
+    pub ignored_files: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +115,7 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
         bytes_read: ckpt.bytes_read(),
         problems,
         extra_tensors,
+        ignored_files: ckpt.ignored_files.iter().map(|f| f.name.clone()).collect(),
     }
 }
 
@@ -192,6 +195,9 @@ impl Summary {
             human_bytes(self.bytes_on_disk),
             human_bytes(self.bytes_read)
         );
+        if !self.ignored_files.is_empty() {
+            let _ = writeln!(s, "ignored (weights not part of this checkpoint): {}", self.ignored_files.join(", "));
+        }
         if !self.extra_tensors.is_empty() {
             let _ = writeln!(s, "tensors the architecture does not use: {}", self.extra_tensors.join(", "));
         }

@@ -214,6 +214,21 @@ fn written_checkpoint_mirrors_sharding_and_changes_only_replaced_tensors() {
 }
 
 #[test]
+fn stray_weight_files_are_ignored_and_never_carried() {
+    let mut src = tiny(2);
+    src.insert("pytorch_model.bin", vec![0; 64]);
+    src.insert("consolidated.safetensors", vec![0; 64]); // broken, but the index does not name it
+    src.insert("modeling_hypenet.py", b"# remote code".to_vec());
+    let ck = block_on(Checkpoint::open(src)).unwrap();
+    let ignored: Vec<&str> = ck.ignored_files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(ignored, ["pytorch_model.bin", "consolidated.safetensors"]);
+    let plan = PlanBuilder::new(&ck, 0).build(&Provenance::new("copy", serde_json::json!({}), vec![])).unwrap();
+    let names: Vec<&str> = plan.files.iter().map(|f| f.name.as_str()).collect();
+    assert!(names.contains(&"modeling_hypenet.py") && names.contains(&"config.json"), "{names:?}");
+    assert!(!names.iter().any(|n| n.ends_with(".bin") || n.starts_with("consolidated")), "{names:?}");
+}
+
+#[test]
 fn verification_catches_a_damaged_output() {
     let sft = block_on(Checkpoint::open(tiny(1))).unwrap();
     let plan = PlanBuilder::new(&sft, 0).build(&Provenance::new("copy", serde_json::json!({}), vec![])).unwrap();
