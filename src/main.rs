@@ -85,7 +85,7 @@ impl Progress {
     }
 }
 
-fn open(path: &PathBuf) -> Result<Checkpoint<FsSource>> {
+fn open(path: &std::path::Path) -> Result<Checkpoint<FsSource>> {
     block_on(Checkpoint::open(FsSource::open(path)?))
 }
 

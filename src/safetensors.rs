@@ -365,7 +365,7 @@ pub fn encode_header(tensors: &[TensorInfo], metadata: &BTreeMap<String, String>
         );
     }
     let mut json = serde_json::to_vec(&obj).expect("JSON of strings and integers");
-    while (8 + json.len()) % 8 != 0 {
+    while !(8 + json.len()).is_multiple_of(8) {
         json.push(b' ');
     }
     let mut out = Vec::with_capacity(8 + json.len());
