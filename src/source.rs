@@ -33,8 +33,16 @@ pub trait ByteSource {
     }
 }
 
+/// Finds file `name` and checks that `range` lies inside it; the one
+/// precondition every [`ByteSource::read`] shares.
+pub fn locate(files: &[FileInfo], name: &str, range: &Range<u64>) -> Result<usize> {
+    let i = files.iter().position(|f| f.name == name).ok_or_else(|| Error::io(name, "no such file"))?;
+    check_range(&files[i], range)?;
+    Ok(i)
+}
+
 /// Checks a requested range against the file it targets.
-pub fn check_range(file: &FileInfo, range: &Range<u64>) -> Result<()> {
+fn check_range(file: &FileInfo, range: &Range<u64>) -> Result<()> {
     if range.start > range.end || range.end > file.size {
         return Err(Error::io(
             &file.name,
@@ -88,8 +96,7 @@ impl ByteSource for MemSource {
     }
 
     async fn read(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>> {
-        let i = self.infos.iter().position(|f| f.name == name).ok_or_else(|| Error::io(name, "no such file"))?;
-        check_range(&self.infos[i], &range)?;
+        let i = locate(&self.infos, name, &range)?;
         Ok(self.data[i][range.start as usize..range.end as usize].to_vec())
     }
 }
@@ -104,7 +111,7 @@ mod native {
     use std::ops::Range;
     use std::path::{Path, PathBuf};
 
-    use super::{check_range, to_usize, ByteSource, FileInfo};
+    use super::{locate, to_usize, ByteSource, FileInfo};
     use crate::error::{Error, Result};
 
     /// Files on disk: either every regular file of one folder (not
@@ -153,8 +160,7 @@ mod native {
         }
 
         async fn read(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>> {
-            let i = self.infos.iter().position(|f| f.name == name).ok_or_else(|| Error::io(name, "no such file"))?;
-            check_range(&self.infos[i], &range)?;
+            let i = locate(&self.infos, name, &range)?;
             let mut buf = vec![0u8; to_usize(range.end - range.start, name)?];
             let mut f = File::open(&self.paths[i]).map_err(|e| Error::io(name, e))?;
             f.seek(SeekFrom::Start(range.start)).map_err(|e| Error::io(name, e))?;

@@ -15,7 +15,7 @@ use web_sys::{Blob, Document, Element, File, HtmlElement, HtmlInputElement};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
-use crate::source::{check_range, ByteSource, FileInfo};
+use crate::source::{locate, ByteSource, FileInfo};
 use crate::summary::{arch_of, human_bytes, human_count, summarize, Summary};
 use crate::writer::{verify_written, OutputPlan, PlanBuilder, Part, Provenance, SourceFingerprint};
 
@@ -92,8 +92,7 @@ impl ByteSource for BrowserSource {
     }
 
     async fn read(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>> {
-        let i = self.infos.iter().position(|f| f.name == name).ok_or_else(|| Error::io(name, "no such file"))?;
-        check_range(&self.infos[i], &range)?;
+        let i = locate(&self.infos, name, &range)?;
         // One slice per request: Chrome refuses ArrayBuffers over 2 GB, so
         // callers read per tensor or per chunk, never per file.
         let blob = self.files[i]
