@@ -136,15 +136,20 @@ fn render_summary(s: &Summary) -> Option<()> {
     root.set_text_content(None);
 
     let facts = doc.create_element("dl").ok()?;
-    let fact = |label: &str, value: &str, field: &str| -> Option<()> {
+    let fact = |label: &str, value: &str, field: &str| -> Option<Element> {
         add(&doc, &facts, "dt", label)?;
-        add(&doc, &facts, "dd", value)?.set_attribute("data-field", field).ok()
+        let dd = add(&doc, &facts, "dd", value)?;
+        dd.set_attribute("data-field", field).ok()?;
+        Some(dd)
     };
     let files: Vec<String> = s.files.iter().map(|f| format!("{} ({})", f.name, human_bytes(f.size))).collect();
     fact("Files", &files.join(", "), "files")?;
     fact("Config", s.config, "config")?;
-    fact("Parameters", &s.parameters.to_string(), "parameters")?;
-    fact("", &human_count(s.parameters), "parameters-human")?;
+    let params = fact("Parameters", &format!(" ({})", human_count(s.parameters)), "parameters-human")?;
+    let exact = doc.create_element("span").ok()?;
+    exact.set_text_content(Some(&s.parameters.to_string()));
+    exact.set_attribute("data-field", "parameters").ok()?;
+    params.prepend_with_node_1(&exact).ok()?;
     fact("On disk", &human_bytes(s.bytes_on_disk), "bytes-on-disk")?;
     fact("Read to get here", &human_bytes(s.bytes_read), "bytes-read")?;
     let dims = format!("vocab {}, hidden {}, intermediate {}", s.vocab_size, s.hidden_size, s.intermediate_size);

@@ -1,6 +1,6 @@
 // Thin bootstrap: load the wasm, and turn dropped folders into file lists
 // (the entries API is callback-shaped and far simpler to walk from JS).
-import init, { open_checkpoint } from "./pkg/qklab.js";
+import init, { open_checkpoint, copy_opened_checkpoint } from "./pkg/qklab.js";
 
 async function filesOf(entry) {
   if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
@@ -29,4 +29,6 @@ function wireDrop(zone) {
 }
 
 await init();
+// For tests and the console: the browser writer on the checkpoint shown.
+window.qklab = { copyOpenedCheckpoint: copy_opened_checkpoint };
 wireDrop(document.getElementById("drop"));

@@ -48,7 +48,9 @@ impl Gpu {
 
     /// One line naming the adapter, for logs and the page.
     pub fn describe(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        // Browsers may hide the adapter's name.
+        let name = if self.info.name.is_empty() { "unnamed adapter" } else { &self.info.name };
+        format!("{name} ({:?}, {:?})", self.info.backend, self.info.device_type)
     }
 
     /// A compute pipeline from WGSL source and an entry point.

@@ -1,0 +1,291 @@
+// Headless-Chromium smoke test of the qklab web UI (run by `cargo xtask test`).
+//
+//   node tests/browser/smoke.mjs <base-url> <fixture-dir>
+//
+// <base-url> serves www/ (with www/pkg built); <fixture-dir> holds a
+// `qklab synth` checkpoint (config.json, sharded *.safetensors, index).
+// Uses the system Chromium ($CHROMIUM, default /usr/bin/chromium) through
+// playwright-core; WebGPU runs on SwiftShader. Screenshots of every step go
+// to target/browser-screens/NN-name.png. Prints `browser: N passed, M failed`
+// and exits non-zero on any failure.
+
+import { chromium } from 'playwright-core';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const STEP_TIMEOUT_MS = 60_000; // SwiftShader is slow
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--enable-unsafe-webgpu', // the flag that actually exposes navigator.gpu here
+  '--use-webgpu-adapter=swiftshader',
+  '--enable-features=Vulkan',
+  '--disable-gpu-sandbox',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+const [baseArg, fixtureArg] = process.argv.slice(2);
+if (!baseArg || !fixtureArg) {
+  console.error('usage: node smoke.mjs <base-url> <fixture-dir>');
+  process.exit(2);
+}
+const baseUrl = new URL(baseArg).href;
+const fixtureDir = path.resolve(fixtureArg);
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const screensDir = path.join(repoRoot, 'target', 'browser-screens');
+fs.rmSync(screensDir, { recursive: true, force: true });
+fs.mkdirSync(screensDir, { recursive: true });
+
+// ---------------------------------------------------------------- fixture facts
+
+/** Parse a safetensors header: 8-byte LE length + JSON. */
+function safetensorsHeader(file) {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const lenBuf = Buffer.alloc(8);
+    if (fs.readSync(fd, lenBuf, 0, 8, 0) !== 8) throw new Error(`${file}: shorter than 8 bytes`);
+    const len = lenBuf.readBigUInt64LE(0);
+    if (len > 100n * 1024n * 1024n) throw new Error(`${file}: header length ${len} is implausible`);
+    const json = Buffer.alloc(Number(len));
+    if (fs.readSync(fd, json, 0, json.length, 8) !== json.length) throw new Error(`${file}: truncated header`);
+    return JSON.parse(json.toString('utf8'));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** Find the first value of `key` anywhere in a JSON tree (config may nest it). */
+function findKey(obj, key) {
+  if (obj === null || typeof obj !== 'object') return undefined;
+  if (Object.prototype.hasOwnProperty.call(obj, key)) return obj[key];
+  for (const v of Object.values(obj)) {
+    const found = findKey(v, key);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+const fixtureFiles = fs.readdirSync(fixtureDir).sort().map((f) => path.join(fixtureDir, f))
+  .filter((f) => fs.statSync(f).isFile());
+const shardFiles = fixtureFiles.filter((f) => f.endsWith('.safetensors'));
+let totalNumel = 0n;
+for (const shard of shardFiles) {
+  for (const [name, info] of Object.entries(safetensorsHeader(shard))) {
+    if (name === '__metadata__') continue;
+    totalNumel += info.shape.reduce((acc, d) => acc * BigInt(d), 1n);
+  }
+}
+const config = JSON.parse(fs.readFileSync(path.join(fixtureDir, 'config.json'), 'utf8'));
+const mixerTypes = findKey(config, 'mixer_types');
+if (!Array.isArray(mixerTypes)) {
+  console.error(`browser: fixture config.json has no mixer_types array (${fixtureDir})`);
+  process.exit(1);
+}
+const expectedAttn = mixerTypes.filter((m) => m === 'attn').length;
+console.log(`browser: fixture ${fixtureDir}: ${fixtureFiles.length} files, ${shardFiles.length} shards, ` +
+  `${totalNumel} parameters, ${expectedAttn}/${mixerTypes.length} attn layers`);
+
+// ---------------------------------------------------------------- browser
+
+const consoleLines = [];
+const pageErrors = [];
+const failedRequests = [];
+
+const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
+console.log(`browser: launching ${executablePath} (headless) ${CHROMIUM_ARGS.join(' ')}`);
+let browser;
+try {
+  browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+} catch (e) {
+  console.log(`browser: cannot launch ${executablePath}: ${String(e.message).split('\n')[0]}`);
+  console.log(`browser: 0 passed, 1 failed`);
+  process.exit(1);
+}
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+const page = await context.newPage();
+page.setDefaultTimeout(STEP_TIMEOUT_MS);
+page.on('console', (msg) => {
+  const loc = msg.location();
+  const where = loc && loc.url ? ` (${loc.url}:${loc.lineNumber})` : '';
+  consoleLines.push(`[${msg.type()}] ${msg.text()}${where}`);
+});
+page.on('pageerror', (err) => pageErrors.push(String(err && err.stack ? err.stack : err)));
+page.on('crash', () => pageErrors.push('page crashed'));
+page.on('requestfailed', (req) => failedRequests.push(`${req.url()}: ${req.failure()?.errorText}`));
+page.on('response', (res) => {
+  if (res.status() >= 400) failedRequests.push(`${res.url()}: HTTP ${res.status()}`);
+});
+
+const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qklab-smoke-'));
+
+const textOf = (sel) => page.locator(sel).first().textContent({ timeout: 5_000 }).then((t) => (t ?? '').trim());
+
+// ---------------------------------------------------------------- checks
+
+const checks = [
+  {
+    name: 'page-loads',
+    async run() {
+      const res = await page.goto(baseUrl, { waitUntil: 'load' });
+      assert.ok(res && res.ok(), `GET ${baseUrl} -> ${res && res.status()}`);
+      await page.waitForFunction(() => document.body && document.body.dataset.ready === '1', null,
+        { timeout: STEP_TIMEOUT_MS });
+    },
+  },
+  {
+    name: 'summary',
+    needs: 'page-loads',
+    async run() {
+      await page.locator('#pick-files').setInputFiles(fixtureFiles);
+      const rows = page.locator('#summary [data-layer]');
+      await rows.first().waitFor({ state: 'attached', timeout: STEP_TIMEOUT_MS });
+      const params = page.locator('#summary [data-field="parameters"]');
+      await params.first().waitFor({ state: 'attached', timeout: STEP_TIMEOUT_MS });
+      const attnRows = await page.locator('#summary [data-layer][data-mixer="attn"]').count();
+      assert.equal(attnRows, expectedAttn,
+        `rows with data-mixer="attn" (of ${await rows.count()} layer rows) vs attn entries in config mixer_types`);
+      const shown = await textOf('#summary [data-field="parameters"]');
+      assert.equal(shown, totalNumel.toString(), 'parameters field vs sum of tensor numel in the shards');
+    },
+  },
+  {
+    // The browser writer: the checkpoint shown is rewritten into Blobs made
+    // of File.slice()s plus a new header; parsed here by our own reader,
+    // every tensor's bytes must equal the input's and provenance be recorded.
+    name: 'browser-writer',
+    needs: 'summary',
+    async run() {
+      const out = await page.evaluate(async () => {
+        const files = await window.qklab.copyOpenedCheckpoint();
+        const result = {};
+        for (const f of files) {
+          const bytes = new Uint8Array(await f.arrayBuffer());
+          let bin = '';
+          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+          result[f.name] = btoa(bin);
+        }
+        return result;
+      });
+      const names = Object.keys(out).sort();
+      assert.deepEqual(names, fixtureFiles.map((f) => path.basename(f)).sort(), 'output files mirror the input folder');
+      for (const shard of shardFiles) {
+        const name = path.basename(shard);
+        const written = Buffer.from(out[name], 'base64');
+        const tmp = path.join(tmpDir, name);
+        fs.writeFileSync(tmp, written);
+        const header = safetensorsHeader(tmp);
+        const inHeader = safetensorsHeader(shard);
+        const input = fs.readFileSync(shard);
+        const inStart = 8 + Number(input.readBigUInt64LE(0));
+        const outStart = 8 + Number(written.readBigUInt64LE(0));
+        const prov = JSON.parse(header.__metadata__['qklab.provenance']);
+        assert.equal(prov.method, 'copy', `${name}: provenance method`);
+        assert.equal(header.__metadata__.format, inHeader.__metadata__.format, `${name}: source metadata kept`);
+        for (const [t, info] of Object.entries(inHeader)) {
+          if (t === '__metadata__') continue;
+          const o = header[t];
+          assert.ok(o, `${name}: tensor ${t} missing from the output`);
+          assert.deepEqual([o.dtype, o.shape], [info.dtype, info.shape], `${name}: ${t} dtype/shape`);
+          const a = input.subarray(inStart + info.data_offsets[0], inStart + info.data_offsets[1]);
+          const b = written.subarray(outStart + o.data_offsets[0], outStart + o.data_offsets[1]);
+          assert.ok(a.equals(b), `${name}: ${t} bytes differ`);
+        }
+      }
+    },
+  },
+  {
+    name: 'gpu-selftest',
+    needs: 'page-loads',
+    async run() {
+      await page.locator('#gpu-selftest').click();
+      await page.waitForFunction(() => {
+        const t = (document.querySelector('#gpu-status')?.textContent ?? '').trim();
+        return t.startsWith('GPU self-test passed') || t.startsWith('GPU self-test failed') || t.includes('no WebGPU');
+      }, null, { timeout: STEP_TIMEOUT_MS });
+      const status = await textOf('#gpu-status');
+      assert.ok(status.startsWith('GPU self-test passed'), `#gpu-status: ${JSON.stringify(status)}`);
+    },
+  },
+  {
+    name: 'rejects-png',
+    needs: 'page-loads',
+    async run() {
+      const fake = path.join(tmpDir, 'fake.safetensors');
+      fs.writeFileSync(fake, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(8)]));
+      await page.locator('#pick-files').setInputFiles([fake]);
+      await page.waitForFunction(() => (document.querySelector('#status')?.textContent ?? '').includes('PNG'), null,
+        { timeout: STEP_TIMEOUT_MS }).catch(() => {});
+      const status = await textOf('#status');
+      assert.ok(status.includes('PNG'), `#status should mention PNG, got ${JSON.stringify(status)}`);
+      assert.equal(await page.locator('#status').getAttribute('role'), 'alert', '#status role');
+    },
+  },
+  {
+    name: 'no-page-errors',
+    async run() {
+      const csp = consoleLines.filter((l) => /Content Security Policy/i.test(l));
+      assert.deepEqual(pageErrors, [], 'uncaught exceptions / crashes in the page');
+      assert.deepEqual(csp, [], 'Content-Security-Policy violations');
+    },
+  },
+];
+
+let passed = 0;
+let failed = 0;
+const ok = new Set();
+for (const [i, check] of checks.entries()) {
+  const label = `${String(i + 1).padStart(2, '0')}-${check.name}`;
+  const started = Date.now();
+  let error = null;
+  let skipped = false;
+  if (check.needs && !ok.has(check.needs)) {
+    skipped = true;
+    error = new Error(`not run: needs ${check.needs} (counted as failed)`);
+  } else {
+    try {
+      await check.run();
+    } catch (e) {
+      error = e;
+    }
+  }
+  const secs = ((Date.now() - started) / 1000).toFixed(1);
+  const shot = path.join(screensDir, `${label}.png`);
+  await page.screenshot({ path: shot, fullPage: true, timeout: STEP_TIMEOUT_MS }).catch((e) => {
+    console.log(`browser: (screenshot ${shot} failed: ${e.message.split('\n')[0]})`);
+  });
+  if (error) {
+    failed += 1;
+    console.log(`browser: ${skipped ? 'SKIP' : 'FAIL'} ${label} (${secs}s)`);
+    console.log(String(error && error.message ? error.message : error).replace(/^/gm, '    '));
+  } else {
+    passed += 1;
+    ok.add(check.name);
+    console.log(`browser: ok   ${label} (${secs}s)`);
+  }
+}
+
+if (failed > 0) {
+  const dump = (title, lines) => {
+    console.log(`browser: ${title}: ${lines.length ? '' : '(none)'}`);
+    for (const l of lines) console.log(`    ${l}`);
+  };
+  dump('page errors', pageErrors);
+  dump('console messages', consoleLines.filter((l) => l.startsWith('[error]') || l.startsWith('[warning]')));
+  dump('failed requests', failedRequests);
+  try {
+    console.log(`browser: #status: ${JSON.stringify(await textOf('#status'))}`);
+    console.log(`browser: #gpu-status: ${JSON.stringify(await textOf('#gpu-status'))}`);
+  } catch { /* page may be gone */ }
+  console.log(`browser: screenshots in ${screensDir}`);
+}
+
+await browser.close().catch(() => {});
+fs.rmSync(tmpDir, { recursive: true, force: true });
+console.log(`browser: ${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
