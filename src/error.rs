@@ -84,6 +84,12 @@ pub enum Error {
     #[error("the checkpoint does not match its HypeNet config:\n{}", lines(.problems))]
     ConfigMismatch { problems: Vec<String> },
 
+    #[error("the two checkpoints cannot be merged:\n{}", lines(.problems))]
+    Incompatible { problems: Vec<String> },
+
+    #[error("the recipe does not match these checkpoints:\n{}", lines(.problems))]
+    RecipeMismatch { problems: Vec<String> },
+
     #[error("cannot infer a HypeNet architecture from the tensors: {reason}")]
     Infer { reason: String },
 

@@ -9,6 +9,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod error;
 pub mod gpu;
+pub mod merge;
 pub mod safetensors;
 pub mod source;
 pub mod summary;

@@ -7,6 +7,11 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use qklab::checkpoint::Checkpoint;
+use qklab::merge::drift::drift;
+use qklab::merge::plan::plan_merge;
+use qklab::merge::recipe::Recipe;
+use qklab::merge::{MergeSpec, Method};
+use qklab::writer::{write_to_dir, OutputFile, Part};
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, FsSource};
 use qklab::summary::{arch_of, human_bytes, summarize};
@@ -33,6 +38,49 @@ enum Command {
     Verify {
         ckpt: PathBuf,
     },
+    /// Merge pre-SFT projections into the SFT checkpoint (QK-Restore and friends).
+    Merge {
+        #[arg(long)]
+        pre: PathBuf,
+        #[arg(long)]
+        sft: PathBuf,
+        /// qk-restore (default), q-restore, k-restore, v-restore or qk-pro.
+        #[arg(long, conflicts_with = "recipe")]
+        method: Option<String>,
+        /// Blend: W = W_sft + alpha (W_pre - W_sft); 1 restores.
+        #[arg(long, conflicts_with = "recipe")]
+        alpha: Option<f32>,
+        /// QK-Pro strength.
+        #[arg(long, conflicts_with = "recipe")]
+        beta: Option<f32>,
+        /// Softmax layers to touch, e.g. 2,3,6 (default: all of them).
+        #[arg(long, value_delimiter = ',', conflicts_with = "recipe")]
+        layers: Option<Vec<usize>>,
+        /// Also take q_norm / k_norm from pre.
+        #[arg(long, conflicts_with = "recipe")]
+        include_norms: bool,
+        /// Re-run the merge a recipe describes (the sources must match its fingerprints).
+        #[arg(long)]
+        recipe: Option<PathBuf>,
+        /// Write the recipe of this merge here (it is also in the output's metadata and folder).
+        #[arg(long)]
+        recipe_out: Option<PathBuf>,
+        /// Write an equivalent mergekit YAML here (copy-only methods and blends).
+        #[arg(long)]
+        mergekit_out: Option<PathBuf>,
+        /// A new or empty folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Relative drift of every tensor from pre to sft (per head for softmax q/k).
+    Drift {
+        #[arg(long)]
+        pre: PathBuf,
+        #[arg(long)]
+        sft: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a HypeNet-shaped checkpoint with random weights.
     Synth {
         /// tiny, demo, or 2b (HypeNet-2B's shapes).
@@ -56,15 +104,17 @@ enum Command {
 /// Progress on stderr, at most twice a second, only for work that lasts.
 struct Progress {
     what: &'static str,
+    bytes: bool,
     start: Instant,
     last: Instant,
     shown: bool,
 }
 
 impl Progress {
-    fn new(what: &'static str) -> Self {
+    /// `bytes`: the counts are bytes (else plain counts).
+    fn new(what: &'static str, bytes: bool) -> Self {
         let now = Instant::now();
-        Progress { what, start: now, last: now, shown: false }
+        Progress { what, bytes, start: now, last: now, shown: false }
     }
 
     fn update(&mut self, done: u64, total: u64) {
@@ -75,7 +125,8 @@ impl Progress {
         self.last = now;
         self.shown = true;
         let pct = if total == 0 { 100.0 } else { done as f64 * 100.0 / total as f64 };
-        eprint!("\r{}: {} of {} ({pct:.0}%)   ", self.what, human_bytes(done), human_bytes(total));
+        let show = |n: u64| if self.bytes { human_bytes(n) } else { n.to_string() };
+        eprint!("\r{}: {} of {} ({pct:.0}%)   ", self.what, show(done), show(total));
     }
 
     fn finish(&self) {
@@ -84,6 +135,9 @@ impl Progress {
         }
     }
 }
+
+/// The recipe's name inside a merged folder.
+const RECIPE_FILE: &str = "qklab-recipe.json";
 
 fn open(path: &std::path::Path) -> Result<Checkpoint<FsSource>> {
     block_on(Checkpoint::open(FsSource::open(path)?))
@@ -115,7 +169,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Verify { ckpt } => {
             let ck = open(&ckpt)?;
-            let mut progress = Progress::new("checking values");
+            let mut progress = Progress::new("checking values", true);
             let checked = block_on(ck.check_values(|d, t| progress.update(d, t)));
             progress.finish();
             checked?;
@@ -125,6 +179,83 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ck.shards.len(),
                 human_bytes(ck.bytes_read())
             );
+        }
+        Command::Merge { pre, sft, method, alpha, beta, layers, include_norms, recipe, recipe_out, mergekit_out, out } => {
+            let (pre_ck, sft_ck) = (open(&pre)?, open(&sft)?);
+            let spec = match recipe {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
+                    let recipe = Recipe::from_json(&text)?;
+                    block_on(recipe.check_sources(&pre_ck, &sft_ck))?;
+                    recipe.spec
+                }
+                None => MergeSpec {
+                    method: Method::parse(method.as_deref().unwrap_or("qk-restore"))?,
+                    alpha: alpha.unwrap_or(1.0),
+                    beta: beta.unwrap_or(1.0),
+                    layers,
+                    include_norms,
+                },
+            };
+            let started = Instant::now();
+            let merge = block_on(plan_merge(&pre_ck, &sft_ck, &spec))?;
+            for note in &merge.notes {
+                eprintln!("note: {note}");
+            }
+            let mut plan = merge.plan;
+            let recipe_json = merge.recipe.to_json();
+            // A recipe carried over from an earlier merge is replaced by this one.
+            plan.files.retain(|f| f.name != RECIPE_FILE);
+            plan.files.push(OutputFile {
+                name: RECIPE_FILE.into(),
+                parts: vec![Part::Bytes(std::sync::Arc::new(recipe_json.clone().into_bytes()))],
+                tensors: None,
+            });
+            let mut progress = Progress::new("writing", true);
+            let written = block_on(write_to_dir(&plan, &[sft_ck.source(), pre_ck.source()], &out, |d, t| progress.update(d, t)));
+            progress.finish();
+            written?;
+            if let Some(path) = recipe_out {
+                std::fs::write(&path, &recipe_json).map_err(|e| Error::io(path.display(), e))?;
+            }
+            if let Some(path) = mergekit_out {
+                let dtype = match sft_ck.tensors.first().map(|t| t.dtype) {
+                    Some(Dtype::F16) => "float16",
+                    Some(Dtype::F32) => "float32",
+                    _ => "bfloat16",
+                };
+                let yaml = merge.recipe.to_mergekit_yaml(&pre.display().to_string(), &sft.display().to_string(), dtype)?;
+                std::fs::write(&path, yaml).map_err(|e| Error::io(path.display(), e))?;
+            }
+            println!(
+                "{}: {} tensors from pre ({}), {} copied, {} in {:.2} s -> {}",
+                merge.recipe.spec.method.name(),
+                merge.changed.len(),
+                if spec.is_copy_only() { "byte ranges, nothing decoded" } else { "recomputed" },
+                human_bytes(plan.copied_bytes()),
+                human_bytes(plan.total_bytes()),
+                started.elapsed().as_secs_f64(),
+                out.display()
+            );
+        }
+        Command::Drift { pre, sft, json } => {
+            let (pre_ck, sft_ck) = (open(&pre)?, open(&sft)?);
+            let mut progress = Progress::new("drift: tensors", false);
+            let report = block_on(drift(&pre_ck, &sft_ck, |d, t| progress.update(d as u64, t as u64)));
+            progress.finish();
+            let report = report?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+            } else {
+                println!("layer  mixer            q       k       v       o       gate    mlp");
+                for l in &report.layers {
+                    println!(
+                        "{:>5}  {:<15}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}{}",
+                        l.index, l.mixer, l.q, l.k, l.v, l.o, l.gate, l.mlp, if l.softmax { " *" } else { "" }
+                    );
+                }
+                println!("relative Frobenius drift ||W_sft - W_pre|| / ||W_pre||; * softmax layers");
+            }
         }
         Command::Synth { preset, shards, seed, dtype, sparse, out } => {
             let layout = qklab::synth::write_dir(&out, &preset, shards, parse_dtype(&dtype)?, seed, sparse)?;

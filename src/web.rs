@@ -214,7 +214,8 @@ pub async fn copy_opened_checkpoint() -> std::result::Result<Array, JsError> {
     let files = OPENED.with(|o| o.borrow().clone());
     let source = BrowserSource::new(files).map_err(|e| JsError::new(&e.to_string()))?;
     let ckpt = Checkpoint::open(source).await.map_err(|e| JsError::new(&e.to_string()))?;
-    let provenance = Provenance::new("copy", serde_json::json!({}), vec![SourceFingerprint::of("input", &ckpt)]);
+    let input = SourceFingerprint::of("input", &ckpt).await.map_err(|e| JsError::new(&e.to_string()))?;
+    let provenance = Provenance::new("copy", serde_json::json!({}), vec![input]);
     let plan = PlanBuilder::new(&ckpt, 0).build(&provenance).map_err(|e| JsError::new(&e.to_string()))?;
     let blobs = plan_to_blobs(&plan, &[ckpt.source()]).await.map_err(|e| JsError::new(&e.to_string()))?;
     let out = Array::new();

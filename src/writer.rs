@@ -100,8 +100,10 @@ pub struct Provenance {
     pub sources: Vec<SourceFingerprint>,
 }
 
-/// An input checkpoint, identified by its weight files' names, sizes and
-/// header hashes (hashing whole files would mean reading gigabytes).
+/// An input checkpoint, identified by its weight files' names, sizes,
+/// header hashes, and a hash of a sample of their data: headers alone
+/// cannot tell pre from sft (same tensors, same layout), and hashing whole
+/// files would mean reading gigabytes.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct SourceFingerprint {
     pub role: String,
@@ -113,22 +115,42 @@ pub struct FileFingerprint {
     pub name: String,
     pub size: u64,
     pub header_sha256: String,
+    /// SHA-256 of up to three 64 KiB windows of the data section (start, middle, end).
+    pub sample_sha256: String,
 }
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Bytes per sampled window of a fingerprint.
+const SAMPLE: u64 = 64 << 10;
+
 impl SourceFingerprint {
-    pub fn of<S: ByteSource>(role: &str, ckpt: &Checkpoint<S>) -> Self {
-        SourceFingerprint {
-            role: role.into(),
-            files: ckpt
-                .shards
-                .iter()
-                .map(|s| FileFingerprint { name: s.file.name.clone(), size: s.file.size, header_sha256: hex(&s.header_sha256) })
-                .collect(),
+    pub async fn of<S: ByteSource>(role: &str, ckpt: &Checkpoint<S>) -> Result<Self> {
+        use sha2::Digest;
+        let mut files = Vec::with_capacity(ckpt.shards.len());
+        for s in &ckpt.shards {
+            let (start, end) = (s.header.data_start(), s.file.size);
+            let len = end - start;
+            let mut windows = vec![start..start + len.min(SAMPLE)];
+            if len > SAMPLE {
+                let mid = start + len / 2 - (SAMPLE / 2).min(len / 2);
+                windows.push(mid..(mid + SAMPLE).min(end));
+                windows.push(end - SAMPLE..end);
+            }
+            let mut hasher = sha2::Sha256::new();
+            for w in windows {
+                hasher.update(ckpt.source().read(&s.file.name, w).await?);
+            }
+            files.push(FileFingerprint {
+                name: s.file.name.clone(),
+                size: s.file.size,
+                header_sha256: hex(&s.header_sha256),
+                sample_sha256: hex(&hasher.finalize()),
+            });
         }
+        Ok(SourceFingerprint { role: role.into(), files })
     }
 }
 

@@ -182,7 +182,7 @@ fn written_checkpoint_mirrors_sharding_and_changes_only_replaced_tensors() {
     plan.replace(k, TensorData::Bytes(Arc::new(new_k.clone()))).unwrap();
     // A wrong-sized replacement is refused.
     assert!(plan.replace(k, TensorData::Bytes(Arc::new(vec![0; 3]))).unwrap_err().to_string().contains("expected BF16"));
-    let prov = Provenance::new("qk-restore", serde_json::json!({}), vec![SourceFingerprint::of("pre", &pre), SourceFingerprint::of("sft", &sft)]);
+    let prov = Provenance::new("qk-restore", serde_json::json!({}), vec![block_on(SourceFingerprint::of("pre", &pre)).unwrap(), block_on(SourceFingerprint::of("sft", &sft)).unwrap()]);
     let plan = plan.build(&prov).unwrap();
 
     let dir = tempfile::tempdir().unwrap();

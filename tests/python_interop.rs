@@ -93,7 +93,7 @@ fn python_reads_what_we_write_bit_for_bit() {
     let new_bf16 = bytes(30, 200);
     let mut plan = PlanBuilder::new(&ckpt, 0);
     plan.replace("w.bf16", TensorData::Bytes(Arc::new(new_bf16.clone()))).unwrap();
-    let prov = Provenance::new("test", serde_json::json!({"alpha": 1.0}), vec![SourceFingerprint::of("sft", &ckpt)]);
+    let prov = Provenance::new("test", serde_json::json!({"alpha": 1.0}), vec![block_on(SourceFingerprint::of("sft", &ckpt)).unwrap()]);
     let plan = plan.build(&prov).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");

@@ -1,0 +1,126 @@
+//! Drift of sft from pre (the paper's Figures 5 and 6): per tensor the
+//! relative Frobenius distance ||W_sft - W_pre|| / ||W_pre||, per head for
+//! q and k of the softmax layers, and a layers x {q, k, v, o, gate, mlp}
+//! map. Streamed: one tensor pair in memory at a time.
+
+use serde::Serialize;
+
+use super::compat::check_pair;
+use crate::checkpoint::Checkpoint;
+use crate::config::Mixer;
+use crate::error::Result;
+use crate::source::ByteSource;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorDrift {
+    pub name: String,
+    pub drift: f64,
+    /// Per head (rows of head_dim), for q/k of softmax layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerDrift {
+    pub index: usize,
+    pub mixer: String,
+    pub softmax: bool,
+    /// q, k, v, o, gate (o_gate or z_proj), mlp (the three together).
+    pub q: f64,
+    pub k: f64,
+    pub v: f64,
+    pub o: f64,
+    pub gate: f64,
+    pub mlp: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    pub tensors: Vec<TensorDrift>,
+    pub layers: Vec<LayerDrift>,
+    /// Tensors skipped because their dtype is not a float we read.
+    pub skipped: Vec<String>,
+}
+
+/// Squared Frobenius norms of (sft - pre) and pre, in row blocks of `rows` elements.
+fn sq_norms(pre: &[f32], sft: &[f32], block: usize) -> Vec<(f64, f64)> {
+    pre.chunks(block.max(1))
+        .zip(sft.chunks(block.max(1)))
+        .map(|(p, s)| {
+            p.iter().zip(s).fold((0.0, 0.0), |(d, n), (p, s)| {
+                let (p, s) = (*p as f64, *s as f64);
+                (d + (s - p) * (s - p), n + p * p)
+            })
+        })
+        .collect()
+}
+
+fn ratio((d, n): (f64, f64)) -> f64 {
+    if n > 0.0 {
+        (d / n).sqrt()
+    } else if d > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
+
+pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut progress: impl FnMut(usize, usize)) -> Result<DriftReport> {
+    let arch = check_pair(pre, sft)?;
+    let mut tensors = Vec::new();
+    let mut skipped = Vec::new();
+    // Per layer, per column: (squared diff, squared norm) accumulated.
+    let mut acc = vec![[(0.0f64, 0.0f64); 6]; arch.num_layers()];
+    let total = sft.tensors.len();
+    for (i, t) in sft.tensors.iter().enumerate() {
+        progress(i, total);
+        if !t.dtype.is_float_readable() {
+            skipped.push(t.name.clone());
+            continue;
+        }
+        let (p, s) = (pre.read_tensor_f32(&t.name, "drift").await?, sft.read_tensor_f32(&t.name, "drift").await?);
+        let layer = t.name.strip_prefix("model.layers.").and_then(|r| r.split('.').next()?.parse::<usize>().ok());
+        let leaf = t.name.rsplit_once(".self_attn.").map(|(_, l)| l).or_else(|| t.name.rsplit_once(".mlp.").map(|_| "mlp"));
+        let head_rows = match (layer, leaf) {
+            (Some(l), Some("q_proj.weight" | "k_proj.weight")) if arch.mixers.get(l) == Some(&Mixer::Softmax) => {
+                Some(arch.attn.head_dim as usize * arch.hidden_size as usize)
+            }
+            _ => None,
+        };
+        let whole = sq_norms(&p, &s, p.len())[0];
+        let heads = head_rows.map(|rows| sq_norms(&p, &s, rows).into_iter().map(ratio).collect());
+        tensors.push(TensorDrift { name: t.name.clone(), drift: ratio(whole), heads });
+        let column = match leaf {
+            Some("q_proj.weight") => Some(0),
+            Some("k_proj.weight") => Some(1),
+            Some("v_proj.weight") => Some(2),
+            Some("o_proj.weight") => Some(3),
+            Some("o_gate.weight" | "z_proj.weight") => Some(4),
+            Some("mlp") => Some(5),
+            _ => None,
+        };
+        if let (Some(l), Some(c)) = (layer, column) {
+            if let Some(slot) = acc.get_mut(l) {
+                slot[c].0 += whole.0;
+                slot[c].1 += whole.1;
+            }
+        }
+    }
+    progress(total, total);
+    let layers = acc
+        .iter()
+        .enumerate()
+        .map(|(index, a)| LayerDrift {
+            index,
+            mixer: arch.mixer_names[index].clone(),
+            softmax: arch.mixers[index] == Mixer::Softmax,
+            q: ratio(a[0]),
+            k: ratio(a[1]),
+            v: ratio(a[2]),
+            o: ratio(a[3]),
+            gate: ratio(a[4]),
+            mlp: ratio(a[5]),
+        })
+        .collect();
+    Ok(DriftReport { tensors, layers, skipped })
+}

@@ -1,0 +1,119 @@
+//! Turning a [`MergeSpec`] into an output plan over (sft, pre).
+
+use std::sync::Arc;
+
+use super::compat::check_pair;
+use super::qkpro::{qk_pro, QkShape};
+use super::recipe::Recipe;
+use super::{norm_name, proj_name, MergeSpec, Method, PRE, SFT};
+use crate::checkpoint::{Checkpoint, TensorEntry};
+use crate::config::{Arch, Mixer};
+use crate::error::{Error, Result};
+use crate::safetensors::encode_f32;
+use crate::source::ByteSource;
+use crate::writer::{OutputPlan, PlanBuilder, Provenance, TensorData};
+
+/// A planned merge: the output, the recipe that reproduces it, and what it did.
+pub struct Merge {
+    pub plan: OutputPlan,
+    pub recipe: Recipe,
+    /// Tensors whose output differs from sft's (taken or computed from pre).
+    pub changed: Vec<String>,
+    /// Things the user should know (a singular Gram matrix, …).
+    pub notes: Vec<String>,
+}
+
+/// The softmax layers a spec touches, checked against the architecture.
+pub fn resolve_layers(spec: &MergeSpec, arch: &Arch) -> Result<Vec<usize>> {
+    let softmax = arch.softmax_layers();
+    let Some(layers) = &spec.layers else { return Ok(softmax) };
+    let mut out = layers.clone();
+    out.sort_unstable();
+    out.dedup();
+    for &l in &out {
+        if l >= arch.num_layers() {
+            return Err(Error::Usage(format!("layer {l} does not exist (the model has {} layers)", arch.num_layers())));
+        }
+        if arch.mixers[l] != Mixer::Softmax {
+            return Err(Error::Usage(format!("layer {l} is a Lightning layer; the softmax layers are {softmax:?}")));
+        }
+    }
+    Ok(out)
+}
+
+fn entry<'a, S: ByteSource>(ck: &'a Checkpoint<S>, name: &str) -> Result<&'a TensorEntry> {
+    ck.tensor(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })
+}
+
+fn copy_from_pre<S: ByteSource>(pre: &Checkpoint<S>, name: &str) -> Result<TensorData> {
+    let e = entry(pre, name)?.clone();
+    Ok(TensorData::Copy { source: PRE, file: pre.shard_of(&e).file.name.clone(), entry: e })
+}
+
+/// W_sft + alpha (W_pre - W_sft) in f32, in the tensor's dtype.
+async fn blend<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, name: &str, alpha: f32) -> Result<TensorData> {
+    let what = "a blend (alpha < 1)";
+    let (p, s) = (pre.read_tensor_f32(name, what).await?, sft.read_tensor_f32(name, what).await?);
+    let out: Vec<f32> = s.iter().zip(&p).map(|(s, p)| s + alpha * (p - s)).collect();
+    Ok(TensorData::Bytes(Arc::new(encode_f32(name, entry(sft, name)?.dtype, &out, what)?)))
+}
+
+/// Plans the merge of `pre` into `sft` described by `spec`.
+pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, spec: &MergeSpec) -> Result<Merge> {
+    spec.validate()?;
+    let arch = check_pair(pre, sft)?;
+    let layers = resolve_layers(spec, &arch)?;
+    let mut builder = PlanBuilder::new(sft, SFT);
+    let mut changed = Vec::new();
+    let mut notes = Vec::new();
+
+    for &layer in &layers {
+        let mut names = Vec::new();
+        for proj in spec.method.projections() {
+            names.push(proj_name(layer, proj, "weight"));
+            let bias = proj_name(layer, proj, "bias");
+            if sft.tensor(&bias).is_some() {
+                names.push(bias);
+            }
+            if spec.include_norms && *proj != "v" {
+                names.push(norm_name(layer, proj));
+            }
+        }
+        for name in names {
+            let q_weight = spec.method == Method::QkPro && name == proj_name(layer, "q", "weight");
+            let data = if q_weight {
+                let what = "QK-Pro";
+                let q_sft = sft.read_tensor_f32(&name, what).await?;
+                let q_pre = pre.read_tensor_f32(&name, what).await?;
+                let k_pre = pre.read_tensor_f32(&proj_name(layer, "k", "weight"), what).await?;
+                let shape = QkShape {
+                    heads: arch.attn.heads as usize,
+                    kv_heads: arch.attn.kv_heads as usize,
+                    head_dim: arch.attn.head_dim as usize,
+                    hidden: arch.hidden_size as usize,
+                };
+                let (q, grams) = qk_pro(&q_sft, &q_pre, &k_pre, shape, spec.beta as f64);
+                for g in grams.iter().filter(|g| g.pseudo) {
+                    notes.push(format!(
+                        "layer {layer}, kv head {}: K_pre K_pre^T is singular (rank {} of {}): used its pseudo-inverse",
+                        g.kv_head, g.rank, shape.head_dim
+                    ));
+                }
+                TensorData::Bytes(Arc::new(encode_f32(&name, entry(sft, &name)?.dtype, &q, what)?))
+            } else if spec.alpha == 1.0 {
+                copy_from_pre(pre, &name)?
+            } else {
+                blend(pre, sft, &name, spec.alpha).await?
+            };
+            builder.replace(&name, data)?;
+            changed.push(name);
+        }
+    }
+
+    let spec = MergeSpec { layers: Some(layers), ..spec.clone() };
+    let recipe = Recipe::new(spec, pre, sft).await?;
+    let params = serde_json::to_value(&recipe.spec).expect("spec serializes");
+    let provenance = Provenance::new(recipe.spec.method.name(), params, recipe.sources.clone());
+    let plan = builder.build(&provenance)?;
+    Ok(Merge { plan, recipe, changed, notes })
+}
