@@ -133,7 +133,8 @@ impl SourceFingerprint {
         for s in &ckpt.shards {
             let (start, end) = (s.header.data_start(), s.file.size);
             let len = end - start;
-            let mut windows = vec![start..start + len.min(SAMPLE)];
+            let mut windows = Vec::with_capacity(3);
+            windows.push(start..start + len.min(SAMPLE));
             if len > SAMPLE {
                 let mid = start + len / 2 - (SAMPLE / 2).min(len / 2);
                 windows.push(mid..(mid + SAMPLE).min(end));
