@@ -11,7 +11,7 @@ use qklab::merge::drift::drift;
 use qklab::merge::plan::plan_merge;
 use qklab::merge::recipe::Recipe;
 use qklab::merge::{MergeSpec, Method};
-use qklab::writer::{write_to_dir, OutputFile, Part};
+use qklab::writer::write_to_dir;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, FsSource};
 use qklab::summary::{arch_of, human_bytes, summarize};
@@ -136,9 +136,6 @@ impl Progress {
     }
 }
 
-/// The recipe's name inside a merged folder.
-const RECIPE_FILE: &str = "qklab-recipe.json";
-
 fn open(path: &std::path::Path) -> Result<Checkpoint<FsSource>> {
     block_on(Checkpoint::open(FsSource::open(path)?))
 }
@@ -202,21 +199,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for note in &merge.notes {
                 eprintln!("note: {note}");
             }
-            let mut plan = merge.plan;
-            let recipe_json = merge.recipe.to_json();
-            // A recipe carried over from an earlier merge is replaced by this one.
-            plan.files.retain(|f| f.name != RECIPE_FILE);
-            plan.files.push(OutputFile {
-                name: RECIPE_FILE.into(),
-                parts: vec![Part::Bytes(std::sync::Arc::new(recipe_json.clone().into_bytes()))],
-                tensors: None,
-            });
+            let plan = merge.plan;
             let mut progress = Progress::new("writing", true);
             let written = block_on(write_to_dir(&plan, &[sft_ck.source(), pre_ck.source()], &out, |d, t| progress.update(d, t)));
             progress.finish();
             written?;
             if let Some(path) = recipe_out {
-                std::fs::write(&path, &recipe_json).map_err(|e| Error::io(path.display(), e))?;
+                std::fs::write(&path, merge.recipe.to_json()).map_err(|e| Error::io(path.display(), e))?;
             }
             if let Some(path) = mergekit_out {
                 let dtype = match sft_ck.tensors.first().map(|t| t.dtype) {

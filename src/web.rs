@@ -17,7 +17,9 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::source::{locate, ByteSource, FileInfo};
 use crate::summary::{arch_of, human_bytes, human_count, summarize, Summary};
-use crate::writer::{verify_written, OutputPlan, PlanBuilder, Part, Provenance, SourceFingerprint};
+use crate::merge::plan::plan_merge;
+use crate::merge::MergeSpec;
+use crate::writer::{verify_written, OutputPlan, Part, PlanBuilder, Provenance, SourceFingerprint};
 
 /// Files the user gave the page (dropped or picked), or blobs we made,
 /// read by slices.
@@ -218,13 +220,37 @@ pub async fn copy_opened_checkpoint() -> std::result::Result<Array, JsError> {
     let provenance = Provenance::new("copy", serde_json::json!({}), vec![input]);
     let plan = PlanBuilder::new(&ckpt, 0).build(&provenance).map_err(|e| JsError::new(&e.to_string()))?;
     let blobs = plan_to_blobs(&plan, &[ckpt.source()]).await.map_err(|e| JsError::new(&e.to_string()))?;
+    to_files(blobs).map_err(|e| JsError::new(&e.to_string()))
+}
+
+fn files_of(list: &Array) -> Vec<File> {
+    list.iter().filter_map(|f| f.dyn_into::<File>().ok()).collect()
+}
+
+fn to_files(blobs: Vec<(String, Blob)>) -> Result<Array> {
     let out = Array::new();
     for (name, blob) in blobs {
-        let parts = Array::of1(&blob);
-        let file = File::new_with_blob_sequence(&parts, &name).map_err(|e| JsError::new(&format!("{e:?}")))?;
+        let file = File::new_with_blob_sequence(&Array::of1(&blob), &name).map_err(|e| js_err(&name, e))?;
         out.push(&file);
     }
     Ok(out)
+}
+
+async fn merge(pre: Vec<File>, sft: Vec<File>, spec_json: &str) -> Result<Array> {
+    let spec: MergeSpec = serde_json::from_str(spec_json).map_err(|e| Error::Usage(format!("invalid merge settings: {e}")))?;
+    let pre = Checkpoint::open(BrowserSource::new(pre)?).await?;
+    let sft = Checkpoint::open(BrowserSource::new(sft)?).await?;
+    let merged = plan_merge(&pre, &sft, &spec).await?;
+    // Source numbers as plan_merge assigns them: sft is 0, pre is 1.
+    to_files(plan_to_blobs(&merged.plan, &[sft.source(), pre.source()]).await?)
+}
+
+/// Merges `pre` into `sft` as `spec_json` (a recipe's merge settings) says,
+/// in the browser: one `File` per output file (shards, index, config,
+/// recipe), each built from slices of the inputs and verified.
+#[wasm_bindgen]
+pub async fn merge_checkpoints(pre: Array, sft: Array, spec_json: String) -> std::result::Result<Array, JsError> {
+    merge(files_of(&pre), files_of(&sft), &spec_json).await.map_err(|e| JsError::new(&e.to_string()))
 }
 
 async fn inspect(files: Vec<File>) -> Result<Summary> {
@@ -239,7 +265,7 @@ async fn inspect(files: Vec<File>) -> Result<Summary> {
 /// dropped folders into their files).
 #[wasm_bindgen]
 pub async fn open_checkpoint(files: Array) {
-    let files: Vec<File> = files.iter().filter_map(|f| f.dyn_into::<File>().ok()).collect();
+    let files = files_of(&files);
     if let Some(root) = by_id("summary") {
         root.set_text_content(None);
     }

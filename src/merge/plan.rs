@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use super::compat::check_pair;
 use super::qkpro::{qk_pro, QkShape};
-use super::recipe::Recipe;
+use super::recipe::{Recipe, RECIPE_FILE};
 use super::{norm_name, proj_name, MergeSpec, Method, PRE, SFT};
 use crate::checkpoint::{Checkpoint, TensorEntry};
 use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
 use crate::safetensors::encode_f32;
 use crate::source::ByteSource;
-use crate::writer::{OutputPlan, PlanBuilder, Provenance, TensorData};
+use crate::writer::{OutputFile, OutputPlan, Part, PlanBuilder, Provenance, TensorData};
 
 /// A planned merge: the output, the recipe that reproduces it, and what it did.
 pub struct Merge {
@@ -114,6 +114,9 @@ pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>,
     let recipe = Recipe::new(spec, pre, sft).await?;
     let params = serde_json::to_value(&recipe.spec).expect("spec serializes");
     let provenance = Provenance::new(recipe.spec.method.name(), params, recipe.sources.clone());
-    let plan = builder.build(&provenance)?;
+    let mut plan = builder.build(&provenance)?;
+    // The recipe travels with the output; one carried over from an earlier merge is replaced.
+    plan.files.retain(|f| f.name != RECIPE_FILE);
+    plan.files.push(OutputFile { name: RECIPE_FILE.into(), parts: vec![Part::Bytes(Arc::new(recipe.to_json().into_bytes()))], tensors: None });
     Ok(Merge { plan, recipe, changed, notes })
 }

@@ -9,6 +9,9 @@ use crate::error::{Error, Result};
 use crate::source::ByteSource;
 use crate::writer::SourceFingerprint;
 
+/// The recipe's name inside a merged folder.
+pub const RECIPE_FILE: &str = "qklab-recipe.json";
+
 /// Bumped when the recipe's meaning changes.
 pub const RECIPE_VERSION: u32 = 1;
 

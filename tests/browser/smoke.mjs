@@ -30,13 +30,14 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-const [baseArg, fixtureArg] = process.argv.slice(2);
-if (!baseArg || !fixtureArg) {
-  console.error('usage: node smoke.mjs <base-url> <fixture-dir>');
+const [baseArg, fixtureArg, preFixtureArg] = process.argv.slice(2);
+if (!baseArg || !fixtureArg || !preFixtureArg) {
+  console.error('usage: node smoke.mjs <base-url> <fixture-dir> <pre-fixture-dir>');
   process.exit(2);
 }
 const baseUrl = new URL(baseArg).href;
 const fixtureDir = path.resolve(fixtureArg);
+const preFixtureDir = path.resolve(preFixtureArg);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const screensDir = path.join(repoRoot, 'target', 'browser-screens');
 fs.rmSync(screensDir, { recursive: true, force: true });
@@ -197,6 +198,49 @@ const checks = [
           assert.ok(a.equals(b), `${name}: ${t} bytes differ`);
         }
       }
+    },
+  },
+  {
+    // The merge from the page's code path: QK-Restore of the pre fixture
+    // into the sft one. Checked here with our own header parser: q/k of
+    // every softmax layer must be pre's bytes, every other tensor sft's.
+    name: 'browser-merge',
+    needs: 'page-loads',
+    async run() {
+      const pack = (dir) => fs.readdirSync(dir).sort().map((n) => ({ name: n, b64: fs.readFileSync(path.join(dir, n)).toString('base64') }));
+      const out = await page.evaluate(async ([pre, sft]) => {
+        const files = (list) => list.map(({ name, b64 }) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name));
+        const merged = await window.qklab.merge(files(pre), files(sft), JSON.stringify({ method: 'qk-restore' }));
+        const result = {};
+        for (const f of merged) {
+          const bytes = new Uint8Array(await f.arrayBuffer());
+          let bin = '';
+          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+          result[f.name] = btoa(bin);
+        }
+        return result;
+      }, [pack(preFixtureDir), pack(fixtureDir)]);
+      const softmax = mixerTypes.flatMap((m, i) => (m === 'attn' ? [i] : []));
+      const restored = new Set(softmax.flatMap((l) => ['q', 'k'].map((p) => `model.layers.${l}.self_attn.${p}_proj.weight`)));
+      assert.ok(out['qklab-recipe.json'], 'the recipe is offered with the shards');
+      const tensorBytes = (buf) => {
+        const start = 8 + Number(buf.readBigUInt64LE(0));
+        const header = JSON.parse(buf.subarray(8, start).toString('utf8'));
+        return Object.fromEntries(Object.entries(header).filter(([k]) => k !== '__metadata__')
+          .map(([k, v]) => [k, buf.subarray(start + v.data_offsets[0], start + v.data_offsets[1])]));
+      };
+      let seen = 0;
+      for (const shard of shardFiles.map((f) => path.basename(f))) {
+        const merged = tensorBytes(Buffer.from(out[shard], 'base64'));
+        const sft = tensorBytes(fs.readFileSync(path.join(fixtureDir, shard)));
+        const pre = tensorBytes(fs.readFileSync(path.join(preFixtureDir, shard)));
+        for (const [name, bytes] of Object.entries(sft)) {
+          const want = restored.has(name) ? pre[name] : bytes;
+          assert.ok(merged[name] && merged[name].equals(want), `${shard}: ${name} should equal ${restored.has(name) ? 'pre' : 'sft'}`);
+          if (restored.has(name)) seen += 1;
+        }
+      }
+      assert.equal(seen, restored.size, 'every restored tensor was checked');
     },
   },
   {

@@ -237,38 +237,23 @@ fn cmd_test(args: &[String]) -> Result<()> {
         build_wasm(&wasm_bindgen)
     });
 
-    // d. browser fixture
+    // d. browser fixtures: the checkpoint the page opens ("sft"), and a
+    // second one with other weights ("pre") for the merge check.
     let fixture = root.join("target/browser-fixture/tiny");
-    r.stage("browser fixture (qklab synth)", false, || {
-        if fixture.exists() {
-            fs::remove_dir_all(&fixture)
-                .map_err(|e| format!("removing {}: {e}", fixture.display()))?;
-        }
-        run(cargo()
-            .current_dir(&root)
-            .args([
-                "run",
-                "--release",
-                "-p",
-                "qklab",
-                "--bin",
-                "qklab",
-                "--",
-                "synth",
-                "--preset",
-                "tiny",
-                "--shards",
-                "2",
-                "--seed",
-                "1",
-                "--out",
-            ])
-            .arg(&fixture))?;
-        if !fixture.join("config.json").exists() {
-            return Err(format!(
-                "synth wrote no config.json in {}",
-                fixture.display()
-            ));
+    let fixture_pre = root.join("target/browser-fixture/tiny-pre");
+    r.stage("browser fixtures (qklab synth)", false, || {
+        for (dir, seed) in [(&fixture, "1"), (&fixture_pre, "2")] {
+            if dir.exists() {
+                fs::remove_dir_all(dir).map_err(|e| format!("removing {}: {e}", dir.display()))?;
+            }
+            run(cargo()
+                .current_dir(&root)
+                .args(["run", "--release", "-p", "qklab", "--bin", "qklab", "--"])
+                .args(["synth", "--preset", "tiny", "--shards", "2", "--seed", seed, "--out"])
+                .arg(dir))?;
+            if !dir.join("config.json").exists() {
+                return Err(format!("synth wrote no config.json in {}", dir.display()));
+            }
         }
         Ok(())
     });
@@ -286,7 +271,8 @@ fn cmd_test(args: &[String]) -> Result<()> {
             .current_dir(&root)
             .arg("tests/browser/smoke.mjs")
             .arg(&url)
-            .arg(&fixture))
+            .arg(&fixture)
+            .arg(&fixture_pre))
     });
 
     println!();
