@@ -198,13 +198,18 @@ impl<S: ByteSource> Checkpoint<S> {
         &self.shards[t.shard]
     }
 
+    /// Bytes of any range of one of the checkpoint's files, counted.
+    pub async fn read_raw(&self, file: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
+        let bytes = self.source.read(file, range).await?;
+        self.bytes_read.set(self.bytes_read.get() + bytes.len() as u64);
+        Ok(bytes)
+    }
+
     /// Bytes of `[offset, offset + len)` within a tensor's data.
     pub async fn read_tensor_range(&self, t: &TensorEntry, offset: u64, len: u64) -> Result<Vec<u8>> {
         let start = t.start.checked_add(offset).filter(|s| s.checked_add(len).is_some_and(|e| e <= t.end));
         let start = start.ok_or_else(|| Error::io(&t.name, format!("range {offset}+{len} outside the tensor")))?;
-        let bytes = self.source.read(&self.shards[t.shard].file.name, start..start + len).await?;
-        self.bytes_read.set(self.bytes_read.get() + len);
-        Ok(bytes)
+        self.read_raw(&self.shards[t.shard].file.name, start..start + len).await
     }
 
     /// The raw bytes of a whole tensor.

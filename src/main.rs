@@ -216,13 +216,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 let yaml = merge.recipe.to_mergekit_yaml(&pre.display().to_string(), &sft.display().to_string(), dtype)?;
                 std::fs::write(&path, yaml).map_err(|e| Error::io(path.display(), e))?;
             }
+            // Headers, fingerprint samples and decoded tensors, plus every copied range.
+            let read = pre_ck.bytes_read() + sft_ck.bytes_read() + plan.copied_bytes();
             println!(
-                "{}: {} tensors from pre ({}), {} copied, {} in {:.2} s -> {}",
+                "{}: {} tensors from pre ({}), wrote {} ({} copied), read {} in {:.2} s -> {}",
                 merge.recipe.spec.method.name(),
                 merge.changed.len(),
                 if spec.is_copy_only() { "byte ranges, nothing decoded" } else { "recomputed" },
-                human_bytes(plan.copied_bytes()),
                 human_bytes(plan.total_bytes()),
+                human_bytes(plan.copied_bytes()),
+                human_bytes(read),
                 started.elapsed().as_secs_f64(),
                 out.display()
             );

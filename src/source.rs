@@ -31,6 +31,14 @@ pub trait ByteSource {
     fn file(&self, name: &str) -> Option<&FileInfo> {
         self.files().iter().find(|f| f.name == name)
     }
+
+    /// The file's path on a local disk, when it has one: lets the native
+    /// writer copy ranges in the kernel (`copy_file_range`) instead of
+    /// through user memory.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn local_path(&self, _name: &str) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 /// Finds file `name` and checks that `range` lies inside it; the one
@@ -145,9 +153,6 @@ mod native {
             Ok(Self { infos, paths })
         }
 
-        pub fn path(&self, name: &str) -> Option<&Path> {
-            self.infos.iter().position(|f| f.name == name).map(|i| self.paths[i].as_path())
-        }
     }
 
     fn file_name(p: &Path) -> String {
@@ -157,6 +162,10 @@ mod native {
     impl ByteSource for FsSource {
         fn files(&self) -> &[FileInfo] {
             &self.infos
+        }
+
+        fn local_path(&self, name: &str) -> Option<&Path> {
+            self.infos.iter().position(|f| f.name == name).map(|i| self.paths[i].as_path())
         }
 
         async fn read(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>> {
