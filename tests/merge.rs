@@ -78,6 +78,22 @@ fn every_method_matches_the_numpy_oracle() {
 }
 
 #[test]
+fn drift_matches_the_numpy_oracle() {
+    let Some(py) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (pre, sft) = pair(dir.path(), "bf16", 3);
+    let report = dir.path().join("drift.json");
+    let json = ok(qklab(&["drift", "--pre", pre.to_str().unwrap(), "--sft", sft.to_str().unwrap(), "--json"]));
+    std::fs::write(&report, &json).unwrap();
+    let oracle = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/merge_oracle.py");
+    let res = Command::new(&py).arg(&oracle).args(["drift", pre.to_str().unwrap(), sft.to_str().unwrap(), report.to_str().unwrap()]).output().unwrap();
+    assert!(res.status.success(), "{}", String::from_utf8_lossy(&res.stderr));
+    // Identical checkpoints drift by exactly zero everywhere.
+    let same: serde_json::Value = serde_json::from_str(&ok(qklab(&["drift", "--pre", sft.to_str().unwrap(), "--sft", sft.to_str().unwrap(), "--json"]))).unwrap();
+    assert!(same["layers"].as_array().unwrap().iter().all(|l| ["q", "k", "v", "o", "gate", "mlp"].iter().all(|c| l[c] == 0.0)));
+}
+
+#[test]
 fn a_hostile_pair_gets_one_message_listing_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let (pre, sft) = pair(dir.path(), "bf16", 1);

@@ -3,6 +3,7 @@ the pre and sft checkpoints (read by Python's safetensors) and compares it
 with qklab's output, tensor by tensor.
 
     python merge_oracle.py PRE_DIR SFT_DIR OUT_DIR SPEC_JSON
+    python merge_oracle.py drift PRE_DIR SFT_DIR DRIFT_JSON   (checks `qklab drift --json`)
 
 SPEC_JSON: {"method", "alpha", "beta", "layers" (null = all softmax), "include_norms"}.
 Exits non-zero with a message on the first disagreement; prints a JSON
@@ -103,5 +104,38 @@ def qk_pro(q_sft, q_pre, k_pre, H, Hkv, dh, D, beta):
     return out.astype(np.float32).astype(q_sft.dtype)
 
 
+def check_drift(pre_dir, sft_dir, report_path):
+    """Relative Frobenius drift per tensor and per head (rows of head_dim for softmax q/k)."""
+    cfg = json.load(open(os.path.join(sft_dir, "config.json")))
+    pre, _ = load(pre_dir)
+    sft, _ = load(sft_dir)
+    report = json.load(open(report_path))
+    dh, D = cfg["head_dim"], cfg["hidden_size"]
+    softmax = {i for i, m in enumerate(cfg["mixer_types"]) if m == "attn"}
+    got = {t["name"]: t for t in report["tensors"]}
+    if set(got) != set(sft):
+        fail(f"drift covers other tensors: {sorted(set(got) ^ set(sft))}")
+
+    def rel(p, s):
+        return float(np.linalg.norm(s - p) / np.linalg.norm(p))
+
+    for n in sft:
+        p, s = pre[n].astype(np.float64).ravel(), sft[n].astype(np.float64).ravel()
+        if abs(got[n]["drift"] - rel(p, s)) > 1e-9 * max(1.0, rel(p, s)):
+            fail(f"{n}: drift {got[n]['drift']} vs {rel(p, s)}")
+        layer = int(n.split(".")[2]) if n.startswith("model.layers.") else None
+        if layer in softmax and n.endswith(("self_attn.q_proj.weight", "self_attn.k_proj.weight")):
+            want = [rel(p[i:i + dh * D], s[i:i + dh * D]) for i in range(0, p.size, dh * D)]
+            heads = got[n].get("heads") or []
+            if len(heads) != len(want) or max(abs(a - b) for a, b in zip(heads, want)) > 1e-9:
+                fail(f"{n}: per-head drift {heads} vs {want}")
+        elif got[n].get("heads") is not None:
+            fail(f"{n}: per-head drift where none is due")
+    print(json.dumps({"tensors": len(got)}))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "drift":
+        check_drift(*sys.argv[2:5])
+    else:
+        main()
