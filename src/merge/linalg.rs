@@ -4,27 +4,62 @@
 //! Matrices are row-major `Vec<f64>`.
 
 /// `A B^T` for A `[m, k]`, B `[n, k]` (both row-major): dot products of rows,
-/// which is how the projections are laid out (`[out, in]`).
+/// which is how the projections are laid out (`[out, in]`). Rows of A go
+/// four at a time, so each row of B is loaded once per four dot products.
 pub fn mul_abt(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
     let mut out = vec![0.0; m * n];
-    for i in 0..m {
-        let ra = &a[i * k..(i + 1) * k];
+    let mut i = 0;
+    while i + 4 <= m {
+        let rows = [&a[i * k..(i + 1) * k], &a[(i + 1) * k..(i + 2) * k], &a[(i + 2) * k..(i + 3) * k], &a[(i + 3) * k..(i + 4) * k]];
         for j in 0..n {
-            out[i * n + j] = dot(ra, &b[j * k..(j + 1) * k]);
+            let d = dot4(rows, &b[j * k..(j + 1) * k]);
+            for r in 0..4 {
+                out[(i + r) * n + j] = d[r];
+            }
+        }
+        i += 4;
+    }
+    for i in i..m {
+        for j in 0..n {
+            out[i * n + j] = dot(&a[i * k..(i + 1) * k], &b[j * k..(j + 1) * k]);
         }
     }
     out
 }
 
-/// `A B` for A `[m, k]`, B `[k, n]`, as row updates (`out_i += a_ij * b_j`).
+/// Four dot products against one shared row, each summed exactly as [`dot`] does.
+fn dot4(rows: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
+    let mut acc = [[0.0f64; 4]; 4];
+    let whole = b.len() / 4 * 4;
+    for c in (0..whole).step_by(4) {
+        for r in 0..4 {
+            for l in 0..4 {
+                acc[r][l] += rows[r][c + l] * b[c + l];
+            }
+        }
+    }
+    let mut out = [0.0; 4];
+    for r in 0..4 {
+        let tail: f64 = rows[r][whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
+        out[r] = (acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]) + tail;
+    }
+    out
+}
+
+/// `A B` for A `[m, k]`, B `[k, n]`, as row updates (`out_i += a_ij * b_j`),
+/// four output rows per pass over B.
 pub fn mul_ab(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
     let mut out = vec![0.0; m * n];
-    for i in 0..m {
-        let row = &mut out[i * n..(i + 1) * n];
+    for (block, rows) in out.chunks_mut(4 * n).enumerate() {
+        let i0 = block * 4;
+        let count = rows.len() / n;
         for j in 0..k {
-            let s = a[i * k + j];
-            if s != 0.0 {
-                row.iter_mut().zip(&b[j * n..(j + 1) * n]).for_each(|(o, x)| *o += s * x);
+            let bj = &b[j * n..(j + 1) * n];
+            for r in 0..count {
+                let s = a[(i0 + r) * k + j];
+                if s != 0.0 {
+                    rows[r * n..(r + 1) * n].iter_mut().zip(bj).for_each(|(o, x)| *o += s * x);
+                }
             }
         }
     }
@@ -213,14 +248,19 @@ mod tests {
 
     #[test]
     fn products_match_naive_loops() {
-        let (m, k, n) = (3, 5, 4);
-        let a = random(m, k, 4);
-        let b = random(k, n, 5);
-        let ab = mul_ab(&a, &b, m, k, n);
-        for i in 0..m {
-            for j in 0..n {
-                let want: f64 = (0..k).map(|t| a[i * k + t] * b[t * n + j]).sum();
-                assert!((ab[i * n + j] - want).abs() < 1e-12);
+        // Sizes around the 4-row tiles and 4-lane dots.
+        for (m, k, n) in [(3, 5, 4), (4, 8, 4), (9, 13, 7), (1, 1, 1)] {
+            let a = random(m, k, 4);
+            let b = random(k, n, 5);
+            let ab = mul_ab(&a, &b, m, k, n);
+            let bt: Vec<f64> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
+            let abt = mul_abt(&a, &bt, m, n, k);
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k).map(|t| a[i * k + t] * b[t * n + j]).sum();
+                    assert!((ab[i * n + j] - want).abs() < 1e-12, "mul_ab {m}x{k}x{n}");
+                    assert!((abt[i * n + j] - want).abs() < 1e-12, "mul_abt {m}x{k}x{n}");
+                }
             }
         }
     }
