@@ -1,8 +1,11 @@
 //! Checkpoint reading, the architecture check and the writer, on synthetic
 //! HypeNet-shaped checkpoints, through the library and through `qklab`.
 
-use std::process::Command;
+mod common;
+
 use std::sync::Arc;
+
+use common::qklab;
 
 use qklab::checkpoint::Checkpoint;
 use qklab::config::Arch;
@@ -11,10 +14,6 @@ use qklab::source::{block_on, ByteSource, FsSource, MemSource};
 use qklab::summary::{arch_of, summarize};
 use qklab::synth;
 use qklab::writer::{verify_written, write_to_dir, PlanBuilder, Provenance, SourceFingerprint, TensorData};
-
-fn qklab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qklab")).args(args).output().unwrap()
-}
 
 /// Parameter count of a HypeNet from its config, written out term by term
 /// (independent of `Arch::expected_tensors`).

@@ -6,28 +6,12 @@
 //! and ml_dtypes; without them the oracle test skips, unless
 //! QKLAB_REQUIRE_PYTHON=1 (set by `cargo xtask test`).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn qklab(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_qklab")).args(args).output().unwrap()
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(out.status.success(), "qklab failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn python() -> Option<String> {
-    let py = std::env::var("QKLAB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = Command::new(&py).args(["-c", "import safetensors, numpy, ml_dtypes"]).output().is_ok_and(|o| o.status.success());
-    if found {
-        return Some(py);
-    }
-    assert!(std::env::var("QKLAB_REQUIRE_PYTHON").as_deref() != Ok("1"), "{py} with safetensors, numpy, ml_dtypes is required");
-    eprintln!("skipped: {py} lacks safetensors/numpy/ml_dtypes");
-    None
-}
+use common::{ok, python, qklab};
 
 /// A pre/sft pair of the tiny preset (awkward sizes) with different weights.
 fn pair(dir: &Path, dtype: &str, shards: usize) -> (PathBuf, PathBuf) {

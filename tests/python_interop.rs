@@ -6,6 +6,8 @@
 //! and ml_dtypes (tests/requirements.txt). Without them the tests skip,
 //! unless QKLAB_REQUIRE_PYTHON=1 (set by `cargo xtask test`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
@@ -13,23 +15,8 @@ use std::sync::Arc;
 use qklab::checkpoint::Checkpoint;
 use qklab::safetensors::{decode_f32, encode_header, Dtype, TensorInfo};
 use qklab::source::{block_on, FsSource, MemSource};
+use common::python;
 use qklab::writer::{write_to_dir, PlanBuilder, Provenance, SourceFingerprint, TensorData, PROVENANCE_KEY};
-
-fn python() -> Option<String> {
-    let py = std::env::var("QKLAB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import safetensors, numpy, ml_dtypes"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if ok {
-        return Some(py);
-    }
-    if std::env::var("QKLAB_REQUIRE_PYTHON").as_deref() == Ok("1") {
-        panic!("{py} with safetensors, numpy and ml_dtypes is required (QKLAB_REQUIRE_PYTHON=1)");
-    }
-    eprintln!("skipped: {py} lacks safetensors/numpy/ml_dtypes");
-    None
-}
 
 fn run_python(py: &str, script: &str, args: &[&str]) -> String {
     let out = Command::new(py).arg("-c").arg(script).args(args).output().expect("python runs");

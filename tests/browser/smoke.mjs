@@ -110,6 +110,19 @@ try {
 }
 const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 const page = await context.newPage();
+// Output Files come back to node as base64, one helper for every check.
+await page.addInitScript(() => {
+  window.__filesToBase64 = async (files) => {
+    const result = {};
+    for (const f of files) {
+      const bytes = new Uint8Array(await f.arrayBuffer());
+      let bin = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      result[f.name] = btoa(bin);
+    }
+    return result;
+  };
+});
 page.setDefaultTimeout(STEP_TIMEOUT_MS);
 page.on('console', (msg) => {
   const loc = msg.location();
@@ -163,15 +176,7 @@ const checks = [
     needs: 'summary',
     async run() {
       const out = await page.evaluate(async () => {
-        const files = await window.qklab.copyOpenedCheckpoint();
-        const result = {};
-        for (const f of files) {
-          const bytes = new Uint8Array(await f.arrayBuffer());
-          let bin = '';
-          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-          result[f.name] = btoa(bin);
-        }
-        return result;
+        return window.__filesToBase64(await window.qklab.copyOpenedCheckpoint());
       });
       const names = Object.keys(out).sort();
       assert.deepEqual(names, fixtureFiles.map((f) => path.basename(f)).sort(), 'output files mirror the input folder');
@@ -211,14 +216,7 @@ const checks = [
       const out = await page.evaluate(async ([pre, sft]) => {
         const files = (list) => list.map(({ name, b64 }) => new File([Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))], name));
         const merged = await window.qklab.merge(files(pre), files(sft), JSON.stringify({ method: 'qk-restore' }));
-        const result = {};
-        for (const f of merged) {
-          const bytes = new Uint8Array(await f.arrayBuffer());
-          let bin = '';
-          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-          result[f.name] = btoa(bin);
-        }
-        return result;
+        return window.__filesToBase64(merged);
       }, [pack(preFixtureDir), pack(fixtureDir)]);
       const softmax = mixerTypes.flatMap((m, i) => (m === 'attn' ? [i] : []));
       const restored = new Set(softmax.flatMap((l) => ['q', 'k'].map((p) => `model.layers.${l}.self_attn.${p}_proj.weight`)));

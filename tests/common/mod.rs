@@ -1,0 +1,32 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::process::{Command, Output};
+
+/// Runs the `qklab` binary built for this test run.
+pub fn qklab(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_qklab")).args(args).output().unwrap()
+}
+
+/// The stdout of a run that must succeed.
+pub fn ok(out: Output) -> String {
+    assert!(out.status.success(), "qklab failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Python with safetensors, numpy and ml_dtypes: QKLAB_PYTHON, else
+/// `python3`. Without them the caller skips, unless QKLAB_REQUIRE_PYTHON=1
+/// (set by `cargo xtask test`) makes that a failure.
+pub fn python() -> Option<String> {
+    let py = std::env::var("QKLAB_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = Command::new(&py).args(["-c", "import safetensors, numpy, ml_dtypes"]).output().is_ok_and(|o| o.status.success());
+    if found {
+        return Some(py);
+    }
+    assert!(
+        std::env::var("QKLAB_REQUIRE_PYTHON").as_deref() != Ok("1"),
+        "{py} with safetensors, numpy and ml_dtypes is required (QKLAB_REQUIRE_PYTHON=1)"
+    );
+    eprintln!("skipped: {py} lacks safetensors/numpy/ml_dtypes");
+    None
+}
