@@ -49,7 +49,8 @@ pub fn preset_config(preset: &str) -> Result<serde_json::Value> {
             "lightning_use_qk_norm": true, "lightning_use_output_norm": true, "lightning_use_output_gate": true,
             "lightning_scale": "1/sqrt(d)", "lightning_use_short_conv": false,
             "attention_bias": false, "tie_word_embeddings": true,
-            "bos_token_id": 0, "eos_token_id": 1, "torch_dtype": "bfloat16"
+            // The byte-level demo tokenizer's specials follow the 256 bytes.
+            "bos_token_id": 256, "eos_token_id": 257, "pad_token_id": 258, "torch_dtype": "bfloat16"
         })
     };
     let mixers = |n: usize, softmax: &[usize]| -> Vec<&'static str> {
