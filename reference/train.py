@@ -1,0 +1,317 @@
+"""Training and evaluation of the tiny HypeNet demo pair (issue: demo checkpoints).
+
+    python reference/train.py pretrain --out runs/pre [--steps N | --minutes M] [--seed S]
+    python reference/train.py sft --pre runs/pre --out runs/sft --steps 1500 --lr 1e-4 [--general 0.1]
+    python reference/train.py eval --pre runs/pre --sft runs/sft --out results.json [--samples 20]
+
+pretrain: language modelling on packed 2048-byte rows of the data.py mix
+(NIAH documents with answers, essay text, a little plain arithmetic).
+sft: CoT arithmetic traces (<= 512 bytes), loss on the answer only, with an
+optional share of general rows (full loss) so the answer format survives.
+eval: NIAH s1/s2/s3/mk x lengths x 5 depths x samples, and arithmetic exact
+match on 500 held-out problems, for pre, sft and the merges of merge.py.
+Exactness is teacher-forced: the greedy continuation equals the answer iff
+the argmax at every answer position is the answer's next token.
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import data  # noqa: E402
+from hypenet import Config, HypeNet, load_pretrained, save_pretrained  # noqa: E402
+from merge import merge  # noqa: E402
+
+BOS, EOS, PAD = 256, 257, 258
+SOFTMAX_LAYERS = [3, 6]
+
+
+def demo_config():
+    mixers = ["attn" if i in SOFTMAX_LAYERS else "lightning-attn" for i in range(8)]
+    return Config(
+        vocab_size=259, hidden_size=192, intermediate_size=512, num_hidden_layers=8, mixer_types=mixers,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=48,
+        lightning_nh=4, lightning_nkv=4, lightning_head_dim=48,
+        rope_theta=1e6, attn_use_rope=False, lightning_use_rope=True, attn_use_output_gate=True,
+        attn_logits_scaling=None, tie_word_embeddings=True,
+    )
+
+
+def encode(text):
+    return list(text.encode("utf-8"))
+
+
+# ---------------------------------------------------------------- data streams
+
+class PackedRows(torch.utils.data.IterableDataset):
+    """Rows of `seq + 1` tokens: [bos] doc [eos] [bos] doc [eos] …, pad-filled
+    (loss-masked) where the next document would not fit."""
+
+    def __init__(self, seq, seed, mix):
+        self.seq, self.seed, self.mix = seq, seed, mix
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = random.Random(self.seed * 1000 + (info.id if info else 0))
+        n = self.seq + 1
+        while True:
+            row = []
+            while True:
+                doc = [BOS] + encode(data.lm_document(rng, max_len=self.seq - 2, **self.mix)) + [EOS]
+                if len(row) + len(doc) > n:
+                    break
+                row += doc
+            row += [PAD] * (n - len(row))
+            yield torch.tensor(row, dtype=torch.long)
+
+
+class SftRows(torch.utils.data.IterableDataset):
+    """Rows of 513 tokens packed with CoT examples (loss on the answers), and
+    with probability `general` a general-text row (loss everywhere)."""
+
+    def __init__(self, seed, general, mix, seq=512):
+        self.seed, self.general, self.mix, self.seq = seed, general, mix, seq
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = random.Random(self.seed * 1000 + 7 + (info.id if info else 0))
+        n = self.seq + 1
+        while True:
+            ids, mask = [], []
+            if rng.random() < self.general:
+                while True:
+                    doc = [BOS] + encode(data.lm_document(rng, max_len=self.seq - 2, **self.mix)) + [EOS]
+                    if len(ids) + len(doc) > n:
+                        break
+                    ids += doc
+                    mask += [1] * len(doc)
+            else:
+                while True:
+                    prompt, target = data.sft_example(rng)
+                    p, t = [BOS] + encode(prompt), encode(target) + [EOS]
+                    if len(ids) + len(p) + len(t) > n:
+                        break
+                    ids += p + t
+                    mask += [0] * len(p) + [1] * len(t)
+            ids += [PAD] * (n - len(ids))
+            mask += [0] * (n - len(mask))
+            yield torch.tensor(ids, dtype=torch.long), torch.tensor(mask, dtype=torch.bool)
+
+
+def loader(ds, batch, workers):
+    return iter(torch.utils.data.DataLoader(ds, batch_size=batch, num_workers=workers, persistent_workers=workers > 0,
+                                            prefetch_factor=8 if workers else None))
+
+
+# ---------------------------------------------------------------- training
+
+def lr_at(step, total, peak, warmup):
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    frac = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def train_loop(model, batches, steps, peak_lr, warmup, log, masked, minutes=None):
+    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
+    dev = next(model.parameters()).device
+    t0 = t20 = time.time()
+    step = 0
+    if minutes is not None:
+        steps = 10**9  # set at step 60
+    while True:
+        # With a time budget, the step count is fixed from steps 20-60 (the
+        # first steps include start-up) and the schedule follows it.
+        if minutes is not None and step == 20:
+            t20 = time.time()
+        if minutes is not None and step == 60:
+            per = (time.time() - t20) / 40
+            steps = max(80, 60 + int((minutes * 60 - (time.time() - t0)) / per))
+            log(f"{per * 1000:.0f} ms/step: {steps} steps fit in {minutes} min")
+        if step >= steps:
+            break
+        b = next(batches)
+        if masked:
+            ids, mask = b[0].to(dev, non_blocking=True), b[1].to(dev, non_blocking=True)
+            tgt_mask = mask[:, 1:]
+        else:
+            ids = b.to(dev, non_blocking=True)
+            tgt_mask = ids[:, 1:] != PAD
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, peak_lr, warmup)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            logits = model(ids[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), ids[:, 1:].reshape(-1), reduction="none")
+        loss = (loss * tgt_mask.reshape(-1)).sum() / tgt_mask.sum().clamp(min=1)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % 100 == 0 or step == steps - 1:
+            log(f"step {step}/{steps} loss {loss.item():.4f} lr {opt.param_groups[0]['lr']:.2e} {time.time() - t0:.0f}s")
+        step += 1
+    return step
+
+
+def logger(path):
+    f = open(path, "a", buffering=1)
+
+    def log(msg):
+        print(msg, flush=True)
+        f.write(msg + "\n")
+    return log
+
+
+def device():
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+PRE_MIX = dict()  # data.lm_document's defaults; recorded in the log
+
+
+def cmd_pretrain(a):
+    torch.manual_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    log = logger(os.path.join(a.out, "train.log"))
+    log(f"pretrain {vars(a)}")
+    cfg = demo_config()
+    model = HypeNet(cfg).to(device())
+    log(f"{sum(p.numel() for p in model.parameters())} parameters")
+    batches = loader(PackedRows(a.seq, a.seed, PRE_MIX), a.batch, a.workers)
+    steps = train_loop(model, batches, a.steps, a.lr, 200, log, masked=False, minutes=a.minutes)
+    log(f"done: {steps} steps")
+    save_pretrained(model, cfg, a.out)
+
+
+def cmd_sft(a):
+    torch.manual_seed(a.seed)
+    os.makedirs(a.out, exist_ok=True)
+    log = logger(os.path.join(a.out, "train.log"))
+    log(f"sft {vars(a)}")
+    model, cfg = load_pretrained(a.pre, device=device())
+    model.train()
+    batches = loader(SftRows(a.seed, a.general, PRE_MIX), a.batch, a.workers)
+    train_loop(model, batches, a.steps, a.lr, 50, log, masked=True)
+    save_pretrained(model, cfg, a.out)
+
+
+# ---------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def exact(model, prompts, answers, batch=32, hype=None):
+    """Teacher-forced exactness of `answers` after `prompts` (lists of str)."""
+    dev = next(model.parameters()).device
+    old = model.config.attn_logits_scaling
+    model.config.attn_logits_scaling = hype
+    out = []
+    for i in range(0, len(prompts), batch):
+        seqs = [([BOS] + encode(p), encode(t)) for p, t in zip(prompts[i:i + batch], answers[i:i + batch])]
+        n = max(len(p) + len(t) for p, t in seqs)
+        ids = torch.full((len(seqs), n), PAD, dtype=torch.long)
+        for r, (p, t) in enumerate(seqs):
+            ids[r, :len(p) + len(t)] = torch.tensor(p + t)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            pred = model(ids.to(dev)).argmax(-1).cpu()
+        for r, (p, t) in enumerate(seqs):
+            got = pred[r, len(p) - 1:len(p) + len(t) - 1].tolist()
+            out.append(int(got == t))
+    model.config.attn_logits_scaling = old
+    return out
+
+
+def niah_suite(samples, lengths, tasks, seed):
+    """Cells of the sweep; lengths below a task's template minimum are skipped
+    (the fixed text alone is ~360 bytes, ~950 for mk with 8 distractors)."""
+    cells = []
+    for task in tasks:
+        for length in lengths:
+            if length < data.min_length(task):
+                continue
+            for d, depth in enumerate([0.0, 0.25, 0.5, 0.75, 1.0]):
+                items = [data.niah_prompt(task, length, depth, seed=seed + 1000 * s + 17 * d + length)
+                         for s in range(samples)]
+                cells.append(dict(task=task, length=length, depth=depth, items=items))
+    return cells
+
+
+def evaluate(model, cells, arith, log, name):
+    res = {"niah": [], "arith": None}
+    for c in cells:
+        hype = "hype 500" if c["length"] > 2048 else None
+        scores = exact(model, [it["prompt"] for it in c["items"]], [" " + it["value"] for it in c["items"]], hype=hype)
+        res["niah"].append(dict(task=c["task"], length=c["length"], depth=c["depth"], accuracy=sum(scores) / len(scores)))
+    q, cot = [x[0] for x in arith], [x[1] for x in arith]
+    res["arith"] = sum(exact(model, q, cot)) / len(q)
+    table = {}
+    for r in res["niah"]:
+        table.setdefault((r["task"], r["length"]), []).append(r["accuracy"])
+    summary = "  ".join(f"{t}@{l}={100 * sum(v) / len(v):.0f}" for (t, l), v in sorted(table.items()))
+    log(f"{name:>20}: arith {100 * res['arith']:.1f}  {summary}")
+    return res
+
+
+def cmd_eval(a):
+    log = logger(a.out + ".log")
+    dev = device()
+    pre, cfg = load_pretrained(a.pre, device=dev)
+    t0 = time.time()
+    cells = niah_suite(a.samples, a.lengths, a.tasks, a.seed)
+    arith = [(p, c) for p, c in data.arith_eval_pairs(500)]
+    log(f"prompts ready in {time.time() - t0:.0f}s")
+    results = {"pre": evaluate(pre, cells, arith, log, "pre")}
+    pre_sd = {k: v.detach().clone() for k, v in pre.state_dict().items()}
+    for sft_dir in a.sft:
+        sft, _ = load_pretrained(sft_dir, device=dev)
+        tag = os.path.basename(sft_dir.rstrip("/"))
+        results[tag] = evaluate(sft, cells, arith, log, tag)
+        sft_sd = {k: v.detach().clone() for k, v in sft.state_dict().items()}
+        for method in ["qk-restore", "qk-pro", "q-restore", "k-restore", "v-restore"]:
+            merged = merge(pre_sd, sft_sd, SOFTMAX_LAYERS, method, heads=cfg.num_attention_heads,
+                           kv_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim)
+            sft.load_state_dict(merged)
+            results[f"{tag}+{method}"] = evaluate(sft, cells, arith, log, f"{tag}+{method}")
+    json.dump(results, open(a.out, "w"), indent=1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pretrain")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--minutes", type=float)
+    p.add_argument("--seq", type=int, default=2048)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workers", type=int, default=12)
+    s = sub.add_parser("sft")
+    s.add_argument("--pre", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--steps", type=int, default=1500)
+    s.add_argument("--batch", type=int, default=64)
+    s.add_argument("--lr", type=float, default=1e-4)
+    s.add_argument("--general", type=float, default=0.0)
+    s.add_argument("--seed", type=int, default=2)
+    s.add_argument("--workers", type=int, default=12)
+    e = sub.add_parser("eval")
+    e.add_argument("--pre", required=True)
+    e.add_argument("--sft", nargs="+", required=True)
+    e.add_argument("--out", required=True)
+    e.add_argument("--samples", type=int, default=20)
+    e.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096])
+    e.add_argument("--tasks", nargs="+", default=["s1", "s2", "s3", "mk"])
+    e.add_argument("--seed", type=int, default=12345)
+    a = ap.parse_args()
+    {"pretrain": cmd_pretrain, "sft": cmd_sft, "eval": cmd_eval}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    main()
