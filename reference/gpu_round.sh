@@ -13,15 +13,19 @@ python -c "import torch, safetensors; print('torch', torch.__version__, torch.cu
 if [ -n "${PRE_FROM:-}" ]; then
   rm -rf runs/pre && cp -r "$PRE_FROM" runs/pre
 else
-  python train.py pretrain --out runs/pre --minutes "${PRE_MINUTES:-6}" --seed "${SEED:-1}"
+  python train.py pretrain --out runs/pre --minutes "${PRE_MINUTES:-6}" --seed "${SEED:-1}" \
+    --seq "${PRE_SEQ:-2048}" --batch "${PRE_BATCH:-16}" --mix "${PRE_MIX:-}" --niah-tasks "${PRE_TASKS:-}"
+  tar -C runs -cf "$OUT/pre.tar" pre
 fi
 sfts=()
-for spec in ${SFT:-a:1e-4:1500:0}; do
+for spec in ${SFT:-}; do
   IFS=: read -r name lr steps general <<<"$spec"
-  python train.py sft --pre runs/pre --out "runs/sft-$name" --lr "$lr" --steps "$steps" --general "$general"
+  python train.py sft --pre runs/pre --out "runs/sft-$name" --lr "$lr" --steps "$steps" --general "$general" \
+    --mix "${PRE_MIX:-}" --niah-tasks "${PRE_TASKS:-}"
   sfts+=("runs/sft-$name")
+  tar -C runs -cf "$OUT/sft-$name.tar" "sft-$name"
 done
-python train.py eval --pre runs/pre --sft "${sfts[@]}" --out runs/results.json --samples "${SAMPLES:-10}" || true
-for d in runs/pre "${sfts[@]}"; do tar -C runs -cf "$OUT/$(basename "$d").tar" "$(basename "$d")"; done
+# EVAL_ALSO: more sft folders to evaluate beside the ones trained here.
+python train.py eval --pre runs/pre --sft ${EVAL_ALSO:-} "${sfts[@]}" --out runs/results.json --samples "${SAMPLES:-10}" || true
 cp runs/results.json runs/results.json.log "$OUT/" 2>/dev/null || true
 ls -la "$OUT"

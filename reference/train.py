@@ -173,7 +173,13 @@ def device():
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-PRE_MIX = dict()  # data.lm_document's defaults; recorded in the log
+def weights(text):
+    """"niah=0.8,essay=0.1" -> {"niah": 0.8, "essay": 0.1}"""
+    return {k: float(v) for k, v in (kv.split("=") for kv in text.split(","))} if text else None
+
+
+def pre_mix(a):
+    return dict(mix=weights(a.mix), niah_tasks=weights(a.niah_tasks))
 
 
 def cmd_pretrain(a):
@@ -184,7 +190,7 @@ def cmd_pretrain(a):
     cfg = demo_config()
     model = HypeNet(cfg).to(device())
     log(f"{sum(p.numel() for p in model.parameters())} parameters")
-    batches = loader(PackedRows(a.seq, a.seed, PRE_MIX), a.batch, a.workers)
+    batches = loader(PackedRows(a.seq, a.seed, pre_mix(a)), a.batch, a.workers)
     steps = train_loop(model, batches, a.steps, a.lr, 200, log, masked=False, minutes=a.minutes)
     log(f"done: {steps} steps")
     save_pretrained(model, cfg, a.out)
@@ -197,7 +203,7 @@ def cmd_sft(a):
     log(f"sft {vars(a)}")
     model, cfg = load_pretrained(a.pre, device=device())
     model.train()
-    batches = loader(SftRows(a.seed, a.general, PRE_MIX), a.batch, a.workers)
+    batches = loader(SftRows(a.seed, a.general, pre_mix(a)), a.batch, a.workers)
     train_loop(model, batches, a.steps, a.lr, 50, log, masked=True)
     save_pretrained(model, cfg, a.out)
 
@@ -292,6 +298,8 @@ def main():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workers", type=int, default=12)
+    p.add_argument("--mix", default="", help="document kinds, e.g. niah=0.8,essay=0.1,arith=0.1 (default: data.py's)")
+    p.add_argument("--niah-tasks", default="", help="e.g. s1=0.3,s2=0.3,s3=0.1,mk=0.3")
     s = sub.add_parser("sft")
     s.add_argument("--pre", required=True)
     s.add_argument("--out", required=True)
@@ -301,6 +309,8 @@ def main():
     s.add_argument("--general", type=float, default=0.0)
     s.add_argument("--seed", type=int, default=2)
     s.add_argument("--workers", type=int, default=12)
+    s.add_argument("--mix", default="", help="mix of the general rows (as pretrain)")
+    s.add_argument("--niah-tasks", default="")
     e = sub.add_parser("eval")
     e.add_argument("--pre", required=True)
     e.add_argument("--sft", nargs="+", required=True)

@@ -241,3 +241,26 @@ fn verification_catches_a_damaged_output() {
     let err = block_on(verify_written(&plan, &FsSource::open(&out).unwrap())).unwrap_err().to_string();
     assert!(err.contains("written size"), "{err}");
 }
+
+#[test]
+fn the_demo_checkpoints_and_fixtures_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for which in ["pre", "sft"] {
+        let dir = root.join("www/demo").join(which);
+        let out = qklab(&["inspect", dir.to_str().unwrap(), "--json"]);
+        assert!(out.status.success(), "{which}: {}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(s["softmax_layers"], serde_json::json!([3, 6]), "{which}");
+        assert_eq!(s["config"], "config.json");
+        assert!(s["problems"].as_array().unwrap().is_empty(), "{which}: {}", s["problems"]);
+        assert_eq!(s["dtypes"].as_object().unwrap().keys().collect::<Vec<_>>(), ["BF16"]);
+        let verify = qklab(&["verify", dir.to_str().unwrap()]);
+        assert!(verify.status.success(), "{which}: {}", String::from_utf8_lossy(&verify.stderr));
+    }
+    // The golden fixtures are readable safetensors with the shapes their README gives.
+    let pre = block_on(Checkpoint::open(FsSource::open(&root.join("tests/fixtures/demo/pre.safetensors")).unwrap())).unwrap();
+    let t = pre.tensor("ids_c").unwrap().shape[0];
+    assert_eq!(pre.tensor("logits_c").unwrap().shape, [t, 259]);
+    assert_eq!(pre.tensor("attn_l3_h0_c").unwrap().shape, [t, t]);
+    assert_eq!(pre.tensor("lightning_state_l0_c").unwrap().shape, [4, 48, 48]);
+}
