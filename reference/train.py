@@ -286,6 +286,13 @@ def cmd_eval(a):
     json.dump(results, open(a.out, "w"), indent=1)
 
 
+def data_args(p):
+    """The data-loader options pretrain and sft share (sft uses the mix for its general rows)."""
+    p.add_argument("--workers", type=int, default=12)
+    p.add_argument("--mix", default="", help="document kinds, e.g. niah=0.8,essay=0.1,arith=0.1 (default: data.py's)")
+    p.add_argument("--niah-tasks", default="", help="e.g. s1=0.3,s2=0.3,s3=0.1,mk=0.3")
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -297,9 +304,7 @@ def main():
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--workers", type=int, default=12)
-    p.add_argument("--mix", default="", help="document kinds, e.g. niah=0.8,essay=0.1,arith=0.1 (default: data.py's)")
-    p.add_argument("--niah-tasks", default="", help="e.g. s1=0.3,s2=0.3,s3=0.1,mk=0.3")
+    data_args(p)
     s = sub.add_parser("sft")
     s.add_argument("--pre", required=True)
     s.add_argument("--out", required=True)
@@ -308,9 +313,7 @@ def main():
     s.add_argument("--lr", type=float, default=1e-4)
     s.add_argument("--general", type=float, default=0.0)
     s.add_argument("--seed", type=int, default=2)
-    s.add_argument("--workers", type=int, default=12)
-    s.add_argument("--mix", default="", help="mix of the general rows (as pretrain)")
-    s.add_argument("--niah-tasks", default="")
+    data_args(s)
     e = sub.add_parser("eval")
     e.add_argument("--pre", required=True)
     e.add_argument("--sft", nargs="+", required=True)
