@@ -21,7 +21,7 @@ sfts=()
 for spec in ${SFT:-}; do
   IFS=: read -r name lr steps general <<<"$spec"
   python train.py sft --pre runs/pre --out "runs/sft-$name" --lr "$lr" --steps "$steps" --general "$general" \
-    --mix "${PRE_MIX:-}" --niah-tasks "${PRE_TASKS:-}"
+    --mix "${SFT_MIX:-${PRE_MIX:-}}" --niah-tasks "${PRE_TASKS:-}"
   sfts+=("runs/sft-$name")
   tar -C runs -cf "$OUT/sft-$name.tar" "sft-$name"
 done
