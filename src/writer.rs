@@ -329,8 +329,33 @@ mod native {
                 )));
             }
         }
+        let created = !dir.exists();
         let staging = dir.join(".qklab-partial");
         fs::create_dir_all(&staging).map_err(|e| Error::io(staging.display(), e))?;
+        // A failed write leaves nothing behind, so the same command can simply be rerun.
+        if let Err(e) = write_staged(plan, sources, &staging, &mut progress).await {
+            let _ = fs::remove_dir_all(&staging);
+            if created {
+                let _ = fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+        for f in &plan.files {
+            fs::rename(staging.join(&f.name), dir.join(&f.name)).map_err(|e| Error::io(dir.display(), e))?;
+        }
+        fs::remove_dir(&staging).map_err(|e| Error::io(staging.display(), e))?;
+        let total = plan.total_bytes();
+        progress(total, total);
+        Ok(())
+    }
+
+    /// Writes every file of the plan into `staging`, synced, then re-reads and checks them.
+    async fn write_staged<S: ByteSource>(
+        plan: &OutputPlan,
+        sources: &[&S],
+        staging: &Path,
+        progress: &mut impl FnMut(u64, u64),
+    ) -> Result<()> {
         let total = plan.total_bytes();
         let mut done = 0u64;
         for f in &plan.files {
@@ -360,12 +385,6 @@ mod native {
             }
             out.sync_all().map_err(|e| Error::io(path.display(), e))?;
         }
-        verify_written(plan, &FsSource::open(&staging)?).await?;
-        for f in &plan.files {
-            fs::rename(staging.join(&f.name), dir.join(&f.name)).map_err(|e| Error::io(dir.display(), e))?;
-        }
-        fs::remove_dir(&staging).map_err(|e| Error::io(staging.display(), e))?;
-        progress(total, total);
-        Ok(())
+        verify_written(plan, &FsSource::open(staging)?).await
     }
 }

@@ -228,6 +228,21 @@ fn stray_weight_files_are_ignored_and_never_carried() {
 }
 
 #[test]
+fn a_failed_write_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    synth::write_dir(&input, "tiny", 2, Dtype::BF16, 5, false).unwrap();
+    let ck = block_on(Checkpoint::open(FsSource::open(&input).unwrap())).unwrap();
+    let plan = PlanBuilder::new(&ck, 0).build(&Provenance::new("copy", serde_json::json!({}), vec![])).unwrap();
+    // The input vanishes between planning and writing.
+    std::fs::remove_file(input.join("model-00002-of-00002.safetensors")).unwrap();
+    let out = dir.path().join("out");
+    let err = block_on(write_to_dir(&plan, &[ck.source()], &out, |_, _| {})).unwrap_err().to_string();
+    assert!(err.contains("model-00002-of-00002.safetensors"), "{err}");
+    assert!(!out.exists(), "the output folder is removed again");
+}
+
+#[test]
 fn verification_catches_a_damaged_output() {
     let sft = block_on(Checkpoint::open(tiny(1))).unwrap();
     let plan = PlanBuilder::new(&sft, 0).build(&Provenance::new("copy", serde_json::json!({}), vec![])).unwrap();
