@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod gpu;
 pub mod merge;
+pub mod model;
 pub mod safetensors;
 pub mod source;
 pub mod summary;

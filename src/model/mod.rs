@@ -1,0 +1,4 @@
+//! The HypeNet model (`../shared/SPEC-hypenet.md`). `cpu` is the plain f32
+//! reference: the oracle for the GPU kernels and the fallback without WebGPU.
+
+pub mod cpu;
