@@ -213,14 +213,16 @@ thread_local! {
 /// the merge issue builds on the same path).
 #[wasm_bindgen]
 pub async fn copy_opened_checkpoint() -> std::result::Result<Array, JsError> {
+    copy_opened().await.map_err(|e| JsError::new(&e.to_string()))
+}
+
+async fn copy_opened() -> Result<Array> {
     let files = OPENED.with(|o| o.borrow().clone());
-    let source = BrowserSource::new(files).map_err(|e| JsError::new(&e.to_string()))?;
-    let ckpt = Checkpoint::open(source).await.map_err(|e| JsError::new(&e.to_string()))?;
-    let input = SourceFingerprint::of("input", &ckpt).await.map_err(|e| JsError::new(&e.to_string()))?;
+    let ckpt = Checkpoint::open(BrowserSource::new(files)?).await?;
+    let input = SourceFingerprint::of("input", &ckpt).await?;
     let provenance = Provenance::new("copy", serde_json::json!({}), vec![input]);
-    let plan = PlanBuilder::new(&ckpt, 0).build(&provenance).map_err(|e| JsError::new(&e.to_string()))?;
-    let blobs = plan_to_blobs(&plan, &[ckpt.source()]).await.map_err(|e| JsError::new(&e.to_string()))?;
-    to_files(blobs).map_err(|e| JsError::new(&e.to_string()))
+    let plan = PlanBuilder::new(&ckpt, 0).build(&provenance)?;
+    to_files(plan_to_blobs(&plan, &[ckpt.source()]).await?)
 }
 
 fn files_of(list: &Array) -> Vec<File> {
