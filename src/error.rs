@@ -105,6 +105,11 @@ pub enum Error {
     #[error("GPU: {0}")]
     Gpu(String),
 
+    /// The model (or the context asked for) exceeds what the GPU adapter
+    /// allows; the message names the limit and by how much.
+    #[error("the model does not fit this GPU: {0}")]
+    TooLarge(String),
+
     #[error("{0}")]
     Usage(String),
 }

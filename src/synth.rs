@@ -153,10 +153,14 @@ pub fn tensor_bytes(t: &TensorInfo, seed: u64) -> Result<Vec<u8>> {
 /// Every file of a small synthetic checkpoint in memory (name, bytes),
 /// config.json included.
 pub fn files_in_memory(preset: &str, shards: usize, dtype: Dtype, seed: u64) -> Result<Vec<(String, Vec<u8>)>> {
-    let config = preset_config(preset)?;
+    files_for_config(&preset_config(preset)?, shards, dtype, seed)
+}
+
+/// Every file of a synthetic checkpoint of any config in memory.
+pub fn files_for_config(config: &serde_json::Value, shards: usize, dtype: Dtype, seed: u64) -> Result<Vec<(String, Vec<u8>)>> {
     let arch = Arch::from_config_json(&config.to_string(), false)?;
     let lay = layout(&arch, shards, dtype)?;
-    let mut files = vec![("config.json".to_string(), serde_json::to_vec_pretty(&config).expect("json"))];
+    let mut files = vec![("config.json".to_string(), serde_json::to_vec_pretty(config).expect("json"))];
     for s in &lay.shards {
         let mut bytes = s.header.clone();
         for t in &s.tensors {

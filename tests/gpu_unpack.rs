@@ -1,28 +1,13 @@
 //! The unpack kernel (shaders/unpack.wgsl) against the CPU decode, on every
 //! one of the 65536 bit patterns of bf16 and of f16.
-//!
-//! Runs on whatever adapter wgpu finds (llvmpipe in CI). Without one it
-//! skips, unless QKLAB_REQUIRE_GPU=1 (set by `cargo xtask test`) makes a
-//! missing GPU a failure.
 
 use qklab::gpu::unpack::{pack_halves, unpack, Half};
 use qklab::gpu::Gpu;
+
+mod common;
+use common::gpu;
 use qklab::safetensors::{decode_f32, Dtype};
 use qklab::source::block_on;
-
-fn gpu() -> Option<Gpu> {
-    match block_on(Gpu::new()) {
-        Ok(g) => {
-            eprintln!("adapter: {}", g.describe());
-            Some(g)
-        }
-        Err(e) if std::env::var("QKLAB_REQUIRE_GPU").as_deref() == Ok("1") => panic!("GPU required: {e}"),
-        Err(e) => {
-            eprintln!("skipped: {e}");
-            None
-        }
-    }
-}
 
 fn same(a: f32, b: f32) -> bool {
     a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())

@@ -2,14 +2,20 @@
 //! browser. `Gpu` is created by the caller and passed in, so tests bring
 //! their own adapter and skip cleanly where none exists.
 
+pub mod kernels;
+pub mod ops;
 mod readback;
+pub mod recorder;
 pub mod unpack;
+pub mod weights;
 
 pub use readback::read_buffer;
 
 use crate::error::{Error, Result};
 
-/// A device and queue with what the adapter said about itself.
+/// A device and queue with what the adapter said about itself (cheap to
+/// clone: wgpu's handles are shared).
+#[derive(Clone)]
 pub struct Gpu {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,

@@ -1,6 +1,14 @@
 //! HypeNet in plain f32 Rust, written to be read next to SPEC-hypenet.md:
-//! one function per formula, shapes in comments, no tricks. Prefill of a
-//! whole sequence from position 0 (decode comes with the engine issue).
+//! one function per formula, shapes in comments, no tricks.
+//!
+//! Everything runs through [`CpuModel::step`]: new tokens at their absolute
+//! positions against a [`CpuState`] that holds what the past contributes (the
+//! softmax layers' KV cache, the Lightning layers' states S). Prefill is a
+//! step on a fresh state, decoding is a step of one token; both compute the
+//! same numbers, so the pieces a sequence is cut into do not change its
+//! logits. With `capture`, the state also keeps each softmax layer's queries
+//! and log-sum-exps, enough to rebuild every attention probability (the
+//! oracle for the GPU attention kernels).
 
 use std::collections::HashMap;
 
@@ -15,6 +23,127 @@ pub struct CpuModel {
     w: HashMap<String, Vec<f32>>,
 }
 
+/// What decoding carries from one [`CpuModel::step`] to the next: the number
+/// of tokens already processed and, per layer, everything later tokens read
+/// from them. Made by [`CpuModel::new_state`] and only valid for that model.
+#[derive(Clone)]
+pub struct CpuState {
+    pos: usize,
+    layers: Vec<LayerState>,
+    /// Softmax head layout (heads, kv_heads, head_dim), for [`Captured`].
+    attn_dims: (usize, usize, usize),
+}
+
+#[derive(Clone)]
+enum LayerState {
+    Softmax(KvCache),
+    /// S_h for every query head, `[nh, dl, dl]`; `S_h[i][j]`: i over the key
+    /// dim, j over the value dim. Per query head, not per kv head, because
+    /// the decay gamma_h belongs to the query head.
+    Lightning(Vec<f32>),
+}
+
+/// Keys (after k_norm, and RoPE when on) and values of every processed
+/// position, `[pos, kv_heads * dh]` each. HyPE scales only the query, so
+/// cached keys stay valid however long the sequence grows.
+#[derive(Clone)]
+struct KvCache {
+    k: Vec<f32>,
+    v: Vec<f32>,
+    capture: Option<Capture>,
+}
+
+/// Per processed position: the query as it entered the dot products
+/// (`[pos, heads * dh]`) and each head's log-sum-exp (`[pos, heads]`).
+#[derive(Clone, Default)]
+struct Capture {
+    q: Vec<f32>,
+    lse: Vec<f32>,
+}
+
+/// One softmax layer's capture, borrowed from a [`CpuState`] made with
+/// `capture = true`. Row-major, row t is absolute position t, `0 <= t < pos`:
+///
+/// | field | shape | what |
+/// |---|---|---|
+/// | `q` | `[pos, heads * head_dim]` | query after q_norm, RoPE (when on) and the HyPE / constant scaling |
+/// | `k` | `[pos, kv_heads * head_dim]` | key after k_norm and RoPE (when on): the KV cache itself |
+/// | `v` | `[pos, kv_heads * head_dim]` | value: the KV cache itself |
+/// | `lse` | `[pos, heads]` | `ln sum_{s<=t} exp(logit(t, s))`, as max + ln(sum exp(logit - max)) |
+///
+/// with `logit(t, s) = q_h(t) . k_g(s) / sqrt(head_dim)`, query head h
+/// reading kv head `g = h / (heads / kv_heads)`, so the attention
+/// probability is `p(t, s) = exp(logit(t, s) - lse[t, h])` for `s <= t`.
+#[derive(Clone, Copy)]
+pub struct Captured<'a> {
+    pub pos: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub lse: &'a [f32],
+}
+
+impl<'a> Captured<'a> {
+    // Accessors take the head first, then position(s), like `p_h(t, s)`.
+
+    /// Query of head `h` at position `t` (`head_dim` values).
+    pub fn q_at(&self, h: usize, t: usize) -> &'a [f32] {
+        &self.q[(t * self.heads + h) * self.head_dim..][..self.head_dim]
+    }
+
+    /// The key that query head `h` reads at position `s` (`head_dim` values).
+    pub fn k_at(&self, h: usize, s: usize) -> &'a [f32] {
+        let g = h / (self.heads / self.kv_heads);
+        &self.k[(s * self.kv_heads + g) * self.head_dim..][..self.head_dim]
+    }
+
+    /// Log-sum-exp of head `h`'s logits at query position `t`.
+    pub fn lse_at(&self, h: usize, t: usize) -> f32 {
+        self.lse[t * self.heads + h]
+    }
+
+    /// `q_h(t) . k(s) / sqrt(head_dim)`, computed as the model computes it.
+    pub fn logit(&self, h: usize, t: usize, s: usize) -> f32 {
+        dot(self.q_at(h, t), self.k_at(h, s)) * inv_sqrt(self.head_dim)
+    }
+
+    /// Attention probability `p(t, s)` of head `h`; 0 above the diagonal.
+    pub fn prob(&self, h: usize, t: usize, s: usize) -> f32 {
+        if s > t {
+            return 0.0;
+        }
+        (self.logit(h, t, s) - self.lse_at(h, t)).exp()
+    }
+}
+
+impl CpuState {
+    /// Tokens processed so far; the next token goes to this absolute position.
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The capture of softmax layer `layer`; `None` for a Lightning layer or
+    /// a state made without capture.
+    pub fn captured(&self, layer: usize) -> Option<Captured<'_>> {
+        let LayerState::Softmax(cache) = self.layers.get(layer)? else { return None };
+        let c = cache.capture.as_ref()?;
+        let (heads, kv_heads, head_dim) = self.attn_dims;
+        Some(Captured { pos: self.pos, heads, kv_heads, head_dim, q: &c.q, k: &cache.k, v: &cache.v, lse: &c.lse })
+    }
+
+    /// Lightning layer `layer`'s state `[nh, dl, dl]` (`S_h[i][j]`, i over
+    /// the key dim, j over the value dim); `None` for a softmax layer.
+    pub fn lightning_state(&self, layer: usize) -> Option<&[f32]> {
+        match self.layers.get(layer)? {
+            LayerState::Lightning(s) => Some(s),
+            LayerState::Softmax(_) => None,
+        }
+    }
+}
+
 impl CpuModel {
     /// Decodes every tensor the architecture names (BF16/F16/F32).
     pub async fn load<S: ByteSource>(ck: &Checkpoint<S>, arch: Arch) -> Result<CpuModel> {
@@ -25,6 +154,21 @@ impl CpuModel {
         Ok(CpuModel { arch, w })
     }
 
+    /// Swaps one weight for another of the same size, e.g. to build a merged
+    /// model (QK-Restore) from a second checkpoint without writing it out.
+    pub fn replace_tensor(&mut self, name: &str, values: Vec<f32>) -> Result<()> {
+        let w = self.w.get_mut(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?;
+        if w.len() != values.len() {
+            return Err(Error::Usage(format!(
+                "tensor {name:?} holds {} values, the replacement {}",
+                w.len(),
+                values.len()
+            )));
+        }
+        *w = values;
+        Ok(())
+    }
+
     fn t(&self, name: &str) -> &[f32] {
         &self.w[name]
     }
@@ -33,12 +177,112 @@ impl CpuModel {
         self.w.get(name).map(Vec::as_slice)
     }
 
+    /// An empty state (position 0). `capture` keeps the softmax layers'
+    /// queries and log-sum-exps for [`CpuState::captured`]; it costs
+    /// `(heads * head_dim + heads)` floats per position and softmax layer.
+    pub fn new_state(&self, capture: bool) -> CpuState {
+        let a = &self.arch;
+        let (nh, dl) = (a.lightning.heads as usize, a.lightning.head_dim as usize);
+        let layers = a
+            .mixers
+            .iter()
+            .map(|m| match m {
+                Mixer::Softmax => LayerState::Softmax(KvCache {
+                    k: Vec::new(),
+                    v: Vec::new(),
+                    capture: capture.then(Capture::default),
+                }),
+                Mixer::Lightning => LayerState::Lightning(vec![0.0; nh * dl * dl]),
+            })
+            .collect();
+        let attn_dims = (a.attn.heads as usize, a.attn.kv_heads as usize, a.attn.head_dim as usize);
+        CpuState { pos: 0, layers, attn_dims }
+    }
+
     /// Logits `[T, V]` (row-major) for `ids` at positions 0..T.
     pub fn forward(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.step(&mut self.new_state(false), ids)
+    }
+
+    /// Runs `ids` at absolute positions `pos .. pos + n` of `state`, each
+    /// token attending to everything before it (cache and new tokens), and
+    /// returns their logits `[n, V]` (row-major). On error the state is left
+    /// as it was.
+    pub fn step(&self, state: &mut CpuState, ids: &[u32]) -> Result<Vec<f32>> {
         let a = &self.arch;
         let (d, v) = (a.hidden_size as usize, a.vocab_size as usize);
+        // Every check comes before the first layer writes to the state, so a
+        // failed step never leaves it half-advanced.
+        self.check_state(state)?;
+        let mut x = self.embed(ids)?; // (n, D)
+        let pos0 = state.pos;
+        for (l, layer) in state.layers.iter_mut().enumerate() {
+            let p = |s: &str| format!("model.layers.{l}.{s}");
+            // x = x + mixer(rmsnorm(x, input_layernorm))
+            let h = rmsnorm_rows(&x, self.t(&p("input_layernorm.weight")), a.rms_norm_eps);
+            let y = match layer {
+                LayerState::Softmax(cache) => self.softmax_attention(l, &h, pos0, cache),
+                LayerState::Lightning(s) => self.lightning_attention(l, &h, pos0, s),
+            };
+            add(&mut x, &y);
+            // x = x + mlp(rmsnorm(x, post_attention_layernorm))
+            let h = rmsnorm_rows(&x, self.t(&p("post_attention_layernorm.weight")), a.rms_norm_eps);
+            add(&mut x, &self.mlp(l, &h));
+        }
+        state.pos += ids.len();
+        let h = rmsnorm_rows(&x, self.t("model.norm.weight"), a.rms_norm_eps);
+        let head = if a.tie_word_embeddings { self.t("model.embed_tokens.weight") } else { self.t("lm_head.weight") };
+        Ok(linear(&h, head, d, v))
+    }
+
+    /// Greedy decoding as `generate` in reference/hypenet.py: step the
+    /// prompt, then feed back the argmax of the last row until `n` tokens
+    /// or a token in `stop` (returned, last). Like upstream, the last token
+    /// returned is not run through the model (its logits would go unused):
+    /// afterwards `state.pos()` has grown by `prompt.len() + out.len() - 1`
+    /// (by `prompt.len()` when `n == 0`), so continue by passing that last
+    /// token as the next prompt.
+    pub fn generate_greedy(&self, state: &mut CpuState, prompt: &[u32], n: usize, stop: &[u32]) -> Result<Vec<u32>> {
+        if prompt.is_empty() {
+            return Err(Error::Usage("greedy generation needs at least one prompt token".into()));
+        }
+        let v = self.arch.vocab_size as usize;
+        let mut logits = self.step(state, prompt)?;
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let tok = argmax(&logits[logits.len() - v..]);
+            out.push(tok);
+            if stop.contains(&tok) || out.len() == n {
+                break;
+            }
+            logits = self.step(state, &[tok])?;
+        }
+        Ok(out)
+    }
+
+    /// A state from another model (other layer kinds or sizes) would index
+    /// out of bounds or, worse, silently mix models.
+    fn check_state(&self, state: &CpuState) -> Result<()> {
+        let a = &self.arch;
+        let (nh, dl) = (a.lightning.heads as usize, a.lightning.head_dim as usize);
+        let kv_width = (a.attn.kv_heads * a.attn.head_dim) as usize;
+        let fits = state.layers.len() == a.mixers.len()
+            && state.layers.iter().zip(&a.mixers).all(|(layer, mixer)| match (layer, mixer) {
+                (LayerState::Softmax(c), Mixer::Softmax) => c.k.len() == state.pos * kv_width,
+                (LayerState::Lightning(s), Mixer::Lightning) => s.len() == nh * dl * dl,
+                _ => false,
+            });
+        if fits {
+            Ok(())
+        } else {
+            Err(Error::Usage("this decoding state was made for a different model".into()))
+        }
+    }
+
+    /// x = embed[ids]                                   (n, D)
+    fn embed(&self, ids: &[u32]) -> Result<Vec<f32>> {
+        let (d, v) = (self.arch.hidden_size as usize, self.arch.vocab_size as usize);
         let embed = self.t("model.embed_tokens.weight");
-        // x = embed[ids]                                   (T, D)
         let mut x = Vec::with_capacity(ids.len() * d);
         for &id in ids {
             let id = id as usize;
@@ -47,22 +291,7 @@ impl CpuModel {
             }
             x.extend_from_slice(&embed[id * d..(id + 1) * d]);
         }
-        for (l, mixer) in a.mixers.iter().enumerate() {
-            let p = |s: &str| format!("model.layers.{l}.{s}");
-            // x = x + mixer(rmsnorm(x, input_layernorm))
-            let h = rmsnorm_rows(&x, self.t(&p("input_layernorm.weight")), a.rms_norm_eps);
-            let y = match mixer {
-                Mixer::Softmax => self.softmax_attention(l, &h),
-                Mixer::Lightning => self.lightning_attention(l, &h),
-            };
-            add(&mut x, &y);
-            // x = x + mlp(rmsnorm(x, post_attention_layernorm))
-            let h = rmsnorm_rows(&x, self.t(&p("post_attention_layernorm.weight")), a.rms_norm_eps);
-            add(&mut x, &self.mlp(l, &h));
-        }
-        let h = rmsnorm_rows(&x, self.t("model.norm.weight"), a.rms_norm_eps);
-        let head = if a.tie_word_embeddings { embed } else { self.t("lm_head.weight") };
-        Ok(linear(&h, head, d, v))
+        Ok(x)
     }
 
     /// down_proj(silu(gate_proj(x)) * up_proj(x))
@@ -107,55 +336,30 @@ impl CpuModel {
     }
 
     /// Causal softmax attention with GQA, per-head q/k RMSNorm, optional
-    /// RoPE, HyPE on the query, and the sigmoid output gate.
-    fn softmax_attention(&self, l: usize, h: &[f32]) -> Vec<f32> {
+    /// RoPE, HyPE on the query, and the sigmoid output gate. The new rows
+    /// `h` sit at positions `pos0..`; their keys and values join the cache
+    /// before attending, since a token attends to itself.
+    fn softmax_attention(&self, l: usize, h: &[f32], pos0: usize, cache: &mut KvCache) -> Vec<f32> {
         let a = &self.arch;
         let (heads, kv_heads, dh) = (a.attn.heads as usize, a.attn.kv_heads as usize, a.attn.head_dim as usize);
-        let t_len = h.len() / a.hidden_size as usize;
         let [mut q, mut k, v] = self.qkv(l, h, heads * dh, kv_heads * dh);
         let p = |s: &str| format!("model.layers.{l}.self_attn.{s}");
         norm_heads(&mut q, self.t(&p("q_norm.weight")), dh, a.rms_norm_eps);
         norm_heads(&mut k, self.t(&p("k_norm.weight")), dh, a.rms_norm_eps);
         if a.attn_use_rope {
-            rope(&mut q, heads * dh, dh, a.rope_theta);
-            rope(&mut k, kv_heads * dh, dh, a.rope_theta);
+            rope(&mut q, heads * dh, dh, a.rope_theta, pos0);
+            rope(&mut k, kv_heads * dh, dh, a.rope_theta, pos0);
         }
-        // HyPE scales only the query: q_h *= ln(t + A) / ln(A); a float s scales by s.
-        for (t, row) in q.chunks_mut(heads * dh).enumerate() {
-            let s = match a.logits_scaling {
-                LogitsScaling::None => 1.0,
-                LogitsScaling::Constant(s) => s as f32,
-                LogitsScaling::Hype(big_a) => ((t as f64 + big_a).ln() / big_a.ln()) as f32,
-            };
+        for (i, row) in q.chunks_mut(heads * dh).enumerate() {
+            let s = query_scale(a.logits_scaling, pos0 + i);
             row.iter_mut().for_each(|x| *x *= s);
         }
-        let group = heads / kv_heads;
-        let scale = 1.0 / (dh as f32).sqrt();
-        let mut o = vec![0.0f32; t_len * heads * dh];
-        let mut p_row = vec![0.0f32; t_len];
-        for hd in 0..heads {
-            let g = hd / group;
-            for t in 0..t_len {
-                let qv = &q[t * heads * dh + hd * dh..][..dh];
-                // logit(t, s) = q . k / sqrt(dh) for s <= t, softmax in f32
-                let mut max = f32::NEG_INFINITY;
-                for s in 0..=t {
-                    let kv = &k[s * kv_heads * dh + g * dh..][..dh];
-                    p_row[s] = dot(qv, kv) * scale;
-                    max = max.max(p_row[s]);
-                }
-                let mut sum = 0.0;
-                for p in &mut p_row[..=t] {
-                    *p = (*p - max).exp();
-                    sum += *p;
-                }
-                let out = &mut o[t * heads * dh + hd * dh..][..dh];
-                for s in 0..=t {
-                    let w = p_row[s] / sum;
-                    let vv = &v[s * kv_heads * dh + g * dh..][..dh];
-                    out.iter_mut().zip(vv).for_each(|(o, v)| *o += w * v);
-                }
-            }
+        cache.k.extend_from_slice(&k);
+        cache.v.extend_from_slice(&v);
+        let (mut o, lse) = causal_softmax(&q, &cache.k, &cache.v, pos0, heads, kv_heads, dh);
+        if let Some(c) = &mut cache.capture {
+            c.q.extend_from_slice(&q);
+            c.lse.extend_from_slice(&lse);
         }
         if a.attn_use_output_gate {
             self.gate(&mut o, h, &p("o_gate.weight"), heads * dh);
@@ -163,12 +367,13 @@ impl CpuModel {
         self.out_proj(l, &o, heads * dh)
     }
 
-    /// Lightning attention as the literal recurrence:
+    /// Lightning attention as the literal recurrence, continued from the
+    /// state `s` (`[nh, dl, dl]`) that the earlier positions left behind:
     /// S_h(t) = gamma_h S_h(t-1) + k_h(t)^T v_h(t),  o_h(t) = scale q_h(t) S_h(t).
-    fn lightning_attention(&self, l: usize, h: &[f32]) -> Vec<f32> {
+    fn lightning_attention(&self, l: usize, h: &[f32], pos0: usize, s: &mut [f32]) -> Vec<f32> {
         let a = &self.arch;
         let (nh, nkv, dl) = (a.lightning.heads as usize, a.lightning.kv_heads as usize, a.lightning.head_dim as usize);
-        let t_len = h.len() / a.hidden_size as usize;
+        let n = h.len() / a.hidden_size as usize;
         let [mut q, mut k, v] = self.qkv(l, h, nh * dl, nkv * dl);
         let p = |s: &str| format!("model.layers.{l}.self_attn.{s}");
         if a.lightning_use_qk_norm {
@@ -176,33 +381,23 @@ impl CpuModel {
             norm_heads(&mut k, self.t(&p("k_norm.weight")), dl, a.rms_norm_eps);
         }
         if a.lightning_use_rope {
-            rope(&mut q, nh * dl, dl, a.rope_theta);
-            rope(&mut k, nkv * dl, dl, a.rope_theta);
+            rope(&mut q, nh * dl, dl, a.rope_theta, pos0);
+            rope(&mut k, nkv * dl, dl, a.rope_theta, pos0);
         }
         let scale = match a.lightning_scale {
-            LightningScale::InvSqrtD => 1.0 / (dl as f32).sqrt(),
+            LightningScale::InvSqrtD => inv_sqrt(dl),
             LightningScale::InvD => 1.0 / dl as f32,
             LightningScale::One => 1.0,
         };
         let group = nh / nkv;
-        let mut o = vec![0.0f32; t_len * nh * dl];
+        let mut o = vec![0.0f32; n * nh * dl];
         for (hd, slope) in alibi_slopes(nh).into_iter().enumerate() {
             let gamma = (-slope).exp() as f32;
             let g = hd / group;
-            let mut state = vec![0.0f32; dl * dl]; // S[i][j]: i over k, j over v
-            for t in 0..t_len {
-                let kt = &k[t * nkv * dl + g * dl..][..dl];
-                let vt = &v[t * nkv * dl + g * dl..][..dl];
-                for i in 0..dl {
-                    let row = &mut state[i * dl..(i + 1) * dl];
-                    row.iter_mut().zip(vt).for_each(|(s, v)| *s = gamma * *s + kt[i] * v);
-                }
-                let qt = &q[t * nh * dl + hd * dl..][..dl];
-                let out = &mut o[t * nh * dl + hd * dl..][..dl];
-                for i in 0..dl {
-                    let qi = qt[i] * scale;
-                    out.iter_mut().zip(&state[i * dl..(i + 1) * dl]).for_each(|(o, s)| *o += qi * s);
-                }
+            let s_h = &mut s[hd * dl * dl..][..dl * dl];
+            for i in 0..n {
+                decay_and_add(s_h, gamma, &k[(i * nkv + g) * dl..][..dl], &v[(i * nkv + g) * dl..][..dl]);
+                read_state(s_h, &q[(i * nh + hd) * dl..][..dl], scale, &mut o[(i * nh + hd) * dl..][..dl]);
             }
         }
         if a.lightning_use_output_norm {
@@ -216,6 +411,20 @@ impl CpuModel {
     }
 }
 
+/// Index of the first maximum of `row` under f32's total order: ties go to
+/// the lowest index, as torch.argmax does, and a NaN cannot make the answer
+/// depend on where it sits. `row` must not be empty.
+pub fn argmax(row: &[f32]) -> u32 {
+    assert!(!row.is_empty(), "argmax of an empty row");
+    let mut best = 0;
+    for (i, x) in row.iter().enumerate().skip(1) {
+        if x.total_cmp(&row[best]).is_gt() {
+            best = i;
+        }
+    }
+    best as u32
+}
+
 /// ALiBi slopes: 2^(-8(h+1)/n) for n a power of two; otherwise those of the
 /// largest power of two m below n, then every other slope of 2m.
 pub fn alibi_slopes(n: usize) -> Vec<f64> {
@@ -227,6 +436,84 @@ pub fn alibi_slopes(n: usize) -> Vec<f64> {
     let mut s = pow2(m);
     s.extend(pow2(2 * m).into_iter().step_by(2).take(n - m));
     s
+}
+
+/// The query factor at absolute position t. HyPE (`"hype A"`): ln(t + A) /
+/// ln(A), growing with t so that late queries stay sharp over long
+/// contexts; it touches only the query, never the cached keys. A float s
+/// scales every position alike.
+fn query_scale(scaling: LogitsScaling, t: usize) -> f32 {
+    match scaling {
+        LogitsScaling::None => 1.0,
+        LogitsScaling::Constant(s) => s as f32,
+        LogitsScaling::Hype(big_a) => ((t as f64 + big_a).ln() / big_a.ln()) as f32,
+    }
+}
+
+/// o_h(t) = sum_{s<=t} p(t, s) v_g(s), p = softmax_s(q_h(t) . k_g(s) / sqrt(dh)),
+/// in f32, for the `n` rows of `q` (`[n, heads * dh]`, positions pos0..)
+/// over `k`, `v` (`[pos0 + n, kv_heads * dh]`), kv head g = h / (heads / kv_heads).
+/// Returns o `[n, heads * dh]` and each row's log-sum-exp `[n, heads]`.
+fn causal_softmax(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    pos0: usize,
+    heads: usize,
+    kv_heads: usize,
+    dh: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let n = q.len() / (heads * dh);
+    let group = heads / kv_heads;
+    let scale = inv_sqrt(dh);
+    let mut o = vec![0.0f32; n * heads * dh];
+    let mut lse = vec![0.0f32; n * heads];
+    let mut p_row = vec![0.0f32; pos0 + n];
+    for i in 0..n {
+        let t = pos0 + i;
+        for hd in 0..heads {
+            let g = hd / group;
+            let qv = &q[(i * heads + hd) * dh..][..dh];
+            // Subtracting the row max keeps exp() in range; it cancels in p.
+            let mut max = f32::NEG_INFINITY;
+            for s in 0..=t {
+                p_row[s] = dot(qv, &k[(s * kv_heads + g) * dh..][..dh]) * scale;
+                max = max.max(p_row[s]);
+            }
+            let mut sum = 0.0;
+            for p in &mut p_row[..=t] {
+                *p = (*p - max).exp();
+                sum += *p;
+            }
+            lse[i * heads + hd] = max + sum.ln();
+            let out = &mut o[(i * heads + hd) * dh..][..dh];
+            for s in 0..=t {
+                let w = p_row[s] / sum;
+                let vv = &v[(s * kv_heads + g) * dh..][..dh];
+                out.iter_mut().zip(vv).for_each(|(o, v)| *o += w * v);
+            }
+        }
+    }
+    (o, lse)
+}
+
+/// S = gamma S + k^T v for one head, S `[dk, dv]` row-major.
+fn decay_and_add(s: &mut [f32], gamma: f32, k: &[f32], v: &[f32]) {
+    for (row, ki) in s.chunks_mut(v.len()).zip(k) {
+        row.iter_mut().zip(v).for_each(|(s, v)| *s = gamma * *s + ki * v);
+    }
+}
+
+/// out += scale q S for one head, S `[dk, dv]` row-major.
+fn read_state(s: &[f32], q: &[f32], scale: f32, out: &mut [f32]) {
+    for (row, qi) in s.chunks(out.len()).zip(q) {
+        let qi = qi * scale;
+        out.iter_mut().zip(row).for_each(|(o, s)| *o += qi * s);
+    }
+}
+
+fn inv_sqrt(d: usize) -> f32 {
+    1.0 / (d as f32).sqrt()
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -265,14 +552,17 @@ fn norm_heads(x: &mut [f32], w: &[f32], dh: usize, eps: f64) {
 }
 
 /// RoPE, rotate-half layout, on every head (width `dh`) of each row of
-/// `row_width` values; row t is at position t.
-fn rope(x: &mut [f32], row_width: usize, dh: usize, theta: f64) {
+/// `row_width` values. Row i is at absolute position pos0 + i: during
+/// decoding the angle must come from the token's place in the whole
+/// sequence, not in this step.
+fn rope(x: &mut [f32], row_width: usize, dh: usize, theta: f64, pos0: usize) {
     let half = dh / 2;
     let inv_freq: Vec<f64> = (0..half).map(|j| theta.powf(-2.0 * j as f64 / dh as f64)).collect();
-    for (t, row) in x.chunks_mut(row_width).enumerate() {
+    for (i, row) in x.chunks_mut(row_width).enumerate() {
+        let t = (pos0 + i) as f64;
         for head in row.chunks_mut(dh) {
             for j in 0..half {
-                let (sin, cos) = (t as f64 * inv_freq[j]).sin_cos();
+                let (sin, cos) = (t * inv_freq[j]).sin_cos();
                 let (sin, cos) = (sin as f32, cos as f32);
                 let (x1, x2) = (head[j], head[j + half]);
                 head[j] = x1 * cos - x2 * sin;

@@ -2,3 +2,5 @@
 //! reference: the oracle for the GPU kernels and the fallback without WebGPU.
 
 pub mod cpu;
+pub mod fit;
+pub mod gpu;

@@ -30,3 +30,20 @@ pub fn python() -> Option<String> {
     eprintln!("skipped: {py} lacks safetensors/numpy/ml_dtypes");
     None
 }
+
+/// The GPU wgpu finds (llvmpipe in CI). Without one the caller skips,
+/// unless QKLAB_REQUIRE_GPU=1 (set by `cargo xtask test`) makes a missing
+/// GPU a failure.
+pub fn gpu() -> Option<qklab::gpu::Gpu> {
+    match qklab::source::block_on(qklab::gpu::Gpu::new()) {
+        Ok(g) => {
+            eprintln!("adapter: {}", g.describe());
+            Some(g)
+        }
+        Err(e) if std::env::var("QKLAB_REQUIRE_GPU").as_deref() == Ok("1") => panic!("GPU required: {e}"),
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The WGSL kernels: their sources (one family per file in `shaders/`,
+//! with `packed.wgsl` prepended to those that read checkpoint weights) and
+//! a cache of compiled pipelines, one per kernel and weight dtype.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use super::Gpu;
+use crate::error::{Error, Result};
+use crate::safetensors::Dtype;
+
+const PACKED: &str = include_str!("../../shaders/packed.wgsl");
+
+/// Shader files: (name, source, whether it reads packed weights).
+const FILES: &[(&str, &str, bool)] = &[
+    ("unpack", include_str!("../../shaders/unpack.wgsl"), true),
+    ("matmul", include_str!("../../shaders/matmul.wgsl"), true),
+    ("norm", include_str!("../../shaders/norm.wgsl"), true),
+    ("heads", include_str!("../../shaders/heads.wgsl"), true),
+    ("bias", include_str!("../../shaders/bias.wgsl"), true),
+    ("embed", include_str!("../../shaders/embed.wgsl"), true),
+    ("elementwise", include_str!("../../shaders/elementwise.wgsl"), false),
+    ("argmax", include_str!("../../shaders/argmax.wgsl"), false),
+    ("attention", include_str!("../../shaders/attention.wgsl"), false),
+    ("lightning", include_str!("../../shaders/lightning.wgsl"), false),
+];
+
+/// Every kernel's complete WGSL source, by file name (for validation).
+pub fn sources() -> Vec<(&'static str, String)> {
+    FILES.iter().map(|&(name, src, packed)| (name, compose(src, packed))).collect()
+}
+
+fn compose(src: &str, packed: bool) -> String {
+    if packed {
+        format!("{PACKED}\n{src}")
+    } else {
+        src.to_string()
+    }
+}
+
+/// How a weight tensor is stored, as the shaders' `W_DTYPE` counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WDtype {
+    F32 = 0,
+    Bf16 = 1,
+    F16 = 2,
+}
+
+impl WDtype {
+    pub fn of(dtype: Dtype, tensor: &str) -> Result<WDtype> {
+        match dtype {
+            Dtype::F32 => Ok(WDtype::F32),
+            Dtype::BF16 => Ok(WDtype::Bf16),
+            Dtype::F16 => Ok(WDtype::F16),
+            other => Err(Error::UnsupportedDtype {
+                tensor: tensor.into(),
+                dtype: other.to_string(),
+                what: "the GPU engine".into(),
+            }),
+        }
+    }
+
+    pub fn bytes(self) -> u64 {
+        if self == WDtype::F32 {
+            4
+        } else {
+            2
+        }
+    }
+}
+
+/// A kernel: an entry point of one shader file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Unpack,
+    Matmul,
+    Matvec,
+    RmsNorm,
+    Heads,
+    Bias,
+    Embed,
+    Swiglu,
+    Gate,
+    Argmax,
+    Attend,
+    LightningChunk,
+    LightningStep,
+}
+
+impl Kernel {
+    fn entry(self) -> (&'static str, &'static str) {
+        match self {
+            Kernel::Unpack => ("unpack", "unpack"),
+            Kernel::Matmul => ("matmul", "matmul"),
+            Kernel::Matvec => ("matmul", "matvec"),
+            Kernel::RmsNorm => ("norm", "rmsnorm"),
+            Kernel::Heads => ("heads", "prepare"),
+            Kernel::Bias => ("bias", "bias"),
+            Kernel::Embed => ("embed", "embed"),
+            Kernel::Swiglu => ("elementwise", "swiglu"),
+            Kernel::Gate => ("elementwise", "gate"),
+            Kernel::Argmax => ("argmax", "argmax"),
+            Kernel::Attend => ("attention", "attend"),
+            Kernel::LightningChunk => ("lightning", "chunk"),
+            Kernel::LightningStep => ("lightning", "step"),
+        }
+    }
+}
+
+/// Compiled pipelines, made on first use.
+pub struct Kernels {
+    gpu: Gpu,
+    modules: RefCell<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: RefCell<HashMap<(Kernel, WDtype), wgpu::ComputePipeline>>,
+}
+
+impl Kernels {
+    pub fn new(gpu: &Gpu) -> Kernels {
+        Kernels { gpu: gpu.clone(), modules: Default::default(), pipelines: Default::default() }
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    /// The pipeline of `kernel` for weights stored as `dtype` (ignored by
+    /// kernels without weights).
+    pub fn pipeline(&self, kernel: Kernel, dtype: WDtype) -> wgpu::ComputePipeline {
+        let (file, entry) = kernel.entry();
+        let &(_, src, packed) = FILES.iter().find(|f| f.0 == file).expect("every kernel's file is listed");
+        let dtype = if packed { dtype } else { WDtype::F32 };
+        if let Some(p) = self.pipelines.borrow().get(&(kernel, dtype)) {
+            return p.clone();
+        }
+        let module = self
+            .modules
+            .borrow_mut()
+            .entry(file)
+            .or_insert_with(|| {
+                self.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(file),
+                    source: wgpu::ShaderSource::Wgsl(compose(src, packed).into()),
+                })
+            })
+            .clone();
+        let constants = [("W_DTYPE", dtype as u32 as f64)];
+        let pipeline = self.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry),
+            layout: None,
+            module: &module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: if packed { &constants } else { &[] },
+                // Every kernel writes what it later reads.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        self.pipelines.borrow_mut().insert((kernel, dtype), pipeline.clone());
+        pipeline
+    }
+}

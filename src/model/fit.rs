@@ -1,0 +1,160 @@
+//! Whether a model fits a GPU adapter, decided before anything is
+//! uploaded: every buffer the engine will make is sized here and checked
+//! against the adapter's limits (and an optional memory budget), so a
+//! model that cannot run is refused with the limit it hits and by how much.
+
+use crate::config::{Arch, Mixer};
+use crate::error::{Error, Result};
+use crate::gpu::kernels::WDtype;
+use crate::gpu::weights::rows_per_chunk;
+
+/// The largest head sizes the kernels hold in workgroup memory
+/// (`MAX_DH` in attention.wgsl, `MAX_DK` in lightning.wgsl).
+pub const MAX_ATTN_HEAD_DIM: u64 = 256;
+pub const MAX_LIGHTNING_HEAD_DIM: u64 = 128;
+
+/// Choices that shape the engine's buffers.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Longest sequence (prompt and generated tokens) a session holds.
+    pub max_context: u32,
+    /// Most tokens per prefill pass; longer prompts run in several.
+    pub prefill_chunk: u32,
+    /// A binding limit below the adapter's (tests use it to force chunking).
+    pub max_binding: Option<u64>,
+    /// Refuse models needing more GPU memory than this (browsers do not
+    /// say how much there is; the caller may know better).
+    pub memory_budget: Option<u64>,
+    /// Keep every softmax layer's queries, for the routing diagnostics.
+    pub capture: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions { max_context: 4096, prefill_chunk: 2048, max_binding: None, memory_budget: None, capture: false }
+    }
+}
+
+/// The GPU memory a model takes, by purpose, and the sizes derived from
+/// the limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Footprint {
+    pub weights: u64,
+    /// KV caches, Lightning states, log-sum-exp (and captured queries) of one session.
+    pub session: u64,
+    /// Activations of one prefill pass, logits and tables.
+    pub scratch: u64,
+    /// Tokens per prefill pass.
+    pub chunk: u32,
+    /// Rows of logits computed per LM-head pass.
+    pub logit_rows: u32,
+    /// The binding size buffers are cut to.
+    pub binding: u64,
+}
+
+impl Footprint {
+    pub fn total(&self) -> u64 {
+        self.weights + self.session + self.scratch
+    }
+}
+
+fn human(bytes: u64) -> String {
+    crate::summary::human_bytes(bytes)
+}
+
+/// Sizes every buffer for `arch` with weights `tensors` (name, dtype,
+/// shape) under `limits`, or says which limit the model exceeds.
+pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::Limits, opts: &EngineOptions) -> Result<Footprint> {
+    let too_large = |s: String| Err(Error::TooLarge(s));
+    let adapter_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+    let binding = opts.max_binding.map_or(adapter_binding, |b| b.min(adapter_binding));
+    let limit_name = if opts.max_binding.is_some_and(|b| b < adapter_binding) {
+        "the binding limit set for this run"
+    } else if limits.max_buffer_size < limits.max_storage_buffer_binding_size {
+        "maxBufferSize"
+    } else {
+        "maxStorageBufferBindingSize"
+    };
+
+    let (a, l) = (&arch.attn, &arch.lightning);
+    if arch.mixers.contains(&Mixer::Softmax) && a.head_dim > MAX_ATTN_HEAD_DIM {
+        return too_large(format!("softmax head_dim {} exceeds the kernels' {MAX_ATTN_HEAD_DIM}", a.head_dim));
+    }
+    if arch.mixers.contains(&Mixer::Lightning) && l.head_dim > MAX_LIGHTNING_HEAD_DIM {
+        return too_large(format!("Lightning head_dim {} exceeds the kernels' {MAX_LIGHTNING_HEAD_DIM}", l.head_dim));
+    }
+
+    let mut weights = 0u64;
+    for (name, dtype, shape) in tensors {
+        let (rows, cols) = match shape.as_slice() {
+            [n] => (1, *n),
+            [r, c] => (*r, *c),
+            _ => return Err(Error::Gpu(format!("{name}: the GPU engine takes 1-D or 2-D weights, not {shape:?}"))),
+        };
+        rows_per_chunk(name, *dtype, rows, cols, binding).map_err(|e| match e {
+            Error::Gpu(m) => Error::TooLarge(m.replace("maxStorageBufferBindingSize", limit_name)),
+            e => e,
+        })?;
+        weights += rows * cols * dtype.bytes();
+    }
+
+    // One buffer per cache must fit a binding.
+    let ctx = opts.max_context.max(1) as u64;
+    let softmax_layers = arch.mixers.iter().filter(|m| **m == Mixer::Softmax).count() as u64;
+    let lightning_layers = arch.mixers.len() as u64 - softmax_layers;
+    let kv_row = a.kv_heads * a.head_dim * 4;
+    let per_buffer = [
+        ("the KV cache of a softmax layer", kv_row),
+        ("the captured queries of a softmax layer", if opts.capture { a.heads * a.head_dim * 4 } else { 0 }),
+    ];
+    for (what, row) in per_buffer {
+        if row * ctx > binding {
+            return too_large(format!(
+                "{what} for {ctx} tokens needs {}, over {limit_name} ({}) by {}; at most {} tokens fit",
+                human(row * ctx),
+                human(binding),
+                human(row * ctx - binding),
+                binding / row
+            ));
+        }
+    }
+    let mut session = softmax_layers * ctx * (2 * kv_row + a.heads * 4) + lightning_layers * l.heads * l.head_dim * l.head_dim * 4;
+    if opts.capture {
+        session += softmax_layers * ctx * a.heads * a.head_dim * 4;
+    }
+
+    // Activations: the widest row any scratch buffer holds.
+    let widest = [arch.hidden_size, arch.intermediate_size, a.heads * a.head_dim, l.heads * l.head_dim]
+        .into_iter()
+        .max()
+        .unwrap_or(1)
+        * 4;
+    let chunk = (opts.prefill_chunk.max(1) as u64).min(ctx).min(binding / widest);
+    if chunk == 0 {
+        return too_large(format!("one token's activations ({}) exceed {limit_name} ({})", human(widest), human(binding)));
+    }
+    let vocab_row = arch.vocab_size * 4;
+    let logit_rows = chunk.min(binding / vocab_row);
+    if logit_rows == 0 {
+        return too_large(format!("one row of logits ({}) exceeds {limit_name} ({})", human(vocab_row), human(binding)));
+    }
+    // x, h, q, k, v, o, o2, gate, up: nine activation buffers.
+    let rope = 2 * ctx * (a.head_dim.max(l.head_dim) / 2) * 4 * 2;
+    let scratch = 9 * chunk * widest + logit_rows * vocab_row + rope;
+
+    let fp = Footprint { weights, session, scratch, chunk: chunk as u32, logit_rows: logit_rows as u32, binding };
+    if let Some(budget) = opts.memory_budget {
+        if fp.total() > budget {
+            return too_large(format!(
+                "it needs {} ({} weights, {} for a {ctx}-token session, {} scratch), over the memory budget ({}) by {}",
+                human(fp.total()),
+                human(weights),
+                human(session),
+                human(scratch),
+                human(budget),
+                human(fp.total() - budget)
+            ));
+        }
+    }
+    Ok(fp)
+}
