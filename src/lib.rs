@@ -5,6 +5,8 @@
 //! metrics) knows nothing of browsers; [`web`] is the only module that
 //! touches `web-sys`, and it exists only on wasm32.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
@@ -15,6 +17,7 @@ pub mod safetensors;
 pub mod source;
 pub mod summary;
 pub mod synth;
+pub mod tokenizer;
 pub mod writer;
 
 #[cfg(target_arch = "wasm32")]

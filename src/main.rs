@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 use qklab::checkpoint::Checkpoint;
 use qklab::merge::drift::drift;
 use qklab::merge::plan::plan_merge;
@@ -80,6 +82,50 @@ enum Command {
         sft: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Run a prompt through the model: greedy continuation, optional logits.
+    Run {
+        ckpt: PathBuf,
+        /// Token ids, e.g. 256,72,105.
+        #[arg(long, value_delimiter = ',', conflicts_with = "text")]
+        ids: Option<Vec<u32>>,
+        /// Text, tokenized with the checkpoint's tokenizer.json.
+        #[arg(long)]
+        text: Option<String>,
+        #[arg(long, default_value_t = 32)]
+        max_new: usize,
+        /// gpu (WebGPU through wgpu) or cpu (the f32 reference).
+        #[arg(long, default_value = "gpu")]
+        backend: String,
+        /// Set attn_logits_scaling to "hype A".
+        #[arg(long)]
+        hype: Option<f64>,
+        /// Write the prompt's logits here: safetensors, one F32 tensor `logits` [T, V].
+        #[arg(long)]
+        logits_out: Option<PathBuf>,
+        /// Do not stop at the config's eos_token_id.
+        #[arg(long)]
+        no_stop: bool,
+    },
+    /// Speed: prefill, decode and each kernel, for a checkpoint or a preset
+    /// shape (tiny, demo, 2b: random weights, no file); `bench matmul --shapes`.
+    Bench {
+        /// A checkpoint, a preset (tiny, demo, 2b) or `matmul`.
+        target: String,
+        #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
+        tokens: Vec<u32>,
+        /// For `matmul`: MxNxK,... with y[M,N] = x[M,K] W[N,K]^T.
+        #[arg(long, value_delimiter = ',', default_value = "4096x2048x2048")]
+        shapes: Vec<String>,
+        #[arg(long, default_value = "gpu")]
+        backend: String,
+        /// Greedy decode steps to time after the longest prefill.
+        #[arg(long, default_value_t = 32)]
+        decode: u32,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Write a HypeNet-shaped checkpoint with random weights.
     Synth {
@@ -248,6 +294,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
                 println!("relative Frobenius drift ||W_sft - W_pre|| / ||W_pre||; * softmax layers");
             }
+        }
+        Command::Run { ckpt, ids, text, max_new, backend, hype, logits_out, no_stop } => {
+            cli::run::run(cli::run::RunArgs { ckpt, ids, text, max_new, backend, hype, logits_out, no_stop })?;
+        }
+        Command::Bench { target, tokens, shapes, backend, decode, reps, json } => {
+            cli::bench::run(cli::bench::BenchArgs { target, tokens, shapes, backend, decode, reps, json })?;
         }
         Command::Synth { preset, shards, seed, dtype, sparse, out } => {
             let layout = qklab::synth::write_dir(&out, &preset, shards, parse_dtype(&dtype)?, seed, sparse)?;

@@ -2,5 +2,6 @@
 //! reference: the oracle for the GPU kernels and the fallback without WebGPU.
 
 pub mod cpu;
+pub mod engine;
 pub mod fit;
 pub mod gpu;

@@ -1,0 +1,198 @@
+//! Speed of the engine, printed (never asserted): whole-model prefill and
+//! decode, and each kernel family alone at the model's shapes, in GFLOP/s
+//! and GB/s. Natively only: it times with the wall clock around
+//! submissions that it waits for.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::gpu::kernels::{Kernels, WDtype};
+use crate::gpu::ops::{self, AttnShape, LightningShape, Rows};
+use crate::gpu::recorder::Recorder;
+use crate::gpu::weights::GpuWeight;
+use crate::gpu::Gpu;
+use crate::model::engine::{Engine, Session};
+use crate::model::gpu::Logits;
+use crate::source::block_on;
+use crate::synth::SplitMix64;
+
+#[derive(Debug, Serialize)]
+pub struct KernelTime {
+    pub kernel: String,
+    pub shape: String,
+    pub ms: f64,
+    pub gflops: f64,
+    pub gbps: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PrefillTime {
+    pub tokens: u32,
+    pub ms: f64,
+    pub tokens_per_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DecodeTime {
+    pub context: u32,
+    pub steps: u32,
+    pub ms_per_token: f64,
+    pub tokens_per_s: f64,
+}
+
+fn wait(gpu: &Gpu) {
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
+}
+
+/// Median milliseconds of `reps` runs of `f` after one warm-up.
+pub fn median_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn random_f32(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..n).map(|_| rng.next_signed()).collect()
+}
+
+fn f32_buffer(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
+    let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("bench"),
+        size: (values.len() as u64 * 4).max(4),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(values));
+    b
+}
+
+/// A random weight [n, k] on the GPU, stored as `dtype`.
+pub fn random_weight(gpu: &Gpu, n: u64, k: u64, dtype: WDtype) -> Result<GpuWeight> {
+    let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    let scale = 1.0 / (k as f32).sqrt();
+    block_on(GpuWeight::upload(gpu, "bench", dtype, &[n, k], binding, |off, len| {
+        let count = (len / dtype.bytes()) as usize;
+        let v: Vec<f32> = random_f32(count, off).into_iter().map(|x| x * scale).collect();
+        let bytes = match dtype {
+            WDtype::F32 => bytemuck::cast_slice(&v).to_vec(),
+            WDtype::Bf16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
+            WDtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
+        };
+        std::future::ready(Ok(bytes))
+    }))
+}
+
+/// Times `record` (one or more dispatches) run `inner` times per submission.
+fn time_kernel(kernels: &Kernels, inner: usize, reps: usize, record: impl Fn(&mut Recorder)) -> f64 {
+    let gpu = kernels.gpu();
+    median_ms(reps, || {
+        let mut rec = Recorder::new(kernels);
+        for _ in 0..inner {
+            record(&mut rec);
+        }
+        rec.submit();
+        wait(gpu);
+    }) / inner as f64
+}
+
+/// y = x W^T for x [m, k] f32 and W [n, k] stored as `dtype`.
+pub fn matmul(gpu: &Gpu, m: u32, n: u32, k: u32, dtype: WDtype) -> Result<KernelTime> {
+    let kernels = Kernels::new(gpu);
+    let w = random_weight(gpu, n as u64, k as u64, dtype)?;
+    let x = f32_buffer(gpu, &random_f32(m as usize * k as usize, 1));
+    let y = f32_buffer(gpu, &vec![0.0; m as usize * n as usize]);
+    let flops = 2.0 * m as f64 * n as f64 * k as f64;
+    let inner = if flops > 1e11 { 1 } else { (1e11 / flops).clamp(1.0, 50.0) as usize };
+    let ms = time_kernel(&kernels, inner, 5, |rec| ops::matmul(rec, Rows::new(&x, k), m, &w, Rows::new(&y, n), false));
+    let bytes = w.bytes() as f64 + 4.0 * (m as f64 * k as f64 + m as f64 * n as f64);
+    Ok(KernelTime {
+        kernel: format!("matmul ({dtype:?} weights)"),
+        shape: format!("{m}x{n}x{k}"),
+        ms,
+        gflops: flops / ms / 1e6,
+        gbps: bytes / ms / 1e6,
+    })
+}
+
+/// Each kernel family alone at the shapes of `engine`'s model for `t` tokens.
+pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<KernelTime>> {
+    let kernels = Kernels::new(gpu);
+    let (d, i) = (arch.hidden_size as u32, arch.intermediate_size as u32);
+    let mut out = vec![matmul(gpu, t, i, d, WDtype::Bf16)?, matmul(gpu, 1, i, d, WDtype::Bf16)?];
+    out[1].kernel = "matvec (Bf16 weights)".into();
+
+    let (a, l) = (&arch.attn, &arch.lightning);
+    let (h, hkv, dh) = (a.heads as u32, a.kv_heads as u32, a.head_dim as u32);
+    let q = f32_buffer(gpu, &random_f32((t * h * dh) as usize, 2));
+    let k = f32_buffer(gpu, &random_f32((t * hkv * dh) as usize, 3));
+    let v = f32_buffer(gpu, &random_f32((t * hkv * dh) as usize, 4));
+    let o = f32_buffer(gpu, &vec![0.0; (t * h * dh) as usize]);
+    let lse = f32_buffer(gpu, &vec![0.0; (t * h) as usize]);
+    let shape = AttnShape { rows: t, heads: h, kv_heads: hkv, dh, pos0: 0 };
+    let ms = time_kernel(&kernels, 1, 5, |rec| ops::attend(rec, &shape, &q, &k, &v, &o, &lse));
+    let flops = 4.0 * (t as f64) * (t as f64 + 1.0) / 2.0 * h as f64 * dh as f64;
+    out.push(KernelTime { kernel: "softmax attention (causal)".into(), shape: format!("T={t} H={h}/{hkv} dh={dh}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
+
+    let (lh, lkv, dk) = (l.heads as u32, l.kv_heads as u32, l.head_dim as u32);
+    let q = f32_buffer(gpu, &random_f32((t * lh * dk) as usize, 5));
+    let k = f32_buffer(gpu, &random_f32((t * lkv * dk) as usize, 6));
+    let v = f32_buffer(gpu, &random_f32((t * lkv * dk) as usize, 7));
+    let o = f32_buffer(gpu, &vec![0.0; (t * lh * dk) as usize]);
+    let slopes = f32_buffer(gpu, &vec![0.1; lh as usize]);
+    let state = f32_buffer(gpu, &vec![0.0; (lh * dk * dk) as usize]);
+    let shape = LightningShape { rows: t, heads: lh, kv_heads: lkv, dk, scale: 0.1 };
+    let ms = time_kernel(&kernels, 1, 5, |rec| ops::lightning(rec, &shape, [&q, &k, &v], &slopes, &state, &o));
+    // Per 16-token chunk: scores 16x16xdk, outputs 16x(16+dk)xdk, state 16xdkxdk.
+    let flops = 2.0 * t as f64 * lh as f64 * dk as f64 * (16.0 + 16.0 + 2.0 * dk as f64);
+    out.push(KernelTime { kernel: "Lightning attention (chunked)".into(), shape: format!("T={t} H={lh} dk={dk}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
+
+    let x = f32_buffer(gpu, &random_f32((t * d) as usize, 8));
+    let y = f32_buffer(gpu, &vec![0.0; (t * d) as usize]);
+    let w = random_weight(gpu, 1, d as u64, WDtype::Bf16)?;
+    let ms = time_kernel(&kernels, 10, 5, |rec| ops::rmsnorm(rec, Rows::new(&x, d), t, &w, 1e-6, &y));
+    out.push(KernelTime { kernel: "rmsnorm".into(), shape: format!("{t}x{d}"), ms, gflops: 0.0, gbps: 8.0 * (t * d) as f64 / ms / 1e6 });
+    Ok(out)
+}
+
+/// Prefill of `t` random tokens from position 0, timed to the last logits.
+pub fn prefill(engine: &Engine, t: u32, reps: usize) -> Result<PrefillTime> {
+    let v = engine.arch().vocab_size as u32;
+    let ids: Vec<u32> = (0..t).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % v).collect();
+    let mut sessions: Vec<Session> = (0..=reps.max(1)).map(|_| engine.session(false)).collect();
+    let mut err = None;
+    let ms = median_ms(reps, || {
+        let mut s = sessions.pop().unwrap_or_else(|| engine.session(false));
+        if let Err(e) = block_on(engine.prefill(&mut s, &ids, Logits::Last)) {
+            err = Some(e);
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    Ok(PrefillTime { tokens: t, ms, tokens_per_s: t as f64 / ms * 1e3 })
+}
+
+/// Greedy decode steps after a prompt of `context` tokens.
+pub fn decode(engine: &Engine, context: u32, steps: u32) -> Result<DecodeTime> {
+    let v = engine.arch().vocab_size as u32;
+    let ids: Vec<u32> = (0..context.max(1)).map(|i| (i * 7919) % v).collect();
+    let mut s = engine.session(false);
+    let mut tok = block_on(engine.next_token(&mut s, &ids))?;
+    let start = Instant::now();
+    for _ in 0..steps {
+        tok = block_on(engine.next_token(&mut s, &[tok]))?;
+    }
+    let ms = start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
+    Ok(DecodeTime { context, steps, ms_per_token: ms, tokens_per_s: 1e3 / ms })
+}

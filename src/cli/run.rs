@@ -1,0 +1,91 @@
+//! `qklab run`: a prompt through the model, its greedy continuation, and
+//! optionally the prompt's logits as a safetensors file.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use qklab::model::engine::Engine;
+use qklab::model::fit::EngineOptions;
+use qklab::model::gpu::Logits;
+use qklab::safetensors::{encode_header, Dtype, TensorInfo};
+use qklab::source::{block_on, ByteSource, FsSource};
+use qklab::checkpoint::Checkpoint;
+use qklab::tokenizer::{Tokenizer, TOKENIZER_FILE};
+use qklab::{Error, Result};
+
+pub struct RunArgs {
+    pub ckpt: PathBuf,
+    pub ids: Option<Vec<u32>>,
+    pub text: Option<String>,
+    pub max_new: usize,
+    pub backend: String,
+    pub hype: Option<f64>,
+    pub logits_out: Option<PathBuf>,
+    pub no_stop: bool,
+}
+
+fn tokenizer(ck: &Checkpoint<FsSource>, bos: Option<u32>) -> Result<Option<Tokenizer>> {
+    let Some(size) = ck.source().file(TOKENIZER_FILE).map(|f| f.size) else {
+        return Ok(None);
+    };
+    let bytes = block_on(ck.read_raw(TOKENIZER_FILE, 0..size))?;
+    let json = String::from_utf8(bytes).map_err(|_| Error::Usage(format!("{TOKENIZER_FILE} is not UTF-8")))?;
+    Tokenizer::from_json(&json, bos).map(Some)
+}
+
+fn config_id(ck: &Checkpoint<FsSource>, key: &str) -> Option<u32> {
+    let v: serde_json::Value = serde_json::from_str(ck.config_json.as_deref()?).ok()?;
+    v.get(key)?.as_u64().map(|x| x as u32)
+}
+
+/// A safetensors file holding one F32 tensor `logits` [T, V].
+fn write_logits(path: &std::path::Path, logits: &[f32], t: usize, v: usize) -> Result<()> {
+    let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let info = TensorInfo { name: "logits".into(), dtype: Dtype::F32, shape: vec![t as u64, v as u64], begin: 0, end: bytes.len() as u64 };
+    let mut out = encode_header(&[info], &BTreeMap::from([("format".to_string(), "pt".to_string())]));
+    out.extend_from_slice(&bytes);
+    std::fs::write(path, out).map_err(|e| Error::io(path.display(), e))
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    let ck = block_on(Checkpoint::open(FsSource::open(&a.ckpt)?))?;
+    let arch = super::arch_with_hype(&ck, a.hype)?;
+    let tok = tokenizer(&ck, config_id(&ck, "bos_token_id"))?;
+    let ids = match (&a.ids, &a.text) {
+        (Some(ids), None) => ids.clone(),
+        (None, Some(text)) => match &tok {
+            Some(t) => t.encode(text)?,
+            None => return Err(Error::Usage(format!("--text needs a {TOKENIZER_FILE} beside the checkpoint; give --ids instead"))),
+        },
+        _ => return Err(Error::Usage("give exactly one of --ids and --text".into())),
+    };
+    if ids.is_empty() {
+        return Err(Error::Usage("the prompt is empty".into()));
+    }
+    let gpu = super::gpu_for(&a.backend)?;
+    let opts = EngineOptions { max_context: (ids.len() + a.max_new).max(1) as u32, ..Default::default() };
+    let started = Instant::now();
+    let engine = block_on(Engine::load(gpu.as_ref(), &ck, arch, opts, &mut |_| {}))?;
+    eprintln!("loaded on {} in {:.2} s", engine.backend(), started.elapsed().as_secs_f64());
+
+    let v = engine.arch().vocab_size as usize;
+    if let Some(path) = &a.logits_out {
+        let mut s = engine.session(false);
+        let logits = block_on(engine.prefill(&mut s, &ids, Logits::All))?;
+        write_logits(path, &logits, ids.len(), v)?;
+        eprintln!("wrote logits [{}, {v}] to {}", ids.len(), path.display());
+    }
+    let stop: Vec<u32> = if a.no_stop { vec![] } else { config_id(&ck, "eos_token_id").into_iter().collect() };
+    let mut s = engine.session(false);
+    let t0 = Instant::now();
+    let out = block_on(engine.generate_greedy(&mut s, &ids, a.max_new, &stop))?;
+    let secs = t0.elapsed().as_secs_f64();
+    println!("prompt: {} tokens", ids.len());
+    println!("generated ids: {}", out.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    if let Some(t) = &tok {
+        println!("generated text: {:?}", t.decode(&out)?);
+    }
+    eprintln!("{} tokens in {secs:.2} s (prefill included)", out.len());
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! `qklab run` end to end on the demo checkpoint, both backends: the
+//! logits file it writes against the golden logits, and the greedy ids
+//! against the PyTorch reference's.
+
+mod common;
+
+use common::{ok, qklab};
+use qklab::checkpoint::Checkpoint;
+use qklab::source::{block_on, FsSource};
+
+fn fixture() -> Checkpoint<FsSource> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/demo/sft.safetensors");
+    block_on(Checkpoint::open(FsSource::open(&dir).unwrap())).unwrap()
+}
+
+fn ids(ck: &Checkpoint<FsSource>, name: &str) -> Vec<String> {
+    let bytes = block_on(ck.read_tensor_bytes(name)).unwrap();
+    bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]).to_string()).collect()
+}
+
+#[test]
+fn run_writes_golden_logits_and_greedy_ids_on_both_backends() {
+    let fx = fixture();
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/www/demo/sft");
+    let backends: &[&str] = if common::gpu().is_some() { &["cpu", "gpu"] } else { &["cpu"] };
+    for backend in backends {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("logits.safetensors");
+        let prompt = ids(&fx, "ids_c").join(",");
+        let stdout = ok(qklab(&[
+            "run", demo, "--ids", &prompt, "--max-new", "16", "--no-stop", "--backend", backend,
+            "--logits-out", out.to_str().unwrap(),
+        ]));
+        let want = ids(&fx, "greedy_c").join(",");
+        assert!(stdout.contains(&format!("generated ids: {want}\n")), "{backend}: {stdout}");
+
+        let got = block_on(Checkpoint::open(FsSource::open(&out).unwrap())).unwrap();
+        assert_eq!(got.tensors.len(), 1);
+        assert_eq!(got.tensors[0].shape, vec![497, 259]);
+        let got = block_on(got.read_tensor_f32("logits", "test")).unwrap();
+        let want = block_on(fx.read_tensor_f32("logits_c", "test")).unwrap();
+        let scale = want.iter().fold(0.0f32, |s, x| s.max(x.abs()));
+        let diff = got.iter().zip(&want).fold(0.0f32, |s, (a, b)| s.max((a - b).abs()));
+        assert!(diff / scale < 1e-4, "{backend}: {}", diff / scale);
+    }
+}
+
+#[test]
+fn run_explains_bad_requests() {
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/www/demo/sft");
+    let err = |args: &[&str]| {
+        let out = qklab(args);
+        assert!(!out.status.success());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert!(err(&["run", demo, "--ids", "1,2,999", "--backend", "cpu"]).contains("token id 999 is outside the vocabulary (259)"));
+    assert!(err(&["run", demo, "--backend", "cpu"]).contains("give exactly one of --ids and --text"));
+    assert!(err(&["run", demo, "--ids", "1", "--backend", "tpu"]).contains("expected gpu or cpu"));
+}
