@@ -41,71 +41,105 @@ fn store(m: u32, n: u32, v: f32) {
 }
 
 // Tiled: a 16 x 16 workgroup computes a 128 x 128 tile of y, each thread
-// 8 x 8 values in registers. Thread (tx, ty) owns rows ty + 16 i and
-// columns tx + 16 j, so neighbouring threads read neighbouring shared
-// words (no bank conflicts) and write neighbouring outputs.
+// an 8 x 8 block (rows ty * 8 .., columns tx * 8 ..) in 16 named vec4
+// accumulators: arrays indexed in loops may be kept in memory rather than
+// registers by some compilers, which costs an order of magnitude.
 const BM: u32 = 128u;
 const BN: u32 = 128u;
 const BK: u32 = 16u;
 const TM: u32 = 8u;
-const TN: u32 = 8u;
 
-// 2 x 16 x 128 x 4 bytes = 16 KiB, WebGPU's guaranteed workgroup storage.
-var<workgroup> xs: array<array<f32, BM>, BK>;
-var<workgroup> ws: array<array<f32, BN>, BK>;
+// k-major tiles, 2 x 16 x 128 x 4 bytes = 16 KiB, WebGPU's guaranteed
+// workgroup storage.
+var<workgroup> xs: array<array<vec4<f32>, 32>, BK>;
+var<workgroup> ws: array<array<vec4<f32>, 32>, BK>;
+
+fn store_row(m: u32, n: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    if (m >= p.m) {
+        return;
+    }
+    for (var j = 0u; j < 4u; j++) {
+        if (n + j < p.n) {
+            store(m, n + j, lo[j]);
+        }
+        if (n + 4u + j < p.n) {
+            store(m, n + 4u + j, hi[j]);
+        }
+    }
+}
 
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     let tid = lid.y * 16u + lid.x;
     let m0 = wg.y * BM;
     let n0 = wg.x * BN;
-    var acc: array<array<f32, TN>, TM>;
+    // Staging: thread t reads 8 consecutive k of row t / 2 of each tile.
+    let row = tid / 2u;
+    let kh = (tid % 2u) * 8u;
+    var c00 = vec4<f32>();
+    var c01 = vec4<f32>();
+    var c10 = vec4<f32>();
+    var c11 = vec4<f32>();
+    var c20 = vec4<f32>();
+    var c21 = vec4<f32>();
+    var c30 = vec4<f32>();
+    var c31 = vec4<f32>();
+    var c40 = vec4<f32>();
+    var c41 = vec4<f32>();
+    var c50 = vec4<f32>();
+    var c51 = vec4<f32>();
+    var c60 = vec4<f32>();
+    var c61 = vec4<f32>();
+    var c70 = vec4<f32>();
+    var c71 = vec4<f32>();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        // Each thread stages 8 values of each tile; consecutive threads
-        // read consecutive k of one row.
-        for (var r = 0u; r < 8u; r++) {
-            let e = tid + 256u * r;
-            let row = e / BK;
-            let kk = e % BK;
-            let gk = k0 + kk;
+        for (var j = 0u; j < 8u; j++) {
+            let gk = k0 + kh + j;
             var xv = 0.0;
             if (m0 + row < p.m && gk < p.k) {
                 xv = x[(p.x_row0 + m0 + row) * p.x_stride + gk];
             }
-            xs[kk][row] = xv;
+            xs[kh + j][row / 4u][row % 4u] = xv;
             var wv = 0.0;
             if (n0 + row < p.n && gk < p.k) {
                 wv = w_at((n0 + row) * p.k + gk);
             }
-            ws[kk][row] = wv;
+            ws[kh + j][row / 4u][row % 4u] = wv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, TM>;
-            var b: array<f32, TN>;
-            for (var i = 0u; i < TM; i++) {
-                a[i] = xs[kk][lid.y + 16u * i];
-            }
-            for (var j = 0u; j < TN; j++) {
-                b[j] = ws[kk][lid.x + 16u * j];
-            }
-            for (var i = 0u; i < TM; i++) {
-                for (var j = 0u; j < TN; j++) {
-                    acc[i][j] = fma(a[i], b[j], acc[i][j]);
-                }
-            }
+            let a0 = xs[kk][lid.y * 2u];
+            let a1 = xs[kk][lid.y * 2u + 1u];
+            let b0 = ws[kk][lid.x * 2u];
+            let b1 = ws[kk][lid.x * 2u + 1u];
+            c00 = fma(vec4<f32>(a0.x), b0, c00);
+            c01 = fma(vec4<f32>(a0.x), b1, c01);
+            c10 = fma(vec4<f32>(a0.y), b0, c10);
+            c11 = fma(vec4<f32>(a0.y), b1, c11);
+            c20 = fma(vec4<f32>(a0.z), b0, c20);
+            c21 = fma(vec4<f32>(a0.z), b1, c21);
+            c30 = fma(vec4<f32>(a0.w), b0, c30);
+            c31 = fma(vec4<f32>(a0.w), b1, c31);
+            c40 = fma(vec4<f32>(a1.x), b0, c40);
+            c41 = fma(vec4<f32>(a1.x), b1, c41);
+            c50 = fma(vec4<f32>(a1.y), b0, c50);
+            c51 = fma(vec4<f32>(a1.y), b1, c51);
+            c60 = fma(vec4<f32>(a1.z), b0, c60);
+            c61 = fma(vec4<f32>(a1.z), b1, c61);
+            c70 = fma(vec4<f32>(a1.w), b0, c70);
+            c71 = fma(vec4<f32>(a1.w), b1, c71);
         }
         workgroupBarrier();
     }
-    for (var i = 0u; i < TM; i++) {
-        let m = m0 + lid.y + 16u * i;
-        for (var j = 0u; j < TN; j++) {
-            let n = n0 + lid.x + 16u * j;
-            if (m < p.m && n < p.n) {
-                store(m, n, acc[i][j]);
-            }
-        }
-    }
+    let n = n0 + lid.x * 8u;
+    store_row(m0 + lid.y * TM + 0u, n, c00, c01);
+    store_row(m0 + lid.y * TM + 1u, n, c10, c11);
+    store_row(m0 + lid.y * TM + 2u, n, c20, c21);
+    store_row(m0 + lid.y * TM + 3u, n, c30, c31);
+    store_row(m0 + lid.y * TM + 4u, n, c40, c41);
+    store_row(m0 + lid.y * TM + 5u, n, c50, c51);
+    store_row(m0 + lid.y * TM + 6u, n, c60, c61);
+    store_row(m0 + lid.y * TM + 7u, n, c70, c71);
 }
 
 // For a few rows of x (decode): bandwidth-bound, so each weight is read

@@ -111,10 +111,17 @@ pub fn matmul(gpu: &Gpu, m: u32, n: u32, k: u32, dtype: WDtype) -> Result<Kernel
     let kernels = Kernels::new(gpu);
     let w = random_weight(gpu, n as u64, k as u64, dtype)?;
     let x = f32_buffer(gpu, &random_f32(m as usize * k as usize, 1));
-    let y = f32_buffer(gpu, &vec![0.0; m as usize * n as usize]);
+    // An output larger than one binding is made in blocks of rows.
+    let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    let block = m.min((binding / (n as u64 * 4)).max(1) as u32);
+    let y = f32_buffer(gpu, &vec![0.0; block as usize * n as usize]);
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
     let inner = if flops > 1e11 { 1 } else { (1e11 / flops).clamp(1.0, 50.0) as usize };
-    let ms = time_kernel(&kernels, inner, 5, |rec| ops::matmul(rec, Rows::new(&x, k), m, &w, Rows::new(&y, n), false));
+    let ms = time_kernel(&kernels, inner, 5, |rec| {
+        for r0 in (0..m).step_by(block as usize) {
+            ops::matmul(rec, Rows::new(&x, k).at(r0), block.min(m - r0), &w, Rows::new(&y, n), false);
+        }
+    });
     let bytes = w.bytes() as f64 + 4.0 * (m as f64 * k as f64 + m as f64 * n as f64);
     Ok(KernelTime {
         kernel: format!("matmul ({dtype:?} weights)"),

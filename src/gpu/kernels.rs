@@ -137,10 +137,17 @@ impl Kernels {
             .borrow_mut()
             .entry(file)
             .or_insert_with(|| {
-                self.gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(file),
                     source: wgpu::ShaderSource::Wgsl(compose(src, packed).into()),
-                })
+                };
+                if unchecked_shaders() {
+                    // SAFETY: every kernel guards its own indices against the
+                    // sizes in its parameters (the tests run them checked).
+                    unsafe { self.gpu.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                } else {
+                    self.gpu.device.create_shader_module(desc)
+                }
             })
             .clone();
         let constants = [("W_DTYPE", dtype as u32 as f64)];
@@ -159,4 +166,13 @@ impl Kernels {
         self.pipelines.borrow_mut().insert((kernel, dtype), pipeline.clone());
         pipeline
     }
+}
+
+/// QKLAB_UNCHECKED_SHADERS=1 (native only) compiles kernels without the
+/// bounds checks wgpu adds to every array access, to measure what they cost.
+fn unchecked_shaders() -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    return std::env::var("QKLAB_UNCHECKED_SHADERS").as_deref() == Ok("1");
+    #[cfg(target_arch = "wasm32")]
+    false
 }

@@ -12,7 +12,7 @@ use crate::source::ByteSource;
 
 pub enum Engine {
     Cpu(CpuModel),
-    Gpu(GpuModel),
+    Gpu(Box<GpuModel>),
 }
 
 pub enum Session {
@@ -30,7 +30,7 @@ impl Engine {
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Engine> {
         match gpu {
-            Some(gpu) => Ok(Engine::Gpu(GpuModel::load(gpu, ck, arch, opts, progress).await?)),
+            Some(gpu) => Ok(Engine::Gpu(Box::new(GpuModel::load(gpu, ck, arch, opts, progress).await?))),
             None => Ok(Engine::Cpu(CpuModel::load(ck, arch).await?)),
         }
     }
