@@ -10,9 +10,11 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::source::ByteSource;
 
+// One engine exists per loaded model: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Engine {
     Cpu(CpuModel),
-    Gpu(Box<GpuModel>),
+    Gpu(GpuModel),
 }
 
 pub enum Session {
@@ -30,7 +32,7 @@ impl Engine {
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Engine> {
         match gpu {
-            Some(gpu) => Ok(Engine::Gpu(Box::new(GpuModel::load(gpu, ck, arch, opts, progress).await?))),
+            Some(gpu) => Ok(Engine::Gpu(GpuModel::load(gpu, ck, arch, opts, progress).await?)),
             None => Ok(Engine::Cpu(CpuModel::load(ck, arch).await?)),
         }
     }
