@@ -26,7 +26,7 @@ fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
 
 @compute @workgroup_size(256)
 fn argmax(@builtin(local_invocation_id) lid: vec3<u32>) {
-    var bv = -3.4028235e38;
+    var bv = bitcast<f32>(0xff7fffffu); // -f32::MAX, exactly
     var bi = 0xffffffffu;
     for (var i = lid.x; i < p.n; i += 256u) {
         let v = logits[p.row * p.n + i];

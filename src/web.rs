@@ -354,3 +354,39 @@ pub fn start() {
         let _ = body.dataset().set("ready", "1");
     }
 }
+
+/// Loads a checkpoint's files onto the WebGPU device, ready to run.
+async fn load_engine(files: Vec<File>, max_context: u32) -> Result<(Checkpoint<BrowserSource>, crate::model::gpu::GpuModel)> {
+    use crate::model::fit::EngineOptions;
+    let ckpt = Checkpoint::open(BrowserSource::new(files)?).await?;
+    let arch = arch_of(&ckpt)?;
+    let gpu = crate::gpu::Gpu::new().await?;
+    let opts = EngineOptions { max_context, ..Default::default() };
+    let model = crate::model::gpu::GpuModel::load(&gpu, &ckpt, arch, opts, &mut |_| {}).await?;
+    Ok((ckpt, model))
+}
+
+async fn logits(files: Vec<File>, ids: &[u32]) -> Result<Vec<f32>> {
+    let (_ck, model) = load_engine(files, ids.len().max(1) as u32).await?;
+    let mut session = model.session();
+    model.prefill(&mut session, ids, crate::model::gpu::Logits::All).await
+}
+
+/// The logits `[T, V]` (row-major) of `ids` under the checkpoint in
+/// `files`, computed on the WebGPU device.
+#[wasm_bindgen]
+pub async fn run_logits(files: Array, ids: Vec<u32>) -> std::result::Result<Vec<f32>, JsError> {
+    logits(files_of(&files), &ids).await.map_err(|e| JsError::new(&e.to_string()))
+}
+
+async fn greedy(files: Vec<File>, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
+    let (_ck, model) = load_engine(files, (prompt.len() + n).max(1) as u32).await?;
+    let mut session = model.session();
+    model.generate_greedy(&mut session, prompt, n, &[]).await
+}
+
+/// The greedy continuation (`n` tokens, no stop token) of `prompt`.
+#[wasm_bindgen]
+pub async fn run_greedy(files: Array, prompt: Vec<u32>, n: usize) -> std::result::Result<Vec<u32>, JsError> {
+    greedy(files_of(&files), &prompt, n).await.map_err(|e| JsError::new(&e.to_string()))
+}

@@ -1,6 +1,6 @@
 // Thin bootstrap: load the wasm, and turn dropped folders into file lists
 // (the entries API is callback-shaped and far simpler to walk from JS).
-import init, { open_checkpoint, copy_opened_checkpoint, merge_checkpoints } from "./pkg/qklab.js";
+import init, { open_checkpoint, copy_opened_checkpoint, merge_checkpoints, run_logits, run_greedy } from "./pkg/qklab.js";
 
 async function filesOf(entry) {
   if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
@@ -29,6 +29,11 @@ function wireDrop(zone) {
 }
 
 await init();
-// For tests and the console: the browser writer on the checkpoint shown.
-window.qklab = { copyOpenedCheckpoint: copy_opened_checkpoint, merge: merge_checkpoints };
+// For tests and the console: the browser writer, the merge and the engine.
+window.qklab = {
+  copyOpenedCheckpoint: copy_opened_checkpoint,
+  merge: merge_checkpoints,
+  runLogits: run_logits,
+  runGreedy: run_greedy,
+};
 wireDrop(document.getElementById("drop"));

@@ -61,6 +61,14 @@ function safetensorsHeader(file) {
   }
 }
 
+/** Every tensor of a safetensors file's bytes, by name, as Buffer views. */
+function tensorBytes(buf) {
+  const start = 8 + Number(buf.readBigUInt64LE(0));
+  const header = JSON.parse(buf.subarray(8, start).toString('utf8'));
+  return Object.fromEntries(Object.entries(header).filter(([k]) => k !== '__metadata__')
+    .map(([k, v]) => [k, buf.subarray(start + v.data_offsets[0], start + v.data_offsets[1])]));
+}
+
 /** Find the first value of `key` anywhere in a JSON tree (config may nest it). */
 function findKey(obj, key) {
   if (obj === null || typeof obj !== 'object') return undefined;
@@ -221,12 +229,6 @@ const checks = [
       const softmax = mixerTypes.flatMap((m, i) => (m === 'attn' ? [i] : []));
       const restored = new Set(softmax.flatMap((l) => ['q', 'k'].map((p) => `model.layers.${l}.self_attn.${p}_proj.weight`)));
       assert.ok(out['qklab-recipe.json'], 'the recipe is offered with the shards');
-      const tensorBytes = (buf) => {
-        const start = 8 + Number(buf.readBigUInt64LE(0));
-        const header = JSON.parse(buf.subarray(8, start).toString('utf8'));
-        return Object.fromEntries(Object.entries(header).filter(([k]) => k !== '__metadata__')
-          .map(([k, v]) => [k, buf.subarray(start + v.data_offsets[0], start + v.data_offsets[1])]));
-      };
       let seen = 0;
       for (const shard of shardFiles.map((f) => path.basename(f))) {
         const merged = tensorBytes(Buffer.from(out[shard], 'base64'));
@@ -252,6 +254,41 @@ const checks = [
       }, null, { timeout: STEP_TIMEOUT_MS });
       const status = await textOf('#gpu-status');
       assert.ok(status.startsWith('GPU self-test passed'), `#gpu-status: ${JSON.stringify(status)}`);
+    },
+  },
+  {
+    // The demo model run by the wasm engine on WebGPU (SwiftShader) against
+    // the PyTorch reference's golden logits and greedy ids.
+    name: 'engine-golden',
+    needs: 'gpu-selftest',
+    async run() {
+      const fx = path.join(repoRoot, 'tests', 'fixtures', 'demo', 'sft.safetensors');
+      const all = tensorBytes(fs.readFileSync(fx));
+      const tensor = (name, Kind) => new Kind(all[name].buffer.slice(all[name].byteOffset, all[name].byteOffset + all[name].length));
+      const ids = [...tensor('ids_c', Int32Array)];
+      const want = tensor('logits_c', Float32Array);
+      const out = await page.evaluate(async (ids) => {
+        const files = await Promise.all(['config.json', 'model.safetensors'].map(async (n) =>
+          new File([await (await fetch(`demo/sft/${n}`)).blob()], n)));
+        const prompt = Uint32Array.from(ids);
+        const logits = await window.qklab.runLogits(files, prompt);
+        const greedy = await window.qklab.runGreedy(files, prompt, 16);
+        const bytes = new Uint8Array(logits.buffer);
+        let bin = '';
+        for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+        return { logits: btoa(bin), greedy: Array.from(greedy) };
+      }, ids);
+      const buf = Buffer.from(out.logits, 'base64');
+      const got = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+      assert.equal(got.length, want.length, 'logits [T, V]');
+      let scale = 0, diff = 0;
+      for (let i = 0; i < want.length; i++) {
+        scale = Math.max(scale, Math.abs(want[i]));
+        diff = Math.max(diff, Math.abs(got[i] - want[i]));
+      }
+      console.log(`browser: engine-golden: T=${ids.length} max|diff|/max|logit| = ${(diff / scale).toExponential(2)}`);
+      assert.ok(diff / scale < 1e-4, `logits differ: ${diff / scale}`);
+      assert.deepEqual(out.greedy, [...tensor('greedy_c', Int32Array)], 'greedy continuation');
     },
   },
   {
