@@ -68,14 +68,36 @@ fn store_row(m: u32, n: u32, lo: vec4<f32>, hi: vec4<f32>) {
     }
 }
 
+fn x_at(m: u32, k: u32) -> f32 {
+    if (m < p.m && k < p.k) {
+        return x[(p.x_row0 + m) * p.x_stride + k];
+    }
+    return 0.0;
+}
+
+fn wt_at(n: u32, k: u32) -> f32 {
+    if (n < p.n && k < p.k) {
+        return w_at(n * p.k + k);
+    }
+    return 0.0;
+}
+
 @compute @workgroup_size(16, 16)
 fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
     let tid = lid.y * 16u + lid.x;
     let m0 = wg.y * BM;
     let n0 = wg.x * BN;
-    // Staging: thread t reads 8 consecutive k of row t / 2 of each tile.
+    // Staging: thread t moves 8 consecutive k of row t / 2 of each tile.
+    // The next tile's values are fetched into registers while the current
+    // one is multiplied, so global latency hides behind arithmetic.
     let row = tid / 2u;
     let kh = (tid % 2u) * 8u;
+    let xm = m0 + row;
+    let wn = n0 + row;
+    var xr0 = vec4<f32>(x_at(xm, kh), x_at(xm, kh + 1u), x_at(xm, kh + 2u), x_at(xm, kh + 3u));
+    var xr1 = vec4<f32>(x_at(xm, kh + 4u), x_at(xm, kh + 5u), x_at(xm, kh + 6u), x_at(xm, kh + 7u));
+    var wr0 = vec4<f32>(wt_at(wn, kh), wt_at(wn, kh + 1u), wt_at(wn, kh + 2u), wt_at(wn, kh + 3u));
+    var wr1 = vec4<f32>(wt_at(wn, kh + 4u), wt_at(wn, kh + 5u), wt_at(wn, kh + 6u), wt_at(wn, kh + 7u));
     var c00 = vec4<f32>();
     var c01 = vec4<f32>();
     var c10 = vec4<f32>();
@@ -93,20 +115,19 @@ fn matmul(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     var c70 = vec4<f32>();
     var c71 = vec4<f32>();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        for (var j = 0u; j < 8u; j++) {
-            let gk = k0 + kh + j;
-            var xv = 0.0;
-            if (m0 + row < p.m && gk < p.k) {
-                xv = x[(p.x_row0 + m0 + row) * p.x_stride + gk];
-            }
-            xs[kh + j][row / 4u][row % 4u] = xv;
-            var wv = 0.0;
-            if (n0 + row < p.n && gk < p.k) {
-                wv = w_at((n0 + row) * p.k + gk);
-            }
-            ws[kh + j][row / 4u][row % 4u] = wv;
+        for (var j = 0u; j < 4u; j++) {
+            xs[kh + j][row / 4u][row % 4u] = xr0[j];
+            xs[kh + 4u + j][row / 4u][row % 4u] = xr1[j];
+            ws[kh + j][row / 4u][row % 4u] = wr0[j];
+            ws[kh + 4u + j][row / 4u][row % 4u] = wr1[j];
         }
         workgroupBarrier();
+        // Past the end these read zeros (x_at, wt_at guard every index).
+        let kn = k0 + BK + kh;
+        xr0 = vec4<f32>(x_at(xm, kn), x_at(xm, kn + 1u), x_at(xm, kn + 2u), x_at(xm, kn + 3u));
+        xr1 = vec4<f32>(x_at(xm, kn + 4u), x_at(xm, kn + 5u), x_at(xm, kn + 6u), x_at(xm, kn + 7u));
+        wr0 = vec4<f32>(wt_at(wn, kn), wt_at(wn, kn + 1u), wt_at(wn, kn + 2u), wt_at(wn, kn + 3u));
+        wr1 = vec4<f32>(wt_at(wn, kn + 4u), wt_at(wn, kn + 5u), wt_at(wn, kn + 6u), wt_at(wn, kn + 7u));
         for (var kk = 0u; kk < BK; kk++) {
             let a0 = xs[kk][lid.y * 2u];
             let a1 = xs[kk][lid.y * 2u + 1u];
