@@ -23,6 +23,7 @@ const FILES: &[(&str, &str, bool)] = &[
     ("argmax", include_str!("../../shaders/argmax.wgsl"), false),
     ("attention", include_str!("../../shaders/attention.wgsl"), false),
     ("lightning", include_str!("../../shaders/lightning.wgsl"), false),
+    ("routing", include_str!("../../shaders/routing.wgsl"), false),
 ];
 
 /// Every kernel's complete WGSL source, by file name (for validation).
@@ -85,6 +86,7 @@ pub enum Kernel {
     Attend,
     LightningChunk,
     LightningStep,
+    RowStats,
 }
 
 impl Kernel {
@@ -103,6 +105,7 @@ impl Kernel {
             Kernel::Attend => ("attention", "attend"),
             Kernel::LightningChunk => ("lightning", "chunk"),
             Kernel::LightningStep => ("lightning", "step"),
+            Kernel::RowStats => ("routing", "row_stats"),
         }
     }
 }

@@ -145,3 +145,19 @@ pub fn lightning(rec: &mut Recorder, s: &LightningShape, qkv: [&wgpu::Buffer; 3]
         rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &buffers, [s.dk.div_ceil(16), s.heads, 1]);
     }
 }
+
+/// Per-row routing reductions of one softmax layer (routing.wgsl); the
+/// three outputs must start zeroed (`pooled` accumulates).
+pub fn row_stats(
+    rec: &mut Recorder,
+    s: &AttnShape,
+    block: u32,
+    needle: std::ops::Range<u32>,
+    [q, k, lse]: [&wgpu::Buffer; 3],
+    [dist, mass, pooled]: [&wgpu::Buffer; 3],
+) {
+    let blocks = s.rows.div_ceil(block.max(1)).max(1);
+    let params = [s.rows, s.heads, s.kv_heads, s.dh, block.max(1), blocks, needle.start, needle.end, bits(1.0 / (s.dh as f32).sqrt())];
+    let (gx, gy) = rec.gpu().dispatch_size(s.rows * s.heads, 1);
+    rec.dispatch(Kernel::RowStats, WDtype::F32, &params, &[q, k, lse, dist, mass, pooled], [gx, gy, 1]);
+}

@@ -330,6 +330,31 @@ impl GpuModel {
         })
     }
 
+    /// Routing reductions of softmax layer `layer` over everything the
+    /// session has seen (needs `capture`), computed on the GPU.
+    pub async fn routing_stats(&self, s: &GpuSession, layer: usize, block: u32, needle: std::ops::Range<u32>) -> Result<crate::routing::RowStats> {
+        let Some(LayerState::Softmax { k, lse, q: Some(q), .. }) = s.layers.get(layer) else {
+            return Err(Error::Usage(format!("layer {layer} is not a softmax layer of a session with capture on")));
+        };
+        let a = &self.arch.attn;
+        let (rows, heads) = (s.pos, a.heads as u32);
+        let mut stats = crate::routing::RowStats::zeroed(rows as usize, heads as usize, block as usize);
+        let gpu = self.gpu();
+        let dist = buffer(gpu, "dist", stats.dist.len() as u64 * 4);
+        let mass = buffer(gpu, "mass", stats.mass.len() as u64 * 4);
+        let pooled = buffer(gpu, "pooled", stats.pooled.len() as u64 * 4);
+        let shape = AttnShape { rows, heads, kv_heads: a.kv_heads as u32, dh: a.head_dim as u32, pos0: 0 };
+        let mut rec = Recorder::new(&self.kernels);
+        ops::row_stats(&mut rec, &shape, block, needle, [q, k, lse], [&dist, &mass, &pooled]);
+        rec.submit();
+        for (buf, out) in [(&dist, &mut stats.dist), (&mass, &mut stats.mass), (&pooled, &mut stats.pooled)] {
+            let n = out.len();
+            let bytes = read_buffer(gpu, buf, (n as u64 * 4).max(4)).await?;
+            out.copy_from_slice(&bytemuck::cast_slice::<u8, f32>(&bytes)[..n]);
+        }
+        Ok(stats)
+    }
+
     /// Records one pass over `ids` (at most one chunk) into the residual
     /// stream `x`, all layers.
     fn record_pass(&self, s: &GpuSession, ids: &[u32]) -> Recorder<'_> {

@@ -1,0 +1,87 @@
+//! Routing diagnostics: the GPU's per-row reductions (shaders/routing.wgsl)
+//! against the naive T x T computation on the CPU reference's captured
+//! attention, on the demo model and a NIAH prompt; and the properties the
+//! pictures rely on.
+
+mod common;
+
+use qklab::checkpoint::Checkpoint;
+use qklab::model::cpu::CpuModel;
+use qklab::model::fit::EngineOptions;
+use qklab::model::gpu::{GpuModel, Logits};
+use qklab::routing::{log_ratio, most_affected, RowStats};
+use qklab::source::{block_on, FsSource};
+use qklab::summary::arch_of;
+
+fn open(dir: &str) -> Checkpoint<FsSource> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    block_on(Checkpoint::open(FsSource::open(&root.join(dir)).unwrap())).unwrap()
+}
+
+fn prompt() -> Vec<u32> {
+    let fx = open("tests/fixtures/demo/pre.safetensors");
+    let bytes = block_on(fx.read_tensor_bytes("ids_c")).unwrap();
+    bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0.0, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn gpu_row_stats_equal_the_naive_cpu_computation() {
+    let Some(gpu) = common::gpu() else { return };
+    let ids = prompt();
+    let ck = open("www/demo/pre");
+    let cpu = block_on(CpuModel::load(&ck, arch_of(&ck).unwrap())).unwrap();
+    let mut state = cpu.new_state(true);
+    cpu.step(&mut state, &ids).unwrap();
+    let opts = EngineOptions { max_context: ids.len() as u32, capture: true, ..Default::default() };
+    let gm = block_on(GpuModel::load(&gpu, &ck, arch_of(&ck).unwrap(), opts, &mut |_| {})).unwrap();
+    let mut s = gm.session();
+    block_on(gm.prefill(&mut s, &ids, Logits::None)).unwrap();
+    let needle = 200..240;
+    for layer in [3usize, 6] {
+        // A block size that does not divide T = 497.
+        let got = block_on(gm.routing_stats(&s, layer, 32, needle.start as u32..needle.end as u32)).unwrap();
+        let cap = state.captured(layer).unwrap();
+        let want = RowStats::from_probs(ids.len(), cap.heads, 32, needle.clone(), |h, t, s| cap.prob(h, t, s));
+        let dist = max_abs_diff(&got.mean_distance(), &want.mean_distance());
+        let scale = want.mean_distance().iter().fold(0.0f32, |m, x| m.max(*x));
+        eprintln!("layer {layer}: mean distance {:?} (max diff {dist:.2e})", got.mean_distance());
+        assert!(dist / scale < 1e-4, "distance {dist} of {scale}");
+        assert!(max_abs_diff(&got.mass, &want.mass) < 1e-5, "needle mass");
+        assert!(max_abs_diff(&got.pooled, &want.pooled) < 1e-5, "pooled rows");
+        for h in 0..got.heads {
+            assert!(max_abs_diff(&got.pooled_map(h), &want.pooled_map(h)) < 1e-6, "pooled map of head {h}");
+            // Every attention row sums to one over its key blocks.
+            for t in 0..got.rows {
+                let row: f32 = got.pooled[(h * got.rows + t) * got.blocks..][..got.blocks].iter().sum();
+                assert!((row - 1.0).abs() < 1e-4, "row {t} of head {h} sums to {row}");
+            }
+        }
+    }
+}
+
+#[test]
+fn pooled_maps_log_ratios_and_rankings_behave() {
+    // Uniform causal attention over 5 keys: a(t, s) = 1 / (t + 1).
+    let r = RowStats::from_probs(5, 1, 2, 0..1, |_, t, _| 1.0 / (t + 1) as f32);
+    // Eq. 17: the expected distance of row t is t / 2.
+    assert!((r.mean_distance()[0] - (0.0 + 0.5 + 1.0 + 1.5 + 2.0) / 5.0).abs() < 1e-6);
+    // Block (0, 0) holds rows 0-1 x keys 0-1: (1 + 0 + 1/2 + 1/2) / 4.
+    let map = r.pooled_map(0);
+    assert_eq!(r.blocks, 3);
+    assert!((map[0] - 0.5).abs() < 1e-6, "{map:?}");
+    // The last block is one row and one key: a(4, 4) = 1/5.
+    assert!((map[8] - 0.2).abs() < 1e-6, "{map:?}");
+    assert!(map[1].abs() < 1e-9, "above the diagonal");
+    // Needle on key 0: row t puts 1 / (t + 1) there.
+    assert!((r.needle_mass(4..5)[0] - 0.2).abs() < 1e-6);
+    assert_eq!(log_ratio(&[0.0, 0.5], &[0.0, 0.25], 1e-9), vec![0.0, 2f32.ln()]);
+    // Layer 6 loses distance in 3 heads of 4, layer 3 in 1.
+    let before = vec![(3, vec![10.0, 10.0, 10.0, 10.0]), (6, vec![10.0, 10.0, 10.0, 10.0])];
+    let after = vec![(3, vec![9.0, 11.0, 11.0, 11.0]), (6, vec![5.0, 9.0, 9.0, 12.0])];
+    assert_eq!(most_affected(&before, &after), vec![(6, 3, 4), (3, 1, 4)]);
+}
