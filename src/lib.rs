@@ -17,6 +17,7 @@ pub mod routing;
 pub mod safetensors;
 pub mod source;
 pub mod summary;
+pub mod sweep;
 pub mod synth;
 pub mod tokenizer;
 pub mod writer;

@@ -44,6 +44,15 @@ impl Engine {
         }
     }
 
+    /// Changes attn_logits_scaling between calls: the reference evaluates
+    /// lengths past its training length with HyPE, shorter ones without.
+    pub fn set_logits_scaling(&mut self, scaling: crate::config::LogitsScaling) {
+        match self {
+            Engine::Cpu(m) => m.arch.logits_scaling = scaling,
+            Engine::Gpu(m) => m.arch.logits_scaling = scaling,
+        }
+    }
+
     /// "cpu" or the GPU adapter's description.
     pub fn backend(&self) -> String {
         match self {

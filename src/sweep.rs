@@ -1,0 +1,140 @@
+//! Running NIAH samples through a model and scoring them as RULER does:
+//! greedy decoding that stops at EOS, once the value is out, or after the
+//! sample's token allowance; a sample scores 1 when the value appears in
+//! the generated text, case-insensitively. Results accumulate sample by
+//! sample, so a sweep can be cancelled and resumed where it stopped.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::engine::Engine;
+
+/// One prompt to run.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub task: String,
+    pub length: u32,
+    pub depth: f64,
+    pub seed: u64,
+    pub ids: Vec<u32>,
+    pub value: String,
+    pub max_new: usize,
+}
+
+/// What one sample gave.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SampleResult {
+    pub model: String,
+    pub task: String,
+    pub length: u32,
+    pub depth: f64,
+    pub seed: u64,
+    pub value: String,
+    pub generated: String,
+    pub score: f64,
+}
+
+impl SampleResult {
+    /// Identifies the sample for resuming: a finished one is not run again.
+    pub fn key(&self) -> (String, String, u32, u64, u64) {
+        (self.model.clone(), self.task.clone(), self.length, self.depth.to_bits(), self.seed)
+    }
+}
+
+/// Accuracy of one (model, task, length, depth) cell.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CellResult {
+    pub model: String,
+    pub task: String,
+    pub length: u32,
+    pub depth: f64,
+    pub samples: usize,
+    pub accuracy: f64,
+}
+
+/// RULER's rule: 1 when `value` appears in `generated`, ignoring case.
+pub fn score(generated: &str, value: &str) -> f64 {
+    f64::from(generated.to_lowercase().contains(&value.to_lowercase()))
+}
+
+/// Runs `samples` through `engine`, skipping those already in `done`, and
+/// appends each result to `out` as it comes. `detok` turns generated ids
+/// into text; `progress(done, total)` returns false to cancel (the results
+/// so far stay in `out`).
+#[allow(clippy::too_many_arguments)]
+pub async fn run(
+    engine: &Engine,
+    model: &str,
+    samples: &[Sample],
+    stop: &[u32],
+    detok: &dyn Fn(&[u32]) -> Result<String>,
+    done: &HashSet<(String, String, u32, u64, u64)>,
+    out: &mut Vec<SampleResult>,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<bool> {
+    for (i, s) in samples.iter().enumerate() {
+        if !progress(i, samples.len()) {
+            return Ok(false);
+        }
+        let key = (model.to_string(), s.task.clone(), s.length, s.depth.to_bits(), s.seed);
+        if done.contains(&key) {
+            continue;
+        }
+        let generated = greedy_until_value(engine, s, stop, detok).await?;
+        out.push(SampleResult {
+            model: model.to_string(),
+            task: s.task.clone(),
+            length: s.length,
+            depth: s.depth,
+            seed: s.seed,
+            value: s.value.clone(),
+            score: score(&generated, &s.value),
+            generated,
+        });
+    }
+    progress(samples.len(), samples.len());
+    Ok(true)
+}
+
+async fn greedy_until_value(engine: &Engine, s: &Sample, stop: &[u32], detok: &dyn Fn(&[u32]) -> Result<String>) -> Result<String> {
+    let mut session = engine.session(false);
+    let mut ids = Vec::with_capacity(s.max_new);
+    let mut text = String::new();
+    let mut next = engine.next_token(&mut session, &s.ids).await?;
+    while ids.len() < s.max_new {
+        ids.push(next);
+        text = detok(&ids)?;
+        if stop.contains(&next) || score(&text, &s.value) == 1.0 || ids.len() == s.max_new {
+            break;
+        }
+        next = engine.next_token(&mut session, &[next]).await?;
+    }
+    Ok(text)
+}
+
+/// Cells of the results, in the order they first appear.
+pub fn cells(results: &[SampleResult]) -> Vec<CellResult> {
+    let mut out: Vec<CellResult> = Vec::new();
+    for r in results {
+        match out.iter_mut().find(|c| c.model == r.model && c.task == r.task && c.length == r.length && c.depth == r.depth) {
+            Some(c) => {
+                c.accuracy += r.score;
+                c.samples += 1;
+            }
+            None => out.push(CellResult {
+                model: r.model.clone(),
+                task: r.task.clone(),
+                length: r.length,
+                depth: r.depth,
+                samples: 1,
+                accuracy: r.score,
+            }),
+        }
+    }
+    for c in &mut out {
+        c.accuracy /= c.samples as f64;
+    }
+    out
+}

@@ -1,0 +1,85 @@
+//! The sweep runner on the demo model: RULER scoring, early stop once the
+//! value is out, resuming without re-running, cancelling; CPU and GPU give
+//! the same results.
+
+mod common;
+
+use std::collections::HashSet;
+
+use qklab::checkpoint::Checkpoint;
+use qklab::model::engine::Engine;
+use qklab::model::fit::EngineOptions;
+use qklab::source::{block_on, FsSource};
+use qklab::summary::arch_of;
+use qklab::sweep::{cells, run, score, Sample};
+
+fn open(dir: &str) -> Checkpoint<FsSource> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    block_on(Checkpoint::open(FsSource::open(&root.join(dir)).unwrap())).unwrap()
+}
+
+/// The fixture's NIAH prompt (key close-meadow, value 4967600), and the
+/// same prompt asking for a value it does not hold.
+fn samples() -> Vec<Sample> {
+    let fx = open("tests/fixtures/demo/pre.safetensors");
+    let bytes = block_on(fx.read_tensor_bytes("ids_c")).unwrap();
+    let ids: Vec<u32> = bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect();
+    let sample = |seed, value: &str| Sample {
+        task: "s2".into(),
+        length: 512,
+        depth: 0.5,
+        seed,
+        ids: ids.clone(),
+        value: value.into(),
+        max_new: 15,
+    };
+    vec![sample(1, "4967600"), sample(2, "1234567")]
+}
+
+fn bytes_text(ids: &[u32]) -> qklab::Result<String> {
+    Ok(String::from_utf8_lossy(&ids.iter().filter(|&&i| i < 256).map(|&i| i as u8).collect::<Vec<_>>()).into_owned())
+}
+
+#[test]
+fn ruler_scoring_ignores_case_and_needs_the_whole_value() {
+    assert_eq!(score(" The number is 4967600.", "4967600"), 1.0);
+    assert_eq!(score("ABC-def", "abc-DEF"), 1.0);
+    assert_eq!(score("496760", "4967600"), 0.0);
+}
+
+#[test]
+fn sweeps_score_stop_early_resume_and_cancel_on_both_backends() {
+    let ck = open("www/demo/pre");
+    let gpu = common::gpu();
+    let mut all = Vec::new();
+    let backends: Vec<Option<&qklab::gpu::Gpu>> = if gpu.is_some() { vec![None, gpu.as_ref()] } else { vec![None] };
+    for g in backends {
+        let opts = EngineOptions { max_context: 520, ..Default::default() };
+        let engine = block_on(Engine::load(g, &ck, arch_of(&ck).unwrap(), opts, &mut |_| {})).unwrap();
+        let mut out = Vec::new();
+        let finished = block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut out, &mut |_, _| true)).unwrap();
+        assert!(finished);
+        assert_eq!(out.len(), 2);
+        // The model answers " 4967600." and stops as soon as the value is out.
+        assert_eq!(out[0].generated, " 4967600");
+        assert_eq!(out[0].score, 1.0);
+        // Asked for another value, it runs to its allowance (or EOS) and scores 0.
+        assert_eq!(out[1].score, 0.0);
+        let c = cells(&out);
+        assert_eq!((c.len(), c[0].samples, c[0].accuracy), (1, 2, 0.5));
+
+        // Resuming skips what is done; cancelling keeps what was done.
+        let done: HashSet<_> = out.iter().map(|r| r.key()).collect();
+        let mut again = Vec::new();
+        assert!(block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &done, &mut again, &mut |_, _| true)).unwrap());
+        assert!(again.is_empty());
+        let mut cancelled = Vec::new();
+        let stop_after_one = &mut |i: usize, _| i < 1;
+        assert!(!block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut cancelled, stop_after_one)).unwrap());
+        assert_eq!(cancelled.len(), 1);
+        all.push(out);
+    }
+    if all.len() == 2 {
+        assert_eq!(all[0], all[1], "CPU and GPU sweeps differ");
+    }
+}
