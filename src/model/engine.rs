@@ -8,6 +8,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::Arch;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::routing::RowStats;
 use crate::source::ByteSource;
 
 // One engine exists per loaded model: the variants' sizes do not matter.
@@ -102,6 +103,25 @@ impl Engine {
                 Ok(argmax(&logits[logits.len() - m.arch.vocab_size as usize..]))
             }
             (Engine::Gpu(m), Session::Gpu(st)) => m.next_token(st, ids).await,
+            _ => Err(mixed()),
+        }
+    }
+}
+
+impl Engine {
+    /// Routing reductions of softmax layer `layer` over the session so far
+    /// (made with `capture`): on the GPU by its kernel, on the CPU the
+    /// plain way from the captured probabilities.
+    pub async fn routing_stats(&self, s: &Session, layer: usize, block: u32, needle: std::ops::Range<u32>) -> Result<RowStats> {
+        match (self, s) {
+            (Engine::Gpu(m), Session::Gpu(st)) => m.routing_stats(st, layer, block, needle).await,
+            (Engine::Cpu(_), Session::Cpu(st)) => {
+                let cap = st
+                    .captured(layer)
+                    .ok_or_else(|| Error::Usage(format!("layer {layer} is not a softmax layer of a session with capture on")))?;
+                let needle = needle.start as usize..needle.end as usize;
+                Ok(RowStats::from_probs(cap.pos, cap.heads, block as usize, needle, |h, t, u| cap.prob(h, t, u)))
+            }
             _ => Err(mixed()),
         }
     }
