@@ -13,6 +13,7 @@ pub mod error;
 pub mod gpu;
 pub mod merge;
 pub mod model;
+pub mod niah;
 pub mod routing;
 pub mod safetensors;
 pub mod source;

@@ -127,6 +127,60 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// NIAH sweep (RULER scoring) over several checkpoints side by side.
+    Niah {
+        #[arg(required = true)]
+        ckpts: Vec<PathBuf>,
+        /// s1, s2, s3 or mk.
+        #[arg(long)]
+        task: String,
+        /// Distractor needles (mk: default 8).
+        #[arg(long)]
+        distractors: Option<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "512,1024,2048,4096")]
+        lengths: Vec<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+        depths: Vec<f64>,
+        #[arg(long, default_value_t = 20)]
+        samples: u32,
+        /// Sample s at depth index d and length L uses seed + 1000 s + 17 d + L (the reference's scheme).
+        #[arg(long, default_value_t = 12345)]
+        seed: u64,
+        /// Evaluate with attn_logits_scaling "hype A" ...
+        #[arg(long)]
+        hype: Option<f64>,
+        /// ... at lengths above this (0: all).
+        #[arg(long, default_value_t = 0)]
+        hype_above: u32,
+        #[arg(long, default_value = "gpu")]
+        backend: String,
+        /// Results and every sample; an existing file is resumed.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Attention routing on one NIAH prompt: distances, needle mass, pooled maps.
+    Routing {
+        #[arg(required = true)]
+        ckpts: Vec<PathBuf>,
+        #[arg(long, default_value = "s2")]
+        task: String,
+        #[arg(long)]
+        layer: usize,
+        #[arg(long, default_value_t = 0)]
+        head: usize,
+        #[arg(long, default_value_t = 0)]
+        prompt_seed: u64,
+        #[arg(long, default_value_t = 1024)]
+        length: u32,
+        #[arg(long, default_value_t = 0.5)]
+        depth: f64,
+        #[arg(long, default_value_t = 32)]
+        block: u32,
+        #[arg(long, default_value = "gpu")]
+        backend: String,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Write a HypeNet-shaped checkpoint with random weights.
     Synth {
         /// tiny, demo, or 2b (HypeNet-2B's shapes).
@@ -300,6 +354,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Bench { target, tokens, shapes, backend, decode, reps, json } => {
             cli::bench::run(cli::bench::BenchArgs { target, tokens, shapes, backend, decode, reps, json })?;
+        }
+        Command::Niah { ckpts, task, distractors, lengths, depths, samples, seed, hype, hype_above, backend, json } => {
+            let args = cli::niah::NiahArgs { ckpts, task, distractors, lengths, depths, samples, seed, hype, hype_above, backend, json };
+            cli::niah::run(args)?;
+        }
+        Command::Routing { ckpts, task, layer, head, prompt_seed, length, depth, block, backend, json } => {
+            cli::routing::run(cli::routing::RoutingArgs { ckpts, task, layer, head, prompt_seed, length, depth, block, backend, json })?;
         }
         Command::Synth { preset, shards, seed, dtype, sparse, out } => {
             let layout = qklab::synth::write_dir(&out, &preset, shards, parse_dtype(&dtype)?, seed, sparse)?;

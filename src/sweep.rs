@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::engine::Engine;
+pub use crate::niah::score;
 
 /// One prompt to run.
 #[derive(Debug, Clone)]
@@ -52,11 +53,6 @@ pub struct CellResult {
     pub depth: f64,
     pub samples: usize,
     pub accuracy: f64,
-}
-
-/// RULER's rule: 1 when `value` appears in `generated`, ignoring case.
-pub fn score(generated: &str, value: &str) -> f64 {
-    f64::from(generated.to_lowercase().contains(&value.to_lowercase()))
 }
 
 /// Runs `samples` through `engine`, skipping those already in `done`, and

@@ -1,6 +1,8 @@
 //! The `run` and `bench` commands: the engine from the command line.
 
 pub mod bench;
+pub mod niah;
+pub mod routing;
 pub mod run;
 
 use qklab::checkpoint::Checkpoint;

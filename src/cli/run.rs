@@ -25,7 +25,7 @@ pub struct RunArgs {
     pub no_stop: bool,
 }
 
-fn tokenizer(ck: &Checkpoint<FsSource>, bos: Option<u32>) -> Result<Option<Tokenizer>> {
+pub fn tokenizer(ck: &Checkpoint<FsSource>, bos: Option<u32>) -> Result<Option<Tokenizer>> {
     let Some(size) = ck.source().file(TOKENIZER_FILE).map(|f| f.size) else {
         return Ok(None);
     };
@@ -34,7 +34,7 @@ fn tokenizer(ck: &Checkpoint<FsSource>, bos: Option<u32>) -> Result<Option<Token
     Tokenizer::from_json(&json, bos).map(Some)
 }
 
-fn config_id(ck: &Checkpoint<FsSource>, key: &str) -> Option<u32> {
+pub fn config_id(ck: &Checkpoint<FsSource>, key: &str) -> Option<u32> {
     let v: serde_json::Value = serde_json::from_str(ck.config_json.as_deref()?).ok()?;
     v.get(key)?.as_u64().map(|x| x as u32)
 }
