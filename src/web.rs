@@ -390,3 +390,12 @@ async fn greedy(files: Vec<File>, prompt: &[u32], n: usize) -> Result<Vec<u32>> 
 pub async fn run_greedy(files: Array, prompt: Vec<u32>, n: usize) -> std::result::Result<Vec<u32>, JsError> {
     greedy(files_of(&files), &prompt, n).await.map_err(|e| JsError::new(&e.to_string()))
 }
+
+/// A NIAH prompt as JSON (every field of `niah::NiahPrompt`), for the page
+/// and for the test that native and wasm builds make the same bytes.
+#[wasm_bindgen]
+pub fn niah_prompt_json(task: String, length: u32, depth: f64, seed: u64, distractors: Option<u32>) -> std::result::Result<String, JsError> {
+    let task = crate::niah::Task::parse(&task).map_err(|e| JsError::new(&e.to_string()))?;
+    let p = crate::niah::niah_prompt(task, length, depth, seed, distractors).map_err(|e| JsError::new(&e.to_string()))?;
+    Ok(serde_json::to_string(&p).expect("a prompt serializes"))
+}

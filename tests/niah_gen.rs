@@ -281,3 +281,32 @@ fn demo_fixture_prompt() {
     assert_eq!(ids.len(), 497);
     assert_eq!(s.ids(), ids);
 }
+
+/// The prompts the browser test regenerates in wasm and compares with
+/// (tests/browser/smoke.mjs, `niah-wasm`): same bytes natively and in the
+/// browser. Regenerate with QKLAB_REGENERATE=1 after a deliberate change.
+#[test]
+fn native_prompts_match_the_fixture_the_browser_checks() {
+    use qklab::niah::{niah_prompt, Task};
+    let cases: [(&str, u32, f64, u64, Option<u32>); 6] = [
+        ("s1", 512, 0.0, 0, None),
+        ("s2", 512, 0.5, 20261122, None),
+        ("s2", 1500, 0.77, 7, None),
+        ("s3", 1024, 1.0, 12345, None),
+        ("mk", 1200, 0.25, 3, None),
+        ("mk", 2048, 0.5, 9, Some(3)),
+    ];
+    let prompts: Vec<serde_json::Value> = cases
+        .iter()
+        .map(|&(task, length, depth, seed, distractors)| {
+            let p = niah_prompt(Task::parse(task).unwrap(), length, depth, seed, distractors).unwrap();
+            serde_json::json!({ "args": [task, length, depth, seed, distractors], "prompt": p })
+        })
+        .collect();
+    let text = serde_json::to_string_pretty(&prompts).unwrap() + "\n";
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/niah-prompts.json");
+    if std::env::var("QKLAB_REGENERATE").as_deref() == Ok("1") {
+        std::fs::write(&path, &text).unwrap();
+    }
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "rerun with QKLAB_REGENERATE=1 if the change is deliberate");
+}

@@ -292,6 +292,18 @@ const checks = [
     },
   },
   {
+    // NIAH prompts made by the wasm build equal the native ones, field for
+    // field (tests/fixtures/niah-prompts.json is checked by tests/niah_gen.rs).
+    name: 'niah-wasm',
+    needs: 'page-loads',
+    async run() {
+      const cases = JSON.parse(fs.readFileSync(path.join(repoRoot, 'tests', 'fixtures', 'niah-prompts.json'), 'utf8'));
+      const got = await page.evaluate((args) => args.map(([task, length, depth, seed, distractors]) =>
+        JSON.parse(window.qklab.niahPrompt(task, length, depth, BigInt(seed), distractors ?? undefined))), cases.map((c) => c.args));
+      cases.forEach((c, i) => assert.deepEqual(got[i], c.prompt, `prompt ${JSON.stringify(c.args)}`));
+    },
+  },
+  {
     name: 'rejects-png',
     needs: 'page-loads',
     async run() {
