@@ -399,3 +399,65 @@ pub fn niah_prompt_json(task: String, length: u32, depth: f64, seed: u64, distra
     let p = crate::niah::niah_prompt(task, length, depth, seed, distractors).map_err(|e| JsError::new(&e.to_string()))?;
     Ok(serde_json::to_string(&p).expect("a prompt serializes"))
 }
+
+/// Settings of a browser NIAH sweep (the CLI's `qklab niah` options).
+#[derive(serde::Deserialize)]
+struct SweepSettings {
+    model: String,
+    task: String,
+    lengths: Vec<u32>,
+    depths: Vec<f64>,
+    samples: u32,
+    seed: u64,
+    #[serde(default)]
+    distractors: Option<u32>,
+}
+
+async fn sweep_in_browser(files: Vec<File>, settings: &str) -> Result<String> {
+    use crate::niah::{niah_prompt, Task};
+    let st: SweepSettings = serde_json::from_str(settings).map_err(|e| Error::Usage(format!("invalid sweep settings: {e}")))?;
+    let task = Task::parse(&st.task)?;
+    let ckpt = Checkpoint::open(BrowserSource::new(files)?).await?;
+    let config: serde_json::Value = ckpt.config_json.as_deref().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
+    let id = |k: &str| config.get(k).and_then(|v| v.as_u64()).map(|x| x as u32);
+    let tok_file = crate::tokenizer::TOKENIZER_FILE;
+    let size = ckpt.source().file(tok_file).map(|f| f.size).ok_or_else(|| Error::Usage(format!("no {tok_file}: NIAH prompts are text")))?;
+    let json = String::from_utf8(ckpt.read_raw(tok_file, 0..size).await?).map_err(|_| Error::Usage(format!("{tok_file} is not UTF-8")))?;
+    let tok = crate::tokenizer::Tokenizer::from_json(&json, id("bos_token_id"))?;
+    let mut samples = Vec::new();
+    for &length in &st.lengths {
+        for (d, &depth) in st.depths.iter().enumerate() {
+            for s in 0..st.samples {
+                // The reference's seed scheme, as `qklab niah` uses it.
+                let seed = st.seed + 1000 * s as u64 + 17 * d as u64 + length as u64;
+                let p = niah_prompt(task, length, depth, seed, st.distractors)?;
+                samples.push(crate::sweep::Sample {
+                    task: task.name().into(),
+                    length,
+                    depth,
+                    seed,
+                    ids: tok.encode(&p.prompt)?,
+                    value: p.value,
+                    max_new: p.max_new_tokens as usize,
+                });
+            }
+        }
+    }
+    let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
+    let gpu = crate::gpu::Gpu::new().await?;
+    let opts = crate::model::fit::EngineOptions { max_context: longest, ..Default::default() };
+    let arch = arch_of(&ckpt)?;
+    let engine = crate::model::engine::Engine::load(Some(&gpu), &ckpt, arch, opts, &mut |_| {}).await?;
+    let stop: Vec<u32> = id("eos_token_id").into_iter().collect();
+    let mut out = Vec::new();
+    let detok = |ids: &[u32]| tok.decode(ids);
+    crate::sweep::run(&engine, &st.model, &samples, &stop, &detok, &Default::default(), &mut out, &mut |_, _| true).await?;
+    Ok(serde_json::json!({ "results": crate::sweep::cells(&out), "samples": out }).to_string())
+}
+
+/// Runs a NIAH sweep on the WebGPU device: JSON with `results` (cells)
+/// and every sample, as `qklab niah --json` writes.
+#[wasm_bindgen]
+pub async fn niah_sweep(files: Array, settings_json: String) -> std::result::Result<String, JsError> {
+    sweep_in_browser(files_of(&files), &settings_json).await.map_err(|e| JsError::new(&e.to_string()))
+}

@@ -1,6 +1,6 @@
 // Thin bootstrap: load the wasm, and turn dropped folders into file lists
 // (the entries API is callback-shaped and far simpler to walk from JS).
-import init, { open_checkpoint, copy_opened_checkpoint, merge_checkpoints, run_logits, run_greedy, niah_prompt_json } from "./pkg/qklab.js";
+import init, { open_checkpoint, copy_opened_checkpoint, merge_checkpoints, run_logits, run_greedy, niah_prompt_json, niah_sweep } from "./pkg/qklab.js";
 
 async function filesOf(entry) {
   if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
@@ -36,5 +36,6 @@ window.qklab = {
   runLogits: run_logits,
   runGreedy: run_greedy,
   niahPrompt: niah_prompt_json,
+  niahSweep: niah_sweep,
 };
 wireDrop(document.getElementById("drop"));

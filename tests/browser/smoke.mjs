@@ -304,6 +304,31 @@ const checks = [
     },
   },
   {
+    // A small NIAH sweep in the browser gives what `qklab niah` gave natively
+    // on the H100 for the same seeds (docs/demo-results/qklab-niah), sample
+    // for sample: the same generated text and score.
+    name: 'niah-sweep-wasm',
+    needs: 'engine-golden',
+    async run() {
+      const native = JSON.parse(fs.readFileSync(path.join(repoRoot, 'docs', 'demo-results', 'qklab-niah', 'sweep-s1.json'), 'utf8'));
+      const t0 = Date.now();
+      const out = await page.evaluate(async () => {
+        const names = ['config.json', 'model.safetensors', 'tokenizer.json'];
+        const files = await Promise.all(names.map(async (n) => new File([await (await fetch(`demo/sft/${n}`)).blob()], n)));
+        const settings = { model: 'www/demo/sft', task: 's1', lengths: [512], depths: [0, 0.25], samples: 2, seed: 12345 };
+        return JSON.parse(await window.qklab.niahSweep(files, JSON.stringify(settings)));
+      });
+      console.log(`browser: niah-sweep-wasm: ${out.samples.length} samples (s1 @512) in ${((Date.now() - t0) / 1000).toFixed(1)} s on SwiftShader`);
+      assert.equal(out.samples.length, 4);
+      for (const s of out.samples) {
+        const n = native.samples.find((x) => x.model === s.model && x.length === s.length && x.depth === s.depth && x.seed === s.seed);
+        assert.ok(n, `no native sample for seed ${s.seed}`);
+        assert.equal(s.generated, n.generated, `seed ${s.seed}: generated text`);
+        assert.equal(s.score, n.score, `seed ${s.seed}: score`);
+      }
+    },
+  },
+  {
     name: 'rejects-png',
     needs: 'page-loads',
     async run() {
