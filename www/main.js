@@ -1,6 +1,6 @@
 // Thin bootstrap: load the wasm, and turn dropped folders into file lists
 // (the entries API is callback-shaped and far simpler to walk from JS).
-import init, { open_checkpoint, copy_opened_checkpoint, merge_checkpoints, run_logits, run_greedy, niah_prompt_json, niah_sweep } from "./pkg/qklab.js";
+import init, { open_checkpoint, open_side, copy_opened_checkpoint, merge_checkpoints, run_logits, run_greedy, niah_prompt_json, niah_sweep } from "./pkg/qklab.js";
 
 async function filesOf(entry) {
   if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
@@ -16,7 +16,7 @@ async function filesOf(entry) {
   }
 }
 
-function wireDrop(zone) {
+function wireDrop(zone, open) {
   zone.addEventListener("dragover", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", async (ev) => {
@@ -24,7 +24,7 @@ function wireDrop(zone) {
     zone.classList.remove("over");
     const entries = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry()).filter(Boolean);
     const files = (await Promise.all(entries.map(filesOf))).flat();
-    await open_checkpoint(files);
+    await open(files);
   });
 }
 
@@ -38,4 +38,5 @@ window.qklab = {
   niahPrompt: niah_prompt_json,
   niahSweep: niah_sweep,
 };
-wireDrop(document.getElementById("drop"));
+wireDrop(document.getElementById("drop"), open_checkpoint);
+for (const side of ["pre", "sft"]) wireDrop(document.getElementById(`${side}-zone`), (files) => open_side(side, files));

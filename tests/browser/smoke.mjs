@@ -329,6 +329,44 @@ const checks = [
     },
   },
   {
+    // The product's main path: "Open the demo", QK-Restore, downloads. The
+    // merged tensors are pre's q/k of the softmax layers and sft's otherwise.
+    name: 'demo-merge',
+    needs: 'page-loads',
+    async run() {
+      await page.locator('#open-demo').click();
+      await page.waitForFunction(() => (document.querySelector('#pair-status')?.textContent ?? '').startsWith('Compatible'));
+      await page.waitForSelector('#drift table');
+      const driftRows = await page.locator('#drift tr').allTextContents();
+      assert.equal(driftRows.length, 9, 'a header and 8 layers');
+      assert.deepEqual(driftRows.filter((r) => r.includes('softmax')).map((r) => r.split(' ')[0]), ['3', '6']);
+      await page.screenshot({ path: path.join(screensDir, 'demo-pair.png') });
+      assert.equal(await page.locator('#method').inputValue(), 'qk-restore', 'QK-Restore is the default');
+      await page.locator('#merge').click();
+      await page.waitForFunction(() => (document.querySelector('#merge-status')?.textContent ?? '').startsWith('Done'));
+      await page.screenshot({ path: path.join(screensDir, 'demo-merged.png') });
+      // Download every offered file the way a user does (the page's CSP
+      // rightly keeps even blob: URLs out of fetch).
+      const out = {};
+      const links = page.locator('#downloads a');
+      for (let i = 0; i < await links.count(); i++) {
+        const [download] = await Promise.all([page.waitForEvent('download'), links.nth(i).click()]);
+        out[download.suggestedFilename()] = fs.readFileSync(await download.path()).toString('base64');
+      }
+      assert.deepEqual(Object.keys(out).sort(), ['config.json', 'model.safetensors', 'qklab-recipe.json', 'tokenizer.json']);
+      const demo = (side) => tensorBytes(fs.readFileSync(path.join(repoRoot, 'www', 'demo', side, 'model.safetensors')));
+      const [pre, sft] = [demo('pre'), demo('sft')];
+      const merged = tensorBytes(Buffer.from(out['model.safetensors'], 'base64'));
+      let restored = 0;
+      for (const [name, bytes] of Object.entries(sft)) {
+        const fromPre = /^model\.layers\.(3|6)\.self_attn\.(q|k)_proj\.weight$/.test(name);
+        assert.ok(merged[name].equals(fromPre ? pre[name] : bytes), `${name} should come from ${fromPre ? 'pre' : 'sft'}`);
+        restored += fromPre;
+      }
+      assert.equal(restored, 4);
+    },
+  },
+  {
     name: 'rejects-png',
     needs: 'page-loads',
     async run() {

@@ -21,6 +21,8 @@ use crate::merge::plan::plan_merge;
 use crate::merge::MergeSpec;
 use crate::writer::{verify_written, OutputPlan, Part, PlanBuilder, Provenance, SourceFingerprint};
 
+mod repair;
+
 /// Files the user gave the page (dropped or picked), or blobs we made,
 /// read by slices.
 pub struct BrowserSource {
@@ -334,6 +336,7 @@ fn wire_picker(id: &str) {
 
 #[wasm_bindgen(start)]
 pub fn start() {
+    repair::wire();
     wire_picker("pick-files");
     wire_picker("pick-folder");
     if let Some(button) = by_id("gpu-selftest") {

@@ -1,0 +1,279 @@
+//! The repair panel: a checkpoint from before SFT and one from after
+//! (picked, dropped, or the shipped demo pair), their compatibility, the
+//! merge, and its verified output offered as downloads.
+
+use std::cell::RefCell;
+
+use js_sys::Array;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{spawn_local, JsFuture};
+use web_sys::{Blob, File, HtmlInputElement, HtmlSelectElement};
+
+use super::{add, by_id, document, files_of, js_err, merge, on, BrowserSource};
+use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+use crate::merge::compat::check_pair;
+use crate::merge::recipe::RECIPE_FILE;
+use crate::merge::{MergeSpec, Method};
+use crate::summary::{arch_of, human_bytes, human_count, summarize};
+
+thread_local! {
+    /// The files of each side: [before SFT, after SFT].
+    static PAIR: RefCell<[Vec<File>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    /// The last merge's recipe, for "Copy recipe".
+    static RECIPE: RefCell<String> = const { RefCell::new(String::new()) };
+    /// Object URLs of the offered downloads, revoked when replaced.
+    static URLS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+const SIDES: [&str; 2] = ["pre", "sft"];
+const DEMO_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
+
+fn set_text(id: &str, text: &str, error: bool) {
+    if let Some(e) = by_id(id) {
+        e.set_text_content(Some(text));
+        let _ = e.set_attribute("class", if error { "status error" } else { "status" });
+    }
+}
+
+fn side_index(side: &str) -> Result<usize> {
+    SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Usage(format!("unknown side {side:?}")))
+}
+
+/// Opens `files` as one side of the pair and shows what they hold (the
+/// JS drop handler calls this with a dropped folder's files).
+#[wasm_bindgen]
+pub async fn open_side(side: String, files: Array) {
+    let files = files_of(&files);
+    if let Err(e) = set_side(&side, files).await {
+        set_text(&format!("{side}-status"), &e.to_string(), true);
+    }
+}
+
+async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
+    let i = side_index(side)?;
+    PAIR.with(|p| p.borrow_mut()[i] = files.clone());
+    set_text(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
+    let ck = Checkpoint::open(BrowserSource::new(files)?).await?;
+    let s = summarize(&ck, &arch_of(&ck)?);
+    let dtypes: Vec<String> = s.dtypes.iter().map(|(d, _)| d.to_string()).collect();
+    let line = format!(
+        "{} parameters, {} on disk, {}; softmax layers {:?}{}",
+        human_count(s.parameters),
+        human_bytes(s.bytes_on_disk),
+        dtypes.join("/"),
+        s.softmax_layers,
+        if s.problems.is_empty() { String::new() } else { format!("; problems: {}", s.problems.join("; ")) }
+    );
+    set_text(&format!("{side}-status"), &line, !s.problems.is_empty());
+    check_pair_now().await;
+    Ok(())
+}
+
+/// Checks the pair once both sides are loaded; enables the merge if it fits.
+async fn check_pair_now() {
+    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
+    let button = by_id("merge");
+    let enable = |on: bool| {
+        if let Some(b) = &button {
+            let _ = if on { b.remove_attribute("disabled") } else { b.set_attribute("disabled", "") };
+        }
+    };
+    if pre.is_empty() || sft.is_empty() {
+        enable(false);
+        return;
+    }
+    let result = async {
+        let pre = Checkpoint::open(BrowserSource::new(pre)?).await?;
+        let sft = Checkpoint::open(BrowserSource::new(sft)?).await?;
+        check_pair(&pre, &sft)
+    }
+    .await;
+    match result {
+        Ok(arch) => {
+            let softmax: Vec<usize> = arch.softmax_layers();
+            set_text("pair-status", &format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored."), false);
+            enable(true);
+            if let Err(e) = show_drift().await {
+                set_text("pair-status", &format!("Drift could not be computed: {e}"), true);
+            }
+        }
+        Err(e) => {
+            set_text("pair-status", &e.to_string(), true);
+            enable(false);
+        }
+    }
+}
+
+/// The drift heat map (layers x matrices) that guides the choice of method:
+/// one colour scale (light to dark blue, readable without colour vision)
+/// with the number in each cell; softmax layers marked.
+async fn show_drift() -> Result<()> {
+    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
+    let pre = Checkpoint::open(BrowserSource::new(pre)?).await?;
+    let sft = Checkpoint::open(BrowserSource::new(sft)?).await?;
+    let report = crate::merge::drift::drift(&pre, &sft, |_, _| {}).await?;
+    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
+    let root = by_id("drift").ok_or_else(|| Error::Usage("no #drift".into()))?;
+    root.set_text_content(None);
+    let el = |tag: &str| doc.create_element(tag).map_err(|e| js_err(tag, e));
+    let table = el("table")?;
+    let _ = table.set_attribute("class", "heat");
+    let head = el("tr")?;
+    for h in ["layer", "q", "k", "v", "o", "gate", "mlp"] {
+        add(&doc, &head, "th", h);
+    }
+    let _ = table.append_child(&head);
+    let max = report.layers.iter().flat_map(|l| [l.q, l.k, l.v, l.o, l.gate, l.mlp]).fold(1e-12f64, f64::max);
+    for l in &report.layers {
+        let tr = el("tr")?;
+        add(&doc, &tr, "th", &format!("{}{}", l.index, if l.softmax { " (softmax)" } else { "" }));
+        for v in [l.q, l.k, l.v, l.o, l.gate, l.mlp] {
+            let td = add(&doc, &tr, "td", &format!("{v:.3}")).ok_or_else(|| Error::Usage("cannot add a cell".into()))?;
+            let x = v / max;
+            // CSSOM, not a style attribute: the page's CSP forbids inline styles.
+            if let Ok(td) = td.dyn_into::<web_sys::HtmlElement>() {
+                let light = 95.0 - 60.0 * x;
+                let _ = td.style().set_property("background", &format!("hsl(215 70% {light:.0}%)"));
+                let _ = td.style().set_property("color", if light < 55.0 { "#fff" } else { "#000" });
+            }
+        }
+        let _ = table.append_child(&tr);
+    }
+    let caption = el("caption")?;
+    caption.set_text_content(Some("Relative drift ||W_sft - W_pre|| / ||W_pre|| per layer and matrix"));
+    let _ = table.prepend_with_node_1(&caption);
+    let _ = root.append_child(&table);
+    Ok(())
+}
+
+async fn fetch_file(url: &str, name: &str) -> Result<File> {
+    let window = web_sys::window().ok_or_else(|| Error::Usage("no window".into()))?;
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| js_err(url, e))?.unchecked_into();
+    if !resp.ok() {
+        return Err(Error::io(url, format!("HTTP {}", resp.status())));
+    }
+    let blob: Blob = JsFuture::from(resp.blob().map_err(|e| js_err(url, e))?).await.map_err(|e| js_err(url, e))?.unchecked_into();
+    File::new_with_blob_sequence(&Array::of1(&blob), name).map_err(|e| js_err(name, e))
+}
+
+async fn open_demo() -> Result<()> {
+    for side in SIDES {
+        let mut files = Vec::new();
+        for name in DEMO_FILES {
+            files.push(fetch_file(&format!("demo/{side}/{name}"), name).await?);
+        }
+        set_side(side, files).await?;
+    }
+    Ok(())
+}
+
+fn field(id: &str) -> String {
+    by_id(id)
+        .and_then(|e| match e.dyn_ref::<HtmlSelectElement>() {
+            Some(s) => Some(s.value()),
+            None => e.dyn_into::<HtmlInputElement>().ok().map(|i| i.value()),
+        })
+        .unwrap_or_default()
+}
+
+/// The merge settings in the form.
+fn spec_from_form() -> Result<MergeSpec> {
+    let method: Method = serde_json::from_value(serde_json::Value::String(field("method")))
+        .map_err(|_| Error::Usage(format!("unknown method {:?}", field("method"))))?;
+    let number = |id: &str| -> Result<f32> {
+        field(id).trim().parse::<f32>().map_err(|_| Error::Usage(format!("{id} must be a number, not {:?}", field(id))))
+    };
+    let layers = field("layers");
+    let layers = if layers.trim().is_empty() {
+        None
+    } else {
+        Some(
+            layers
+                .split(',')
+                .map(|l| l.trim().parse::<usize>().map_err(|_| Error::Usage(format!("layers: {l:?} is not a layer number"))))
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+    let spec = MergeSpec { method, alpha: number("alpha")?, beta: number("beta")?, layers, include_norms: false };
+    spec.validate()?;
+    Ok(spec)
+}
+
+async fn run_merge() -> Result<()> {
+    let spec = spec_from_form()?;
+    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
+    set_text("merge-status", "Merging and verifying…", false);
+    let files = merge(pre, sft, &serde_json::to_string(&spec).expect("spec serializes")).await?;
+    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
+    let list = by_id("downloads").ok_or_else(|| Error::Usage("no #downloads".into()))?;
+    list.set_text_content(None);
+    URLS.with(|u| u.borrow_mut().drain(..).for_each(|url| drop(web_sys::Url::revoke_object_url(&url))));
+    for f in files_of(&files) {
+        let url = web_sys::Url::create_object_url_with_blob(&f).map_err(|e| js_err(&f.name(), e))?;
+        let li = doc.create_element("li").map_err(|e| js_err("li", e))?;
+        // File names are untrusted: text content and attributes only.
+        let a = add(&doc, &li, "a", &format!("{} ({})", f.name(), human_bytes(f.size() as u64))).ok_or_else(|| Error::Usage("cannot add a link".into()))?;
+        let _ = a.set_attribute("href", &url);
+        let _ = a.set_attribute("download", &f.name());
+        let _ = list.append_child(&li);
+        URLS.with(|u| u.borrow_mut().push(url));
+        if f.name() == RECIPE_FILE {
+            let text = JsFuture::from(f.text()).await.map_err(|e| js_err(RECIPE_FILE, e))?.as_string().unwrap_or_default();
+            RECIPE.with(|r| *r.borrow_mut() = text);
+        }
+    }
+    let n = files.length();
+    set_text("merge-status", &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
+    Ok(())
+}
+
+fn wire_side_picker(side: &'static str, id: &str) {
+    let Some(input) = by_id(id) else { return };
+    on(&input, "change", move |ev| {
+        let Some(input) = ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else { return };
+        let Some(list) = input.files() else { return };
+        let files = Array::new();
+        for i in 0..list.length() {
+            if let Some(f) = list.get(i) {
+                files.push(&f);
+            }
+        }
+        spawn_local(open_side(side.to_string(), files));
+    });
+}
+
+pub fn wire() {
+    for side in SIDES {
+        wire_side_picker(side, &format!("{side}-files"));
+        wire_side_picker(side, &format!("{side}-folder"));
+    }
+    if let Some(b) = by_id("open-demo") {
+        on(&b, "click", |_| {
+            spawn_local(async {
+                set_text("pair-status", "Fetching the demo pair…", false);
+                if let Err(e) = open_demo().await {
+                    set_text("pair-status", &e.to_string(), true);
+                }
+            })
+        });
+    }
+    if let Some(b) = by_id("merge") {
+        on(&b, "click", |_| {
+            spawn_local(async {
+                if let Err(e) = run_merge().await {
+                    set_text("merge-status", &e.to_string(), true);
+                }
+            })
+        });
+    }
+    if let Some(b) = by_id("copy-recipe") {
+        on(&b, "click", |_| {
+            let text = RECIPE.with(|r| r.borrow().clone());
+            if let Some(w) = web_sys::window() {
+                let _ = w.navigator().clipboard().write_text(&text);
+            }
+        });
+    }
+}
