@@ -57,7 +57,7 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     set_text(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
     let ck = Checkpoint::open(BrowserSource::new(files)?).await?;
     let s = summarize(&ck, &arch_of(&ck)?);
-    let dtypes: Vec<String> = s.dtypes.iter().map(|(d, _)| d.to_string()).collect();
+    let dtypes: Vec<String> = s.dtypes.keys().map(|d| d.to_string()).collect();
     let line = format!(
         "{} parameters, {} on disk, {}; softmax layers {:?}{}",
         human_count(s.parameters),
