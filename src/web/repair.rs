@@ -58,14 +58,19 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     let ck = Checkpoint::open(BrowserSource::new(files)?).await?;
     let s = summarize(&ck, &arch_of(&ck)?);
     let dtypes: Vec<String> = s.dtypes.keys().map(|d| d.to_string()).collect();
-    let line = format!(
-        "{} parameters, {} on disk, {}; softmax layers {:?}{}",
+    let mut line = format!(
+        "{} parameters, {} on disk, {}; softmax layers {:?}",
         human_count(s.parameters),
         human_bytes(s.bytes_on_disk),
         dtypes.join("/"),
         s.softmax_layers,
-        if s.problems.is_empty() { String::new() } else { format!("; problems: {}", s.problems.join("; ")) }
     );
+    if !s.extra_tensors.is_empty() {
+        line += &format!("; tensors the architecture does not use: {}", s.extra_tensors.join(", "));
+    }
+    if !s.problems.is_empty() {
+        line += &format!("; problems: {}", s.problems.join("; "));
+    }
     set_text(&format!("{side}-status"), &line, !s.problems.is_empty());
     check_pair_now().await;
     Ok(())
