@@ -229,9 +229,48 @@ async fn run_merge() -> Result<()> {
             RECIPE.with(|r| *r.borrow_mut() = text);
         }
     }
+    share(&spec);
     let n = files.length();
     set_text("merge-status", &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
     Ok(())
+}
+
+/// Puts the merge settings in the URL fragment, so the link reproduces
+/// them (no weights, no file names: only these four fields).
+fn share(spec: &MergeSpec) {
+    let method = serde_json::to_value(spec.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let layers = spec.layers.as_ref().map_or(String::new(), |l| l.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
+    if let Some(w) = web_sys::window() {
+        let _ = w.location().set_hash(&format!("method={method}&alpha={}&beta={}&layers={layers}", spec.alpha, spec.beta));
+    }
+}
+
+/// Fills the merge form from a shared link's fragment. Values are
+/// untrusted: each is checked and only ever set as a form value.
+fn restore_from_fragment() {
+    let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) else { return };
+    for pair in hash.trim_start_matches('#').split('&') {
+        let Some((key, value)) = pair.split_once('=') else { continue };
+        let ok = match key {
+            "method" => ["qk-restore", "qk-pro", "q-restore", "k-restore", "v-restore"].contains(&value),
+            "alpha" | "beta" => value.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x)),
+            "layers" => value.chars().all(|c| c.is_ascii_digit() || c == ','),
+            _ => false,
+        };
+        if !ok {
+            continue;
+        }
+        if let Some(e) = by_id(key) {
+            match e.dyn_ref::<HtmlSelectElement>() {
+                Some(select) => select.set_value(value),
+                None => {
+                    if let Ok(input) = e.dyn_into::<HtmlInputElement>() {
+                        input.set_value(value);
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn wire_side_picker(side: &'static str, id: &str) {
@@ -250,6 +289,7 @@ fn wire_side_picker(side: &'static str, id: &str) {
 }
 
 pub fn wire() {
+    restore_from_fragment();
     for side in SIDES {
         wire_side_picker(side, &format!("{side}-files"));
         wire_side_picker(side, &format!("{side}-folder"));

@@ -154,10 +154,13 @@ const checks = [
   {
     name: 'page-loads',
     async run() {
+      // Cold: a fresh browser context, nothing cached. Measured, not asserted.
+      const t0 = Date.now();
       const res = await page.goto(baseUrl, { waitUntil: 'load' });
       assert.ok(res && res.ok(), `GET ${baseUrl} -> ${res && res.status()}`);
       await page.waitForFunction(() => document.body && document.body.dataset.ready === '1', null,
         { timeout: STEP_TIMEOUT_MS });
+      console.log(`browser: first screen usable (wasm loaded, controls wired) ${Date.now() - t0} ms after navigation, cold`);
     },
   },
   {
@@ -364,6 +367,17 @@ const checks = [
         restored += fromPre;
       }
       assert.equal(restored, 4);
+      // The settings are in the URL, and a new browser context opened on
+      // that link (or another) fills the form from it.
+      assert.equal(new URL(page.url()).hash, '#method=qk-restore&alpha=1&beta=1&layers=');
+      const other = await browser.newContext();
+      const shared = await other.newPage();
+      await shared.goto(`${baseUrl}#method=qk-pro&alpha=1&beta=0.5&layers=3`);
+      await shared.waitForFunction(() => document.body.dataset.ready === '1');
+      assert.deepEqual(
+        [await shared.locator('#method').inputValue(), await shared.locator('#beta').inputValue(), await shared.locator('#layers').inputValue()],
+        ['qk-pro', '0.5', '3']);
+      await other.close();
     },
   },
   {
