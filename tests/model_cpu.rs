@@ -5,6 +5,9 @@
 //! same greedy continuation, and the same attention probabilities and
 //! Lightning state. Incremental decoding must agree with one-shot prefill.
 
+mod common;
+use common::{fixture, ints, open};
+
 use qklab::checkpoint::Checkpoint;
 use qklab::model::cpu::{alibi_slopes, argmax, CpuModel};
 use qklab::source::{block_on, FsSource};
@@ -12,13 +15,7 @@ use qklab::summary::arch_of;
 
 const MODELS: [(&str, &str); 2] = [("www/demo/pre", "pre.safetensors"), ("www/demo/sft", "sft.safetensors")];
 
-fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
 
-fn open(dir: &str) -> Checkpoint<FsSource> {
-    block_on(Checkpoint::open(FsSource::open(&root().join(dir)).unwrap())).unwrap()
-}
 
 fn model(dir: &str) -> CpuModel {
     let ck = open(dir);
@@ -40,14 +37,7 @@ fn qk_restore_model() -> CpuModel {
     m
 }
 
-fn fixture(name: &str) -> Checkpoint<FsSource> {
-    open(&format!("tests/fixtures/demo/{name}"))
-}
 
-fn ints(ck: &Checkpoint<FsSource>, name: &str) -> Vec<u32> {
-    let bytes = block_on(ck.read_tensor_bytes(name)).unwrap();
-    bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect()
-}
 
 fn floats(ck: &Checkpoint<FsSource>, name: &str) -> Vec<f32> {
     block_on(ck.read_tensor_f32(name, "test")).unwrap()

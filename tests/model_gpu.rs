@@ -5,6 +5,7 @@
 //! biases, untied heads, f16 / f32 weights, chunked tensors and passes).
 
 mod common;
+use common::{fixture, ints, open};
 
 use qklab::checkpoint::Checkpoint;
 use qklab::config::Arch;
@@ -17,22 +18,9 @@ use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource, FsSource, MemSource};
 use qklab::summary::arch_of;
 
-fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
 
-fn open_dir(dir: &str) -> Checkpoint<FsSource> {
-    block_on(Checkpoint::open(FsSource::open(&root().join(dir)).unwrap())).unwrap()
-}
 
-fn fixture(name: &str) -> Checkpoint<FsSource> {
-    open_dir(&format!("tests/fixtures/demo/{name}"))
-}
 
-fn ints(ck: &Checkpoint<FsSource>, name: &str) -> Vec<u32> {
-    let bytes = block_on(ck.read_tensor_bytes(name)).unwrap();
-    bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect()
-}
 
 fn floats(ck: &Checkpoint<FsSource>, name: &str) -> Vec<f32> {
     block_on(ck.read_tensor_f32(name, "test")).unwrap()
@@ -55,7 +43,7 @@ fn demo_pair_matches_the_golden_logits_attention_and_greedy_ids() {
     let Some(gpu) = common::gpu() else { return };
     for (dir, file) in [("www/demo/pre", "pre.safetensors"), ("www/demo/sft", "sft.safetensors")] {
         let fx = fixture(file);
-        let m = load(&gpu, &open_dir(dir), EngineOptions { max_context: 600, capture: true, ..Default::default() });
+        let m = load(&gpu, &open(dir), EngineOptions { max_context: 600, capture: true, ..Default::default() });
         for seq in ["a", "b", "c"] {
             let ids = ints(&fx, &format!("ids_{seq}"));
             let mut s = m.session();
@@ -190,7 +178,7 @@ fn chunked_demo_model_still_matches_the_golden_logits() {
     let ids = ints(&fx, "ids_b");
     // The 259 x 192 bf16 embedding (99 KB) splits in two; passes of 32 tokens.
     let opts = EngineOptions { max_context: 160, prefill_chunk: 32, max_binding: Some(64 * 1024), ..Default::default() };
-    let m = load(&gpu, &open_dir("www/demo/sft"), opts);
+    let m = load(&gpu, &open("www/demo/sft"), opts);
     assert_eq!(m.footprint.chunk, 32);
     let got = block_on(m.prefill(&mut m.session(), &ids, Logits::All)).unwrap();
     let d = rel_diff(&got, &floats(&fx, "logits_b"));

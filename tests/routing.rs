@@ -4,19 +4,15 @@
 //! pictures rely on.
 
 mod common;
+use common::open;
 
-use qklab::checkpoint::Checkpoint;
 use qklab::model::cpu::CpuModel;
 use qklab::model::fit::EngineOptions;
 use qklab::model::gpu::{GpuModel, Logits};
 use qklab::routing::{log_ratio, most_affected, RowStats};
-use qklab::source::{block_on, FsSource};
+use qklab::source::block_on;
 use qklab::summary::arch_of;
 
-fn open(dir: &str) -> Checkpoint<FsSource> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    block_on(Checkpoint::open(FsSource::open(&root.join(dir)).unwrap())).unwrap()
-}
 
 fn prompt() -> Vec<u32> {
     let fx = open("tests/fixtures/demo/pre.safetensors");

@@ -3,20 +3,16 @@
 //! the same results.
 
 mod common;
+use common::open;
 
 use std::collections::HashSet;
 
-use qklab::checkpoint::Checkpoint;
 use qklab::model::engine::Engine;
 use qklab::model::fit::EngineOptions;
-use qklab::source::{block_on, FsSource};
+use qklab::source::block_on;
 use qklab::summary::arch_of;
 use qklab::sweep::{cells, run, score, Sample};
 
-fn open(dir: &str) -> Checkpoint<FsSource> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    block_on(Checkpoint::open(FsSource::open(&root.join(dir)).unwrap())).unwrap()
-}
 
 /// The fixture's NIAH prompt (key close-meadow, value 4967600), and the
 /// same prompt asking for a value it does not hold.

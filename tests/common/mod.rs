@@ -47,3 +47,20 @@ pub fn gpu() -> Option<qklab::gpu::Gpu> {
         }
     }
 }
+
+/// A checkpoint (folder or .safetensors file) by its path in the repo.
+pub fn open(rel: &str) -> qklab::checkpoint::Checkpoint<qklab::source::FsSource> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+    qklab::source::block_on(qklab::checkpoint::Checkpoint::open(qklab::source::FsSource::open(&path).unwrap())).unwrap()
+}
+
+/// A golden fixture of tests/fixtures/demo (pre, sft, qk-restore).
+pub fn fixture(name: &str) -> qklab::checkpoint::Checkpoint<qklab::source::FsSource> {
+    open(&format!("tests/fixtures/demo/{name}"))
+}
+
+/// An I32 tensor of a fixture (token ids) as u32.
+pub fn ints(ck: &qklab::checkpoint::Checkpoint<qklab::source::FsSource>, name: &str) -> Vec<u32> {
+    let bytes = qklab::source::block_on(ck.read_tensor_bytes(name)).unwrap();
+    bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect()
+}
