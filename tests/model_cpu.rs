@@ -6,7 +6,7 @@
 //! Lightning state. Incremental decoding must agree with one-shot prefill.
 
 mod common;
-use common::{fixture, ints, open};
+use common::{fixture, floats, ints, open, rel_diff};
 
 use qklab::checkpoint::Checkpoint;
 use qklab::model::cpu::{alibi_slopes, argmax, CpuModel};
@@ -14,8 +14,6 @@ use qklab::source::{block_on, FsSource};
 use qklab::summary::arch_of;
 
 const MODELS: [(&str, &str); 2] = [("www/demo/pre", "pre.safetensors"), ("www/demo/sft", "sft.safetensors")];
-
-
 
 fn model(dir: &str) -> CpuModel {
     let ck = open(dir);
@@ -35,19 +33,6 @@ fn qk_restore_model() -> CpuModel {
         }
     }
     m
-}
-
-
-
-fn floats(ck: &Checkpoint<FsSource>, name: &str) -> Vec<f32> {
-    block_on(ck.read_tensor_f32(name, "test")).unwrap()
-}
-
-/// max |got - want| / max |want|
-fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f32, |s, x| s.max(x.abs()));
-    got.iter().zip(want).fold(0.0f32, |s, (a, b)| s.max((a - b).abs())) / scale
 }
 
 /// Logits of all three sequences within 1e-4 of the fixture, and the same

@@ -5,7 +5,7 @@
 //! biases, untied heads, f16 / f32 weights, chunked tensors and passes).
 
 mod common;
-use common::{fixture, ints, open};
+use common::{fixture, floats, ints, open, rel_diff};
 
 use qklab::checkpoint::Checkpoint;
 use qklab::config::Arch;
@@ -17,21 +17,6 @@ use qklab::model::gpu::{GpuModel, Logits};
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource, FsSource, MemSource};
 use qklab::summary::arch_of;
-
-
-
-
-
-fn floats(ck: &Checkpoint<FsSource>, name: &str) -> Vec<f32> {
-    block_on(ck.read_tensor_f32(name, "test")).unwrap()
-}
-
-/// max |got - want| / max |want|
-fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().fold(0.0f32, |s, x| s.max(x.abs()));
-    got.iter().zip(want).fold(0.0f32, |s, (a, b)| s.max((a - b).abs())) / scale
-}
 
 fn load<S: ByteSource>(gpu: &Gpu, ck: &Checkpoint<S>, opts: EngineOptions) -> GpuModel {
     let arch = arch_of(ck).unwrap();

@@ -64,3 +64,15 @@ pub fn ints(ck: &qklab::checkpoint::Checkpoint<qklab::source::FsSource>, name: &
     let bytes = qklab::source::block_on(ck.read_tensor_bytes(name)).unwrap();
     bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect()
 }
+
+/// A float tensor of a fixture, decoded to f32.
+pub fn floats(ck: &qklab::checkpoint::Checkpoint<qklab::source::FsSource>, name: &str) -> Vec<f32> {
+    qklab::source::block_on(ck.read_tensor_f32(name, "test")).unwrap()
+}
+
+/// max |got - want| / max |want|: the golden fixtures' tolerance measure.
+pub fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f32, |s, x| s.max(x.abs()));
+    got.iter().zip(want).fold(0.0f32, |s, (a, b)| s.max((a - b).abs())) / scale
+}
