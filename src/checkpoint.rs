@@ -198,6 +198,12 @@ impl<S: ByteSource> Checkpoint<S> {
         &self.shards[t.shard]
     }
 
+    /// An integer field of config.json (e.g. `bos_token_id`), if present.
+    pub fn config_u32(&self, key: &str) -> Option<u32> {
+        let v: serde_json::Value = serde_json::from_str(self.config_json.as_deref()?).ok()?;
+        v.get(key)?.as_u64().and_then(|x| u32::try_from(x).ok())
+    }
+
     /// Bytes of any range of one of the checkpoint's files, counted.
     pub async fn read_raw(&self, file: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
         let bytes = self.source.read(file, range).await?;

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::engine::Engine;
+use crate::niah::{niah_prompt, Task};
+use crate::tokenizer::Tokenizer;
 pub use crate::niah::score;
 
 /// One prompt to run.
@@ -22,6 +24,44 @@ pub struct Sample {
     pub ids: Vec<u32>,
     pub value: String,
     pub max_new: usize,
+}
+
+/// The reference evaluation's seeds (reference/train.py `niah_suite`):
+/// sample s of depth index d at `length` uses seed + 1000 s + 17 d + length,
+/// so seed 12345 gives the prompts behind docs/demo-reproduction.md.
+pub fn sample_seed(seed: u64, sample: u32, depth_index: usize, length: u32) -> u64 {
+    seed + 1000 * sample as u64 + 17 * depth_index as u64 + length as u64
+}
+
+/// Every (length, depth, sample) prompt of a sweep, tokenized by `tok`.
+pub fn niah_samples(
+    task: Task,
+    lengths: &[u32],
+    depths: &[f64],
+    samples: u32,
+    seed: u64,
+    distractors: Option<u32>,
+    tok: &Tokenizer,
+) -> Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for &length in lengths {
+        for (d, &depth) in depths.iter().enumerate() {
+            for s in 0..samples {
+                let seed = sample_seed(seed, s, d, length);
+                let p = niah_prompt(task, length, depth, seed, distractors)?;
+                out.push(Sample {
+                    task: task.name().into(),
+                    length,
+                    depth,
+                    seed,
+                    ids: tok.encode(&p.prompt)?,
+                    value: p.value,
+                    max_new: p.max_new_tokens as usize,
+                });
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// What one sample gave.

@@ -1,7 +1,9 @@
 //! Text to token ids and back through a checkpoint's `tokenizer.json`
 //! (Hugging Face's format: the demo's byte-level tokenizer, Qwen3's BPE).
 
+use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::source::ByteSource;
 
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 
@@ -20,6 +22,17 @@ impl Tokenizer {
             .parse::<tokenizers::Tokenizer>()
             .map_err(|e| Error::Usage(format!("{TOKENIZER_FILE} cannot be read: {e}")))?;
         Ok(Tokenizer { inner, bos })
+    }
+
+    /// The checkpoint's tokenizer.json with its config's `bos_token_id`,
+    /// or None when the checkpoint has no tokenizer.
+    pub async fn of_checkpoint<S: ByteSource>(ck: &Checkpoint<S>) -> Result<Option<Tokenizer>> {
+        let Some(size) = ck.source().file(TOKENIZER_FILE).map(|f| f.size) else {
+            return Ok(None);
+        };
+        let bytes = ck.read_raw(TOKENIZER_FILE, 0..size).await?;
+        let json = String::from_utf8(bytes).map_err(|_| Error::Usage(format!("{TOKENIZER_FILE} is not UTF-8")))?;
+        Tokenizer::from_json(&json, ck.config_u32("bos_token_id")).map(Some)
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {

@@ -9,13 +9,12 @@ use qklab::checkpoint::Checkpoint;
 use qklab::config::LogitsScaling;
 use qklab::model::engine::Engine;
 use qklab::model::fit::EngineOptions;
-use qklab::niah::{niah_prompt, Task};
+use qklab::niah::Task;
 use qklab::source::{block_on, FsSource};
 use qklab::sweep::{self, Sample, SampleResult};
 use qklab::tokenizer::{Tokenizer, TOKENIZER_FILE};
 use qklab::{Error, Result};
 
-use super::run::{config_id, tokenizer};
 
 pub struct NiahArgs {
     pub ckpts: Vec<PathBuf>,
@@ -29,35 +28,6 @@ pub struct NiahArgs {
     pub hype_above: u32,
     pub backend: String,
     pub json: Option<PathBuf>,
-}
-
-/// The reference evaluation's seeds (reference/train.py `niah_suite`):
-/// sample s of depth index d at `length` uses seed + 1000 s + 17 d + length,
-/// so `--seed 12345` gives the prompts behind docs/demo-reproduction.md.
-pub fn sample_seed(seed: u64, sample: u32, depth_index: usize, length: u32) -> u64 {
-    seed + 1000 * sample as u64 + 17 * depth_index as u64 + length as u64
-}
-
-fn samples(a: &NiahArgs, task: Task, tok: &Tokenizer) -> Result<Vec<Sample>> {
-    let mut out = Vec::new();
-    for &length in &a.lengths {
-        for (d, &depth) in a.depths.iter().enumerate() {
-            for s in 0..a.samples {
-                let seed = sample_seed(a.seed, s, d, length);
-                let p = niah_prompt(task, length, depth, seed, a.distractors)?;
-                out.push(Sample {
-                    task: task.name().into(),
-                    length,
-                    depth,
-                    seed,
-                    ids: tok.encode(&p.prompt)?,
-                    value: p.value.clone(),
-                    max_new: p.max_new_tokens as usize,
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -95,16 +65,16 @@ pub fn run(a: NiahArgs) -> Result<()> {
     for ckpt in &a.ckpts {
         let name = ckpt.display().to_string();
         let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
-        let tok = tokenizer(&ck, config_id(&ck, "bos_token_id"))?.ok_or_else(|| {
+        let tok = block_on(Tokenizer::of_checkpoint(&ck))?.ok_or_else(|| {
             Error::Usage(format!("{name}: no {TOKENIZER_FILE}; NIAH prompts are text and need the checkpoint's tokenizer"))
         })?;
-        let samples = samples(&a, task, &tok)?;
+        let samples = sweep::niah_samples(task, &a.lengths, &a.depths, a.samples, a.seed, a.distractors, &tok)?;
         let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
         let arch = super::arch_with_hype(&ck, None)?;
         let base = arch.logits_scaling;
         let opts = EngineOptions { max_context: longest, ..Default::default() };
         let mut engine = block_on(Engine::load(gpu.as_ref(), &ck, arch, opts, &mut |_| {}))?;
-        let stop: Vec<u32> = config_id(&ck, "eos_token_id").into_iter().collect();
+        let stop: Vec<u32> = ck.config_u32("eos_token_id").into_iter().collect();
         let detok = |ids: &[u32]| tok.decode(ids);
         let started = std::time::Instant::now();
         for &length in &a.lengths {

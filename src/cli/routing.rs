@@ -17,9 +17,9 @@ use qklab::model::gpu::Logits;
 use qklab::niah::{niah_prompt, Task};
 use qklab::routing::{log_ratio, most_affected};
 use qklab::source::{block_on, FsSource};
+use qklab::tokenizer::Tokenizer;
 use qklab::{Error, Result};
 
-use super::run::{config_id, tokenizer};
 
 pub struct RoutingArgs {
     pub ckpts: Vec<PathBuf>,
@@ -43,7 +43,7 @@ pub fn run(a: RoutingArgs) -> Result<()> {
     let mut maps = Vec::new();
     for ckpt in &a.ckpts {
         let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
-        let tok = tokenizer(&ck, config_id(&ck, "bos_token_id"))?
+        let tok = block_on(Tokenizer::of_checkpoint(&ck))?
             .ok_or_else(|| Error::Usage(format!("{}: no tokenizer.json to tokenize the prompt", ckpt.display())))?;
         let ids = tok.encode(&p.prompt)?;
         // Token positions of the needle and of the question (the tail after

@@ -9,7 +9,7 @@ use qklab::model::engine::Engine;
 use qklab::model::fit::EngineOptions;
 use qklab::model::gpu::Logits;
 use qklab::safetensors::{encode_header, Dtype, TensorInfo};
-use qklab::source::{block_on, ByteSource, FsSource};
+use qklab::source::{block_on, FsSource};
 use qklab::checkpoint::Checkpoint;
 use qklab::tokenizer::{Tokenizer, TOKENIZER_FILE};
 use qklab::{Error, Result};
@@ -25,20 +25,6 @@ pub struct RunArgs {
     pub no_stop: bool,
 }
 
-pub fn tokenizer(ck: &Checkpoint<FsSource>, bos: Option<u32>) -> Result<Option<Tokenizer>> {
-    let Some(size) = ck.source().file(TOKENIZER_FILE).map(|f| f.size) else {
-        return Ok(None);
-    };
-    let bytes = block_on(ck.read_raw(TOKENIZER_FILE, 0..size))?;
-    let json = String::from_utf8(bytes).map_err(|_| Error::Usage(format!("{TOKENIZER_FILE} is not UTF-8")))?;
-    Tokenizer::from_json(&json, bos).map(Some)
-}
-
-pub fn config_id(ck: &Checkpoint<FsSource>, key: &str) -> Option<u32> {
-    let v: serde_json::Value = serde_json::from_str(ck.config_json.as_deref()?).ok()?;
-    v.get(key)?.as_u64().map(|x| x as u32)
-}
-
 /// A safetensors file holding one F32 tensor `logits` [T, V].
 fn write_logits(path: &std::path::Path, logits: &[f32], t: usize, v: usize) -> Result<()> {
     let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -51,7 +37,7 @@ fn write_logits(path: &std::path::Path, logits: &[f32], t: usize, v: usize) -> R
 pub fn run(a: RunArgs) -> Result<()> {
     let ck = block_on(Checkpoint::open(FsSource::open(&a.ckpt)?))?;
     let arch = super::arch_with_hype(&ck, a.hype)?;
-    let tok = tokenizer(&ck, config_id(&ck, "bos_token_id"))?;
+    let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
     let ids = match (&a.ids, &a.text) {
         (Some(ids), None) => ids.clone(),
         (None, Some(text)) => match &tok {
@@ -76,7 +62,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         write_logits(path, &logits, ids.len(), v)?;
         eprintln!("wrote logits [{}, {v}] to {}", ids.len(), path.display());
     }
-    let stop: Vec<u32> = if a.no_stop { vec![] } else { config_id(&ck, "eos_token_id").into_iter().collect() };
+    let stop: Vec<u32> = if a.no_stop { vec![] } else { ck.config_u32("eos_token_id").into_iter().collect() };
     let mut s = engine.session(false);
     let t0 = Instant::now();
     let out = block_on(engine.generate_greedy(&mut s, &ids, a.max_new, &stop))?;

@@ -319,9 +319,10 @@ fn on(target: &Element, event: &str, f: impl FnMut(web_sys::Event) + 'static) {
     closure.forget();
 }
 
-fn wire_picker(id: &str) {
+/// Calls `open` with the files an `<input type=file>` gets.
+fn wire_picker<F: std::future::Future<Output = ()> + 'static>(id: &str, open: impl Fn(Array) -> F + 'static) {
     let Some(input) = by_id(id) else { return };
-    on(&input, "change", |ev| {
+    on(&input, "change", move |ev| {
         let Some(input) = ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else { return };
         let Some(list) = input.files() else { return };
         let files = Array::new();
@@ -330,15 +331,15 @@ fn wire_picker(id: &str) {
                 files.push(&f);
             }
         }
-        wasm_bindgen_futures::spawn_local(open_checkpoint(files));
+        wasm_bindgen_futures::spawn_local(open(files));
     });
 }
 
 #[wasm_bindgen(start)]
 pub fn start() {
     repair::wire();
-    wire_picker("pick-files");
-    wire_picker("pick-folder");
+    wire_picker("pick-files", open_checkpoint);
+    wire_picker("pick-folder", open_checkpoint);
     if let Some(button) = by_id("gpu-selftest") {
         on(&button, "click", |_| {
             wasm_bindgen_futures::spawn_local(async {
@@ -417,41 +418,19 @@ struct SweepSettings {
 }
 
 async fn sweep_in_browser(files: Vec<File>, settings: &str) -> Result<String> {
-    use crate::niah::{niah_prompt, Task};
     let st: SweepSettings = serde_json::from_str(settings).map_err(|e| Error::Usage(format!("invalid sweep settings: {e}")))?;
-    let task = Task::parse(&st.task)?;
+    let task = crate::niah::Task::parse(&st.task)?;
     let ckpt = Checkpoint::open(BrowserSource::new(files)?).await?;
-    let config: serde_json::Value = ckpt.config_json.as_deref().and_then(|c| serde_json::from_str(c).ok()).unwrap_or_default();
-    let id = |k: &str| config.get(k).and_then(|v| v.as_u64()).map(|x| x as u32);
-    let tok_file = crate::tokenizer::TOKENIZER_FILE;
-    let size = ckpt.source().file(tok_file).map(|f| f.size).ok_or_else(|| Error::Usage(format!("no {tok_file}: NIAH prompts are text")))?;
-    let json = String::from_utf8(ckpt.read_raw(tok_file, 0..size).await?).map_err(|_| Error::Usage(format!("{tok_file} is not UTF-8")))?;
-    let tok = crate::tokenizer::Tokenizer::from_json(&json, id("bos_token_id"))?;
-    let mut samples = Vec::new();
-    for &length in &st.lengths {
-        for (d, &depth) in st.depths.iter().enumerate() {
-            for s in 0..st.samples {
-                // The reference's seed scheme, as `qklab niah` uses it.
-                let seed = st.seed + 1000 * s as u64 + 17 * d as u64 + length as u64;
-                let p = niah_prompt(task, length, depth, seed, st.distractors)?;
-                samples.push(crate::sweep::Sample {
-                    task: task.name().into(),
-                    length,
-                    depth,
-                    seed,
-                    ids: tok.encode(&p.prompt)?,
-                    value: p.value,
-                    max_new: p.max_new_tokens as usize,
-                });
-            }
-        }
-    }
+    let tok = crate::tokenizer::Tokenizer::of_checkpoint(&ckpt)
+        .await?
+        .ok_or_else(|| Error::Usage(format!("no {}: NIAH prompts are text", crate::tokenizer::TOKENIZER_FILE)))?;
+    let samples = crate::sweep::niah_samples(task, &st.lengths, &st.depths, st.samples, st.seed, st.distractors, &tok)?;
     let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
     let gpu = crate::gpu::Gpu::new().await?;
     let opts = crate::model::fit::EngineOptions { max_context: longest, ..Default::default() };
     let arch = arch_of(&ckpt)?;
     let engine = crate::model::engine::Engine::load(Some(&gpu), &ckpt, arch, opts, &mut |_| {}).await?;
-    let stop: Vec<u32> = id("eos_token_id").into_iter().collect();
+    let stop: Vec<u32> = ckpt.config_u32("eos_token_id").into_iter().collect();
     let mut out = Vec::new();
     let detok = |ids: &[u32]| tok.decode(ids);
     crate::sweep::run(&engine, &st.model, &samples, &stop, &detok, &Default::default(), &mut out, &mut |_, _| true).await?;

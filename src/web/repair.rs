@@ -10,7 +10,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{Blob, File, HtmlInputElement, HtmlSelectElement};
 
-use super::{add, by_id, document, files_of, js_err, merge, on, BrowserSource};
+use super::{add, by_id, document, files_of, js_err, merge, on, wire_picker, BrowserSource};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::merge::compat::check_pair;
@@ -273,26 +273,12 @@ fn restore_from_fragment() {
     }
 }
 
-fn wire_side_picker(side: &'static str, id: &str) {
-    let Some(input) = by_id(id) else { return };
-    on(&input, "change", move |ev| {
-        let Some(input) = ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else { return };
-        let Some(list) = input.files() else { return };
-        let files = Array::new();
-        for i in 0..list.length() {
-            if let Some(f) = list.get(i) {
-                files.push(&f);
-            }
-        }
-        spawn_local(open_side(side.to_string(), files));
-    });
-}
-
 pub fn wire() {
     restore_from_fragment();
     for side in SIDES {
-        wire_side_picker(side, &format!("{side}-files"));
-        wire_side_picker(side, &format!("{side}-folder"));
+        for kind in ["files", "folder"] {
+            wire_picker(&format!("{side}-{kind}"), move |files| open_side(side.to_string(), files));
+        }
     }
     if let Some(b) = by_id("open-demo") {
         on(&b, "click", |_| {
