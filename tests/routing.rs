@@ -81,3 +81,56 @@ fn pooled_maps_log_ratios_and_rankings_behave() {
     let after = vec![(3, vec![9.0, 11.0, 11.0, 11.0]), (6, vec![5.0, 9.0, 9.0, 12.0])];
     assert_eq!(most_affected(&before, &after), vec![(6, 3, 4), (3, 1, 4)]);
 }
+
+/// `qklab routing` on the demo pair and its QK-Restore merge, against the
+/// PyTorch reference's full T x T computation (reference/routing.py, stored
+/// in tests/fixtures/demo/routing-reference.json): the same mean attention
+/// distance per head, and so the same heads attending closer after SFT.
+#[test]
+fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(root.join("tests/fixtures/demo/routing-reference.json")).unwrap()).unwrap();
+    let p = &reference["prompt"];
+    let dir = std::env::temp_dir().join(format!("qklab-routing-{}", std::process::id()));
+    let merged = dir.join("qk-restore");
+    let json = dir.join("routing.json");
+    common::ok(common::qklab(&["merge", "--pre", "www/demo/pre", "--sft", "www/demo/sft", "--method", "qk-restore", "--out", merged.to_str().unwrap()]));
+    let s = |v: &serde_json::Value| v.to_string().trim_matches('"').to_string();
+    let out = common::ok(common::qklab(&[
+        "routing", "www/demo/pre", "www/demo/sft", merged.to_str().unwrap(),
+        "--task", &s(&p["task"]), "--length", &s(&p["length"]), "--depth", &s(&p["depth"]), "--prompt-seed", &s(&p["seed"]),
+        "--layer", "6", "--head", "0", "--block", "64", "--json", json.to_str().unwrap(),
+    ]));
+    eprintln!("{out}");
+    let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let distance = |model: usize, layer: &str| -> Vec<f64> {
+        let layers = ours["models"][model]["layers"].as_array().unwrap();
+        let l = layers.iter().find(|l| l["layer"].to_string() == layer).unwrap();
+        l["mean_distance"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    let mut worst = 0.0f64;
+    for (m, name) in ["pre", "sft", "qk-restore"].iter().enumerate() {
+        assert_eq!(ours["models"][m]["tokens"], reference["tokens"], "{name}: prompt length in tokens");
+        for (layer, want) in reference["mean_distance"][name].as_object().unwrap() {
+            for (got, want) in distance(m, layer).iter().zip(want.as_array().unwrap()) {
+                worst = worst.max((got - want.as_f64().unwrap()).abs() / want.as_f64().unwrap());
+            }
+        }
+    }
+    eprintln!("mean attention distance vs the reference: worst relative difference {worst:.2e}");
+    assert!(worst < 2e-5, "mean attention distances differ from the reference by {worst:.2e} relative");
+    for (layer, heads) in reference["heads_closer_after_sft"].as_object().unwrap() {
+        let (pre, sft) = (distance(0, layer), distance(1, layer));
+        let closer: Vec<serde_json::Value> = (0..pre.len()).filter(|&h| sft[h] < pre[h]).map(|h| h.into()).collect();
+        assert_eq!(&closer, heads.as_array().unwrap(), "layer {layer}: heads closer after SFT");
+    }
+    let ranking = ours["most_affected"].as_array().unwrap();
+    let top = &ranking[0];
+    let reference_top = reference["heads_closer_after_sft"].as_object().unwrap().iter().max_by_key(|(_, h)| h.as_array().unwrap().len()).unwrap();
+    assert_eq!(top["layer"].to_string(), *reference_top.0, "most affected layer");
+    let _ = std::fs::remove_dir_all(&dir);
+}
