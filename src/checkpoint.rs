@@ -204,6 +204,11 @@ impl<S: ByteSource> Checkpoint<S> {
         v.get(key)?.as_u64().and_then(|x| u32::try_from(x).ok())
     }
 
+    /// The special token ids config.json names (BOS, EOS, PAD).
+    pub fn special_ids(&self) -> Vec<u32> {
+        ["bos_token_id", "eos_token_id", "pad_token_id"].iter().filter_map(|k| self.config_u32(k)).collect()
+    }
+
     /// Bytes of any range of one of the checkpoint's files, counted.
     pub async fn read_raw(&self, file: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
         let bytes = self.source.read(file, range).await?;

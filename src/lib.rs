@@ -10,6 +10,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
+pub mod figures;
 pub mod gpu;
 pub mod merge;
 pub mod model;

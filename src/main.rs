@@ -131,7 +131,7 @@ enum Command {
     Niah {
         #[arg(required = true)]
         ckpts: Vec<PathBuf>,
-        /// s1, s2, s3 or mk.
+        /// s1, s2, s3 or mk (text: needs tokenizer.json), or ids (token ids: needs none).
         #[arg(long)]
         task: String,
         /// Distractor needles (mk: default 8).

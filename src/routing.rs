@@ -6,6 +6,10 @@
 
 use std::ops::Range;
 
+use crate::error::Result;
+use crate::niah::NiahPrompt;
+use crate::tokenizer::Tokenizer;
+
 use serde::Serialize;
 
 /// Per-row reductions of one softmax layer's attention, all heads.
@@ -116,4 +120,31 @@ pub fn most_affected(before: &[(usize, Vec<f32>)], after: &[(usize, Vec<f32>)]) 
         .collect();
     ranked.sort_by(|x, y| y.1.cmp(&x.1).then(y.3.total_cmp(&x.3)));
     ranked.into_iter().map(|(l, s, n, _)| (l, s, n)).collect()
+}
+
+/// Where a NIAH prompt's parts fall in its tokens: the prompt's ids, the
+/// needle's token range, and the question's (the tail after the haystack,
+/// whose queries the needle mass averages over). Positions are counted by
+/// tokenizing the text before each part.
+pub struct PromptPositions {
+    pub ids: Vec<u32>,
+    pub needle: Range<u32>,
+    pub queries: Range<usize>,
+}
+
+impl PromptPositions {
+    /// A token-id prompt's positions: the question is the key at its end.
+    pub fn of_ids(p: &crate::niah::IdPrompt) -> PromptPositions {
+        let needle = p.needle.start as u32..p.needle.end as u32;
+        PromptPositions { ids: p.ids.clone(), needle, queries: p.ids.len() - p.key.len()..p.ids.len() }
+    }
+
+    pub fn of(tok: &Tokenizer, p: &NiahPrompt) -> Result<PromptPositions> {
+        let ids = tok.encode(&p.prompt)?;
+        let tokens_before = |byte: usize| -> Result<u32> { Ok(tok.encode(&p.prompt[..byte])?.len() as u32) };
+        let needle = tokens_before(p.needle_span.0)?..tokens_before(p.needle_span.1)?;
+        let tail = p.prompt.rfind('\n').unwrap_or(0);
+        let queries = tokens_before(tail)? as usize..ids.len();
+        Ok(PromptPositions { ids, needle, queries })
+    }
 }

@@ -8,10 +8,10 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::engine::Engine;
-use crate::niah::{niah_prompt, Task};
-use crate::tokenizer::Tokenizer;
+use crate::niah::{id_prompt, ids_text, niah_prompt, Task, ID_TASK};
+use crate::tokenizer::{Tokenizer, TOKENIZER_FILE};
 pub use crate::niah::score;
 
 /// One prompt to run.
@@ -62,6 +62,48 @@ pub fn niah_samples(
         }
     }
     Ok(out)
+}
+
+/// What a checkpoint offers for making prompts: its tokenizer, if it has
+/// one, and its vocabulary for the token-id task.
+pub struct PromptMaker<'a> {
+    pub tokenizer: Option<&'a Tokenizer>,
+    pub vocab: u32,
+    /// Special ids (BOS, EOS, PAD) the token-id task must not use.
+    pub special: Vec<u32>,
+}
+
+impl PromptMaker<'_> {
+    /// Every sample of a sweep of `task`: a text task ("s1", "s2", "s3",
+    /// "mk") needs the tokenizer; the token-id task ("ids") does not.
+    #[allow(clippy::too_many_arguments)]
+    pub fn samples(&self, task: &str, lengths: &[u32], depths: &[f64], samples: u32, seed: u64, distractors: Option<u32>) -> Result<Vec<Sample>> {
+        if task != ID_TASK {
+            let tok = self.tokenizer.ok_or_else(|| {
+                Error::Usage(format!("no {TOKENIZER_FILE}: text tasks cannot be tokenized; without one only the token-id task ({ID_TASK}) runs"))
+            })?;
+            return niah_samples(Task::parse(task)?, lengths, depths, samples, seed, distractors, tok);
+        }
+        let mut out = Vec::new();
+        for &length in lengths {
+            for (d, &depth) in depths.iter().enumerate() {
+                for s in 0..samples {
+                    let seed = sample_seed(seed, s, d, length);
+                    let p = id_prompt(self.vocab, &self.special, length, depth, seed)?;
+                    out.push(Sample { task: ID_TASK.into(), length, depth, seed, ids: p.ids, value: ids_text(&p.value), max_new: p.max_new });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Generated ids as the text a sample of `task` is scored on.
+    pub fn text(&self, task: &str, ids: &[u32]) -> Result<String> {
+        match (task, self.tokenizer) {
+            (ID_TASK, _) | (_, None) => Ok(ids_text(ids)),
+            (_, Some(tok)) => tok.decode(ids),
+        }
+    }
 }
 
 /// What one sample gave.

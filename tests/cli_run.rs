@@ -57,3 +57,36 @@ fn run_explains_bad_requests() {
     assert!(err(&["run", demo, "--backend", "cpu"]).contains("give exactly one of --ids and --text"));
     assert!(err(&["run", demo, "--ids", "1", "--backend", "tpu"]).contains("expected gpu or cpu"));
 }
+
+/// Without tokenizer.json a text task is refused with the way out named,
+/// and the token-id task runs: every sample's prompt is `id_prompt`'s for
+/// its seed, the generated text is ids, and the score says whether the
+/// value's ids are in it.
+#[test]
+fn niah_without_a_tokenizer_runs_the_token_id_task_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("tiny");
+    ok(qklab(&["synth", "--preset", "tiny", "--seed", "3", "--out", ck.to_str().unwrap()]));
+    let refused = qklab(&["niah", ck.to_str().unwrap(), "--task", "s1", "--lengths", "512", "--samples", "1", "--backend", "cpu"]);
+    assert!(!refused.status.success());
+    let msg = String::from_utf8_lossy(&refused.stderr);
+    assert!(msg.contains("no tokenizer.json") && msg.contains("token-id task (ids)"), "{msg}");
+
+    let json = dir.path().join("ids.json");
+    ok(qklab(&["niah", ck.to_str().unwrap(), "--task", "ids", "--lengths", "64,100", "--depths", "0,1", "--samples", "2", "--seed", "7", "--backend", "cpu", "--json", json.to_str().unwrap()]));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let samples = report["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 8);
+    assert_eq!(report["results"].as_array().unwrap().len(), 4);
+    let opened = block_on(Checkpoint::open(FsSource::open(&ck).unwrap())).unwrap();
+    let vocab = qklab::summary::arch_of(&opened).unwrap().vocab_size as u32;
+    for s in samples {
+        let (length, depth, seed) = (s["length"].as_u64().unwrap() as u32, s["depth"].as_f64().unwrap(), s["seed"].as_u64().unwrap());
+        let p = qklab::niah::id_prompt(vocab, &opened.special_ids(), length, depth, seed).unwrap();
+        assert_eq!(s["task"], "ids");
+        assert_eq!(s["value"].as_str().unwrap(), qklab::niah::ids_text(&p.value));
+        let generated = s["generated"].as_str().unwrap();
+        assert!(generated.split_whitespace().all(|t| t.parse::<u32>().is_ok_and(|id| id < vocab)), "ids as text: {generated}");
+        assert_eq!(s["score"].as_f64().unwrap(), if generated.contains(s["value"].as_str().unwrap()) { 1.0 } else { 0.0 });
+    }
+}

@@ -109,7 +109,7 @@ fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
     let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let distance = |model: usize, layer: &str| -> Vec<f64> {
         let layers = ours["models"][model]["layers"].as_array().unwrap();
-        let l = layers.iter().find(|l| l["layer"].to_string() == layer).unwrap();
+        let l = layers.iter().find(|l| l["layer"].as_u64().map(|x| x.to_string()).as_deref() == Some(layer)).unwrap();
         l["mean_distance"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
     };
     let mut worst = 0.0f64;

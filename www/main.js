@@ -1,6 +1,6 @@
 // Thin bootstrap: load the wasm, and turn dropped folders into file lists
 // (the entries API is callback-shaped and far simpler to walk from JS).
-import init, { open_checkpoint, open_side, copy_opened_checkpoint, merge_checkpoints, run_logits, run_greedy, niah_prompt_json, niah_sweep } from "./pkg/qklab.js";
+import init, { open_checkpoint, open_side, copy_opened_checkpoint, merge_checkpoints, run_logits, run_greedy, niah_prompt_json } from "./pkg/qklab.js";
 
 async function filesOf(entry) {
   if (entry.isFile) return [await new Promise((ok, fail) => entry.file(ok, fail))];
@@ -23,7 +23,8 @@ function wireDrop(zone, open) {
     ev.preventDefault();
     zone.classList.remove("over");
     const entries = [...ev.dataTransfer.items].map((i) => i.webkitGetAsEntry()).filter(Boolean);
-    const files = (await Promise.all(entries.map(filesOf))).flat();
+    // Without entries (files dropped by a script, older browsers) take the plain file list.
+    const files = entries.length ? (await Promise.all(entries.map(filesOf))).flat() : [...ev.dataTransfer.files];
     await open(files);
   });
 }
@@ -36,7 +37,6 @@ window.qklab = {
   runLogits: run_logits,
   runGreedy: run_greedy,
   niahPrompt: niah_prompt_json,
-  niahSweep: niah_sweep,
 };
 wireDrop(document.getElementById("drop"), open_checkpoint);
 for (const side of ["pre", "sft"]) wireDrop(document.getElementById(`${side}-zone`), (files) => open_side(side, files));

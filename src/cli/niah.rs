@@ -9,10 +9,10 @@ use qklab::checkpoint::Checkpoint;
 use qklab::config::LogitsScaling;
 use qklab::model::engine::Engine;
 use qklab::model::fit::EngineOptions;
-use qklab::niah::Task;
+use qklab::niah::{Task, ID_TASK};
 use qklab::source::{block_on, FsSource};
-use qklab::sweep::{self, Sample, SampleResult};
-use qklab::tokenizer::{Tokenizer, TOKENIZER_FILE};
+use qklab::sweep::{self, PromptMaker, Sample, SampleResult};
+use qklab::tokenizer::Tokenizer;
 use qklab::{Error, Result};
 
 
@@ -52,7 +52,9 @@ fn save(path: &Option<PathBuf>, samples: &[SampleResult]) -> Result<()> {
 }
 
 pub fn run(a: NiahArgs) -> Result<()> {
-    let task = Task::parse(&a.task)?;
+    if a.task != ID_TASK {
+        Task::parse(&a.task)?;
+    }
     if a.depths.iter().any(|d| !(0.0..=1.0).contains(d)) {
         return Err(Error::Usage("depths must lie in [0, 1]".into()));
     }
@@ -65,17 +67,16 @@ pub fn run(a: NiahArgs) -> Result<()> {
     for ckpt in &a.ckpts {
         let name = ckpt.display().to_string();
         let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
-        let tok = block_on(Tokenizer::of_checkpoint(&ck))?.ok_or_else(|| {
-            Error::Usage(format!("{name}: no {TOKENIZER_FILE}; NIAH prompts are text and need the checkpoint's tokenizer"))
-        })?;
-        let samples = sweep::niah_samples(task, &a.lengths, &a.depths, a.samples, a.seed, a.distractors, &tok)?;
-        let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
+        let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
         let arch = super::arch_with_hype(&ck, None)?;
+        let maker = PromptMaker { tokenizer: tok.as_ref(), vocab: arch.vocab_size as u32, special: ck.special_ids() };
+        let samples = maker.samples(&a.task, &a.lengths, &a.depths, a.samples, a.seed, a.distractors).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
+        let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
         let base = arch.logits_scaling;
         let opts = EngineOptions { max_context: longest, ..Default::default() };
         let mut engine = block_on(Engine::load(gpu.as_ref(), &ck, arch, opts, &mut |_| {}))?;
         let stop: Vec<u32> = ck.config_u32("eos_token_id").into_iter().collect();
-        let detok = |ids: &[u32]| tok.decode(ids);
+        let detok = |ids: &[u32]| maker.text(&a.task, ids);
         let started = std::time::Instant::now();
         for &length in &a.lengths {
             // HyPE only past --hype-above tokens, as the reference evaluates.
@@ -84,7 +85,7 @@ pub fn run(a: NiahArgs) -> Result<()> {
             let cell: Vec<Sample> = samples.iter().filter(|s| s.length == length).cloned().collect();
             let total = cell.len();
             block_on(sweep::run(&engine, &name, &cell, &stop, &detok, &done, &mut all, &mut |i, _| {
-                eprint!("\r{name}: {} @{length}: {i}/{total} samples ({:.0} s)", task.name(), started.elapsed().as_secs_f64());
+                eprint!("\r{name}: {} @{length}: {i}/{total} samples ({:.0} s)", a.task, started.elapsed().as_secs_f64());
                 true
             }))?;
             eprintln!();

@@ -15,7 +15,7 @@ use qklab::model::engine::Engine;
 use qklab::model::fit::EngineOptions;
 use qklab::model::gpu::Logits;
 use qklab::niah::{niah_prompt, Task};
-use qklab::routing::{log_ratio, most_affected};
+use qklab::routing::{log_ratio, most_affected, PromptPositions};
 use qklab::source::{block_on, FsSource};
 use qklab::tokenizer::Tokenizer;
 use qklab::{Error, Result};
@@ -45,13 +45,7 @@ pub fn run(a: RoutingArgs) -> Result<()> {
         let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
         let tok = block_on(Tokenizer::of_checkpoint(&ck))?
             .ok_or_else(|| Error::Usage(format!("{}: no tokenizer.json to tokenize the prompt", ckpt.display())))?;
-        let ids = tok.encode(&p.prompt)?;
-        // Token positions of the needle and of the question (the tail after
-        // the haystack), counted by tokenizing the text before them.
-        let tokens_before = |byte: usize| -> Result<u32> { Ok(tok.encode(&p.prompt[..byte])?.len() as u32) };
-        let needle = tokens_before(p.needle_span.0)?..tokens_before(p.needle_span.1)?;
-        let tail = p.prompt.rfind('\n').unwrap_or(0);
-        let queries = tokens_before(tail)? as usize..ids.len();
+        let PromptPositions { ids, needle, queries } = PromptPositions::of(&tok, &p)?;
         let arch = super::arch_with_hype(&ck, None)?;
         let softmax: Vec<usize> = arch.mixers.iter().enumerate().filter(|(_, m)| **m == Mixer::Softmax).map(|(l, _)| l).collect();
         if !softmax.contains(&a.layer) {

@@ -15,11 +15,13 @@
 //! No filesystem: the essay file is compiled in, so wasm has it too.
 
 mod essay;
+mod ids;
 mod prompt;
 mod pyrandom;
 mod tables;
 
 pub use essay::{essay_text, split_sentences, EssayGen};
+pub use ids::{id_prompt, ids_text, min_id_length, IdPrompt, ID_TASK};
 pub use prompt::{
     answer_prefix, derive_seed, intro, min_length, min_length_with, needle_text, niah_prompt, niah_prompt_with,
     niah_sweep, question, score, sweep_seeds, ESSAYS_TXT,

@@ -21,7 +21,11 @@ use crate::merge::plan::plan_merge;
 use crate::merge::MergeSpec;
 use crate::writer::{verify_written, OutputPlan, Part, PlanBuilder, Provenance, SourceFingerprint};
 
+mod evaluate;
+mod inspect;
 mod repair;
+mod report;
+mod share;
 
 /// Files the user gave the page (dropped or picked), or blobs we made,
 /// read by slices.
@@ -127,10 +131,86 @@ fn add(doc: &Document, parent: &Element, tag: &str, text: &str) -> Option<Elemen
     Some(e)
 }
 
-fn set_status(text: &str, error: bool) {
-    if let Some(s) = by_id("status") {
+/// Sets a status line's text, marked as an error or not.
+fn set_class_text(id: &str, text: &str, error: bool) {
+    if let Some(s) = by_id(id) {
         s.set_text_content(Some(text));
         let _ = s.set_attribute("class", if error { "status error" } else { "status" });
+    }
+}
+
+fn set_status(text: &str, error: bool) {
+    set_class_text("status", text, error);
+}
+
+thread_local! {
+    /// Object URLs of each download list, revoked when the list is replaced.
+    static OFFERED: std::cell::RefCell<Vec<(String, Vec<String>)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Replaces the list `list_id` with one download link per file, labelled
+/// with its name and size. Names may be untrusted: text and attributes only.
+fn offer_downloads(list_id: &str, files: &[(String, Blob)]) -> Result<()> {
+    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
+    let list = by_id(list_id).ok_or_else(|| Error::Usage(format!("no #{list_id}")))?;
+    list.set_text_content(None);
+    let old = OFFERED.with(|o| {
+        let mut o = o.borrow_mut();
+        let i = o.iter().position(|(id, _)| id == list_id);
+        i.map(|i| o.remove(i).1).unwrap_or_default()
+    });
+    old.iter().for_each(|url| drop(web_sys::Url::revoke_object_url(url)));
+    let mut urls = Vec::new();
+    for (name, blob) in files {
+        let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js_err(name, e))?;
+        let li = doc.create_element("li").map_err(|e| js_err("li", e))?;
+        let a = add(&doc, &li, "a", &format!("{name} ({})", human_bytes(blob.size() as u64))).ok_or_else(|| Error::Usage("cannot add a link".into()))?;
+        let _ = a.set_attribute("href", &url);
+        let _ = a.set_attribute("download", name);
+        let _ = list.append_child(&li);
+        urls.push(url);
+    }
+    OFFERED.with(|o| o.borrow_mut().push((list_id.to_string(), urls)));
+    Ok(())
+}
+
+/// Runs `task` on each click of `#button_id`; its error goes to the
+/// status line `#status_id`.
+fn on_click_async<F: std::future::Future<Output = Result<()>> + 'static>(button_id: &str, status_id: &'static str, task: fn() -> F) {
+    if let Some(b) = by_id(button_id) {
+        on(&b, "click", move |_| {
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Err(e) = task().await {
+                    set_class_text(status_id, &e.to_string(), true);
+                }
+            })
+        });
+    }
+}
+
+/// Appends one of [`crate::figures`]' SVGs in a `<figure data-figure=id>`.
+/// The SVG is our own text, with every name in it escaped.
+fn show_svg(parent: &Element, svg: &str, id: &str) -> Result<()> {
+    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
+    let fig = doc.create_element("figure").map_err(|e| js_err("figure", e))?;
+    let _ = fig.set_attribute("data-figure", id);
+    fig.set_inner_html(svg);
+    parent.append_child(&fig).map_err(|e| js_err("figure", e))?;
+    Ok(())
+}
+
+/// Loads a checkpoint to run, on the WebGPU device or, where the browser
+/// has none, on the CPU reference. The note says which, for status lines.
+async fn load_engine(ck: &Checkpoint<BrowserSource>, max_context: u32, capture: bool) -> Result<(crate::model::engine::Engine, String)> {
+    use crate::model::engine::Engine;
+    let arch = arch_of(ck)?;
+    let opts = crate::model::fit::EngineOptions { max_context, capture, ..Default::default() };
+    match crate::gpu::Gpu::new().await {
+        Ok(gpu) => Ok((Engine::load(Some(&gpu), ck, arch, opts, &mut |_| {}).await?, String::new())),
+        Err(e) => {
+            let note = format!(" (no WebGPU here: {e}; the CPU reference runs instead, slowly)");
+            Ok((Engine::load(None, ck, arch, opts, &mut |_| {}).await?, note))
+        }
     }
 }
 
@@ -338,6 +418,9 @@ fn wire_picker<F: std::future::Future<Output = ()> + 'static>(id: &str, open: im
 #[wasm_bindgen(start)]
 pub fn start() {
     repair::wire();
+    evaluate::wire();
+    inspect::wire();
+    report::wire();
     wire_picker("pick-files", open_checkpoint);
     wire_picker("pick-folder", open_checkpoint);
     if let Some(button) = by_id("gpu-selftest") {
@@ -360,7 +443,7 @@ pub fn start() {
 }
 
 /// Loads a checkpoint's files onto the WebGPU device, ready to run.
-async fn load_engine(files: Vec<File>, max_context: u32) -> Result<(Checkpoint<BrowserSource>, crate::model::gpu::GpuModel)> {
+async fn load_gpu_model(files: Vec<File>, max_context: u32) -> Result<(Checkpoint<BrowserSource>, crate::model::gpu::GpuModel)> {
     use crate::model::fit::EngineOptions;
     let ckpt = Checkpoint::open(BrowserSource::new(files)?).await?;
     let arch = arch_of(&ckpt)?;
@@ -371,7 +454,7 @@ async fn load_engine(files: Vec<File>, max_context: u32) -> Result<(Checkpoint<B
 }
 
 async fn logits(files: Vec<File>, ids: &[u32]) -> Result<Vec<f32>> {
-    let (_ck, model) = load_engine(files, ids.len().max(1) as u32).await?;
+    let (_ck, model) = load_gpu_model(files, ids.len().max(1) as u32).await?;
     let mut session = model.session();
     model.prefill(&mut session, ids, crate::model::gpu::Logits::All).await
 }
@@ -384,7 +467,7 @@ pub async fn run_logits(files: Array, ids: Vec<u32>) -> std::result::Result<Vec<
 }
 
 async fn greedy(files: Vec<File>, prompt: &[u32], n: usize) -> Result<Vec<u32>> {
-    let (_ck, model) = load_engine(files, (prompt.len() + n).max(1) as u32).await?;
+    let (_ck, model) = load_gpu_model(files, (prompt.len() + n).max(1) as u32).await?;
     let mut session = model.session();
     model.generate_greedy(&mut session, prompt, n, &[]).await
 }
@@ -402,44 +485,4 @@ pub fn niah_prompt_json(task: String, length: u32, depth: f64, seed: u64, distra
     let task = crate::niah::Task::parse(&task).map_err(|e| JsError::new(&e.to_string()))?;
     let p = crate::niah::niah_prompt(task, length, depth, seed, distractors).map_err(|e| JsError::new(&e.to_string()))?;
     Ok(serde_json::to_string(&p).expect("a prompt serializes"))
-}
-
-/// Settings of a browser NIAH sweep (the CLI's `qklab niah` options).
-#[derive(serde::Deserialize)]
-struct SweepSettings {
-    model: String,
-    task: String,
-    lengths: Vec<u32>,
-    depths: Vec<f64>,
-    samples: u32,
-    seed: u64,
-    #[serde(default)]
-    distractors: Option<u32>,
-}
-
-async fn sweep_in_browser(files: Vec<File>, settings: &str) -> Result<String> {
-    let st: SweepSettings = serde_json::from_str(settings).map_err(|e| Error::Usage(format!("invalid sweep settings: {e}")))?;
-    let task = crate::niah::Task::parse(&st.task)?;
-    let ckpt = Checkpoint::open(BrowserSource::new(files)?).await?;
-    let tok = crate::tokenizer::Tokenizer::of_checkpoint(&ckpt)
-        .await?
-        .ok_or_else(|| Error::Usage(format!("no {}: NIAH prompts are text", crate::tokenizer::TOKENIZER_FILE)))?;
-    let samples = crate::sweep::niah_samples(task, &st.lengths, &st.depths, st.samples, st.seed, st.distractors, &tok)?;
-    let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
-    let gpu = crate::gpu::Gpu::new().await?;
-    let opts = crate::model::fit::EngineOptions { max_context: longest, ..Default::default() };
-    let arch = arch_of(&ckpt)?;
-    let engine = crate::model::engine::Engine::load(Some(&gpu), &ckpt, arch, opts, &mut |_| {}).await?;
-    let stop: Vec<u32> = ckpt.config_u32("eos_token_id").into_iter().collect();
-    let mut out = Vec::new();
-    let detok = |ids: &[u32]| tok.decode(ids);
-    crate::sweep::run(&engine, &st.model, &samples, &stop, &detok, &Default::default(), &mut out, &mut |_, _| true).await?;
-    Ok(serde_json::json!({ "results": crate::sweep::cells(&out), "samples": out }).to_string())
-}
-
-/// Runs a NIAH sweep on the WebGPU device: JSON with `results` (cells)
-/// and every sample, as `qklab niah --json` writes.
-#[wasm_bindgen]
-pub async fn niah_sweep(files: Array, settings_json: String) -> std::result::Result<String, JsError> {
-    sweep_in_browser(files_of(&files), &settings_json).await.map_err(|e| JsError::new(&e.to_string()))
 }

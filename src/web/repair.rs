@@ -8,34 +8,46 @@ use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{Blob, File, HtmlInputElement, HtmlSelectElement};
+use web_sys::{Blob, File};
 
-use super::{add, by_id, document, files_of, js_err, merge, on, wire_picker, BrowserSource};
+use super::share::{self, field};
+use super::{add, by_id, document, files_of, js_err, merge, offer_downloads, on, on_click_async, set_class_text, wire_picker, BrowserSource};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::merge::compat::check_pair;
 use crate::merge::recipe::RECIPE_FILE;
 use crate::merge::{MergeSpec, Method};
 use crate::summary::{arch_of, human_bytes, human_count, summarize};
+use crate::writer::SourceFingerprint;
 
 thread_local! {
     /// The files of each side: [before SFT, after SFT].
     static PAIR: RefCell<[Vec<File>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
     /// The last merge's recipe, for "Copy recipe".
     static RECIPE: RefCell<String> = const { RefCell::new(String::new()) };
-    /// Object URLs of the offered downloads, revoked when replaced.
-    static URLS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    /// The last merge's files and its settings, for the evaluation.
+    static MERGED: RefCell<Option<(MergeSpec, Vec<File>)>> = const { RefCell::new(None) };
+}
+
+/// The models to evaluate side by side: pre, sft, and the merge once made.
+pub(super) fn models() -> Vec<(&'static str, Vec<File>)> {
+    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
+    let mut out = vec![("pre", pre), ("sft", sft)];
+    if let Some((_, files)) = MERGED.with(|m| m.borrow().clone()) {
+        out.push(("merged", files));
+    }
+    out.retain(|(_, f)| !f.is_empty());
+    out
+}
+
+/// The last merge's settings, for the report.
+pub(super) fn merged_spec() -> Option<MergeSpec> {
+    MERGED.with(|m| m.borrow().as_ref().map(|(spec, _)| spec.clone()))
 }
 
 const SIDES: [&str; 2] = ["pre", "sft"];
 const DEMO_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
-fn set_text(id: &str, text: &str, error: bool) {
-    if let Some(e) = by_id(id) {
-        e.set_text_content(Some(text));
-        let _ = e.set_attribute("class", if error { "status error" } else { "status" });
-    }
-}
 
 fn side_index(side: &str) -> Result<usize> {
     SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Usage(format!("unknown side {side:?}")))
@@ -46,15 +58,17 @@ fn side_index(side: &str) -> Result<usize> {
 #[wasm_bindgen]
 pub async fn open_side(side: String, files: Array) {
     let files = files_of(&files);
+    share::update(&[("demo", "0".into())]);
     if let Err(e) = set_side(&side, files).await {
-        set_text(&format!("{side}-status"), &e.to_string(), true);
+        set_class_text(&format!("{side}-status"), &e.to_string(), true);
     }
 }
 
 async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     let i = side_index(side)?;
     PAIR.with(|p| p.borrow_mut()[i] = files.clone());
-    set_text(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
+    MERGED.with(|m| *m.borrow_mut() = None);
+    set_class_text(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
     let ck = Checkpoint::open(BrowserSource::new(files)?).await?;
     let s = summarize(&ck, &arch_of(&ck)?);
     let dtypes: Vec<String> = s.dtypes.keys().map(|d| d.to_string()).collect();
@@ -71,7 +85,13 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     if !s.problems.is_empty() {
         line += &format!("; problems: {}", s.problems.join("; "));
     }
-    set_text(&format!("{side}-status"), &line, !s.problems.is_empty());
+    // A shared link names its checkpoints by fingerprint: say when these differ.
+    let fingerprint = short_fingerprint(&SourceFingerprint::of(side, &ck).await?);
+    if let Some(shared) = share::get(side).filter(|f| *f != fingerprint) {
+        line += &format!("; not the checkpoint the shared link was made with (fingerprint {fingerprint}, the link says {shared})");
+    }
+    share::update(&[(side, fingerprint)]);
+    set_class_text(&format!("{side}-status"), &line, !s.problems.is_empty());
     check_pair_now().await;
     Ok(())
 }
@@ -79,10 +99,12 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
 /// Checks the pair once both sides are loaded; enables the merge if it fits.
 async fn check_pair_now() {
     let [pre, sft] = PAIR.with(|p| p.borrow().clone());
-    let button = by_id("merge");
+    // Merging, evaluating and inspecting all need a compatible pair.
     let enable = |on: bool| {
-        if let Some(b) = &button {
-            let _ = if on { b.remove_attribute("disabled") } else { b.set_attribute("disabled", "") };
+        for id in ["merge", "run-sweep", "run-routing"] {
+            if let Some(b) = by_id(id) {
+                let _ = if on { b.remove_attribute("disabled") } else { b.set_attribute("disabled", "") };
+            }
         }
     };
     if pre.is_empty() || sft.is_empty() {
@@ -98,14 +120,14 @@ async fn check_pair_now() {
     match result {
         Ok(arch) => {
             let softmax: Vec<usize> = arch.softmax_layers();
-            set_text("pair-status", &format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored."), false);
+            set_class_text("pair-status", &format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored."), false);
             enable(true);
             if let Err(e) = show_drift().await {
-                set_text("pair-status", &format!("Drift could not be computed: {e}"), true);
+                set_class_text("pair-status", &format!("Drift could not be computed: {e}"), true);
             }
         }
         Err(e) => {
-            set_text("pair-status", &e.to_string(), true);
+            set_class_text("pair-status", &e.to_string(), true);
             enable(false);
         }
     }
@@ -174,13 +196,16 @@ async fn open_demo() -> Result<()> {
     Ok(())
 }
 
-fn field(id: &str) -> String {
-    by_id(id)
-        .and_then(|e| match e.dyn_ref::<HtmlSelectElement>() {
-            Some(s) => Some(s.value()),
-            None => e.dyn_into::<HtmlInputElement>().ok().map(|i| i.value()),
-        })
-        .unwrap_or_default()
+/// Twelve hex digits of SHA-256 over a checkpoint's file fingerprints
+/// (names, sizes, headers, data samples): enough to tell checkpoints apart
+/// in a link, and nothing of their weights.
+fn short_fingerprint(fp: &SourceFingerprint) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in &fp.files {
+        h.update(format!("{}\n{}\n{}\n{}\n", f.name, f.size, f.header_sha256, f.sample_sha256));
+    }
+    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
 /// The merge settings in the form.
@@ -209,66 +234,52 @@ fn spec_from_form() -> Result<MergeSpec> {
 async fn run_merge() -> Result<()> {
     let spec = spec_from_form()?;
     let [pre, sft] = PAIR.with(|p| p.borrow().clone());
-    set_text("merge-status", "Merging and verifying…", false);
+    set_class_text("merge-status", "Merging and verifying…", false);
     let files = merge(pre, sft, &serde_json::to_string(&spec).expect("spec serializes")).await?;
-    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
-    let list = by_id("downloads").ok_or_else(|| Error::Usage("no #downloads".into()))?;
-    list.set_text_content(None);
-    URLS.with(|u| u.borrow_mut().drain(..).for_each(|url| drop(web_sys::Url::revoke_object_url(&url))));
+    MERGED.with(|m| *m.borrow_mut() = Some((spec.clone(), files_of(&files))));
+    let mut offered = Vec::new();
     for f in files_of(&files) {
-        let url = web_sys::Url::create_object_url_with_blob(&f).map_err(|e| js_err(&f.name(), e))?;
-        let li = doc.create_element("li").map_err(|e| js_err("li", e))?;
-        // File names are untrusted: text content and attributes only.
-        let a = add(&doc, &li, "a", &format!("{} ({})", f.name(), human_bytes(f.size() as u64))).ok_or_else(|| Error::Usage("cannot add a link".into()))?;
-        let _ = a.set_attribute("href", &url);
-        let _ = a.set_attribute("download", &f.name());
-        let _ = list.append_child(&li);
-        URLS.with(|u| u.borrow_mut().push(url));
         if f.name() == RECIPE_FILE {
             let text = JsFuture::from(f.text()).await.map_err(|e| js_err(RECIPE_FILE, e))?.as_string().unwrap_or_default();
             RECIPE.with(|r| *r.borrow_mut() = text);
         }
+        offered.push((f.name(), Blob::from(f)));
     }
+    offer_downloads("downloads", &offered)?;
     share(&spec);
     let n = files.length();
-    set_text("merge-status", &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
+    set_class_text("merge-status", &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
     Ok(())
 }
 
 /// Puts the merge settings in the URL fragment, so the link reproduces
-/// them (no weights, no file names: only these four fields).
+/// them.
 fn share(spec: &MergeSpec) {
     let method = serde_json::to_value(spec.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     let layers = spec.layers.as_ref().map_or(String::new(), |l| l.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
-    if let Some(w) = web_sys::window() {
-        let _ = w.location().set_hash(&format!("method={method}&alpha={}&beta={}&layers={layers}", spec.alpha, spec.beta));
-    }
+    share::update(&[("method", method), ("alpha", spec.alpha.to_string()), ("beta", spec.beta.to_string()), ("layers", layers)]);
 }
 
-/// Fills the merge form from a shared link's fragment. Values are
-/// untrusted: each is checked and only ever set as a form value.
+/// Fills the merge form from a shared link's fragment.
 fn restore_from_fragment() {
-    let Some(hash) = web_sys::window().and_then(|w| w.location().hash().ok()) else { return };
-    for pair in hash.trim_start_matches('#').split('&') {
-        let Some((key, value)) = pair.split_once('=') else { continue };
-        let ok = match key {
-            "method" => ["qk-restore", "qk-pro", "q-restore", "k-restore", "v-restore"].contains(&value),
-            "alpha" | "beta" => value.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x)),
-            "layers" => value.chars().all(|c| c.is_ascii_digit() || c == ','),
-            _ => false,
-        };
-        if !ok {
-            continue;
-        }
-        if let Some(e) = by_id(key) {
-            match e.dyn_ref::<HtmlSelectElement>() {
-                Some(select) => select.set_value(value),
-                None => {
-                    if let Ok(input) = e.dyn_into::<HtmlInputElement>() {
-                        input.set_value(value);
-                    }
-                }
-            }
+    share::restore(&[
+        ("method", |v| ["qk-restore", "qk-pro", "q-restore", "k-restore", "v-restore"].contains(&v)),
+        ("alpha", |v| v.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x))),
+        ("beta", |v| v.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x))),
+        ("layers", |v| v.chars().all(|c| c.is_ascii_digit() || c == ',')),
+    ]);
+}
+
+async fn open_demo_and_merge(merge_too: bool) {
+    set_class_text("pair-status", "Fetching the demo pair…", false);
+    if let Err(e) = open_demo().await {
+        set_class_text("pair-status", &e.to_string(), true);
+        return;
+    }
+    share::update(&[("demo", "1".into())]);
+    if merge_too {
+        if let Err(e) = run_merge().await {
+            set_class_text("merge-status", &e.to_string(), true);
         }
     }
 }
@@ -281,24 +292,13 @@ pub fn wire() {
         }
     }
     if let Some(b) = by_id("open-demo") {
-        on(&b, "click", |_| {
-            spawn_local(async {
-                set_text("pair-status", "Fetching the demo pair…", false);
-                if let Err(e) = open_demo().await {
-                    set_text("pair-status", &e.to_string(), true);
-                }
-            })
-        });
+        on(&b, "click", |_| spawn_local(open_demo_and_merge(false)));
     }
-    if let Some(b) = by_id("merge") {
-        on(&b, "click", |_| {
-            spawn_local(async {
-                if let Err(e) = run_merge().await {
-                    set_text("merge-status", &e.to_string(), true);
-                }
-            })
-        });
+    // A link made on the demo reopens it and repeats the merge it names.
+    if share::get("demo").as_deref() == Some("1") {
+        spawn_local(open_demo_and_merge(share::get("method").is_some()));
     }
+    on_click_async("merge", "merge-status", run_merge);
     if let Some(b) = by_id("copy-recipe") {
         on(&b, "click", |_| {
             let text = RECIPE.with(|r| r.borrow().clone());

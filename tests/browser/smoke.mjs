@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
 
 const STEP_TIMEOUT_MS = 60_000; // SwiftShader is slow
 const CHROMIUM_ARGS = [
@@ -40,6 +41,8 @@ const fixtureDir = path.resolve(fixtureArg);
 const preFixtureDir = path.resolve(preFixtureArg);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const screensDir = path.join(repoRoot, 'target', 'browser-screens');
+// The native CLI (built by `cargo xtask test` for the fixtures): the oracle for merges and routing.
+const qklabBin = path.join(repoRoot, 'target', 'release', 'qklab');
 fs.rmSync(screensDir, { recursive: true, force: true });
 fs.mkdirSync(screensDir, { recursive: true });
 
@@ -147,6 +150,19 @@ page.on('response', (res) => {
 const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qklab-smoke-'));
 
 const textOf = (sel) => page.locator(sel).first().textContent({ timeout: 5_000 }).then((t) => (t ?? '').trim());
+
+/** Clicks every link in `selector` as a user would and returns each download's bytes by file name. */
+async function downloadAll(pg, selector) {
+  const out = {};
+  const links = pg.locator(selector);
+  for (let i = 0; i < await links.count(); i++) {
+    const label = await links.nth(i).textContent();
+    const [download] = await Promise.all([pg.waitForEvent('download', { timeout: 20_000 }), links.nth(i).click()])
+      .catch((e) => { throw new Error(`downloading link ${i} (${label}): ${e.message.split('\n')[0]}`); });
+    out[download.suggestedFilename()] = fs.readFileSync(await download.path());
+  }
+  return out;
+}
 
 // ---------------------------------------------------------------- checks
 
@@ -307,31 +323,6 @@ const checks = [
     },
   },
   {
-    // A small NIAH sweep in the browser gives what `qklab niah` gave natively
-    // on the H100 for the same seeds (docs/demo-results/qklab-niah), sample
-    // for sample: the same generated text and score.
-    name: 'niah-sweep-wasm',
-    needs: 'engine-golden',
-    async run() {
-      const native = JSON.parse(fs.readFileSync(path.join(repoRoot, 'docs', 'demo-results', 'qklab-niah', 'sweep-s1.json'), 'utf8'));
-      const t0 = Date.now();
-      const out = await page.evaluate(async () => {
-        const names = ['config.json', 'model.safetensors', 'tokenizer.json'];
-        const files = await Promise.all(names.map(async (n) => new File([await (await fetch(`demo/sft/${n}`)).blob()], n)));
-        const settings = { model: 'www/demo/sft', task: 's1', lengths: [512], depths: [0, 0.25], samples: 2, seed: 12345 };
-        return JSON.parse(await window.qklab.niahSweep(files, JSON.stringify(settings)));
-      });
-      console.log(`browser: niah-sweep-wasm: ${out.samples.length} samples (s1 @512) in ${((Date.now() - t0) / 1000).toFixed(1)} s on SwiftShader`);
-      assert.equal(out.samples.length, 4);
-      for (const s of out.samples) {
-        const n = native.samples.find((x) => x.model === s.model && x.length === s.length && x.depth === s.depth && x.seed === s.seed);
-        assert.ok(n, `no native sample for seed ${s.seed}`);
-        assert.equal(s.generated, n.generated, `seed ${s.seed}: generated text`);
-        assert.equal(s.score, n.score, `seed ${s.seed}: score`);
-      }
-    },
-  },
-  {
     // The product's main path: "Open the demo", QK-Restore, downloads. The
     // merged tensors are pre's q/k of the softmax layers and sft's otherwise.
     name: 'demo-merge',
@@ -350,16 +341,11 @@ const checks = [
       await page.screenshot({ path: path.join(screensDir, 'demo-merged.png') });
       // Download every offered file the way a user does (the page's CSP
       // rightly keeps even blob: URLs out of fetch).
-      const out = {};
-      const links = page.locator('#downloads a');
-      for (let i = 0; i < await links.count(); i++) {
-        const [download] = await Promise.all([page.waitForEvent('download'), links.nth(i).click()]);
-        out[download.suggestedFilename()] = fs.readFileSync(await download.path()).toString('base64');
-      }
+      const out = await downloadAll(page, '#downloads a');
       assert.deepEqual(Object.keys(out).sort(), ['config.json', 'model.safetensors', 'qklab-recipe.json', 'tokenizer.json']);
       const demo = (side) => tensorBytes(fs.readFileSync(path.join(repoRoot, 'www', 'demo', side, 'model.safetensors')));
       const [pre, sft] = [demo('pre'), demo('sft')];
-      const merged = tensorBytes(Buffer.from(out['model.safetensors'], 'base64'));
+      const merged = tensorBytes(out['model.safetensors']);
       let restored = 0;
       for (const [name, bytes] of Object.entries(sft)) {
         const fromPre = /^model\.layers\.(3|6)\.self_attn\.(q|k)_proj\.weight$/.test(name);
@@ -369,7 +355,11 @@ const checks = [
       assert.equal(restored, 4);
       // The settings are in the URL, and a new browser context opened on
       // that link (or another) fills the form from it.
-      assert.equal(new URL(page.url()).hash, '#method=qk-restore&alpha=1&beta=1&layers=');
+      const hash = new URLSearchParams(new URL(page.url()).hash.slice(1));
+      assert.deepEqual(['method', 'alpha', 'beta', 'layers', 'demo'].map((k) => hash.get(k)), ['qk-restore', '1', '1', '', '1']);
+      assert.match(hash.get('pre'), /^[0-9a-f]{12}$/, 'pre fingerprint');
+      assert.match(hash.get('sft'), /^[0-9a-f]{12}$/, 'sft fingerprint');
+      assert.notEqual(hash.get('pre'), hash.get('sft'));
       const other = await browser.newContext();
       const shared = await other.newPage();
       await shared.goto(`${baseUrl}#method=qk-pro&alpha=1&beta=0.5&layers=3`);
@@ -378,6 +368,232 @@ const checks = [
         [await shared.locator('#method').inputValue(), await shared.locator('#beta').inputValue(), await shared.locator('#layers').inputValue()],
         ['qk-pro', '0.5', '3']);
       await other.close();
+    },
+  },
+  {
+    // The sweep through the page: pre, sft and the merge side by side, with
+    // progress and Cancel; the heat maps' cells and Table 1 equal what
+    // `qklab niah` gave natively for the same seeds (docs/demo-results).
+    name: 'demo-evaluate',
+    needs: 'demo-merge',
+    async run() {
+      const native = JSON.parse(fs.readFileSync(path.join(repoRoot, 'docs', 'demo-results', 'qklab-niah', 'sweep-s1.json'), 'utf8'));
+      const nativeName = { pre: 'www/demo/pre', sft: 'www/demo/sft', merged: '/tmp/qk-restore' };
+      await page.locator('#task').selectOption('s1');
+      await page.locator('#lengths').fill('512');
+      await page.locator('#depths').fill('0,0.25');
+      await page.locator('#samples').fill('1');
+      await page.locator('#seed').fill('12345');
+      const t0 = Date.now();
+      await page.locator('#run-sweep').click();
+      // Cancel once the first prompt is done, then continue.
+      await page.waitForFunction(() => document.querySelector('#eval-progress').value >= 1, null, { timeout: 300_000 });
+      await page.locator('#cancel-sweep').click();
+      await page.waitForFunction(() => (document.querySelector('#eval-status')?.textContent ?? '').startsWith('Cancelled'), null, { timeout: 300_000 });
+      const cancelled = await textOf('#eval-status');
+      assert.match(cancelled, /^Cancelled after [1-5] of 6 prompts/);
+      await page.screenshot({ path: path.join(screensDir, 'demo-evaluate-cancelled.png'), fullPage: true });
+      await page.locator('#run-sweep').click();
+      await page.waitForFunction(() => /^(Done|.*error|no )/i.test(document.querySelector('#eval-status')?.textContent ?? ''), null, { timeout: 600_000 });
+      assert.match(await textOf('#eval-status'), /^Done: 6 prompts \(2 per model\) on /);
+      console.log(`browser: demo-evaluate: 6 prompts (s1 @512, 3 models) in ${((Date.now() - t0) / 1000).toFixed(1)} s on SwiftShader`);
+      await page.screenshot({ path: path.join(screensDir, 'demo-evaluate.png'), fullPage: true });
+      const maps = await page.locator('#heatmaps figure').evaluateAll((figs) => figs.map((f) => ({
+        id: f.dataset.figure,
+        cells: [...f.querySelectorAll('g.cell')].map((g) => [Number(g.dataset.length), Number(g.dataset.depth), Number(g.dataset.accuracy), g.querySelector('title').textContent]),
+      })));
+      assert.deepEqual(maps.map((m) => m.id), ['heatmap-pre', 'heatmap-sft', 'heatmap-merged']);
+      const want = (model, depthIndex, depth) => native.samples.find((x) => x.model === nativeName[model] && x.length === 512 && x.depth === depth && x.seed === 12345 + 17 * depthIndex + 512);
+      for (const m of maps) {
+        const model = m.id.replace('heatmap-', '');
+        assert.equal(m.cells.length, 2, `${model}: two cells`);
+        for (const [length, depth, accuracy, title] of m.cells) {
+          const n = want(model, [0, 0.25].indexOf(depth), depth);
+          assert.ok(n, `no native sample for ${model} @${length}/${depth}`);
+          assert.equal(accuracy, n.score, `${model} @${length} depth ${depth}: the page's cell vs qklab niah`);
+          assert.match(title, new RegExp(`^${model}, s1 at 512 tokens, depth ${depth}: \\d+% of 1 sample`));
+        }
+      }
+      const rows = await page.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+      const mean = (model) => (100 * [0, 0.25].map((d, i) => want(model, i, d).score).reduce((a, b) => a + b) / 2).toFixed(1);
+      assert.deepEqual(rows, ['pre', 'sft', 'merged'].map((m) => [m, mean(m)]), 'Table 1 row per model');
+      assert.deepEqual(await page.locator('#table1 tr:not([data-model]) th').allTextContents(), ['model', 'S1@512']);
+      const hash = new URLSearchParams(new URL(page.url()).hash.slice(1));
+      assert.deepEqual(['task', 'lengths', 'depths', 'samples', 'seed'].map((k) => hash.get(k)), ['s1', '512', '0,0.25', '1', '12345']);
+    },
+  },
+  {
+    // Figure 4's panels for the most affected layer; the page's distances
+    // (wasm on SwiftShader) equal native `qklab routing`'s on one prompt.
+    name: 'demo-routing',
+    needs: 'demo-evaluate',
+    async run() {
+      await page.locator('#run-routing').click();
+      await page.waitForFunction(() => /^(Prompt|.*error)/i.test(document.querySelector('#routing-status')?.textContent ?? ''), null, { timeout: 300_000 });
+      assert.match(await textOf('#routing-status'), /^Prompt: \d+ tokens, needle at tokens \d+–\d+/);
+      await page.screenshot({ path: path.join(screensDir, 'demo-routing.png'), fullPage: true });
+      const figs = await page.locator('#routing-maps figure, #routing-bars figure').evaluateAll((f) => f.map((x) => x.dataset.figure));
+      assert.deepEqual(figs, ['routing-map-pre', 'routing-map-sft', 'routing-map-merged', 'routing-map-log-ratio', 'routing-distance', 'routing-mass']);
+      assert.equal(await page.locator('#routing-maps rect.needle').count(), 4, 'the needle is marked on every map');
+      const layer = await page.locator('#routing-layer').inputValue();
+      const head = await page.locator('#routing-head').inputValue();
+      // Native: the same prompt (s1, 512, depth 0.5, seed 12345) on the same three models.
+      const qk = path.join(tmpDir, 'qk-restore');
+      const json = path.join(tmpDir, 'routing.json');
+      execFileSync(qklabBin, ['merge', '--pre', 'www/demo/pre', '--sft', 'www/demo/sft', '--method', 'qk-restore', '--out', qk], { cwd: repoRoot });
+      execFileSync(qklabBin, ['routing', 'www/demo/pre', 'www/demo/sft', qk, '--task', 's1', '--length', '512', '--depth', '0.5', '--prompt-seed', '12345',
+        '--layer', layer, '--head', head, '--block', '16', '--json', json], { cwd: repoRoot });
+      const native = JSON.parse(fs.readFileSync(json, 'utf8'));
+      assert.equal(String(native.most_affected[0].layer), layer, 'the default layer is the most affected one');
+      const bars = await page.locator('[data-figure="routing-distance"] rect.bar title').allTextContents();
+      const models = ['pre', 'sft', 'merged'];
+      native.models.forEach((m, i) => {
+        const d = m.layers.find((l) => String(l.layer) === layer).mean_distance;
+        d.forEach((x, h) => {
+          const shown = bars.find((t) => t.startsWith(`${models[i]}, head ${h}:`));
+          assert.ok(shown, `a bar for ${models[i]} head ${h}`);
+          const v = Number(shown.split(': ')[1].split(' ')[0]);
+          assert.ok(Math.abs(v - x) <= 1e-3 * Math.max(1, x), `${models[i]} head ${h}: page ${v} vs native ${x}`);
+        });
+      });
+      // Another head only redraws.
+      const other = head === '0' ? '1' : '0';
+      await page.locator('#routing-head').selectOption(other);
+      await page.waitForFunction((h) => (document.querySelector('[data-figure="routing-map-pre"] title')?.textContent ?? '').endsWith(`head ${h}`), other);
+      assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('head'), other);
+    },
+  },
+  {
+    // "Export report": the JSON of every result plus each figure as SVG and PNG.
+    name: 'export-report',
+    needs: 'demo-routing',
+    async run() {
+      await page.locator('#export-report').click();
+      await page.waitForFunction(() => /^(Report ready|.*error)/i.test(document.querySelector('#report-status')?.textContent ?? ''));
+      assert.match(await textOf('#report-status'), /^Report ready: the JSON and 9 figure\(s\)/);
+      const files = await downloadAll(page, '#report-downloads a');
+      assert.deepEqual(Object.keys(files).sort(), ['qklab-report.json', 'qklab-report.zip']);
+      // Python's zipfile, not our writer, opens the archive.
+      const zipPath = path.join(tmpDir, 'qklab-report.zip');
+      fs.writeFileSync(zipPath, files['qklab-report.zip']);
+      const unpacked = path.join(tmpDir, 'report');
+      execFileSync('python3', ['-c', 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; z.extractall(sys.argv[2])', zipPath, unpacked]);
+      const out = {};
+      for (const rel of fs.readdirSync(unpacked, { recursive: true })) {
+        const p = path.join(unpacked, rel);
+        if (fs.statSync(p).isFile()) out[path.basename(rel)] = fs.readFileSync(p);
+      }
+      const names = Object.keys(out);
+      assert.equal(names.filter((n) => n.endsWith('.svg')).length, 9);
+      assert.equal(names.filter((n) => n.endsWith('.png')).length, 9);
+      for (const n of names.filter((n) => n.endsWith('.png'))) assert.ok(out[n].subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${n} is a PNG`);
+      for (const n of names.filter((n) => n.endsWith('.svg'))) assert.ok(out[n].toString().startsWith('<svg xmlns="http://www.w3.org/2000/svg"'), `${n} is an SVG`);
+      assert.ok(out['qklab-report.json'].equals(files['qklab-report.json']), 'the JSON in the archive is the one offered alone');
+      const report = JSON.parse(out['qklab-report.json'].toString());
+      assert.equal(report.merge.method, 'qk-restore');
+      assert.equal(report.niah.results.length, 6);
+      assert.equal(report.niah.samples.length, 6);
+      assert.equal(report.routing.models.length, 3);
+      // Sample for sample, the text the page generated is what `qklab niah` generated natively.
+      const native = JSON.parse(fs.readFileSync(path.join(repoRoot, 'docs', 'demo-results', 'qklab-niah', 'sweep-s1.json'), 'utf8'));
+      const nativeName = { pre: 'www/demo/pre', sft: 'www/demo/sft', merged: '/tmp/qk-restore' };
+      for (const s of report.niah.samples) {
+        const n = native.samples.find((x) => x.model === nativeName[s.model] && x.length === s.length && x.depth === s.depth && x.seed === s.seed);
+        assert.ok(n, `no native sample for ${s.model} seed ${s.seed}`);
+        assert.equal(s.generated, n.generated, `${s.model} seed ${s.seed}: generated text`);
+      }
+      assert.ok(out['qklab-report.json'].length < 200_000, 'no weights in the report');
+      fs.writeFileSync(path.join(screensDir, 'qklab-report.json'), out['qklab-report.json']);
+    },
+  },
+  {
+    // The link alone, in a new browser context: the demo reopens, the merge
+    // repeats, the sweep form refills, and Run gives the same table.
+    name: 'shared-link-reproduces',
+    needs: 'demo-evaluate',
+    async run() {
+      const table = await page.locator('#table1').textContent();
+      const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+      try {
+        const shared = await other.newPage();
+        shared.setDefaultTimeout(STEP_TIMEOUT_MS);
+        await shared.goto(page.url());
+        await shared.waitForFunction(() => (document.querySelector('#merge-status')?.textContent ?? '').startsWith('Done'));
+        assert.deepEqual(await Promise.all(['#task', '#lengths', '#depths', '#samples', '#seed'].map((s) => shared.locator(s).inputValue())),
+          ['s1', '512', '0,0.25', '1', '12345']);
+        await shared.locator('#run-sweep').click();
+        await shared.waitForFunction(() => /^(Done|.*error)/i.test(document.querySelector('#eval-status')?.textContent ?? ''), null, { timeout: 600_000 });
+        assert.equal(await shared.locator('#table1').textContent(), table);
+        await shared.screenshot({ path: path.join(screensDir, 'shared-link.png'), fullPage: true });
+      } finally {
+        await other.close();
+      }
+    },
+  },
+  {
+    // A generated two-shard folder pair, dropped onto the zones: the files
+    // the page offers are byte for byte the CLI's merge of the same inputs.
+    name: 'folder-pair-drop',
+    needs: 'page-loads',
+    async run() {
+      const cli = path.join(tmpDir, 'cli-merge');
+      execFileSync(qklabBin, ['merge', '--pre', preFixtureDir, '--sft', fixtureDir, '--method', 'qk-restore', '--out', cli]);
+      const pack = (dir) => fs.readdirSync(dir).sort().map((n) => ({ name: n, b64: fs.readFileSync(path.join(dir, n)).toString('base64') }));
+      const fresh = await context.newPage();
+      try {
+        await fresh.goto(baseUrl);
+        await fresh.waitForFunction(() => document.body.dataset.ready === '1');
+        for (const [zone, dir] of [['#pre-zone', preFixtureDir], ['#sft-zone', fixtureDir]]) {
+          await fresh.evaluate(([zone, files]) => {
+            const dt = new DataTransfer();
+            for (const f of files) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name));
+            const el = document.querySelector(zone);
+            el.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+            el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          }, [zone, pack(dir)]);
+        }
+        await fresh.waitForFunction(() => (document.querySelector('#pair-status')?.textContent ?? '').startsWith('Compatible'));
+        await fresh.locator('#merge').click();
+        await fresh.waitForFunction(() => (document.querySelector('#merge-status')?.textContent ?? '').startsWith('Done'));
+        const got = await downloadAll(fresh, '#downloads a');
+        assert.deepEqual(Object.keys(got).sort(), fs.readdirSync(cli).sort());
+        for (const [name, bytes] of Object.entries(got)) assert.ok(bytes.equals(fs.readFileSync(path.join(cli, name))), `${name}: the page's bytes equal the CLI's`);
+        await fresh.screenshot({ path: path.join(screensDir, 'folder-pair-drop.png'), fullPage: true });
+      } finally {
+        await fresh.close();
+      }
+    },
+  },
+  {
+    // Without WebGPU the page says so and runs the demo on the CPU reference.
+    name: 'no-webgpu-cpu-fallback',
+    needs: 'demo-evaluate',
+    async run() {
+      const other = await browser.newContext();
+      try {
+        await other.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }); });
+        const p = await other.newPage();
+        p.setDefaultTimeout(STEP_TIMEOUT_MS);
+        const errors = [];
+        p.on('pageerror', (e) => errors.push(String(e)));
+        await p.goto(baseUrl);
+        await p.waitForFunction(() => document.body.dataset.ready === '1');
+        await p.locator('#open-demo').click();
+        await p.waitForFunction(() => (document.querySelector('#pair-status')?.textContent ?? '').startsWith('Compatible'));
+        await p.locator('#lengths').fill('512');
+        await p.locator('#depths').fill('0');
+        await p.locator('#run-sweep').click();
+        await p.waitForFunction(() => /^(Done|.*error)/i.test(document.querySelector('#eval-status')?.textContent ?? ''), null, { timeout: 600_000 });
+        assert.match(await p.locator('#eval-status').textContent(), /^Done: 2 prompts \(1 per model\) on CPU reference \(f32\) \(no WebGPU here: /);
+        const cpu = await p.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
+        const gpu = await page.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => tr.children[0].textContent));
+        assert.deepEqual(cpu.map((r) => r[0]), ['pre', 'sft']);
+        assert.ok(gpu.includes('pre'));
+        assert.deepEqual(errors, []);
+        await p.screenshot({ path: path.join(screensDir, 'no-webgpu.png'), fullPage: true });
+      } finally {
+        await other.close();
+      }
     },
   },
   {
@@ -447,11 +663,18 @@ const checks = [
 let passed = 0;
 let failed = 0;
 const ok = new Set();
+// QKLAB_BROWSER_CHECKS=a,b runs those checks and the ones they need (for work on one check).
+const only = process.env.QKLAB_BROWSER_CHECKS ? new Set(process.env.QKLAB_BROWSER_CHECKS.split(',')) : null;
+for (let grew = true; only && grew;) {
+  grew = false;
+  for (const c of checks) if (only.has(c.name) && c.needs && !only.has(c.needs)) { only.add(c.needs); grew = true; }
+}
 for (const [i, check] of checks.entries()) {
   const label = `${String(i + 1).padStart(2, '0')}-${check.name}`;
   const started = Date.now();
   let error = null;
   let skipped = false;
+  if (only && !only.has(check.name)) continue;
   if (check.needs && !ok.has(check.needs)) {
     skipped = true;
     error = new Error(`not run: needs ${check.needs} (counted as failed)`);

@@ -1,0 +1,295 @@
+//! The page's figures as standalone SVG text: NIAH heat maps, pooled
+//! attention maps, their log-ratio, and per-head bars. The same text is
+//! shown in the page and exported with a report, so a figure looks the same
+//! wherever it is opened. Colour scales are colour-blind safe: viridis for
+//! magnitudes, blue-white-orange for signed values, Okabe-Ito for models.
+
+use std::fmt::Write;
+
+use crate::sweep::CellResult;
+
+/// Viridis at nine evenly spaced stops.
+const VIRIDIS: [[u8; 3]; 9] = [
+    [68, 1, 84],
+    [71, 44, 122],
+    [59, 81, 139],
+    [44, 113, 142],
+    [33, 144, 141],
+    [39, 173, 129],
+    [92, 200, 99],
+    [170, 220, 50],
+    [253, 231, 37],
+];
+
+/// Okabe-Ito colours for up to three models (pre, sft, merged).
+pub const MODEL_COLOURS: [&str; 3] = ["#0072B2", "#E69F00", "#009E73"];
+
+/// Text for XML content and attribute values.
+pub fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn hex([r, g, b]: [u8; 3]) -> String {
+    format!("#{r:02x}{g:02x}{b:02x}")
+}
+
+fn lerp(a: [u8; 3], b: [u8; 3], t: f64) -> [u8; 3] {
+    std::array::from_fn(|i| (a[i] as f64 + (b[i] as f64 - a[i] as f64) * t).round() as u8)
+}
+
+/// Viridis at `x` in [0, 1] (clamped; NaN is the lowest colour).
+pub fn viridis(x: f64) -> String {
+    let x = if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
+    let f = x * (VIRIDIS.len() - 1) as f64;
+    let i = (f.floor() as usize).min(VIRIDIS.len() - 2);
+    hex(lerp(VIRIDIS[i], VIRIDIS[i + 1], f - i as f64))
+}
+
+/// Blue (-1) through white (0) to orange (+1), clamped.
+pub fn diverging(x: f64) -> String {
+    let x = if x.is_nan() { 0.0 } else { x.clamp(-1.0, 1.0) };
+    let white = [247, 247, 247];
+    if x < 0.0 {
+        hex(lerp(white, [33, 102, 172], -x))
+    } else {
+        hex(lerp(white, [230, 97, 1], x))
+    }
+}
+
+/// Black or white, whichever reads on viridis at `x`.
+fn ink(x: f64) -> &'static str {
+    if x > 0.55 {
+        "#000"
+    } else {
+        "#fff"
+    }
+}
+
+fn svg_open(out: &mut String, w: f64, h: f64, title: &str) {
+    let _ = write!(
+        out,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12" role="img"><title>{t}</title><rect width="{w}" height="{h}" fill="#fff"/>"##,
+        t = escape(title)
+    );
+}
+
+/// One model's NIAH accuracy as context length (columns) x needle depth
+/// (rows), on the shared scale 0-100 %; each cell says its number and,
+/// on hover, its full coordinates.
+pub fn niah_heat_map(model: &str, task: &str, lengths: &[u32], depths: &[f64], cells: &[CellResult]) -> String {
+    let (cell_w, cell_h, left, top) = (64.0, 28.0, 56.0, 40.0);
+    let plot_w = cell_w * lengths.len() as f64;
+    // Room for the axis title and the legend's labels however few the columns.
+    let w = left + plot_w.max(150.0) + 40.0;
+    let h = top + cell_h * depths.len() as f64 + 56.0;
+    let mut s = String::new();
+    svg_open(&mut s, w, h, &format!("NIAH {task}: {model}"));
+    let _ = write!(s, r##"<text x="{left}" y="16" font-weight="bold">{}</text>"##, escape(model));
+    let _ = write!(s, r##"<text x="{left}" y="32" fill="#555">{} accuracy, %</text>"##, escape(task));
+    for (j, len) in lengths.iter().enumerate() {
+        let x = left + cell_w * (j as f64 + 0.5);
+        let _ = write!(s, r##"<text x="{x}" y="{}" text-anchor="middle">{len}</text>"##, top + cell_h * depths.len() as f64 + 16.0);
+    }
+    let _ = write!(s, r##"<text x="{left}" y="{}" fill="#555">context length (tokens)</text>"##, h - 22.0);
+    for (i, d) in depths.iter().enumerate() {
+        let y = top + cell_h * (i as f64 + 0.5) + 4.0;
+        let _ = write!(s, r##"<text x="{}" y="{y}" text-anchor="end">{d}</text>"##, left - 6.0);
+        for (j, len) in lengths.iter().enumerate() {
+            let cell = cells.iter().find(|c| c.model == model && c.task == task && c.length == *len && c.depth == *d);
+            let (x0, y0) = (left + cell_w * j as f64, top + cell_h * i as f64);
+            match cell {
+                Some(c) => {
+                    let pct = (c.accuracy * 100.0).round();
+                    let _ = write!(
+                        s,
+                        r##"<g class="cell" data-length="{len}" data-depth="{d}" data-accuracy="{a}"><title>{m}, {task} at {len} tokens, depth {d}: {pct}% of {n} sample(s)</title><rect x="{x0}" y="{y0}" width="{cell_w}" height="{cell_h}" fill="{fill}" stroke="#fff"/><text x="{tx}" y="{ty}" text-anchor="middle" fill="{ink}">{pct}</text></g>"##,
+                        a = c.accuracy,
+                        m = escape(model),
+                        task = escape(task),
+                        n = c.samples,
+                        fill = viridis(c.accuracy),
+                        tx = x0 + cell_w / 2.0,
+                        ty = y0 + cell_h / 2.0 + 4.0,
+                        ink = ink(c.accuracy),
+                    );
+                }
+                None => {
+                    let _ = write!(s, r##"<rect x="{x0}" y="{y0}" width="{cell_w}" height="{cell_h}" fill="#eee" stroke="#fff"><title>not run</title></rect>"##);
+                }
+            }
+        }
+    }
+    let _ = write!(s, r##"<text x="12" y="{}" transform="rotate(-90 12 {0})" text-anchor="middle" fill="#555">depth</text>"##, top + cell_h * depths.len() as f64 / 2.0);
+    legend(&mut s, left, h - 14.0, plot_w.max(120.0), "0", "100 %", viridis);
+    s.push_str("</svg>");
+    s
+}
+
+/// A thin colour bar from `lo` to `hi` at (x, y).
+fn legend(s: &mut String, x: f64, y: f64, w: f64, lo: &str, hi: &str, scale: fn(f64) -> String) {
+    let steps = 24;
+    for k in 0..steps {
+        let t = k as f64 / (steps - 1) as f64;
+        let _ = write!(s, r##"<rect x="{}" y="{y}" width="{}" height="6" fill="{}"/>"##, x + w * k as f64 / steps as f64, w / steps as f64 + 0.5, scale(t));
+    }
+    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{}</text>"##, x - 4.0, y + 6.0, escape(lo));
+    let _ = write!(s, r##"<text x="{}" y="{}" font-size="10">{}</text>"##, x + w + 4.0, y + 6.0, escape(hi));
+}
+
+/// Where the needle sits in a pooled map: its keys' blocks, drawn as a
+/// band over those columns.
+#[derive(Debug, Clone, Copy)]
+pub struct NeedleBlocks {
+    pub first: usize,
+    pub last: usize,
+}
+
+/// A `[blocks, blocks]` block-pooled attention map (queries down, keys
+/// across), in log scale over four decades below its largest cell, or,
+/// with `signed`, a log-ratio map on a symmetric diverging scale.
+pub fn attention_map(title: &str, map: &[f32], blocks: usize, block: usize, needle: Option<NeedleBlocks>, signed: bool) -> String {
+    let size = 256.0;
+    let cell = size / blocks.max(1) as f64;
+    let (left, top) = (8.0, 28.0);
+    let mut s = String::new();
+    svg_open(&mut s, left + size + 8.0, top + size + 40.0, title);
+    let _ = write!(s, r##"<text x="{left}" y="18" font-weight="bold">{}</text>"##, escape(title));
+    let max = map.iter().fold(0.0f32, |m, v| if signed { m.max(v.abs()) } else { m.max(*v) }).max(1e-30) as f64;
+    let colour = |v: f64| -> String {
+        if signed {
+            diverging(v / max)
+        } else if v <= 0.0 {
+            viridis(0.0)
+        } else {
+            viridis(1.0 + (v / max).log10() / 4.0)
+        }
+    };
+    for i in 0..blocks {
+        for j in 0..blocks {
+            let v = map[i * blocks + j] as f64;
+            let _ = write!(
+                s,
+                r##"<rect x="{:.2}" y="{:.2}" width="{:.2}" height="{:.2}" fill="{}"><title>queries {}-{}, keys {}-{}: {v:.3e}</title></rect>"##,
+                left + cell * j as f64,
+                top + cell * i as f64,
+                cell + 0.05,
+                cell + 0.05,
+                colour(v),
+                i * block,
+                (i + 1) * block - 1,
+                j * block,
+                (j + 1) * block - 1,
+            );
+        }
+    }
+    if let Some(n) = needle {
+        let x = left + cell * n.first as f64;
+        let w = cell * (n.last + 1 - n.first) as f64;
+        let _ = write!(s, r##"<rect class="needle" x="{x:.2}" y="{top}" width="{w:.2}" height="{size}" fill="none" stroke="#d00" stroke-width="1.5" stroke-dasharray="4 2"><title>needle</title></rect>"##);
+    }
+    let (lo, hi) = if signed { (format!("{:.2}", -max), format!("+{max:.2}")) } else { (format!("{:.1e}", max / 1e4), format!("{max:.1e}")) };
+    let scale: fn(f64) -> String = if signed { |t| diverging(2.0 * t - 1.0) } else { viridis };
+    legend(&mut s, left + 40.0, top + size + 12.0, size - 80.0, &lo, &hi, scale);
+    let note = if signed { "ln(merged / sft) per block" } else { "mean attention per block, log scale" };
+    let _ = write!(s, r##"<text x="{left}" y="{}" font-size="10" fill="#555">{note}; needle dashed</text>"##, top + size + 34.0);
+    s.push_str("</svg>");
+    s
+}
+
+/// Grouped bars: one group per head, one bar per model.
+pub fn head_bars(title: &str, unit: &str, models: &[&str], values: &[Vec<f32>]) -> String {
+    let heads = values.iter().map(|v| v.len()).max().unwrap_or(0);
+    let (left, top, plot_h, bar_w) = (56.0, 40.0, 160.0, 14.0);
+    let group_w = bar_w * models.len() as f64 + 12.0;
+    let w = left + group_w * heads as f64 + 16.0;
+    let h = top + plot_h + 48.0;
+    let max = values.iter().flatten().fold(0.0f32, |m, v| m.max(*v)).max(1e-30) as f64;
+    let mut s = String::new();
+    svg_open(&mut s, w.max(300.0), h, title);
+    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
+    for (m, name) in models.iter().enumerate() {
+        let x = 8.0 + 96.0 * m as f64;
+        let _ = write!(s, r##"<rect x="{x}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"##, MODEL_COLOURS[m % 3], x + 14.0, escape(name));
+    }
+    let base = top + plot_h;
+    let _ = write!(s, r##"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="#888"/>"##, left + group_w * heads as f64);
+    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{max:.3}</text><text x="{}" y="{base}" text-anchor="end" font-size="10">0</text>"##, left - 4.0, top + 4.0, left - 4.0);
+    for hd in 0..heads {
+        let gx = left + group_w * hd as f64 + 6.0;
+        for (m, v) in values.iter().enumerate() {
+            let Some(&x) = v.get(hd) else { continue };
+            let bh = plot_h * (x as f64 / max).max(0.0);
+            let _ = write!(
+                s,
+                r##"<rect class="bar" x="{:.1}" y="{:.1}" width="{bar_w}" height="{bh:.1}" fill="{}"><title>{}, head {hd}: {x:.3} {}</title></rect>"##,
+                gx + bar_w * m as f64,
+                base - bh,
+                MODEL_COLOURS[m % 3],
+                escape(models.get(m).copied().unwrap_or("")),
+                escape(unit),
+            );
+        }
+        let _ = write!(s, r##"<text x="{:.1}" y="{}" text-anchor="middle">{hd}</text>"##, gx + bar_w * models.len() as f64 / 2.0, base + 16.0);
+    }
+    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">head ({})</text>"##, left + group_w * heads as f64 / 2.0, base + 34.0, escape(unit));
+    s.push_str("</svg>");
+    s
+}
+
+/// Files in one ZIP archive, stored uncompressed (SVG and PNG gain little,
+/// and a report should open anywhere). Times are the format's epoch, so the
+/// same report gives the same bytes.
+pub fn bundle(entries: &[(String, Vec<u8>)]) -> crate::Result<Vec<u8>> {
+    use std::io::Write as _;
+    use zip::write::SimpleFileOptions;
+    let fail = |e: &dyn std::fmt::Display| crate::Error::Usage(format!("cannot build the report archive: {e}"));
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in entries {
+        zip.start_file(name.as_str(), options).map_err(|e| fail(&e))?;
+        zip.write_all(bytes).map_err(|e| fail(&e))?;
+    }
+    Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_hit_their_ends_and_are_monotone_in_lightness() {
+        assert_eq!(viridis(0.0), "#440154");
+        assert_eq!(viridis(1.0), "#fde725");
+        assert_eq!(diverging(0.0), "#f7f7f7");
+        let luma = |h: &str| {
+            let v = u32::from_str_radix(&h[1..], 16).unwrap();
+            0.299 * (v >> 16) as f64 + 0.587 * ((v >> 8) & 255) as f64 + 0.114 * (v & 255) as f64
+        };
+        let l: Vec<f64> = (0..=20).map(|i| luma(&viridis(i as f64 / 20.0))).collect();
+        assert!(l.windows(2).all(|w| w[1] > w[0]), "viridis must brighten steadily: {l:?}");
+    }
+
+    #[test]
+    fn bundle_reads_back_file_for_file_and_is_reproducible() {
+        let entries = vec![("report.json".to_string(), b"{}".to_vec()), ("figures/a.svg".to_string(), vec![7u8; 1000])];
+        let bytes = bundle(&entries).unwrap();
+        assert_eq!(bytes, bundle(&entries).unwrap());
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        for (name, want) in &entries {
+            let mut got = Vec::new();
+            std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut got).unwrap();
+            assert_eq!(&got, want);
+        }
+    }
+
+    #[test]
+    fn heat_map_has_one_cell_per_result_and_escapes_names() {
+        let cell = |length, depth, accuracy| CellResult { model: "<m>".into(), task: "s1".into(), length, depth, samples: 2, accuracy };
+        let cells = [cell(512, 0.0, 1.0), cell(512, 1.0, 0.5), cell(1024, 0.0, 0.0)];
+        let svg = niah_heat_map("<m>", "s1", &[512, 1024], &[0.0, 1.0], &cells);
+        assert_eq!(svg.matches(r##"class="cell""##).count(), 3);
+        assert_eq!(svg.matches("not run").count(), 1);
+        assert!(!svg.contains("<m>") && svg.contains("&lt;m&gt;"));
+        assert!(svg.contains(r##"data-length="512" data-depth="1" data-accuracy="0.5""##));
+    }
+}
