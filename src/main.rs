@@ -162,6 +162,7 @@ enum Command {
     Routing {
         #[arg(required = true)]
         ckpts: Vec<PathBuf>,
+        /// s1, s2, s3, mk (text), or ids (token ids, for checkpoints without a tokenizer).
         #[arg(long, default_value = "s2")]
         task: String,
         #[arg(long)]

@@ -132,6 +132,30 @@ pub struct PromptPositions {
     pub queries: Range<usize>,
 }
 
+/// The prompt one routing picture is drawn on, with its answer.
+pub struct RoutingPrompt {
+    pub positions: PromptPositions,
+    pub key: String,
+    pub value: String,
+}
+
+impl RoutingPrompt {
+    /// A prompt of `task` (a text task, fitted to the tokenizer's tokens, or
+    /// the token-id task) as `maker`'s checkpoint sees it.
+    pub fn new(maker: &crate::sweep::PromptMaker, task: &str, length: u32, depth: f64, seed: u64) -> Result<RoutingPrompt> {
+        use crate::niah::{id_prompt, ids_text, Task, ID_TASK};
+        if task == ID_TASK {
+            let p = id_prompt(maker.vocab, &maker.special, length, depth, seed)?;
+            return Ok(RoutingPrompt { positions: PromptPositions::of_ids(&p), key: ids_text(&p.key), value: ids_text(&p.value) });
+        }
+        let tok = maker.tokenizer.ok_or_else(|| {
+            crate::Error::Usage(format!("no {}: text prompts cannot be tokenized; use the token-id task ({ID_TASK})", crate::tokenizer::TOKENIZER_FILE))
+        })?;
+        let (p, _) = crate::sweep::fitted_prompt(Task::parse(task)?, length, depth, seed, None, tok)?;
+        Ok(RoutingPrompt { positions: PromptPositions::of(tok, &p)?, key: p.key, value: p.value })
+    }
+}
+
 impl PromptPositions {
     /// A token-id prompt's positions: the question is the key at its end.
     pub fn of_ids(p: &crate::niah::IdPrompt) -> PromptPositions {

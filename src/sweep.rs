@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::model::engine::Engine;
-use crate::niah::{id_prompt, ids_text, niah_prompt, Task, ID_TASK};
+use crate::niah::{id_prompt, ids_text, niah_prompt, NiahPrompt, Task, ID_TASK};
 use crate::tokenizer::{Tokenizer, TOKENIZER_FILE};
 pub use crate::niah::score;
 
@@ -48,13 +48,13 @@ pub fn niah_samples(
         for (d, &depth) in depths.iter().enumerate() {
             for s in 0..samples {
                 let seed = sample_seed(seed, s, d, length);
-                let p = niah_prompt(task, length, depth, seed, distractors)?;
+                let (p, ids) = fitted_prompt(task, length, depth, seed, distractors, tok)?;
                 out.push(Sample {
                     task: task.name().into(),
                     length,
                     depth,
                     seed,
-                    ids: tok.encode(&p.prompt)?,
+                    ids,
                     value: p.value,
                     max_new: p.max_new_tokens as usize,
                 });
@@ -62,6 +62,37 @@ pub fn niah_samples(
         }
     }
     Ok(out)
+}
+
+/// A prompt of `length` tokens under `tok`, and its ids. The generator
+/// counts bytes (the demo's tokens, where this is exact at once); for other
+/// tokenizers the byte budget is rescaled until the token count, answer
+/// allowance included, is within 1% of `length` (at most 8 tries; the
+/// closest is kept).
+pub fn fitted_prompt(task: Task, length: u32, depth: f64, seed: u64, distractors: Option<u32>, tok: &Tokenizer) -> Result<(NiahPrompt, Vec<u32>)> {
+    let mut budget = length;
+    let mut best: Option<(u32, NiahPrompt, Vec<u32>)> = None;
+    for _ in 0..8 {
+        let p = match niah_prompt(task, budget, depth, seed, distractors) {
+            Ok(p) => p,
+            // A budget rescaled below the template's size: keep the closest so far.
+            Err(_) if best.is_some() => break,
+            Err(e) => return Err(e),
+        };
+        let ids = tok.encode(&p.prompt)?;
+        let tokens = ids.len() as u32 + p.max_new_tokens;
+        let miss = tokens.abs_diff(length);
+        let next = (budget as f64 * length as f64 / tokens.max(1) as f64).round() as u32;
+        if best.as_ref().is_none_or(|b| miss < b.0) {
+            best = Some((miss, p, ids));
+        }
+        if miss as f64 <= 0.01 * length as f64 || next == budget {
+            break;
+        }
+        budget = next;
+    }
+    let (_, p, ids) = best.expect("the first try either succeeds or returns");
+    Ok((p, ids))
 }
 
 /// What a checkpoint offers for making prompts: its tokenizer, if it has

@@ -90,3 +90,28 @@ fn niah_without_a_tokenizer_runs_the_token_id_task_only() {
         assert_eq!(s["score"].as_f64().unwrap(), if generated.contains(s["value"].as_str().unwrap()) { 1.0 } else { 0.0 });
     }
 }
+
+/// `qklab routing` on the token-id task needs no tokenizer: the needle it
+/// reports is `id_prompt`'s, and every head's distance is positive.
+#[test]
+fn routing_runs_on_the_token_id_task_without_a_tokenizer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("tiny");
+    ok(qklab(&["synth", "--preset", "tiny", "--seed", "4", "--out", ck.to_str().unwrap()]));
+    let json = dir.path().join("routing.json");
+    let inspect: serde_json::Value = serde_json::from_str(&ok(qklab(&["inspect", ck.to_str().unwrap(), "--json"]))).unwrap();
+    let layer = inspect["layers"].as_array().unwrap().iter().find(|l| l["mixer"] == "attn").unwrap()["index"].to_string();
+    ok(qklab(&["routing", ck.to_str().unwrap(), "--task", "ids", "--length", "80", "--depth", "0.5", "--prompt-seed", "9",
+               "--layer", &layer, "--block", "8", "--backend", "cpu", "--json", json.to_str().unwrap()]));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let opened = block_on(Checkpoint::open(FsSource::open(&ck).unwrap())).unwrap();
+    let vocab = qklab::summary::arch_of(&opened).unwrap().vocab_size as u32;
+    let p = qklab::niah::id_prompt(vocab, &opened.special_ids(), 80, 0.5, 9).unwrap();
+    let model = &report["models"][0];
+    assert_eq!(model["tokens"].as_u64().unwrap() as usize, p.ids.len());
+    assert_eq!(model["needle_tokens"], serde_json::json!([p.needle.start, p.needle.end]));
+    assert_eq!(report["prompt"]["value"].as_str().unwrap(), qklab::niah::ids_text(&p.value));
+    for l in model["layers"].as_array().unwrap() {
+        assert!(l["mean_distance"].as_array().unwrap().iter().all(|d| d.as_f64().unwrap() > 0.0), "{l}");
+    }
+}

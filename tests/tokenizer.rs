@@ -25,25 +25,29 @@ fn bytes_to_unicode() -> Vec<char> {
 /// A Qwen3-style tokenizer.json: id b for byte b, then merges
 /// h+e, l+l, he+ll, hell+o, Ġ+hello (ids 256..260), then <|endoftext|>.
 fn qwen_like_json() -> String {
+    bpe_json(&[("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), ("Ġ", "hello")])
+}
+
+/// A byte-level BPE tokenizer.json with `merges` (Ġ is the space) after
+/// the 256 byte ids, then <|endoftext|>.
+fn bpe_json(merges: &[(&str, &str)]) -> String {
     let map = bytes_to_unicode();
     let mut vocab = serde_json::Map::new();
     for (b, c) in map.iter().enumerate() {
         vocab.insert(c.to_string(), b.into());
     }
-    let g = map[b' ' as usize];
-    let merges = [("h", "e"), ("l", "l"), ("he", "ll"), ("hell", "o"), (&*g.to_string(), "hello")]
-        .iter()
-        .map(|(a, b)| format!("{a} {b}"))
-        .collect::<Vec<_>>();
+    let g = map[b' ' as usize].to_string();
+    let merges = merges.iter().map(|(a, b)| format!("{} {}", a.replace('Ġ', &g), b.replace('Ġ', &g))).collect::<Vec<_>>();
     for (i, m) in merges.iter().enumerate() {
         vocab.insert(m.replace(' ', ""), (256 + i).into());
     }
+    let special = 256 + merges.len();
     let byte_level = serde_json::json!({ "type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false, "use_regex": false });
     serde_json::json!({
         "version": "1.0",
         "truncation": null,
         "padding": null,
-        "added_tokens": [{ "id": 261, "content": "<|endoftext|>", "single_word": false, "lstrip": false,
+        "added_tokens": [{ "id": special, "content": "<|endoftext|>", "single_word": false, "lstrip": false,
                            "rstrip": false, "normalized": false, "special": true }],
         "normalizer": { "type": "NFC" },
         "pre_tokenizer": { "type": "Sequence", "pretokenizers": [
@@ -89,4 +93,33 @@ fn the_demo_tokenizer_is_bytes_after_bos() {
 fn a_broken_tokenizer_json_is_a_clear_error() {
     let e = Tokenizer::from_json("{\"model\": 3}", None).err().unwrap().to_string();
     assert!(e.starts_with("tokenizer.json cannot be read:"), "{e}");
+}
+
+/// NIAH lengths are tokens of the checkpoint's tokenizer: with a BPE
+/// tokenizer that merges common pairs, the byte budget grows until the
+/// prompt plus its answer allowance is within 1% of the length asked for;
+/// with the demo's byte tokenizer the prompt is the generator's, unchanged.
+#[test]
+fn niah_lengths_are_fitted_in_the_tokenizers_tokens() {
+    let merges = [("T", "h"), ("Th", "e"), ("Ġ", "t"), ("Ġt", "h"), ("Ġth", "e"), ("i", "s"), ("Ġ", "is"), ("e", "n"), ("r", "e"),
+        ("Ġ", "a"), ("a", "n"), ("o", "n"), ("i", "n"), ("e", "r"), ("Ġ", "s"), ("Ġ", "w"), ("Ġ", "o"), ("Ġ", "b"), ("e", "s"), ("a", "t")];
+    let bpe = Tokenizer::from_json(&bpe_json(&merges), None).unwrap();
+    for task in [qklab::niah::Task::S1, qklab::niah::Task::S2] {
+        let samples = qklab::sweep::niah_samples(task, &[1000, 3000], &[0.0, 0.5], 2, 5, None, &bpe).unwrap();
+        for s in &samples {
+            let tokens = s.ids.len() + s.max_new;
+            let miss = tokens.abs_diff(s.length as usize) as f64 / s.length as f64;
+            let p = qklab::niah::niah_prompt(task, s.length, s.depth, s.seed, None).unwrap();
+            eprintln!("{:?} @{}: {tokens} tokens (miss {:.2}%), byte-fitted prompt would be {} tokens", task, s.length, 100.0 * miss, bpe.encode(&p.prompt).unwrap().len() + s.max_new);
+            assert!(miss <= 0.01, "{task:?} @{} depth {}: {tokens} tokens", s.length, s.depth);
+            assert!(bpe.encode(&p.prompt).unwrap().len() + s.max_new < s.length as usize * 95 / 100, "the merges must matter for this test");
+        }
+    }
+    // The demo's tokenizer with its config's BOS (256), as a checkpoint opens it.
+    let demo = Tokenizer::from_json(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/www/demo/pre/tokenizer.json")).unwrap(), Some(256)).unwrap();
+    for s in qklab::sweep::niah_samples(qklab::niah::Task::S2, &[1000], &[0.5], 2, 5, None, &demo).unwrap() {
+        let p = qklab::niah::niah_prompt(qklab::niah::Task::S2, s.length, s.depth, s.seed, None).unwrap();
+        assert_eq!(s.ids, demo.encode(&p.prompt).unwrap());
+        assert_eq!(s.ids.len() + s.max_new, s.length as usize);
+    }
 }

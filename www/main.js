@@ -29,6 +29,8 @@ function wireDrop(zone, open) {
   });
 }
 
+// Offline after the first load (see sw.js); without service workers the page works online only.
+if ('serviceWorker' in navigator) navigator.serviceWorker.register('sw.js').catch(() => {});
 await init();
 // For tests and the console: the browser writer, the merge and the engine.
 window.qklab = {

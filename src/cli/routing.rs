@@ -14,9 +14,10 @@ use qklab::config::Mixer;
 use qklab::model::engine::Engine;
 use qklab::model::fit::EngineOptions;
 use qklab::model::gpu::Logits;
-use qklab::niah::{niah_prompt, Task};
-use qklab::routing::{log_ratio, most_affected, PromptPositions};
+use qklab::niah::{Task, ID_TASK};
+use qklab::routing::{log_ratio, most_affected, PromptPositions, RoutingPrompt};
 use qklab::source::{block_on, FsSource};
+use qklab::sweep::PromptMaker;
 use qklab::tokenizer::Tokenizer;
 use qklab::{Error, Result};
 
@@ -35,18 +36,22 @@ pub struct RoutingArgs {
 }
 
 pub fn run(a: RoutingArgs) -> Result<()> {
-    let task = Task::parse(&a.task)?;
-    let p = niah_prompt(task, a.length, a.depth, a.prompt_seed, None)?;
+    if a.task != ID_TASK {
+        Task::parse(&a.task)?;
+    }
     let gpu = super::gpu_for(&a.backend)?;
     let mut models = Vec::new();
     let mut distances: Vec<Vec<(usize, Vec<f32>)>> = Vec::new();
     let mut maps = Vec::new();
+    let mut answer = None;
     for ckpt in &a.ckpts {
         let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
-        let tok = block_on(Tokenizer::of_checkpoint(&ck))?
-            .ok_or_else(|| Error::Usage(format!("{}: no tokenizer.json to tokenize the prompt", ckpt.display())))?;
-        let PromptPositions { ids, needle, queries } = PromptPositions::of(&tok, &p)?;
+        let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
         let arch = super::arch_with_hype(&ck, None)?;
+        let maker = PromptMaker { tokenizer: tok.as_ref(), vocab: arch.vocab_size as u32, special: ck.special_ids() };
+        let prompt = RoutingPrompt::new(&maker, &a.task, a.length, a.depth, a.prompt_seed).map_err(|e| Error::Usage(format!("{}: {e}", ckpt.display())))?;
+        let PromptPositions { ids, needle, queries } = prompt.positions;
+        answer = Some((prompt.key, prompt.value));
         let softmax: Vec<usize> = arch.mixers.iter().enumerate().filter(|(_, m)| **m == Mixer::Softmax).map(|(l, _)| l).collect();
         if !softmax.contains(&a.layer) {
             return Err(Error::Usage(format!("layer {} is not a softmax layer; those are {softmax:?}", a.layer)));
@@ -78,7 +83,8 @@ pub fn run(a: RoutingArgs) -> Result<()> {
                             "needle_tokens": [needle.start, needle.end], "query_tokens": [queries.start, queries.end] }));
     }
     let mut report = json!({
-        "prompt": { "task": task.name(), "length": a.length, "depth": a.depth, "seed": a.prompt_seed, "key": p.key, "value": p.value },
+        "prompt": { "task": a.task, "length": a.length, "depth": a.depth, "seed": a.prompt_seed,
+                    "key": answer.as_ref().map(|a| &a.0), "value": answer.as_ref().map(|a| &a.1) },
         "layer": a.layer, "head": a.head, "block": a.block, "models": models,
         "pooled_maps": maps,
     });

@@ -16,10 +16,10 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::figures::{attention_map, head_bars, NeedleBlocks};
 use crate::model::gpu::Logits;
-use crate::niah::{id_prompt, niah_prompt, Task, ID_TASK};
+use crate::sweep::PromptMaker;
 use crate::summary::arch_of;
-use crate::routing::{log_ratio, most_affected, PromptPositions, RowStats};
-use crate::tokenizer::{Tokenizer, TOKENIZER_FILE};
+use crate::routing::{log_ratio, most_affected, RoutingPrompt, RowStats};
+use crate::tokenizer::Tokenizer;
 
 /// Blocks per side of a pooled map.
 const BLOCKS: usize = 32;
@@ -70,22 +70,15 @@ async fn compute() -> Result<()> {
         return Err(Error::Usage("Give both checkpoints (or open the demo) first.".into()));
     }
     let length = st.lengths[0];
-    let text = if st.task == ID_TASK { None } else { Some(niah_prompt(Task::parse(&st.task)?, length, 0.5, st.seed, None)?) };
     let mut out = Vec::new();
     let mut positions = None;
     for (name, files) in &models {
         status(&format!("{name}: running the prompt ({length} tokens, depth 0.5, seed {})…", st.seed), false);
         let ck = Checkpoint::open(BrowserSource::new(files.clone())?).await?;
-        let (pos, answer) = match &text {
-            Some(p) => {
-                let tok = Tokenizer::of_checkpoint(&ck).await?.ok_or_else(|| Error::Usage(format!("{name}: no {TOKENIZER_FILE} to tokenize the prompt")))?;
-                (PromptPositions::of(&tok, p)?, json!({ "key": p.key, "value": p.value }))
-            }
-            None => {
-                let p = id_prompt(arch_of(&ck)?.vocab_size as u32, &ck.special_ids(), length, 0.5, st.seed)?;
-                (PromptPositions::of_ids(&p), json!({ "key": p.key, "value": p.value }))
-            }
-        };
+        let tok = Tokenizer::of_checkpoint(&ck).await?;
+        let maker = PromptMaker { tokenizer: tok.as_ref(), vocab: arch_of(&ck)?.vocab_size as u32, special: ck.special_ids() };
+        let prompt = RoutingPrompt::new(&maker, &st.task, length, 0.5, st.seed).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
+        let (pos, answer) = (prompt.positions, json!({ "key": prompt.key, "value": prompt.value }));
         let (engine, _) = load_engine(&ck, pos.ids.len() as u32, true).await.map_err(|e| Error::Usage(format!("{name}: {e}")))?;
         let mut s = engine.session(true);
         engine.prefill(&mut s, &pos.ids, Logits::None).await?;

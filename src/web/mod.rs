@@ -320,13 +320,22 @@ fn to_files(blobs: Vec<(String, Blob)>) -> Result<Array> {
     Ok(out)
 }
 
-async fn merge(pre: Vec<File>, sft: Vec<File>, spec_json: &str) -> Result<Array> {
+/// The merge's steps, for a progress bar: `step(i, what)` as step i of
+/// [`MERGE_STEPS`] begins.
+const MERGE_STEPS: u32 = 3;
+
+async fn merge(pre: Vec<File>, sft: Vec<File>, spec_json: &str, step: &dyn Fn(u32, &str)) -> Result<Array> {
     let spec: MergeSpec = serde_json::from_str(spec_json).map_err(|e| Error::Usage(format!("invalid merge settings: {e}")))?;
+    step(0, "reading both checkpoints' headers");
     let pre = Checkpoint::open(BrowserSource::new(pre)?).await?;
     let sft = Checkpoint::open(BrowserSource::new(sft)?).await?;
+    step(1, "planning the output (QK-Pro computes its tensors here)");
     let merged = plan_merge(&pre, &sft, &spec).await?;
+    step(2, "assembling and verifying the output files");
     // Source numbers as plan_merge assigns them: sft is 0, pre is 1.
-    to_files(plan_to_blobs(&merged.plan, &[sft.source(), pre.source()]).await?)
+    let files = to_files(plan_to_blobs(&merged.plan, &[sft.source(), pre.source()]).await?)?;
+    step(MERGE_STEPS, "done");
+    Ok(files)
 }
 
 /// Merges `pre` into `sft` as `spec_json` (a recipe's merge settings) says,
@@ -334,7 +343,7 @@ async fn merge(pre: Vec<File>, sft: Vec<File>, spec_json: &str) -> Result<Array>
 /// recipe), each built from slices of the inputs and verified.
 #[wasm_bindgen]
 pub async fn merge_checkpoints(pre: Array, sft: Array, spec_json: String) -> std::result::Result<Array, JsError> {
-    merge(files_of(&pre), files_of(&sft), &spec_json).await.map_err(|e| JsError::new(&e.to_string()))
+    merge(files_of(&pre), files_of(&sft), &spec_json, &|_, _| {}).await.map_err(|e| JsError::new(&e.to_string()))
 }
 
 async fn inspect(files: Vec<File>) -> Result<Summary> {

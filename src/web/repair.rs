@@ -11,7 +11,7 @@ use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{Blob, File};
 
 use super::share::{self, field};
-use super::{add, by_id, document, files_of, js_err, merge, offer_downloads, on, on_click_async, set_class_text, wire_picker, BrowserSource};
+use super::{add, by_id, document, files_of, js_err, merge, offer_downloads, MERGE_STEPS, on, on_click_async, set_class_text, wire_picker, BrowserSource};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::merge::compat::check_pair;
@@ -92,8 +92,31 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     }
     share::update(&[(side, fingerprint)]);
     set_class_text(&format!("{side}-status"), &line, !s.problems.is_empty());
+    layer_map(side, &s.layers);
     check_pair_now().await;
     Ok(())
+}
+
+/// The side's layers as a strip of boxes, softmax layers marked, each
+/// naming its mixer and heads on hover.
+fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
+    let (Some(doc), Some(status)) = (document(), by_id(&format!("{side}-status"))) else { return };
+    if let Some(old) = by_id(&format!("{side}-layers")) {
+        old.remove();
+    }
+    let Ok(list) = doc.create_element("ol") else { return };
+    let _ = list.set_attribute("id", &format!("{side}-layers"));
+    let _ = list.set_attribute("class", "layer-map");
+    let _ = list.set_attribute("aria-label", "Layers (S: softmax attention, L: linear attention)");
+    for l in layers {
+        if let Some(li) = add(&doc, &list, "li", if l.softmax { "S" } else { "L" }) {
+            let _ = li.set_attribute("title", &format!("layer {}: {}, {} heads ({} kv), head dim {}", l.index, l.mixer, l.heads, l.kv_heads, l.head_dim));
+            if l.softmax {
+                let _ = li.set_attribute("class", "softmax");
+            }
+        }
+    }
+    let _ = status.after_with_node_1(&list);
 }
 
 /// Checks the pair once both sides are loaded; enables the merge if it fits.
@@ -234,8 +257,16 @@ fn spec_from_form() -> Result<MergeSpec> {
 async fn run_merge() -> Result<()> {
     let spec = spec_from_form()?;
     let [pre, sft] = PAIR.with(|p| p.borrow().clone());
-    set_class_text("merge-status", "Merging and verifying…", false);
-    let files = merge(pre, sft, &serde_json::to_string(&spec).expect("spec serializes")).await?;
+    let step = |i: u32, what: &str| {
+        if let Some(p) = by_id("merge-progress").and_then(|e| e.dyn_into::<web_sys::HtmlProgressElement>().ok()) {
+            p.set_max(MERGE_STEPS as f64);
+            p.set_value(i as f64);
+        }
+        if i < MERGE_STEPS {
+            set_class_text("merge-status", &format!("Step {} of {MERGE_STEPS}: {what}…", i + 1), false);
+        }
+    };
+    let files = merge(pre, sft, &serde_json::to_string(&spec).expect("spec serializes"), &step).await?;
     MERGED.with(|m| *m.borrow_mut() = Some((spec.clone(), files_of(&files))));
     let mut offered = Vec::new();
     for f in files_of(&files) {

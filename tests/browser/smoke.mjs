@@ -151,6 +151,11 @@ const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qklab-smoke-'));
 
 const textOf = (sel) => page.locator(sel).first().textContent({ timeout: 5_000 }).then((t) => (t ?? '').trim());
 
+/** Waits until the text of `selector` in `pg` matches `pattern`. */
+const waitForText = (pg, selector, pattern, timeout = STEP_TIMEOUT_MS) => pg.waitForFunction(
+  ([sel, source, flags]) => new RegExp(source, flags).test(document.querySelector(sel)?.textContent ?? ''),
+  [selector, pattern.source, pattern.flags], { timeout });
+
 /** Clicks every link in `selector` as a user would and returns each download's bytes by file name. */
 async function downloadAll(pg, selector) {
   const out = {};
@@ -329,15 +334,19 @@ const checks = [
     needs: 'page-loads',
     async run() {
       await page.locator('#open-demo').click();
-      await page.waitForFunction(() => (document.querySelector('#pair-status')?.textContent ?? '').startsWith('Compatible'));
+      await waitForText(page, '#pair-status', /^Compatible/);
       await page.waitForSelector('#drift table');
       const driftRows = await page.locator('#drift tr').allTextContents();
       assert.equal(driftRows.length, 9, 'a header and 8 layers');
       assert.deepEqual(driftRows.filter((r) => r.includes('softmax')).map((r) => r.split(' ')[0]), ['3', '6']);
+      for (const side of ['pre', 'sft']) {
+        assert.equal(await page.locator(`#${side}-layers li`).allTextContents().then((t) => t.join('')), 'LLLSLLSL', `${side}: the layer map`);
+      }
       await page.screenshot({ path: path.join(screensDir, 'demo-pair.png') });
       assert.equal(await page.locator('#method').inputValue(), 'qk-restore', 'QK-Restore is the default');
       await page.locator('#merge').click();
-      await page.waitForFunction(() => (document.querySelector('#merge-status')?.textContent ?? '').startsWith('Done'));
+      await waitForText(page, '#merge-status', /^Done/);
+      assert.equal(await page.locator('#merge-progress').evaluate((p) => p.value === p.max), true, 'the progress bar is full');
       await page.screenshot({ path: path.join(screensDir, 'demo-merged.png') });
       // Download every offered file the way a user does (the page's CSP
       // rightly keeps even blob: URLs out of fetch).
@@ -389,12 +398,12 @@ const checks = [
       // Cancel once the first prompt is done, then continue.
       await page.waitForFunction(() => document.querySelector('#eval-progress').value >= 1, null, { timeout: 300_000 });
       await page.locator('#cancel-sweep').click();
-      await page.waitForFunction(() => (document.querySelector('#eval-status')?.textContent ?? '').startsWith('Cancelled'), null, { timeout: 300_000 });
+      await waitForText(page, '#eval-status', /^Cancelled/, 300_000);
       const cancelled = await textOf('#eval-status');
       assert.match(cancelled, /^Cancelled after [1-5] of 6 prompts/);
       await page.screenshot({ path: path.join(screensDir, 'demo-evaluate-cancelled.png'), fullPage: true });
       await page.locator('#run-sweep').click();
-      await page.waitForFunction(() => /^(Done|.*error|no )/i.test(document.querySelector('#eval-status')?.textContent ?? ''), null, { timeout: 600_000 });
+      await waitForText(page, '#eval-status', /^(Done|.*error|no )/i, 600_000);
       assert.match(await textOf('#eval-status'), /^Done: 6 prompts \(2 per model\) on /);
       console.log(`browser: demo-evaluate: 6 prompts (s1 @512, 3 models) in ${((Date.now() - t0) / 1000).toFixed(1)} s on SwiftShader`);
       await page.screenshot({ path: path.join(screensDir, 'demo-evaluate.png'), fullPage: true });
@@ -429,7 +438,7 @@ const checks = [
     needs: 'demo-evaluate',
     async run() {
       await page.locator('#run-routing').click();
-      await page.waitForFunction(() => /^(Prompt|.*error)/i.test(document.querySelector('#routing-status')?.textContent ?? ''), null, { timeout: 300_000 });
+      await waitForText(page, '#routing-status', /^(Prompt|.*error)/i, 300_000);
       assert.match(await textOf('#routing-status'), /^Prompt: \d+ tokens, needle at tokens \d+–\d+/);
       await page.screenshot({ path: path.join(screensDir, 'demo-routing.png'), fullPage: true });
       const figs = await page.locator('#routing-maps figure, #routing-bars figure').evaluateAll((f) => f.map((x) => x.dataset.figure));
@@ -469,7 +478,7 @@ const checks = [
     needs: 'demo-routing',
     async run() {
       await page.locator('#export-report').click();
-      await page.waitForFunction(() => /^(Report ready|.*error)/i.test(document.querySelector('#report-status')?.textContent ?? ''));
+      await waitForText(page, '#report-status', /^(Report ready|.*error)/i);
       assert.match(await textOf('#report-status'), /^Report ready: the JSON and 9 figure\(s\)/);
       const files = await downloadAll(page, '#report-downloads a');
       assert.deepEqual(Object.keys(files).sort(), ['qklab-report.json', 'qklab-report.zip']);
@@ -518,11 +527,11 @@ const checks = [
         const shared = await other.newPage();
         shared.setDefaultTimeout(STEP_TIMEOUT_MS);
         await shared.goto(page.url());
-        await shared.waitForFunction(() => (document.querySelector('#merge-status')?.textContent ?? '').startsWith('Done'));
+        await waitForText(shared, '#merge-status', /^Done/);
         assert.deepEqual(await Promise.all(['#task', '#lengths', '#depths', '#samples', '#seed'].map((s) => shared.locator(s).inputValue())),
           ['s1', '512', '0,0.25', '1', '12345']);
         await shared.locator('#run-sweep').click();
-        await shared.waitForFunction(() => /^(Done|.*error)/i.test(document.querySelector('#eval-status')?.textContent ?? ''), null, { timeout: 600_000 });
+        await waitForText(shared, '#eval-status', /^(Done|.*error)/i, 600_000);
         assert.equal(await shared.locator('#table1').textContent(), table);
         await shared.screenshot({ path: path.join(screensDir, 'shared-link.png'), fullPage: true });
       } finally {
@@ -543,7 +552,10 @@ const checks = [
       try {
         await fresh.goto(baseUrl);
         await fresh.waitForFunction(() => document.body.dataset.ready === '1');
-        for (const [zone, dir] of [['#pre-zone', preFixtureDir], ['#sft-zone', fixtureDir]]) {
+        // "before SFT" as a picked folder (webkitdirectory), "after SFT" dropped.
+        await fresh.locator('#pre-folder').setInputFiles(preFixtureDir);
+        await waitForText(fresh, '#pre-status', /parameters/);
+        for (const [zone, dir] of [['#sft-zone', fixtureDir]]) {
           await fresh.evaluate(([zone, files]) => {
             const dt = new DataTransfer();
             for (const f of files) dt.items.add(new File([Uint8Array.from(atob(f.b64), (c) => c.charCodeAt(0))], f.name));
@@ -552,9 +564,9 @@ const checks = [
             el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
           }, [zone, pack(dir)]);
         }
-        await fresh.waitForFunction(() => (document.querySelector('#pair-status')?.textContent ?? '').startsWith('Compatible'));
+        await waitForText(fresh, '#pair-status', /^Compatible/);
         await fresh.locator('#merge').click();
-        await fresh.waitForFunction(() => (document.querySelector('#merge-status')?.textContent ?? '').startsWith('Done'));
+        await waitForText(fresh, '#merge-status', /^Done/);
         const got = await downloadAll(fresh, '#downloads a');
         assert.deepEqual(Object.keys(got).sort(), fs.readdirSync(cli).sort());
         for (const [name, bytes] of Object.entries(got)) assert.ok(bytes.equals(fs.readFileSync(path.join(cli, name))), `${name}: the page's bytes equal the CLI's`);
@@ -579,11 +591,11 @@ const checks = [
         await p.goto(baseUrl);
         await p.waitForFunction(() => document.body.dataset.ready === '1');
         await p.locator('#open-demo').click();
-        await p.waitForFunction(() => (document.querySelector('#pair-status')?.textContent ?? '').startsWith('Compatible'));
+        await waitForText(p, '#pair-status', /^Compatible/);
         await p.locator('#lengths').fill('512');
         await p.locator('#depths').fill('0');
         await p.locator('#run-sweep').click();
-        await p.waitForFunction(() => /^(Done|.*error)/i.test(document.querySelector('#eval-status')?.textContent ?? ''), null, { timeout: 600_000 });
+        await waitForText(p, '#eval-status', /^(Done|.*error)/i, 600_000);
         assert.match(await p.locator('#eval-status').textContent(), /^Done: 2 prompts \(1 per model\) on CPU reference \(f32\) \(no WebGPU here: /);
         const cpu = await p.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
         const gpu = await page.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => tr.children[0].textContent));
@@ -628,7 +640,7 @@ const checks = [
 
       // The tiny synthetic model against the demo: shapes differ everywhere.
       await page.locator('#pre-files').setInputFiles(fixtureFiles);
-      await page.waitForFunction(() => (document.querySelector('#pair-status')?.textContent ?? '').includes('embed_tokens'));
+      await waitForText(page, '#pair-status', /embed_tokens/);
       assert.ok((await page.locator('#pair-status').getAttribute('class')).includes('error'), 'shown as an error');
       const pair = await textOf('#pair-status');
       assert.match(pair, /model\.embed_tokens\.weight: shape \[259, 40\] in pre, \[259, 192\] in sft/);
@@ -651,11 +663,38 @@ const checks = [
     },
   },
   {
+    // After one visit the page and the demo work with the network gone.
+    name: 'offline-after-first-load',
+    needs: 'page-loads',
+    async run() {
+      const other = await browser.newContext();
+      try {
+        const p = await other.newPage();
+        p.setDefaultTimeout(STEP_TIMEOUT_MS);
+        await p.goto(baseUrl);
+        await p.waitForFunction(() => document.body.dataset.ready === '1');
+        await p.evaluate(() => navigator.serviceWorker.ready);
+        await p.waitForFunction(() => navigator.serviceWorker.controller !== null);
+        await p.locator('#open-demo').click();
+        await waitForText(p, '#pair-status', /^Compatible/);
+        await other.setOffline(true);
+        await p.reload();
+        await p.waitForFunction(() => document.body.dataset.ready === '1');
+        await p.locator('#open-demo').click();
+        await waitForText(p, '#pair-status', /^Compatible/);
+        await p.screenshot({ path: path.join(screensDir, 'offline.png') });
+      } finally {
+        await other.close();
+      }
+    },
+  },
+  {
     name: 'no-page-errors',
     async run() {
       const csp = consoleLines.filter((l) => /Content Security Policy/i.test(l));
       assert.deepEqual(pageErrors, [], 'uncaught exceptions / crashes in the page');
       assert.deepEqual(csp, [], 'Content-Security-Policy violations');
+      assert.deepEqual(consoleLines.filter((l) => l.startsWith('[error]')), [], 'console errors');
     },
   },
 ];
