@@ -17,6 +17,12 @@ async function filesOf(entry) {
 }
 
 function wireDrop(zone, open) {
+  // From the keyboard, Enter or Space on a focused zone opens its file picker.
+  zone.addEventListener("keydown", (ev) => {
+    if (ev.target !== zone || (ev.key !== "Enter" && ev.key !== " ")) return;
+    ev.preventDefault();
+    zone.querySelector("input[type=file]")?.click();
+  });
   zone.addEventListener("dragover", (ev) => { ev.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
   zone.addEventListener("drop", async (ev) => {

@@ -185,6 +185,24 @@ const checks = [
     },
   },
   {
+    // Every control has a name a screen reader can say, and the drop zones
+    // open their file pickers from the keyboard.
+    name: 'keyboard-and-labels',
+    needs: 'page-loads',
+    async run() {
+      const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main select, main button, main progress')]
+        .filter((e) => !(e.closest('label') || e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent.trim())))
+        .map((e) => e.id || e.outerHTML));
+      assert.deepEqual(unnamed, [], 'controls without a label');
+      for (const zone of ['#pre-zone', '#sft-zone', '#drop']) {
+        await page.locator(zone).focus();
+        const [chooser] = await Promise.all([page.waitForEvent('filechooser', { timeout: 5_000 }), page.keyboard.press('Enter')]);
+        assert.ok(chooser.isMultiple(), `${zone}: Enter opens its (multi-file) picker`);
+        await chooser.setFiles([]); // close it: one chooser at a time
+      }
+    },
+  },
+  {
     name: 'summary',
     needs: 'page-loads',
     async run() {
