@@ -48,3 +48,5 @@ window.qklab = {
 };
 wireDrop(document.getElementById("drop"), open_checkpoint);
 for (const side of ["pre", "sft"]) wireDrop(document.getElementById(`${side}-zone`), (files) => open_side(side, files));
+// Every control is wired (the wasm's start() wired the rest during init()).
+document.body.dataset.ready = "1";

@@ -11,7 +11,7 @@ use js_sys::{Array, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Blob, Document, Element, File, HtmlElement, HtmlInputElement};
+use web_sys::{Blob, Document, Element, File, HtmlInputElement};
 
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
@@ -444,10 +444,6 @@ pub fn start() {
                 }
             });
         });
-    }
-    if let Some(body) = document().and_then(|d| d.body()) {
-        let body: HtmlElement = body;
-        let _ = body.dataset().set("ready", "1");
     }
 }
 
