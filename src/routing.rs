@@ -151,8 +151,8 @@ impl RoutingPrompt {
         let tok = maker.tokenizer.ok_or_else(|| {
             crate::Error::Usage(format!("no {}: text prompts cannot be tokenized; use the token-id task ({ID_TASK})", crate::tokenizer::TOKENIZER_FILE))
         })?;
-        let (p, _) = crate::sweep::fitted_prompt(Task::parse(task)?, length, depth, seed, None, tok)?;
-        Ok(RoutingPrompt { positions: PromptPositions::of(tok, &p)?, key: p.key, value: p.value })
+        let (p, ids) = crate::sweep::fitted_prompt(Task::parse(task)?, length, depth, seed, None, tok)?;
+        Ok(RoutingPrompt { positions: PromptPositions::of(tok, &p, ids)?, key: p.key, value: p.value })
     }
 }
 
@@ -163,8 +163,8 @@ impl PromptPositions {
         PromptPositions { ids: p.ids.clone(), needle, queries: p.ids.len() - p.key.len()..p.ids.len() }
     }
 
-    pub fn of(tok: &Tokenizer, p: &NiahPrompt) -> Result<PromptPositions> {
-        let ids = tok.encode(&p.prompt)?;
+    /// A text prompt's positions, given its ids under `tok`.
+    pub fn of(tok: &Tokenizer, p: &NiahPrompt, ids: Vec<u32>) -> Result<PromptPositions> {
         let tokens_before = |byte: usize| -> Result<u32> { Ok(tok.encode(&p.prompt[..byte])?.len() as u32) };
         let needle = tokens_before(p.needle_span.0)?..tokens_before(p.needle_span.1)?;
         let tail = p.prompt.rfind('\n').unwrap_or(0);

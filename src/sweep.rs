@@ -104,7 +104,13 @@ pub struct PromptMaker<'a> {
     pub special: Vec<u32>,
 }
 
-impl PromptMaker<'_> {
+impl<'a> PromptMaker<'a> {
+    /// What `ck` offers, with `tokenizer` (its tokenizer.json, if any).
+    pub fn of<S: crate::source::ByteSource>(ck: &crate::checkpoint::Checkpoint<S>, tokenizer: Option<&'a Tokenizer>) -> Result<PromptMaker<'a>> {
+        let vocab = crate::summary::arch_of(ck)?.vocab_size as u32;
+        Ok(PromptMaker { tokenizer, vocab, special: ck.special_ids() })
+    }
+
     /// Every sample of a sweep of `task`: a text task ("s1", "s2", "s3",
     /// "mk") needs the tokenizer; the token-id task ("ids") does not.
     #[allow(clippy::too_many_arguments)]

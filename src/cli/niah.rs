@@ -69,7 +69,7 @@ pub fn run(a: NiahArgs) -> Result<()> {
         let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
         let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
         let arch = super::arch_with_hype(&ck, None)?;
-        let maker = PromptMaker { tokenizer: tok.as_ref(), vocab: arch.vocab_size as u32, special: ck.special_ids() };
+        let maker = PromptMaker::of(&ck, tok.as_ref())?;
         let samples = maker.samples(&a.task, &a.lengths, &a.depths, a.samples, a.seed, a.distractors).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
         let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
         let base = arch.logits_scaling;

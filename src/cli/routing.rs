@@ -48,7 +48,7 @@ pub fn run(a: RoutingArgs) -> Result<()> {
         let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
         let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
         let arch = super::arch_with_hype(&ck, None)?;
-        let maker = PromptMaker { tokenizer: tok.as_ref(), vocab: arch.vocab_size as u32, special: ck.special_ids() };
+        let maker = PromptMaker::of(&ck, tok.as_ref())?;
         let prompt = RoutingPrompt::new(&maker, &a.task, a.length, a.depth, a.prompt_seed).map_err(|e| Error::Usage(format!("{}: {e}", ckpt.display())))?;
         let PromptPositions { ids, needle, queries } = prompt.positions;
         answer = Some((prompt.key, prompt.value));

@@ -18,7 +18,6 @@ use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::figures::niah_heat_map;
 use crate::niah::{Task, ID_TASK};
-use crate::summary::arch_of;
 use crate::sweep::{cells, PromptMaker, SampleResult};
 use crate::tokenizer::Tokenizer;
 
@@ -101,10 +100,7 @@ fn buttons(running: bool) {
 async fn run_sweep() -> Result<()> {
     let st = settings()?;
     share_settings(&st);
-    let models = repair::models();
-    if models.len() < 2 {
-        return Err(Error::Usage("Give both checkpoints (or open the demo) first.".into()));
-    }
+    let models = repair::models()?;
     // Same settings: keep what is done and continue; new settings start over.
     let mut results = match results() {
         Some((old, r)) if old == st => r,
@@ -123,7 +119,7 @@ async fn run_sweep() -> Result<()> {
         status(&format!("{name}: preparing prompts and loading the model…"), false);
         let ck = Checkpoint::open(BrowserSource::new(files.clone())?).await?;
         let tok = Tokenizer::of_checkpoint(&ck).await?;
-        let maker = PromptMaker { tokenizer: tok.as_ref(), vocab: arch_of(&ck)?.vocab_size as u32, special: ck.special_ids() };
+        let maker = PromptMaker::of(&ck, tok.as_ref())?;
         let samples = maker.samples(&st.task, &st.lengths, &st.depths, st.samples, st.seed, None).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
         let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
         let (engine, note) = load_engine(&ck, longest, false).await.map_err(|e| Error::Usage(format!("{name}: {e}")))?;
@@ -147,8 +143,6 @@ async fn run_sweep() -> Result<()> {
         }
     }
     progress(total, total);
-    RESULTS.with(|r| *r.borrow_mut() = Some((st.clone(), results.clone())));
-    render(&st, &results)?;
     let on = if ran_on.is_empty() { String::new() } else { format!(" on {ran_on}") };
     status(&format!("Done: {total} prompts ({per_model} per model){on}."), false);
     Ok(())

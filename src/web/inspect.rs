@@ -17,7 +17,6 @@ use crate::error::{Error, Result};
 use crate::figures::{attention_map, head_bars, NeedleBlocks};
 use crate::model::gpu::Logits;
 use crate::sweep::PromptMaker;
-use crate::summary::arch_of;
 use crate::routing::{log_ratio, most_affected, RoutingPrompt, RowStats};
 use crate::tokenizer::Tokenizer;
 
@@ -65,10 +64,7 @@ pub(super) fn summary() -> Option<serde_json::Value> {
 
 async fn compute() -> Result<()> {
     let st = evaluate::settings()?;
-    let models = repair::models();
-    if models.len() < 2 {
-        return Err(Error::Usage("Give both checkpoints (or open the demo) first.".into()));
-    }
+    let models = repair::models()?;
     let length = st.lengths[0];
     let mut out = Vec::new();
     let mut positions = None;
@@ -76,7 +72,7 @@ async fn compute() -> Result<()> {
         status(&format!("{name}: running the prompt ({length} tokens, depth 0.5, seed {})…", st.seed), false);
         let ck = Checkpoint::open(BrowserSource::new(files.clone())?).await?;
         let tok = Tokenizer::of_checkpoint(&ck).await?;
-        let maker = PromptMaker { tokenizer: tok.as_ref(), vocab: arch_of(&ck)?.vocab_size as u32, special: ck.special_ids() };
+        let maker = PromptMaker::of(&ck, tok.as_ref())?;
         let prompt = RoutingPrompt::new(&maker, &st.task, length, 0.5, st.seed).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
         let (pos, answer) = (prompt.positions, json!({ "key": prompt.key, "value": prompt.value }));
         let (engine, _) = load_engine(&ck, pos.ids.len() as u32, true).await.map_err(|e| Error::Usage(format!("{name}: {e}")))?;

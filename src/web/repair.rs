@@ -29,15 +29,19 @@ thread_local! {
     static MERGED: RefCell<Option<(MergeSpec, Vec<File>)>> = const { RefCell::new(None) };
 }
 
-/// The models to evaluate side by side: pre, sft, and the merge once made.
-pub(super) fn models() -> Vec<(&'static str, Vec<File>)> {
+/// The models to evaluate side by side: pre, sft, and the merge once made;
+/// an error until both sides are given.
+pub(super) fn models() -> Result<Vec<(&'static str, Vec<File>)>> {
     let [pre, sft] = PAIR.with(|p| p.borrow().clone());
     let mut out = vec![("pre", pre), ("sft", sft)];
     if let Some((_, files)) = MERGED.with(|m| m.borrow().clone()) {
         out.push(("merged", files));
     }
     out.retain(|(_, f)| !f.is_empty());
-    out
+    if out.len() < 2 {
+        return Err(Error::Usage("Give both checkpoints (or open the demo) first.".into()));
+    }
+    Ok(out)
 }
 
 /// The last merge's settings, for the report.

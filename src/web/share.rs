@@ -76,7 +76,7 @@ pub fn restore(accepts: &[(&str, Accepts)]) {
     }
 }
 
-/// A comma-separated list of numbers (digits, one dot each, commas).
+/// A comma-separated list of finite, non-negative numbers.
 pub fn number_list(v: &str) -> bool {
     !v.is_empty() && v.split(',').all(|x| x.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 0.0))
 }

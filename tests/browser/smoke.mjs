@@ -156,6 +156,29 @@ const waitForText = (pg, selector, pattern, timeout = STEP_TIMEOUT_MS) => pg.wai
   ([sel, source, flags]) => new RegExp(source, flags).test(document.querySelector(sel)?.textContent ?? ''),
   [selector, pattern.source, pattern.flags], { timeout });
 
+/** Opens `url` in `pg` and waits until the page has wired its controls. */
+async function gotoReady(pg, url = baseUrl) {
+  await pg.goto(url);
+  await pg.waitForFunction(() => document.body.dataset.ready === '1');
+}
+
+/**
+ * Runs `body(page, context)` in a fresh browser context that shares nothing
+ * with the main page, and closes it afterwards. `prepare(context)` runs
+ * before the page opens.
+ */
+async function inNewContext(body, prepare = async () => {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    await prepare(ctx);
+    const pg = await ctx.newPage();
+    pg.setDefaultTimeout(STEP_TIMEOUT_MS);
+    return await body(pg, ctx);
+  } finally {
+    await ctx.close();
+  }
+}
+
 /** Clicks every link in `selector` as a user would and returns each download's bytes by file name. */
 async function downloadAll(pg, selector) {
   const out = {};
@@ -394,14 +417,12 @@ const checks = [
       assert.match(hash.get('pre'), /^[0-9a-f]{12}$/, 'pre fingerprint');
       assert.match(hash.get('sft'), /^[0-9a-f]{12}$/, 'sft fingerprint');
       assert.notEqual(hash.get('pre'), hash.get('sft'));
-      const other = await browser.newContext();
-      const shared = await other.newPage();
-      await shared.goto(`${baseUrl}#method=qk-pro&alpha=1&beta=0.5&layers=3`);
-      await shared.waitForFunction(() => document.body.dataset.ready === '1');
-      assert.deepEqual(
-        [await shared.locator('#method').inputValue(), await shared.locator('#beta').inputValue(), await shared.locator('#layers').inputValue()],
-        ['qk-pro', '0.5', '3']);
-      await other.close();
+      await inNewContext(async (shared) => {
+        await gotoReady(shared, `${baseUrl}#method=qk-pro&alpha=1&beta=0.5&layers=3`);
+        assert.deepEqual(
+          [await shared.locator('#method').inputValue(), await shared.locator('#beta').inputValue(), await shared.locator('#layers').inputValue()],
+          ['qk-pro', '0.5', '3']);
+      });
     },
   },
   {
@@ -547,10 +568,7 @@ const checks = [
     needs: 'demo-evaluate',
     async run() {
       const table = await page.locator('#table1').textContent();
-      const other = await browser.newContext({ viewport: { width: 1280, height: 900 } });
-      try {
-        const shared = await other.newPage();
-        shared.setDefaultTimeout(STEP_TIMEOUT_MS);
+      await inNewContext(async (shared) => {
         await shared.goto(page.url());
         await waitForText(shared, '#merge-status', /^Done/);
         assert.deepEqual(await Promise.all(['#task', '#lengths', '#depths', '#samples', '#seed'].map((s) => shared.locator(s).inputValue())),
@@ -559,9 +577,7 @@ const checks = [
         await waitForText(shared, '#eval-status', /^(Done|.*error)/i, 600_000);
         assert.equal(await shared.locator('#table1').textContent(), table);
         await shared.screenshot({ path: path.join(screensDir, 'shared-link.png'), fullPage: true });
-      } finally {
-        await other.close();
-      }
+      });
     },
   },
   {
@@ -575,8 +591,7 @@ const checks = [
       const pack = (dir) => fs.readdirSync(dir).sort().map((n) => ({ name: n, b64: fs.readFileSync(path.join(dir, n)).toString('base64') }));
       const fresh = await context.newPage();
       try {
-        await fresh.goto(baseUrl);
-        await fresh.waitForFunction(() => document.body.dataset.ready === '1');
+        await gotoReady(fresh);
         // "before SFT" as a picked folder (webkitdirectory), "after SFT" dropped.
         await fresh.locator('#pre-folder').setInputFiles(preFixtureDir);
         await waitForText(fresh, '#pre-status', /parameters/);
@@ -606,15 +621,11 @@ const checks = [
     name: 'no-webgpu-cpu-fallback',
     needs: 'demo-evaluate',
     async run() {
-      const other = await browser.newContext();
-      try {
-        await other.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }); });
-        const p = await other.newPage();
-        p.setDefaultTimeout(STEP_TIMEOUT_MS);
+      const hideWebGpu = (ctx) => ctx.addInitScript(() => { Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }); });
+      await inNewContext(async (p) => {
         const errors = [];
         p.on('pageerror', (e) => errors.push(String(e)));
-        await p.goto(baseUrl);
-        await p.waitForFunction(() => document.body.dataset.ready === '1');
+        await gotoReady(p);
         await p.locator('#open-demo').click();
         await waitForText(p, '#pair-status', /^Compatible/);
         await p.locator('#lengths').fill('512');
@@ -628,9 +639,7 @@ const checks = [
         assert.ok(gpu.includes('pre'));
         assert.deepEqual(errors, []);
         await p.screenshot({ path: path.join(screensDir, 'no-webgpu.png'), fullPage: true });
-      } finally {
-        await other.close();
-      }
+      }, hideWebGpu);
     },
   },
   {
@@ -692,25 +701,19 @@ const checks = [
     name: 'offline-after-first-load',
     needs: 'page-loads',
     async run() {
-      const other = await browser.newContext();
-      try {
-        const p = await other.newPage();
-        p.setDefaultTimeout(STEP_TIMEOUT_MS);
-        await p.goto(baseUrl);
-        await p.waitForFunction(() => document.body.dataset.ready === '1');
+      await inNewContext(async (p, ctx) => {
+        await gotoReady(p);
         await p.evaluate(() => navigator.serviceWorker.ready);
         await p.waitForFunction(() => navigator.serviceWorker.controller !== null);
         await p.locator('#open-demo').click();
         await waitForText(p, '#pair-status', /^Compatible/);
-        await other.setOffline(true);
+        await ctx.setOffline(true);
         await p.reload();
         await p.waitForFunction(() => document.body.dataset.ready === '1');
         await p.locator('#open-demo').click();
         await waitForText(p, '#pair-status', /^Compatible/);
         await p.screenshot({ path: path.join(screensDir, 'offline.png') });
-      } finally {
-        await other.close();
-      }
+      });
     },
   },
   {
