@@ -254,7 +254,7 @@ def evaluate(model, cells, arith, log, name):
         scores = exact(model, [it["prompt"] for it in c["items"]], [" " + it["value"] for it in c["items"]], hype=hype)
         res["niah"].append(dict(task=c["task"], length=c["length"], depth=c["depth"], accuracy=sum(scores) / len(scores)))
     q, cot = [x[0] for x in arith], [x[1] for x in arith]
-    res["arith"] = sum(exact(model, q, cot)) / len(q)
+    res["arith"] = sum(exact(model, q, cot)) / len(q) if q else float("nan")
     table = {}
     for r in res["niah"]:
         table.setdefault((r["task"], r["length"]), []).append(r["accuracy"])
@@ -269,7 +269,7 @@ def cmd_eval(a):
     pre, cfg = load_pretrained(a.pre, device=dev)
     t0 = time.time()
     cells = niah_suite(a.samples, a.lengths, a.tasks, a.seed)
-    arith = [(p, c) for p, c in data.arith_eval_pairs(500)]
+    arith = [(p, c) for p, c in data.arith_eval_pairs(a.arith)] if a.arith else []
     log(f"prompts ready in {time.time() - t0:.0f}s")
     results = {"pre": evaluate(pre, cells, arith, log, "pre")}
     pre_sd = {k: v.detach().clone() for k, v in pre.state_dict().items()}
@@ -278,7 +278,7 @@ def cmd_eval(a):
         tag = os.path.basename(sft_dir.rstrip("/"))
         results[tag] = evaluate(sft, cells, arith, log, tag)
         sft_sd = {k: v.detach().clone() for k, v in sft.state_dict().items()}
-        for method in ["qk-restore", "qk-pro", "q-restore", "k-restore", "v-restore"]:
+        for method in a.methods:
             merged = merge(pre_sd, sft_sd, SOFTMAX_LAYERS, method, heads=cfg.num_attention_heads,
                            kv_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim)
             sft.load_state_dict(merged)
@@ -322,6 +322,9 @@ def main():
     e.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096])
     e.add_argument("--tasks", nargs="+", default=["s1", "s2", "s3", "mk"])
     e.add_argument("--seed", type=int, default=12345)
+    e.add_argument("--methods", nargs="*", default=["qk-restore", "qk-pro", "q-restore", "k-restore", "v-restore"],
+                   help="merges of each sft to evaluate too")
+    e.add_argument("--arith", type=int, default=500, help="held-out arithmetic problems (0: none)")
     a = ap.parse_args()
     {"pretrain": cmd_pretrain, "sft": cmd_sft, "eval": cmd_eval}[a.cmd](a)
 

@@ -1,11 +1,13 @@
-// Greedy decoding on the GPU: the index of the largest logit of one row
+// Greedy decoding on the GPU: the index of the largest logit of a row
 // (the first on ties, as the CPU reference does), so a decode step reads
-// back 4 bytes instead of a vocabulary of logits.
+// back 4 bytes per sequence instead of a vocabulary of logits. Workgroup
+// w takes row `row + w` and writes slot `slot + w`: one dispatch serves a
+// whole batch.
 //
 // Bindings (group 0):
 //   0  p      : Params      uniform
-//   1  logits : array<f32>  read        row `row` of width n
-//   2  out    : array<u32>  read_write  out[slot] = argmax
+//   1  logits : array<f32>  read        rows of width n
+//   2  out    : array<u32>  read_write  out[slot + w] = argmax of row row + w
 
 struct Params {
     n: u32,
@@ -25,11 +27,12 @@ fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
 }
 
 @compute @workgroup_size(256)
-fn argmax(@builtin(local_invocation_id) lid: vec3<u32>) {
+fn argmax(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
+    let row = p.row + wg.x;
     var bv = bitcast<f32>(0xff7fffffu); // -f32::MAX, exactly
     var bi = 0xffffffffu;
     for (var i = lid.x; i < p.n; i += 256u) {
-        let v = logits[p.row * p.n + i];
+        let v = logits[row * p.n + i];
         if (better(v, i, bv, bi)) {
             bv = v;
             bi = i;
@@ -46,6 +49,6 @@ fn argmax(@builtin(local_invocation_id) lid: vec3<u32>) {
         workgroupBarrier();
     }
     if (lid.x == 0u) {
-        out[p.slot] = best_i[0];
+        out[p.slot + wg.x] = best_i[0];
     }
 }

@@ -2,28 +2,39 @@
 // keys of its 8 query rows in blocks of 32 with an online softmax, so no
 // T x T matrix ever exists. Queries arrive normalised, rotated and scaled
 // by HyPE (heads.wgsl); keys and values are the layer's cache. The same
-// kernel serves prefill (many rows) and decode (one row): query row r sits
-// at absolute position pos0 + r and sees keys 0 ..= pos0 + r.
+// kernel serves prefill (many rows) and decode (one row per sequence).
+//
+// A batch's new rows are packed: segment z (workgroup z) holds `rows`
+// query rows from packed row `row0`, of the sequence whose cache starts
+// at cache row slot * ctx; its row r sits at absolute position pos0 + r
+// and sees keys 0 ..= pos0 + r of that cache.
 //
 // Per row and head it also writes the log-sum-exp of the scaled logits,
-// indexed by absolute position, from which the routing diagnostics
-// rebuild any attention probability: p(t, s) = exp(q_t . k_s * scale - lse_t).
+// at the row's cache row, from which the routing diagnostics rebuild any
+// attention probability: p(t, s) = exp(q_t . k_s * scale - lse_t).
 //
 // Bindings (group 0):
-//   0  p   : Params      uniform
-//   1  q   : array<f32>  read        [rows, heads * dh]
-//   2  k   : array<f32>  read        cache [positions, kv_heads * dh]
-//   3  v   : array<f32>  read        cache [positions, kv_heads * dh]
-//   4  o   : array<f32>  read_write  [rows, heads * dh]
-//   5  lse : array<f32>  read_write  [positions, heads]
+//   0  p    : Params      uniform
+//   1  q    : array<f32>  read        [packed rows, heads * dh]
+//   2  k    : array<f32>  read        cache [slots * ctx, kv_heads * dh]
+//   3  v    : array<f32>  read        cache [slots * ctx, kv_heads * dh]
+//   4  o    : array<f32>  read_write  [packed rows, heads * dh]
+//   5  lse  : array<f32>  read_write  [slots * ctx, heads]
+//   6  segs : array<Seg>  read        [segments]
 
 struct Params {
-    rows: u32,
     heads: u32,
     kv_heads: u32,
     dh: u32,
-    pos0: u32,
+    ctx: u32,
     scale: f32,
+}
+
+struct Seg {
+    row0: u32,
+    rows: u32,
+    slot: u32,
+    pos0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -32,6 +43,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> v: array<f32>;
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(6) var<storage, read> segs: array<Seg>;
 
 const BR: u32 = 8u;
 const BC: u32 = 32u;
@@ -43,6 +55,7 @@ const MASKED: f32 = -1e30;
 var<workgroup> qs: array<array<f32, MAX_DH>, BR>;
 var<workgroup> ks: array<array<f32, 33>, BC>; // 32 dims of 32 keys, padded against bank conflicts
 var<workgroup> ps: array<array<f32, BC>, BR>;
+var<workgroup> seg: Seg;
 
 // Thread (c, r): lane c of query row r. Lane c scores key kb + c, then
 // owns output dims c, c + 32, ...
@@ -51,11 +64,17 @@ fn attend(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     let c = lid.x;
     let r = lid.y;
     let head = wg.y;
+    if (c == 0u && r == 0u) {
+        seg = segs[wg.z];
+    }
+    // Uniform across the workgroup, as the barriers below need.
+    let sg = workgroupUniformLoad(&seg);
     let row = wg.x * BR + r;
-    let live = row < p.rows;
+    let live = row < sg.rows;
     let kv = head / (p.heads / p.kv_heads);
-    let q_base = row * p.heads * p.dh + head * p.dh;
+    let q_base = (sg.row0 + row) * p.heads * p.dh + head * p.dh;
     let kv_stride = p.kv_heads * p.dh;
+    let cache0 = sg.slot * p.ctx;
 
     for (var d = c; d < p.dh; d += BC) {
         var qv = 0.0;
@@ -64,8 +83,11 @@ fn attend(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         }
         qs[r][d] = qv;
     }
-    // Keys needed by the workgroup's last live row.
-    let kv_end = p.pos0 + min(wg.x * BR + BR, p.rows);
+    // Keys needed by the workgroup's last live row (none past the segment).
+    var kv_end = 0u;
+    if (wg.x * BR < sg.rows) {
+        kv_end = sg.pos0 + min(wg.x * BR + BR, sg.rows);
+    }
 
     var m = MASKED;
     var l = 0.0;
@@ -80,7 +102,7 @@ fn attend(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
                 let dd = e % 32u;
                 var kv_val = 0.0;
                 if (kb + key < kv_end && d0 + dd < p.dh) {
-                    kv_val = k[(kb + key) * kv_stride + kv * p.dh + d0 + dd];
+                    kv_val = k[(cache0 + kb + key) * kv_stride + kv * p.dh + d0 + dd];
                 }
                 ks[key][dd] = kv_val;
             }
@@ -91,7 +113,7 @@ fn attend(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             }
         }
         let s = kb + c;
-        if (live && s <= p.pos0 + row) {
+        if (live && s <= sg.pos0 + row) {
             score *= p.scale;
         } else {
             score = MASKED;
@@ -119,7 +141,7 @@ fn attend(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
             if (d < p.dh) {
                 var a = acc[jj] * corr;
                 for (var j = 0u; j < n_keys; j++) {
-                    a = fma(ps[r][j], v[(kb + j) * kv_stride + kv * p.dh + d], a);
+                    a = fma(ps[r][j], v[(cache0 + kb + j) * kv_stride + kv * p.dh + d], a);
                 }
                 acc[jj] = a;
             }
@@ -135,6 +157,6 @@ fn attend(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
         }
     }
     if (c == 0u) {
-        lse[(p.pos0 + row) * p.heads + head] = m + log(l);
+        lse[(cache0 + sg.pos0 + row) * p.heads + head] = m + log(l);
     }
 }

@@ -8,14 +8,14 @@
 //   0  p    : Params      uniform
 //   1  w    : array<u32>  read        packed norm weight [dh] (unused without FLAG_NORM)
 //   2  rope : array<f32>  read        [pos][dh / 2][cos, sin], computed in f64 on the CPU
-//   3  x    : array<f32>  read_write  rows of heads * dh, row r at position pos0 + r - x_row0
+//   3  x    : array<f32>  read_write  rows of heads * dh; row x_row0 + r is at position pos[r]
+//   4  pos  : array<u32>  read        [rows] absolute positions (packed rows of a batch differ)
 
 struct Params {
     rows: u32,
     heads: u32,
     dh: u32,
     x_row0: u32,
-    pos0: u32,
     flags: u32,
     eps: f32,
     hype_a: f32,
@@ -30,6 +30,7 @@ const FLAG_HYPE: u32 = 4u;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> rope: array<f32>;
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<storage, read> positions: array<u32>;
 
 var<workgroup> sums: array<f32, 64>;
 
@@ -41,7 +42,7 @@ fn prepare(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
     let row = id / p.heads;
     let live = row < p.rows;
     let base = (p.x_row0 + row) * p.heads * p.dh + (id % p.heads) * p.dh;
-    let pos = p.pos0 + row;
+    let pos = positions[min(row, p.rows - 1u)];
 
     var inv = 1.0;
     if ((p.flags & FLAG_NORM) != 0u) {

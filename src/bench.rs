@@ -13,7 +13,8 @@ use crate::gpu::ops::{self, AttnShape, LightningShape, Rows};
 use crate::gpu::recorder::Recorder;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::Gpu;
-use crate::model::engine::{Engine, Session};
+use crate::gpu::params::Seg;
+use crate::model::engine::{Batch, Engine};
 use crate::model::gpu::Logits;
 use crate::source::block_on;
 use crate::synth::SplitMix64;
@@ -146,8 +147,12 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let v = f32_buffer(gpu, &random_f32((t * hkv * dh) as usize, 4));
     let o = f32_buffer(gpu, &vec![0.0; (t * h * dh) as usize]);
     let lse = f32_buffer(gpu, &vec![0.0; (t * h) as usize]);
-    let shape = AttnShape { rows: t, heads: h, kv_heads: hkv, dh, pos0: 0 };
-    let ms = time_kernel(&kernels, 1, 5, |rec| ops::attend(rec, &shape, &q, &k, &v, &o, &lse));
+    // One sequence of t tokens from position 0, its cache the whole buffer.
+    let seg = [Seg { row0: 0, rows: t, slot: 0, pos0: 0 }];
+    let segs_buffer = wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&seg), usage: wgpu::BufferUsages::STORAGE });
+    let segs = ops::Segments { segs: &segs_buffer, count: 1, max_rows: t };
+    let shape = AttnShape { heads: h, kv_heads: hkv, dh, ctx: t };
+    let ms = time_kernel(&kernels, 1, 5, |rec| ops::attend(rec, &shape, segs, [&q, &k, &v], &o, &lse));
     let flops = 4.0 * (t as f64) * (t as f64 + 1.0) / 2.0 * h as f64 * dh as f64;
     out.push(KernelTime { kernel: "softmax attention (causal)".into(), shape: format!("T={t} H={h}/{hkv} dh={dh}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
 
@@ -158,8 +163,8 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let o = f32_buffer(gpu, &vec![0.0; (t * lh * dk) as usize]);
     let slopes = f32_buffer(gpu, &vec![0.1; lh as usize]);
     let state = f32_buffer(gpu, &vec![0.0; (lh * dk * dk) as usize]);
-    let shape = LightningShape { rows: t, heads: lh, kv_heads: lkv, dk, scale: 0.1 };
-    let ms = time_kernel(&kernels, 1, 5, |rec| ops::lightning(rec, &shape, [&q, &k, &v], &slopes, &state, &o));
+    let shape = LightningShape { heads: lh, kv_heads: lkv, dk, scale: 0.1 };
+    let ms = time_kernel(&kernels, 1, 5, |rec| ops::lightning(rec, &shape, segs, [&q, &k, &v], &slopes, &state, &o));
     // Per 16-token chunk: scores 16x16xdk, outputs 16x(16+dk)xdk, state 16xdkxdk.
     let flops = 2.0 * t as f64 * lh as f64 * dk as f64 * (16.0 + 16.0 + 2.0 * dk as f64);
     out.push(KernelTime { kernel: "Lightning attention (chunked)".into(), shape: format!("T={t} H={lh} dk={dk}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
@@ -176,7 +181,7 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
 pub fn prefill(engine: &Engine, t: u32, reps: usize) -> Result<PrefillTime> {
     let v = engine.arch().vocab_size as u32;
     let ids: Vec<u32> = (0..t).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % v).collect();
-    let mut sessions: Vec<Session> = (0..=reps.max(1)).map(|_| engine.session(false)).collect();
+    let mut sessions: Vec<Batch> = (0..=reps.max(1)).map(|_| engine.session(false)).collect();
     let mut err = None;
     let ms = median_ms(reps, || {
         let mut s = sessions.pop().unwrap_or_else(|| engine.session(false));

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::TensorEntry;
 use crate::error::{Error, Result};
+use crate::names::{self, LayerNames};
 
 /// `config.json` as upstream writes it. Unknown fields are ignored.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -302,20 +303,20 @@ impl Arch {
         let shapes: BTreeMap<&str, &[u64]> = tensors.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect();
         let infer_err = |reason: String| Error::Infer { reason };
         let shape = |name: &str| shapes.get(name).copied();
-        let embed = shape("model.embed_tokens.weight")
+        let embed = shape(names::EMBED)
             .filter(|s| s.len() == 2)
             .ok_or_else(|| infer_err("no 2-D model.embed_tokens.weight".into()))?;
         let (vocab_size, hidden_size) = (embed[0], embed[1]);
         let layers = tensors
             .iter()
-            .filter_map(|t| t.name.strip_prefix("model.layers.")?.split('.').next()?.parse::<usize>().ok())
+            .filter_map(|t| names::layer_of(&t.name))
             .max()
             .map(|m| m + 1)
             .ok_or_else(|| infer_err("no tensor named model.layers.N.*".into()))?;
         if layers > 4096 {
             return Err(infer_err(format!("layer index {} is implausible", layers - 1)));
         }
-        let has = |i: usize, leaf: &str| shapes.contains_key(format!("model.layers.{i}.self_attn.{leaf}").as_str());
+        let has = |i: usize, leaf: &str| shapes.contains_key(names::attn_tensor(i, leaf).as_str());
         let mut guesses = vec![
             "no config.json: architecture inferred from tensor names and shapes".to_string(),
             "rms_norm_eps guessed as 1e-6".into(),
@@ -338,7 +339,7 @@ impl Arch {
         let first = |m: Mixer| mixers.iter().position(|&x| x == m);
         let heads_of = |i: usize, what: &str| -> Result<Heads> {
             let get = |leaf: &str| {
-                shape(&format!("model.layers.{i}.self_attn.{leaf}"))
+                shape(&names::attn_tensor(i, leaf))
                     .filter(|s| !s.is_empty())
                     .ok_or_else(|| infer_err(format!("layer {i} ({what}) has no self_attn.{leaf}")))
             };
@@ -361,7 +362,7 @@ impl Arch {
             Some(i) => heads_of(i, "lightning")?,
             None => attn,
         };
-        let intermediate_size = shape("model.layers.0.mlp.gate_proj.weight")
+        let intermediate_size = shape(&LayerNames::of(0).mlp_gate)
             .filter(|s| s.len() == 2)
             .map(|s| s[0])
             .ok_or_else(|| infer_err("no 2-D model.layers.0.mlp.gate_proj.weight".into()))?;
@@ -379,7 +380,7 @@ impl Arch {
             lightning_use_output_norm: any(Mixer::Lightning, "o_norm.weight"),
             lightning_use_output_gate: any(Mixer::Lightning, "z_proj.weight"),
             attention_bias: (0..layers).any(|i| has(i, "q_proj.bias")),
-            tie_word_embeddings: !shapes.contains_key("lm_head.weight"),
+            tie_word_embeddings: !shapes.contains_key(names::LM_HEAD),
             mixers,
             attn,
             lightning,
@@ -404,48 +405,52 @@ impl Arch {
 
     /// Every tensor the architecture needs, with its shape.
     pub fn expected_tensors(&self) -> Vec<(String, Vec<u64>)> {
-        let (v, d, i) = (self.vocab_size, self.hidden_size, self.intermediate_size);
-        let mut out: Vec<(String, Vec<u64>)> =
-            vec![("model.embed_tokens.weight".into(), vec![v, d]), ("model.norm.weight".into(), vec![d])];
+        let (v, d) = (self.vocab_size, self.hidden_size);
+        let mut out: Vec<(String, Vec<u64>)> = vec![(names::EMBED.into(), vec![v, d]), (names::FINAL_NORM.into(), vec![d])];
         if !self.tie_word_embeddings {
-            out.push(("lm_head.weight".into(), vec![v, d]));
+            out.push((names::LM_HEAD.into(), vec![v, d]));
         }
-        for (l, mixer) in self.mixers.iter().enumerate() {
-            let p = |s: &str| format!("model.layers.{l}.{s}");
-            out.push((p("input_layernorm.weight"), vec![d]));
-            out.push((p("post_attention_layernorm.weight"), vec![d]));
-            out.push((p("mlp.gate_proj.weight"), vec![i, d]));
-            out.push((p("mlp.up_proj.weight"), vec![i, d]));
-            out.push((p("mlp.down_proj.weight"), vec![d, i]));
-            let h = self.heads(*mixer);
-            let (q, kv) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
-            out.push((p("self_attn.q_proj.weight"), vec![q, d]));
-            out.push((p("self_attn.k_proj.weight"), vec![kv, d]));
-            out.push((p("self_attn.v_proj.weight"), vec![kv, d]));
-            out.push((p("self_attn.o_proj.weight"), vec![d, q]));
-            if self.attention_bias {
-                out.push((p("self_attn.q_proj.bias"), vec![q]));
-                out.push((p("self_attn.k_proj.bias"), vec![kv]));
-                out.push((p("self_attn.v_proj.bias"), vec![kv]));
-                out.push((p("self_attn.o_proj.bias"), vec![d]));
-            }
-            let qk_norm = *mixer == Mixer::Softmax || self.lightning_use_qk_norm;
-            if qk_norm {
-                out.push((p("self_attn.q_norm.weight"), vec![h.head_dim]));
-                out.push((p("self_attn.k_norm.weight"), vec![h.head_dim]));
-            }
-            match mixer {
-                Mixer::Softmax if self.attn_use_output_gate => out.push((p("self_attn.o_gate.weight"), vec![q, d])),
-                Mixer::Lightning => {
-                    if self.lightning_use_output_norm {
-                        out.push((p("self_attn.o_norm.weight"), vec![q]));
-                    }
-                    if self.lightning_use_output_gate {
-                        out.push((p("self_attn.z_proj.weight"), vec![q, d]));
-                    }
+        for l in 0..self.mixers.len() {
+            out.extend(self.layer_tensors(l));
+        }
+        out
+    }
+
+    /// The tensors layer `l` has under this config, with their shapes.
+    pub fn layer_tensors(&self, l: usize) -> Vec<(String, Vec<u64>)> {
+        let (d, i) = (self.hidden_size, self.intermediate_size);
+        let mixer = self.mixers[l];
+        let n = LayerNames::of(l);
+        let h = self.heads(mixer);
+        let (q, kv) = (h.heads * h.head_dim, h.kv_heads * h.head_dim);
+        let mut out = vec![
+            (n.input_norm, vec![d]),
+            (n.post_norm, vec![d]),
+            (n.mlp_gate, vec![i, d]),
+            (n.mlp_up, vec![i, d]),
+            (n.mlp_down, vec![d, i]),
+            (n.q.weight, vec![q, d]),
+            (n.k.weight, vec![kv, d]),
+            (n.v.weight, vec![kv, d]),
+            (n.o.weight, vec![d, q]),
+        ];
+        if self.attention_bias {
+            out.extend([(n.q.bias, vec![q]), (n.k.bias, vec![kv]), (n.v.bias, vec![kv]), (n.o.bias, vec![d])]);
+        }
+        if mixer == Mixer::Softmax || self.lightning_use_qk_norm {
+            out.extend([(n.q_norm, vec![h.head_dim]), (n.k_norm, vec![h.head_dim])]);
+        }
+        match mixer {
+            Mixer::Softmax if self.attn_use_output_gate => out.push((n.o_gate, vec![q, d])),
+            Mixer::Lightning => {
+                if self.lightning_use_output_norm {
+                    out.push((n.o_norm, vec![q]));
                 }
-                _ => {}
+                if self.lightning_use_output_gate {
+                    out.push((n.z_proj, vec![q, d]));
+                }
             }
+            _ => {}
         }
         out
     }
@@ -479,7 +484,7 @@ impl Arch {
             if known.contains(t.name.as_str()) {
                 continue;
             }
-            if t.name == "lm_head.weight" && self.tie_word_embeddings {
+            if t.name == names::LM_HEAD && self.tie_word_embeddings {
                 if t.shape != [self.vocab_size, self.hidden_size] {
                     problems.push(format!(
                         "tensor lm_head.weight has shape {:?}, expected {:?}",

@@ -5,6 +5,7 @@
 //! metrics) knows nothing of browsers; [`web`] is the only module that
 //! touches `web-sys`, and it exists only on wasm32.
 
+pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod checkpoint;
@@ -14,7 +15,9 @@ pub mod figures;
 pub mod gpu;
 pub mod merge;
 pub mod model;
+pub mod names;
 pub mod niah;
+pub mod prompts;
 pub mod routing;
 pub mod safetensors;
 pub mod source;

@@ -10,8 +10,7 @@ mod cli;
 
 use qklab::checkpoint::Checkpoint;
 use qklab::merge::drift::drift;
-use qklab::merge::plan::plan_merge;
-use qklab::merge::recipe::Recipe;
+use qklab::app::merge::{merge_pair, plan_sources, spec_of_recipe};
 use qklab::merge::{MergeSpec, Method};
 use qklab::writer::write_to_dir;
 use qklab::safetensors::Dtype;
@@ -94,8 +93,8 @@ enum Command {
         text: Option<String>,
         #[arg(long, default_value_t = 32)]
         max_new: usize,
-        /// gpu (WebGPU through wgpu) or cpu (the f32 reference).
-        #[arg(long, default_value = "gpu")]
+        /// auto (the faster here), gpu (wgpu), cpu (the CPU engine) or reference (the plain f32 oracle).
+        #[arg(long, default_value = "auto")]
         backend: String,
         /// Set attn_logits_scaling to "hype A".
         #[arg(long)]
@@ -117,7 +116,7 @@ enum Command {
         /// For `matmul`: MxNxK,... with y[M,N] = x[M,K] W[N,K]^T.
         #[arg(long, value_delimiter = ',', default_value = "4096x2048x2048")]
         shapes: Vec<String>,
-        #[arg(long, default_value = "gpu")]
+        #[arg(long, default_value = "auto")]
         backend: String,
         /// Greedy decode steps to time after the longest prefill.
         #[arg(long, default_value_t = 32)]
@@ -152,8 +151,12 @@ enum Command {
         /// ... at lengths above this (0: all).
         #[arg(long, default_value_t = 0)]
         hype_above: u32,
-        #[arg(long, default_value = "gpu")]
+        /// auto, gpu, cpu or reference (see `run`).
+        #[arg(long, default_value = "auto")]
         backend: String,
+        /// Prompts run together at most (default: as many as fit); results do not depend on it.
+        #[arg(long)]
+        batch: Option<usize>,
         /// Results and every sample; an existing file is resumed.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -177,7 +180,7 @@ enum Command {
         depth: f64,
         #[arg(long, default_value_t = 32)]
         block: u32,
-        #[arg(long, default_value = "gpu")]
+        #[arg(long, default_value = "auto")]
         backend: String,
         #[arg(long)]
         json: Option<PathBuf>,
@@ -283,9 +286,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let spec = match recipe {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path).map_err(|e| Error::io(path.display(), e))?;
-                    let recipe = Recipe::from_json(&text)?;
-                    block_on(recipe.check_sources(&pre_ck, &sft_ck))?;
-                    recipe.spec
+                    block_on(spec_of_recipe(&text, &pre_ck, &sft_ck))?
                 }
                 None => MergeSpec {
                     method: Method::parse(method.as_deref().unwrap_or("qk-restore"))?,
@@ -296,13 +297,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             };
             let started = Instant::now();
-            let merge = block_on(plan_merge(&pre_ck, &sft_ck, &spec))?;
+            let merge = block_on(merge_pair(&pre_ck, &sft_ck, &spec, &mut |_, _| {}))?;
             for note in &merge.notes {
                 eprintln!("note: {note}");
             }
             let plan = merge.plan;
             let mut progress = Progress::new("writing", true);
-            let written = block_on(write_to_dir(&plan, &[sft_ck.source(), pre_ck.source()], &out, |d, t| progress.update(d, t)));
+            let written = block_on(write_to_dir(&plan, &plan_sources(&pre_ck, &sft_ck), &out, |d, t| progress.update(d, t)));
             progress.finish();
             written?;
             if let Some(path) = recipe_out {
@@ -356,8 +357,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench { target, tokens, shapes, backend, decode, reps, json } => {
             cli::bench::run(cli::bench::BenchArgs { target, tokens, shapes, backend, decode, reps, json })?;
         }
-        Command::Niah { ckpts, task, distractors, lengths, depths, samples, seed, hype, hype_above, backend, json } => {
-            let args = cli::niah::NiahArgs { ckpts, task, distractors, lengths, depths, samples, seed, hype, hype_above, backend, json };
+        Command::Niah { ckpts, task, distractors, lengths, depths, samples, seed, hype, hype_above, backend, batch, json } => {
+            let args = cli::niah::NiahArgs { ckpts, task, distractors, lengths, depths, samples, seed, hype, hype_above, backend, batch, json };
             cli::niah::run(args)?;
         }
         Command::Routing { ckpts, task, layer, head, prompt_seed, length, depth, block, backend, json } => {

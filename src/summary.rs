@@ -58,7 +58,7 @@ pub struct FileSummary {
 
 /// Resolves the architecture: from config.json when there is one, else inferred.
 pub fn arch_of<S: ByteSource>(ckpt: &Checkpoint<S>) -> Result<Arch> {
-    let has_lm_head = ckpt.tensor("lm_head.weight").is_some();
+    let has_lm_head = ckpt.tensor(crate::names::LM_HEAD).is_some();
     match &ckpt.config_json {
         Some(text) => Arch::from_config_json(text, has_lm_head),
         None => Arch::infer(&ckpt.tensors),
@@ -71,8 +71,7 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
     let mut dtypes = BTreeMap::new();
     for t in &ckpt.tensors {
         *dtypes.entry(t.dtype.to_string()).or_insert(0u64) += t.numel();
-        let layer = t.name.strip_prefix("model.layers.").and_then(|r| r.split('.').next()?.parse::<usize>().ok());
-        if let Some(slot) = layer.and_then(|l| layer_params.get_mut(l)) {
+        if let Some(slot) = crate::names::layer_of(&t.name).and_then(|l| layer_params.get_mut(l)) {
             *slot += t.numel();
         }
     }

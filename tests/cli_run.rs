@@ -55,7 +55,7 @@ fn run_explains_bad_requests() {
     };
     assert!(err(&["run", demo, "--ids", "1,2,999", "--backend", "cpu"]).contains("token id 999 is outside the vocabulary (259)"));
     assert!(err(&["run", demo, "--backend", "cpu"]).contains("give exactly one of --ids and --text"));
-    assert!(err(&["run", demo, "--ids", "1", "--backend", "tpu"]).contains("expected gpu or cpu"));
+    assert!(err(&["run", demo, "--ids", "1", "--backend", "tpu"]).contains("expected auto, gpu, cpu or reference"));
 }
 
 /// Without tokenizer.json a text task is refused with the way out named,
@@ -114,4 +114,36 @@ fn routing_runs_on_the_token_id_task_without_a_tokenizer() {
     for l in model["layers"].as_array().unwrap() {
         assert!(l["mean_distance"].as_array().unwrap().iter().all(|d| d.as_f64().unwrap() > 0.0), "{l}");
     }
+}
+
+/// `--backend auto` (the default) takes the CPU engine where the GPU is a
+/// CPU emulation (llvmpipe here), and says why.
+#[test]
+fn auto_backend_prefers_the_cpu_engine_to_an_emulated_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    if !gpu.is_cpu_emulation() {
+        eprintln!("skipped: {} is a real GPU", gpu.describe());
+        return;
+    }
+    let out = qklab(&["run", "www/demo/pre", "--ids", "256,72,105", "--max-new", "2"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("loaded on CPU engine") && err.contains("is emulated on the CPU"), "{err}");
+}
+
+/// A sweep's results do not depend on how many prompts run together.
+#[test]
+fn niah_results_do_not_depend_on_the_batch_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut reports = Vec::new();
+    for batch in ["1", "3", "10"] {
+        let json = dir.path().join(format!("b{batch}.json"));
+        ok(qklab(&["niah", "www/demo/sft", "--task", "s1", "--lengths", "400,700", "--depths", "0,0.5,1", "--samples", "2",
+                   "--backend", "cpu", "--batch", batch, "--json", json.to_str().unwrap()]));
+        let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        reports.push(report["samples"].clone());
+    }
+    assert_eq!(reports[0].as_array().unwrap().len(), 12);
+    assert_eq!(reports[0], reports[1], "batch 1 vs 3");
+    assert_eq!(reports[0], reports[2], "batch 1 vs 10");
 }

@@ -5,7 +5,7 @@
 //! biases, untied heads, f16 / f32 weights, chunked tensors and passes).
 
 mod common;
-use common::{fixture, floats, ints, open, rel_diff};
+use common::{mem_checkpoint, variant, fixture, floats, ints, open, rel_diff};
 
 use qklab::checkpoint::Checkpoint;
 use qklab::config::Arch;
@@ -15,7 +15,7 @@ use qklab::model::cpu::CpuModel;
 use qklab::model::fit::{plan, EngineOptions};
 use qklab::model::gpu::{GpuModel, Logits};
 use qklab::safetensors::Dtype;
-use qklab::source::{block_on, ByteSource, FsSource, MemSource};
+use qklab::source::{block_on, ByteSource, FsSource};
 use qklab::summary::arch_of;
 
 fn load<S: ByteSource>(gpu: &Gpu, ck: &Checkpoint<S>, opts: EngineOptions) -> GpuModel {
@@ -58,56 +58,20 @@ fn demo_pair_matches_the_golden_logits_attention_and_greedy_ids() {
             }
         }
         let ids = ints(&fx, "ids_c");
-        let mut s = m.session();
-        let greedy = block_on(m.generate_greedy(&mut s, &ids, 16, &[])).unwrap();
+        let greedy = gpu_greedy(&m, &ids, 16);
         assert_eq!(greedy, ints(&fx, "greedy_c"), "{dir}: greedy continuation");
     }
 }
 
-/// A tiny config with one thing changed per variant.
-fn variant(name: &str) -> serde_json::Value {
-    let mut c = qklab::synth::preset_config("tiny").unwrap();
-    let set = |c: &mut serde_json::Value, k: &str, v: serde_json::Value| c[k] = v;
-    match name {
-        // 4 query heads on 2 kv heads (group 2); Lightning 2 on 2 (group 1).
-        "base" => {}
-        // group 4 in softmax, 2 in Lightning, HyPE, f16 weights (below).
-        "gqa4-hype" => {
-            set(&mut c, "num_key_value_heads", 1.into());
-            set(&mut c, "lightning_nh", 4.into());
-            set(&mut c, "lightning_nkv", 2.into());
-            set(&mut c, "attn_logits_scaling", "hype 300".into());
-        }
-        // group 1, RoPE on softmax layers, biases, untied head, constant
-        // scaling, plain Lightning (no qk-norm, output norm or gate), 1/d.
-        "mha-rope-bias" => {
-            set(&mut c, "num_key_value_heads", 4.into());
-            set(&mut c, "attn_use_rope", true.into());
-            set(&mut c, "attention_bias", true.into());
-            set(&mut c, "tie_word_embeddings", false.into());
-            set(&mut c, "attn_logits_scaling", 0.8.into());
-            set(&mut c, "attn_use_output_gate", false.into());
-            set(&mut c, "lightning_use_qk_norm", false.into());
-            set(&mut c, "lightning_use_output_norm", false.into());
-            set(&mut c, "lightning_use_output_gate", false.into());
-            set(&mut c, "lightning_scale", "1/d".into());
-        }
-        // Wide heads: dh 130 (more than one 128 block), dl 100.
-        "wide-heads" => {
-            set(&mut c, "head_dim", 130.into());
-            set(&mut c, "lightning_head_dim", 100.into());
-        }
-        other => panic!("{other}"),
+/// `n` greedy tokens after `prompt`, a step at a time on a fresh sequence.
+fn gpu_greedy(m: &GpuModel, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut s = m.session();
+    let mut out = vec![block_on(m.next_token(&mut s, prompt)).unwrap()];
+    while out.len() < n {
+        let last = *out.last().unwrap();
+        out.push(block_on(m.next_token(&mut s, &[last])).unwrap());
     }
-    c
-}
-
-fn mem_checkpoint(config: &serde_json::Value, dtype: Dtype, seed: u64) -> Checkpoint<MemSource> {
-    let mut src = MemSource::new();
-    for (name, bytes) in qklab::synth::files_for_config(config, 2, dtype, seed).unwrap() {
-        src.insert(&name, bytes);
-    }
-    block_on(Checkpoint::open(src)).unwrap()
+    out
 }
 
 #[test]
@@ -151,7 +115,7 @@ fn engine_matches_the_cpu_reference_on_awkward_models() {
         let gm = load(&gpu, &ck, EngineOptions { max_context: 96, ..Default::default() });
         let mut cs = cpu.new_state(false);
         let want = cpu.generate_greedy(&mut cs, &ids[..20], 12, &[]).unwrap();
-        let got = block_on(gm.generate_greedy(&mut gm.session(), &ids[..20], 12, &[])).unwrap();
+        let got = gpu_greedy(&gm, &ids[..20], 12);
         assert_eq!(got, want, "{name}: greedy");
     }
 }

@@ -9,7 +9,8 @@ use common::open;
 use qklab::model::cpu::CpuModel;
 use qklab::model::fit::EngineOptions;
 use qklab::model::gpu::{GpuModel, Logits};
-use qklab::routing::{log_ratio, most_affected, RowStats};
+use qklab::model::rowstats::RowStats;
+use qklab::routing::{log_ratio, most_affected};
 use qklab::source::block_on;
 use qklab::summary::arch_of;
 

@@ -7,11 +7,13 @@ use common::open;
 
 use std::collections::HashSet;
 
-use qklab::model::engine::Engine;
+use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
 use qklab::source::block_on;
 use qklab::summary::arch_of;
-use qklab::sweep::{cells, run, score, Sample};
+use qklab::niah::Task;
+use qklab::prompts::{Sample, TaskKind};
+use qklab::sweep::{cells, run, score};
 
 
 /// The fixture's NIAH prompt (key close-meadow, value 4967600), and the
@@ -21,7 +23,7 @@ fn samples() -> Vec<Sample> {
     let bytes = block_on(fx.read_tensor_bytes("ids_c")).unwrap();
     let ids: Vec<u32> = bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect();
     let sample = |seed, value: &str| Sample {
-        task: "s2".into(),
+        task: TaskKind::Text(Task::S2),
         length: 512,
         depth: 0.5,
         seed,
@@ -48,12 +50,15 @@ fn sweeps_score_stop_early_resume_and_cancel_on_both_backends() {
     let ck = open("www/demo/pre");
     let gpu = common::gpu();
     let mut all = Vec::new();
-    let backends: Vec<Option<&qklab::gpu::Gpu>> = if gpu.is_some() { vec![None, gpu.as_ref()] } else { vec![None] };
+    let mut backends = vec![Device::Reference, Device::Cpu];
+    if let Some(g) = gpu.as_ref() {
+        backends.push(Device::Gpu(g));
+    }
     for g in backends {
         let opts = EngineOptions { max_context: 520, ..Default::default() };
         let engine = block_on(Engine::load(g, &ck, arch_of(&ck).unwrap(), opts, &mut |_| {})).unwrap();
         let mut out = Vec::new();
-        let finished = block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut out, &mut |_, _| true)).unwrap();
+        let finished = block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut out, &mut |_, _| true, &mut |_| {}, None)).unwrap();
         assert!(finished);
         assert_eq!(out.len(), 2);
         // The model answers " 4967600." and stops as soon as the value is out.
@@ -67,15 +72,15 @@ fn sweeps_score_stop_early_resume_and_cancel_on_both_backends() {
         // Resuming skips what is done; cancelling keeps what was done.
         let done: HashSet<_> = out.iter().map(|r| r.key()).collect();
         let mut again = Vec::new();
-        assert!(block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &done, &mut again, &mut |_, _| true)).unwrap());
+        assert!(block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &done, &mut again, &mut |_, _| true, &mut |_| {}, None)).unwrap());
         assert!(again.is_empty());
         let mut cancelled = Vec::new();
         let stop_after_one = &mut |i: usize, _| i < 1;
-        assert!(!block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut cancelled, stop_after_one)).unwrap());
+        assert!(!block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut cancelled, stop_after_one, &mut |_| {}, None)).unwrap());
         assert_eq!(cancelled.len(), 1);
         all.push(out);
     }
-    if all.len() == 2 {
-        assert_eq!(all[0], all[1], "CPU and GPU sweeps differ");
+    for other in &all[1..] {
+        assert_eq!(&all[0], other, "the engines' sweeps differ");
     }
 }

@@ -105,7 +105,7 @@ fn niah_lengths_are_fitted_in_the_tokenizers_tokens() {
         ("Ġ", "a"), ("a", "n"), ("o", "n"), ("i", "n"), ("e", "r"), ("Ġ", "s"), ("Ġ", "w"), ("Ġ", "o"), ("Ġ", "b"), ("e", "s"), ("a", "t")];
     let bpe = Tokenizer::from_json(&bpe_json(&merges), None).unwrap();
     for task in [qklab::niah::Task::S1, qklab::niah::Task::S2] {
-        let samples = qklab::sweep::niah_samples(task, &[1000, 3000], &[0.0, 0.5], 2, 5, None, &bpe).unwrap();
+        let samples = qklab::prompts::niah_samples(task, &[1000, 3000], &[0.0, 0.5], 2, 5, None, &bpe).unwrap();
         for s in &samples {
             let tokens = s.ids.len() + s.max_new;
             let miss = tokens.abs_diff(s.length as usize) as f64 / s.length as f64;
@@ -117,7 +117,7 @@ fn niah_lengths_are_fitted_in_the_tokenizers_tokens() {
     }
     // The demo's tokenizer with its config's BOS (256), as a checkpoint opens it.
     let demo = Tokenizer::from_json(&std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/www/demo/pre/tokenizer.json")).unwrap(), Some(256)).unwrap();
-    for s in qklab::sweep::niah_samples(qklab::niah::Task::S2, &[1000], &[0.5], 2, 5, None, &demo).unwrap() {
+    for s in qklab::prompts::niah_samples(qklab::niah::Task::S2, &[1000], &[0.5], 2, 5, None, &demo).unwrap() {
         let p = qklab::niah::niah_prompt(qklab::niah::Task::S2, s.length, s.depth, s.seed, None).unwrap();
         assert_eq!(s.ids, demo.encode(&p.prompt).unwrap());
         assert_eq!(s.ids.len() + s.max_new, s.length as usize);

@@ -2,7 +2,7 @@
 // fetched from the network when there is one (so a rebuilt page is never
 // stale) and kept, and served from the cache when there is none.
 const CACHE = 'qklab-v1';
-const SHELL = ['./', 'index.html', 'style.css', 'main.js', 'pkg/qklab.js', 'pkg/qklab_bg.wasm'];
+const SHELL = ['./', 'index.html', 'style.css', 'main.js', 'worker.js', 'pkg/qklab.js', 'pkg/qklab_bg.wasm'];
 
 self.addEventListener('install', (event) => {
   self.skipWaiting();

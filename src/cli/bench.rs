@@ -4,11 +4,10 @@
 
 use std::path::PathBuf;
 
+use qklab::app::model::OpenModel;
 use qklab::bench;
-use qklab::checkpoint::Checkpoint;
 use qklab::gpu::kernels::WDtype;
 use qklab::model::engine::Engine;
-use qklab::model::fit::EngineOptions;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource, FsSource};
 use qklab::summary::human_bytes;
@@ -46,23 +45,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
         return matmul(&a);
     }
     if ["tiny", "demo", "2b"].contains(&a.target.as_str()) {
-        let ck = block_on(Checkpoint::open(SynthSource::new(&a.target, Dtype::BF16, 1)?))?;
-        model(&a, &ck)
+        model(&a, &block_on(OpenModel::open(&a.target, SynthSource::new(&a.target, Dtype::BF16, 1)?))?)
     } else {
-        let ck = block_on(Checkpoint::open(FsSource::open(std::path::Path::new(&a.target))?))?;
-        model(&a, &ck)
+        model(&a, &block_on(OpenModel::open(&a.target, FsSource::open(std::path::Path::new(&a.target))?))?)
     }
 }
 
 fn matmul(a: &BenchArgs) -> Result<()> {
-    let gpu = super::gpu_for("gpu")?.expect("gpu");
+    let backend = super::backend("gpu")?;
+    let gpu = backend.gpu().ok_or_else(|| Error::Gpu("no GPU".into()))?;
     println!("device: {}", gpu.describe());
     println!("{:>22}  {:>10}  {:>10}  {:>9}  {:>8}", "shape MxNxK", "weights", "ms", "TFLOP/s", "GB/s");
     let mut rows = Vec::new();
     for s in &a.shapes {
         let [m, n, k] = parse_shape(s)?;
         for dtype in [WDtype::F32, WDtype::Bf16] {
-            let t = bench::matmul(&gpu, m, n, k, dtype)?;
+            let t = bench::matmul(gpu, m, n, k, dtype)?;
             println!("{:>22}  {:>10}  {:>10.3}  {:>9.2}  {:>8.0}", t.shape, format!("{dtype:?}"), t.ms, t.gflops / 1e3, t.gbps);
             rows.push(serde_json::json!({ "m": m, "n": n, "k": k, "weights": format!("{dtype:?}"), "ms": t.ms, "tflops": t.gflops / 1e3, "gbps": t.gbps }));
         }
@@ -71,13 +69,45 @@ fn matmul(a: &BenchArgs) -> Result<()> {
     save(&a.json, serde_json::json!({ "device": gpu.describe(), "matmul": rows }))
 }
 
-fn model<S: ByteSource>(a: &BenchArgs, ck: &Checkpoint<S>) -> Result<()> {
-    let gpu = super::gpu_for(&a.backend)?;
-    let arch = super::arch_with_hype(ck, None)?;
+/// Threads the CPU engine runs on (rayon's pool: RAYON_NUM_THREADS or the cores).
+fn threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The median ms of reference/bench_torch.py's prefill on the CPU (body and
+/// the last position's logits, as `bench::prefill` times), with the same
+/// threads; QKLAB_TORCH_PYTHON names the interpreter (default python3).
+fn torch_cpu_prefill(preset: &str, tokens: u32, reps: usize) -> std::result::Result<f64, String> {
+    if !["tiny", "demo", "2b"].contains(&preset) {
+        return Err("the peer builds presets only".into());
+    }
+    let python = std::env::var("QKLAB_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let json = std::env::temp_dir().join(format!("qklab-torch-{}.json", std::process::id()));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/bench_torch.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .args(["prefill", "--device", "cpu", "--preset", preset, "--no-profile"])
+        .args(["--tokens", &tokens.to_string(), "--threads", &threads().to_string(), "--reps", &reps.max(1).to_string()])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!("{python} failed: {}", err.lines().last().unwrap_or("")));
+    }
+    let text = std::fs::read_to_string(&json).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&json);
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    v["results"]["body_last_logits"]["median_ms"].as_f64().ok_or_else(|| "no body_last_logits in its JSON".into())
+}
+
+fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
+    let backend = super::backend(&a.backend)?;
+    let arch = &m.arch;
     let max_t = a.tokens.iter().copied().max().unwrap_or(1);
-    let opts = EngineOptions { max_context: max_t + a.decode + 1, ..Default::default() };
     let t0 = std::time::Instant::now();
-    let engine = block_on(Engine::load(gpu.as_ref(), ck, arch.clone(), opts, &mut |_| {}))?;
+    let engine = block_on(backend.load(m, max_t + a.decode + 1, false))?;
     println!("model: {} ({} layers, d={}, vocab {})", a.target, arch.mixers.len(), arch.hidden_size, arch.vocab_size);
     println!("backend: {} (loaded in {:.1} s)", engine.backend(), t0.elapsed().as_secs_f64());
     let mut report = serde_json::json!({ "model": a.target, "backend": engine.backend() });
@@ -94,20 +124,32 @@ fn model<S: ByteSource>(a: &BenchArgs, ck: &Checkpoint<S>) -> Result<()> {
         report["gpu_memory"] = serde_json::json!({ "total": f.total(), "weights": f.weights, "session": f.session, "scratch": f.scratch });
     }
     let mut prefill = Vec::new();
+    let mut peers = Vec::new();
     for &t in &a.tokens {
         let p = bench::prefill(&engine, t, a.reps)?;
         println!("prefill {:>6} tokens: {:>10.1} ms  {:>10.0} tokens/s", p.tokens, p.ms, p.tokens_per_s);
+        if let Engine::Cpu(_) = &engine {
+            // The peer in the same run: PyTorch's CPU forward of the reference, same threads.
+            match torch_cpu_prefill(&a.target, t, a.reps) {
+                Ok(ms) => {
+                    println!("  PyTorch CPU, {} threads: {ms:>10.1} ms  {:>10.0} tokens/s  (qklab at {:.0}% of its time)", threads(), t as f64 / ms * 1e3, 100.0 * p.ms / ms);
+                    peers.push(serde_json::json!({ "tokens": t, "torch_cpu_ms": ms, "threads": threads() }));
+                }
+                Err(e) => println!("  PyTorch CPU peer not run: {e}"),
+            }
+        }
         prefill.push(p);
     }
     report["prefill"] = serde_json::to_value(&prefill).expect("json");
+    report["torch_cpu"] = serde_json::Value::Array(peers);
     if a.decode > 0 {
         let d = bench::decode(&engine, max_t, a.decode)?;
         println!("decode after {} tokens: {:.2} ms/token  {:.1} tokens/s", d.context, d.ms_per_token, d.tokens_per_s);
         report["decode"] = serde_json::to_value(&d).expect("json");
     }
-    if let Some(gpu) = &gpu {
+    if let Some(gpu) = backend.gpu() {
         println!("{:>32}  {:>28}  {:>10}  {:>9}  {:>8}", "kernel", "shape", "ms", "GFLOP/s", "GB/s");
-        let kernels = bench::kernels_at(gpu, &arch, max_t)?;
+        let kernels = bench::kernels_at(gpu, arch, max_t)?;
         for k in &kernels {
             println!("{:>32}  {:>28}  {:>10.3}  {:>9.0}  {:>8.0}", k.kernel, k.shape, k.ms, k.gflops, k.gbps);
         }

@@ -2,19 +2,14 @@
 //! as RULER does, with every sample in the JSON (which also lets an
 //! interrupted sweep resume: samples already in it are not run again).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use qklab::checkpoint::Checkpoint;
-use qklab::config::LogitsScaling;
-use qklab::model::engine::Engine;
-use qklab::model::fit::EngineOptions;
-use qklab::niah::{Task, ID_TASK};
-use qklab::source::{block_on, FsSource};
-use qklab::sweep::{self, PromptMaker, Sample, SampleResult};
-use qklab::tokenizer::Tokenizer;
+use qklab::app::sweep::{run_sweep, table_cell, Event, SweepReport, SweepSpec};
+use qklab::prompts::TaskKind;
+use qklab::source::block_on;
+use qklab::sweep::SampleResult;
 use qklab::{Error, Result};
-
 
 pub struct NiahArgs {
     pub ckpts: Vec<PathBuf>,
@@ -27,89 +22,80 @@ pub struct NiahArgs {
     pub hype: Option<f64>,
     pub hype_above: u32,
     pub backend: String,
+    pub batch: Option<usize>,
     pub json: Option<PathBuf>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Report {
-    results: Vec<sweep::CellResult>,
-    samples: Vec<SampleResult>,
 }
 
 fn load_previous(path: &Option<PathBuf>) -> Vec<SampleResult> {
     let Some(path) = path else { return Vec::new() };
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<Report>(&b).ok()).map_or(Vec::new(), |r| r.samples)
+    std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<SweepReport>(&b).ok()).map_or(Vec::new(), |r| r.samples)
 }
 
+/// Writes the report beside its path first, so an interrupted write never
+/// destroys the previous one.
 fn save(path: &Option<PathBuf>, samples: &[SampleResult]) -> Result<()> {
     if let Some(path) = path {
-        let report = Report { results: sweep::cells(samples), samples: samples.to_vec() };
         let tmp = path.with_extension("partial");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&report).expect("json")).map_err(|e| Error::io(tmp.display(), e))?;
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&SweepReport::of(samples)).expect("json")).map_err(|e| Error::io(tmp.display(), e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display(), e))?;
     }
     Ok(())
 }
 
 pub fn run(a: NiahArgs) -> Result<()> {
-    if a.task != ID_TASK {
-        Task::parse(&a.task)?;
-    }
-    if a.depths.iter().any(|d| !(0.0..=1.0).contains(d)) {
-        return Err(Error::Usage("depths must lie in [0, 1]".into()));
-    }
-    let gpu = super::gpu_for(&a.backend)?;
+    let spec = SweepSpec {
+        task: TaskKind::parse(&a.task)?,
+        lengths: a.lengths.clone(),
+        depths: a.depths.clone(),
+        samples: a.samples,
+        seed: a.seed,
+        distractors: a.distractors,
+        hype: a.hype,
+        hype_above: a.hype_above,
+    };
+    spec.check()?;
+    let backend = super::backend(&a.backend)?;
     let mut all = load_previous(&a.json);
-    let done: HashSet<_> = all.iter().map(|r| r.key()).collect();
-    if !done.is_empty() {
-        eprintln!("resuming: {} samples already in the JSON", done.len());
+    if !all.is_empty() {
+        eprintln!("resuming: {} samples already in the JSON", all.len());
     }
-    for ckpt in &a.ckpts {
-        let name = ckpt.display().to_string();
-        let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
-        let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
-        let arch = super::arch_with_hype(&ck, None)?;
-        let maker = PromptMaker::of(&ck, tok.as_ref())?;
-        let samples = maker.samples(&a.task, &a.lengths, &a.depths, a.samples, a.seed, a.distractors).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
-        let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
-        let base = arch.logits_scaling;
-        let opts = EngineOptions { max_context: longest, ..Default::default() };
-        let mut engine = block_on(Engine::load(gpu.as_ref(), &ck, arch, opts, &mut |_| {}))?;
-        let stop: Vec<u32> = ck.config_u32("eos_token_id").into_iter().collect();
-        let detok = |ids: &[u32]| maker.text(&a.task, ids);
-        let started = std::time::Instant::now();
-        for &length in &a.lengths {
-            // HyPE only past --hype-above tokens, as the reference evaluates.
-            let hype = a.hype.filter(|_| length > a.hype_above);
-            engine.set_logits_scaling(hype.map_or(base, LogitsScaling::Hype));
-            let cell: Vec<Sample> = samples.iter().filter(|s| s.length == length).cloned().collect();
-            let total = cell.len();
-            block_on(sweep::run(&engine, &name, &cell, &stop, &detok, &done, &mut all, &mut |i, _| {
-                eprint!("\r{name}: {} @{length}: {i}/{total} samples ({:.0} s)", a.task, started.elapsed().as_secs_f64());
-                true
-            }))?;
-            eprintln!();
-            save(&a.json, &all)?;
+    let models = a.ckpts.iter().map(|p| super::open_model(p)).collect::<Result<Vec<_>>>()?;
+    let started = Instant::now();
+    let mut shown = started;
+    let mut saved = Ok(());
+    block_on(run_sweep(&backend, &models, &spec, a.batch, &mut all, &mut |event| {
+        match event {
+            Event::Loading { .. } => {}
+            Event::Prompt(p) if p.model_prompts.0 == 0 => eprintln!("{}: on {}", p.model, p.engine),
+            // A batch's prompts start together: one line a quarter second at most.
+            Event::Prompt(p) if shown.elapsed().as_millis() >= 250 || p.cell.0 == 0 => {
+                shown = Instant::now();
+                let (i, n) = p.cell;
+                eprint!("\r{}: {} @{}: {i}/{n} samples ({:.1} s)   ", p.model, spec.task, p.length, started.elapsed().as_secs_f64());
+            }
+            Event::Prompt(_) => {}
+            Event::Finished(results) => saved = save(&a.json, results),
         }
-    }
-    print_table(&a, &all);
+        saved.is_ok()
+    }))?;
+    eprintln!("\r{} prompts in {:.1} s", spec.per_model() * a.ckpts.len(), started.elapsed().as_secs_f64());
+    saved?;
+    print_table(&a, spec.task, &all);
     Ok(())
 }
 
 /// One row per model, one column per length (accuracy over depths, %).
-fn print_table(a: &NiahArgs, all: &[SampleResult]) {
+fn print_table(a: &NiahArgs, task: TaskKind, all: &[SampleResult]) {
     print!("{:<40}", "model");
     for l in &a.lengths {
-        print!("  {:>8}", format!("{}@{l}", a.task));
+        print!("  {:>8}", format!("{task}@{l}"));
     }
     println!();
     for ckpt in &a.ckpts {
         let name = ckpt.display().to_string();
         print!("{:<40}", shorten(Path::new(&name)));
         for &l in &a.lengths {
-            let rows: Vec<f64> = all.iter().filter(|r| r.model == name && r.length == l && r.task == a.task).map(|r| r.score).collect();
-            let acc = 100.0 * rows.iter().sum::<f64>() / rows.len().max(1) as f64;
-            print!("  {acc:>8.1}");
+            print!("  {:>8.1}", table_cell(all, &name, task, l).unwrap_or(0.0));
         }
         println!();
     }

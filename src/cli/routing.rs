@@ -9,18 +9,10 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use qklab::checkpoint::Checkpoint;
-use qklab::config::Mixer;
-use qklab::model::engine::Engine;
-use qklab::model::fit::EngineOptions;
-use qklab::model::gpu::Logits;
-use qklab::niah::{Task, ID_TASK};
-use qklab::routing::{log_ratio, most_affected, PromptPositions, RoutingPrompt};
-use qklab::source::{block_on, FsSource};
-use qklab::sweep::PromptMaker;
-use qklab::tokenizer::Tokenizer;
+use qklab::app::routing::{check_focus, compare, last_log_ratio, profile, Blocks, RoutingSpec};
+use qklab::prompts::TaskKind;
+use qklab::source::block_on;
 use qklab::{Error, Result};
-
 
 pub struct RoutingArgs {
     pub ckpts: Vec<PathBuf>,
@@ -36,67 +28,42 @@ pub struct RoutingArgs {
 }
 
 pub fn run(a: RoutingArgs) -> Result<()> {
-    if a.task != ID_TASK {
-        Task::parse(&a.task)?;
-    }
-    let gpu = super::gpu_for(&a.backend)?;
-    let mut models = Vec::new();
-    let mut distances: Vec<Vec<(usize, Vec<f32>)>> = Vec::new();
-    let mut maps = Vec::new();
-    let mut answer = None;
+    let spec = RoutingSpec { task: TaskKind::parse(&a.task)?, length: a.length, depth: a.depth, seed: a.prompt_seed, blocks: Blocks::Tokens(a.block) };
+    let backend = super::backend(&a.backend)?;
+    let mut profiles = Vec::new();
     for ckpt in &a.ckpts {
-        let ck = block_on(Checkpoint::open(FsSource::open(ckpt)?))?;
-        let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
-        let arch = super::arch_with_hype(&ck, None)?;
-        let maker = PromptMaker::of(&ck, tok.as_ref())?;
-        let prompt = RoutingPrompt::new(&maker, &a.task, a.length, a.depth, a.prompt_seed).map_err(|e| Error::Usage(format!("{}: {e}", ckpt.display())))?;
-        let PromptPositions { ids, needle, queries } = prompt.positions;
-        answer = Some((prompt.key, prompt.value));
-        let softmax: Vec<usize> = arch.mixers.iter().enumerate().filter(|(_, m)| **m == Mixer::Softmax).map(|(l, _)| l).collect();
-        if !softmax.contains(&a.layer) {
-            return Err(Error::Usage(format!("layer {} is not a softmax layer; those are {softmax:?}", a.layer)));
-        }
-        if a.head as u64 >= arch.attn.heads {
-            return Err(Error::Usage(format!("head {} does not exist; the layer has {} heads", a.head, arch.attn.heads)));
-        }
-        let opts = EngineOptions { max_context: ids.len() as u32, capture: true, ..Default::default() };
-        let engine = block_on(Engine::load(gpu.as_ref(), &ck, arch, opts, &mut |_| {}))?;
-        let mut s = engine.session(true);
-        block_on(engine.prefill(&mut s, &ids, Logits::None))?;
-        let mut layers = Vec::new();
-        let mut dist = Vec::new();
-        for &l in &softmax {
-            let stats = block_on(engine.routing_stats(&s, l, a.block, needle.clone()))?;
-            let d = stats.mean_distance();
-            layers.push(json!({ "layer": l, "mean_distance": d, "needle_mass": stats.needle_mass(queries.clone()) }));
-            if l == a.layer {
-                maps.push(stats.pooled_map(a.head));
-            }
-            dist.push((l, d));
-        }
-        println!("{}:", ckpt.display());
-        for (l, d) in &dist {
+        let m = super::open_model(ckpt)?;
+        check_focus(&m, a.layer, a.head)?;
+        let p = block_on(profile(&backend, &m, &spec))?;
+        println!("{}:", p.model);
+        for (l, d) in p.distances() {
             println!("  layer {l}: mean attention distance per head {}", d.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" "));
         }
-        distances.push(dist);
-        models.push(json!({ "model": ckpt.display().to_string(), "layers": layers, "tokens": ids.len(),
-                            "needle_tokens": [needle.start, needle.end], "query_tokens": [queries.start, queries.end] }));
+        profiles.push(p);
     }
+    let maps: Vec<&Vec<f32>> = profiles.iter().filter_map(|p| p.layer(a.layer).and_then(|l| l.maps.get(a.head))).collect();
+    let models: Vec<_> = profiles
+        .iter()
+        .map(|p| {
+            json!({ "model": p.model, "layers": p.summary(), "tokens": p.tokens,
+                    "needle_tokens": [p.needle.start, p.needle.end], "query_tokens": [p.queries.start, p.queries.end] })
+        })
+        .collect();
+    let answer = profiles.last().map(|p| (&p.key, &p.value));
     let mut report = json!({
-        "prompt": { "task": a.task, "length": a.length, "depth": a.depth, "seed": a.prompt_seed,
-                    "key": answer.as_ref().map(|a| &a.0), "value": answer.as_ref().map(|a| &a.1) },
+        "prompt": { "task": spec.task.name(), "length": a.length, "depth": a.depth, "seed": a.prompt_seed,
+                    "key": answer.map(|a| a.0), "value": answer.map(|a| a.1) },
         "layer": a.layer, "head": a.head, "block": a.block, "models": models,
         "pooled_maps": maps,
     });
-    if distances.len() >= 2 {
-        let ranking = most_affected(&distances[0], &distances[1]);
+    if let [before, after, ..] = profiles.as_slice() {
+        let ranking = compare(before, after).ranking;
         println!("most affected (heads attending closer in the second model than the first):");
-        for (l, shrank, n) in &ranking {
-            println!("  layer {l}: {shrank} of {n} heads");
+        for r in &ranking {
+            println!("  layer {}: {} of {} heads", r.layer, r.heads_closer, r.heads);
         }
-        report["most_affected"] = json!(ranking.iter().map(|(l, s, n)| json!({ "layer": l, "heads_closer": s, "heads": n })).collect::<Vec<_>>());
-        let n = maps.len();
-        report["log_ratio"] = json!(log_ratio(&maps[n - 1], &maps[n - 2], 1e-9));
+        report["most_affected"] = json!(ranking);
+        report["log_ratio"] = json!(last_log_ratio(&profiles, a.layer, a.head));
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report).expect("json")).map_err(|e| Error::io(path.display(), e))?;

@@ -5,13 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use qklab::model::engine::Engine;
-use qklab::model::fit::EngineOptions;
 use qklab::model::gpu::Logits;
 use qklab::safetensors::{encode_header, Dtype, TensorInfo};
-use qklab::source::{block_on, FsSource};
-use qklab::checkpoint::Checkpoint;
-use qklab::tokenizer::{Tokenizer, TOKENIZER_FILE};
+use qklab::source::block_on;
+use qklab::tokenizer::TOKENIZER_FILE;
 use qklab::{Error, Result};
 
 pub struct RunArgs {
@@ -35,12 +32,10 @@ fn write_logits(path: &std::path::Path, logits: &[f32], t: usize, v: usize) -> R
 }
 
 pub fn run(a: RunArgs) -> Result<()> {
-    let ck = block_on(Checkpoint::open(FsSource::open(&a.ckpt)?))?;
-    let arch = super::arch_with_hype(&ck, a.hype)?;
-    let tok = block_on(Tokenizer::of_checkpoint(&ck))?;
+    let m = super::open_model(&a.ckpt)?.with_hype(a.hype)?;
     let ids = match (&a.ids, &a.text) {
         (Some(ids), None) => ids.clone(),
-        (None, Some(text)) => match &tok {
+        (None, Some(text)) => match &m.tokenizer {
             Some(t) => t.encode(text)?,
             None => return Err(Error::Usage(format!("--text needs a {TOKENIZER_FILE} beside the checkpoint; give --ids instead"))),
         },
@@ -49,11 +44,10 @@ pub fn run(a: RunArgs) -> Result<()> {
     if ids.is_empty() {
         return Err(Error::Usage("the prompt is empty".into()));
     }
-    let gpu = super::gpu_for(&a.backend)?;
-    let opts = EngineOptions { max_context: (ids.len() + a.max_new).max(1) as u32, ..Default::default() };
+    let backend = super::backend(&a.backend)?;
     let started = Instant::now();
-    let engine = block_on(Engine::load(gpu.as_ref(), &ck, arch, opts, &mut |_| {}))?;
-    eprintln!("loaded on {} in {:.2} s", engine.backend(), started.elapsed().as_secs_f64());
+    let engine = block_on(backend.load(&m, (ids.len() + a.max_new) as u32, false))?;
+    eprintln!("loaded on {}{} in {:.2} s", engine.backend(), backend.note, started.elapsed().as_secs_f64());
 
     let v = engine.arch().vocab_size as usize;
     if let Some(path) = &a.logits_out {
@@ -62,14 +56,14 @@ pub fn run(a: RunArgs) -> Result<()> {
         write_logits(path, &logits, ids.len(), v)?;
         eprintln!("wrote logits [{}, {v}] to {}", ids.len(), path.display());
     }
-    let stop: Vec<u32> = if a.no_stop { vec![] } else { ck.config_u32("eos_token_id").into_iter().collect() };
+    let stop: Vec<u32> = if a.no_stop { vec![] } else { m.stop_ids() };
     let mut s = engine.session(false);
     let t0 = Instant::now();
     let out = block_on(engine.generate_greedy(&mut s, &ids, a.max_new, &stop))?;
     let secs = t0.elapsed().as_secs_f64();
     println!("prompt: {} tokens", ids.len());
     println!("generated ids: {}", out.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
-    if let Some(t) = &tok {
+    if let Some(t) = &m.tokenizer {
         println!("generated text: {:?}", t.decode(&out)?);
     }
     eprintln!("{} tokens in {secs:.2} s (prefill included)", out.len());

@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use super::Gpu;
+use super::device::Gpu;
 use crate::error::{Error, Result};
 use crate::safetensors::Dtype;
 
@@ -24,6 +24,7 @@ const FILES: &[(&str, &str, bool)] = &[
     ("attention", include_str!("../../shaders/attention.wgsl"), false),
     ("lightning", include_str!("../../shaders/lightning.wgsl"), false),
     ("routing", include_str!("../../shaders/routing.wgsl"), false),
+    ("rows", include_str!("../../shaders/rows.wgsl"), false),
 ];
 
 /// Every kernel's complete WGSL source, by file name (for validation).
@@ -87,9 +88,15 @@ pub enum Kernel {
     LightningChunk,
     LightningStep,
     RowStats,
+    CopyRows,
 }
 
 impl Kernel {
+    /// The shader file (without `.wgsl`) whose entry point this is.
+    pub fn file(self) -> &'static str {
+        self.entry().0
+    }
+
     fn entry(self) -> (&'static str, &'static str) {
         match self {
             Kernel::Unpack => ("unpack", "unpack"),
@@ -106,6 +113,7 @@ impl Kernel {
             Kernel::LightningChunk => ("lightning", "chunk"),
             Kernel::LightningStep => ("lightning", "step"),
             Kernel::RowStats => ("routing", "row_stats"),
+            Kernel::CopyRows => ("rows", "copy_rows"),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! browser: map asynchronously, then wait on a channel (natively we must
 //! poll the device to make the mapping happen; the browser does it itself).
 
-use super::Gpu;
+use super::device::Gpu;
 use crate::error::{Error, Result};
 
 /// The first `size` bytes of `buffer` (which needs `COPY_SRC`).

@@ -4,6 +4,7 @@
 //! pass of hundreds of dispatches makes one parameter upload.
 
 use super::kernels::{Kernel, Kernels, WDtype};
+use super::params::KernelParams;
 
 enum Step {
     Dispatch { pipeline: wgpu::ComputePipeline, buffers: Vec<wgpu::Buffer>, params: (u64, u64), groups: [u32; 3] },
@@ -17,31 +18,28 @@ pub struct Recorder<'k> {
     align: usize,
 }
 
-/// f32 parameters travel as their bits in the u32 slots of a Params struct.
-pub fn bits(x: f32) -> u32 {
-    x.to_bits()
-}
-
 impl<'k> Recorder<'k> {
     pub fn new(kernels: &'k Kernels) -> Self {
         let align = kernels.gpu().limits.min_uniform_buffer_offset_alignment.max(16) as usize;
         Recorder { kernels, steps: Vec::new(), params: Vec::new(), align }
     }
 
-    pub fn gpu(&self) -> &super::Gpu {
+    pub fn gpu(&self) -> &super::device::Gpu {
         self.kernels.gpu()
     }
 
     /// Dispatches `kernel` with `params` at binding 0 and `buffers` at
     /// bindings 1, 2, … in order.
-    pub fn dispatch(&mut self, kernel: Kernel, dtype: WDtype, params: &[u32], buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+    pub fn dispatch<P: KernelParams>(&mut self, kernel: Kernel, dtype: WDtype, params: &P, buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
+        debug_assert_eq!(P::FILE, kernel.file(), "{kernel:?} takes the parameters of {}.wgsl", kernel.file());
         if groups.contains(&0) {
             return;
         }
         let offset = self.params.len().next_multiple_of(self.align);
         self.params.resize(offset, 0);
-        self.params.extend_from_slice(bytemuck::cast_slice(params));
-        let size = (params.len() * 4).next_multiple_of(16);
+        let bytes = bytemuck::bytes_of(params);
+        self.params.extend_from_slice(bytes);
+        let size = bytes.len().next_multiple_of(16);
         self.params.resize(offset + size, 0);
         self.steps.push(Step::Dispatch {
             pipeline: self.kernels.pipeline(kernel, dtype),
@@ -54,7 +52,7 @@ impl<'k> Recorder<'k> {
     /// A dispatch over `n` threads in workgroups of `size`, folded into a
     /// second dimension past the per-dimension limit (kernels index with
     /// `gid.x + gid.y * groups.x * size`).
-    pub fn dispatch_1d(&mut self, kernel: Kernel, dtype: WDtype, params: &[u32], buffers: &[&wgpu::Buffer], n: u32, size: u32) {
+    pub fn dispatch_1d<P: KernelParams>(&mut self, kernel: Kernel, dtype: WDtype, params: &P, buffers: &[&wgpu::Buffer], n: u32, size: u32) {
         if n == 0 {
             return;
         }

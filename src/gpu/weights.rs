@@ -3,7 +3,7 @@
 //! is split into chunks of whole rows; kernels run once per chunk.
 
 use super::kernels::WDtype;
-use super::Gpu;
+use super::device::Gpu;
 use crate::error::{Error, Result};
 
 pub struct WeightChunk {

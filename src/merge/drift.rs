@@ -9,6 +9,7 @@ use super::compat::check_pair;
 use crate::checkpoint::Checkpoint;
 use crate::config::Mixer;
 use crate::error::Result;
+use crate::names::{role_of, Proj, Role};
 use crate::source::ByteSource;
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,10 +80,9 @@ pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut 
             continue;
         }
         let (p, s) = (pre.read_tensor_f32(&t.name, "drift").await?, sft.read_tensor_f32(&t.name, "drift").await?);
-        let layer = t.name.strip_prefix("model.layers.").and_then(|r| r.split('.').next()?.parse::<usize>().ok());
-        let leaf = t.name.rsplit_once(".self_attn.").map(|(_, l)| l).or_else(|| t.name.rsplit_once(".mlp.").map(|_| "mlp"));
-        let head_rows = match (layer, leaf) {
-            (Some(l), Some("q_proj.weight" | "k_proj.weight")) if arch.mixers.get(l) == Some(&Mixer::Softmax) => {
+        let role = role_of(&t.name);
+        let head_rows = match role {
+            Some((l, Role::ProjWeight(Proj::Q | Proj::K))) if arch.mixers.get(l) == Some(&Mixer::Softmax) => {
                 Some(arch.attn.head_dim as usize * arch.hidden_size as usize)
             }
             _ => None,
@@ -90,16 +90,16 @@ pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut 
         let whole = sq_norms(&p, &s, p.len())[0];
         let heads = head_rows.map(|rows| sq_norms(&p, &s, rows).into_iter().map(ratio).collect());
         tensors.push(TensorDrift { name: t.name.clone(), drift: ratio(whole), heads });
-        let column = match leaf {
-            Some("q_proj.weight") => Some(0),
-            Some("k_proj.weight") => Some(1),
-            Some("v_proj.weight") => Some(2),
-            Some("o_proj.weight") => Some(3),
-            Some("o_gate.weight" | "z_proj.weight") => Some(4),
-            Some("mlp") => Some(5),
+        let column = role.and_then(|(l, r)| match r {
+            Role::ProjWeight(Proj::Q) => Some((l, 0)),
+            Role::ProjWeight(Proj::K) => Some((l, 1)),
+            Role::ProjWeight(Proj::V) => Some((l, 2)),
+            Role::ProjWeight(Proj::O) => Some((l, 3)),
+            Role::OGate | Role::ZProj => Some((l, 4)),
+            Role::Mlp => Some((l, 5)),
             _ => None,
-        };
-        if let (Some(l), Some(c)) = (layer, column) {
+        });
+        if let Some((l, c)) = column {
             if let Some(slot) = acc.get_mut(l) {
                 slot[c].0 += whole.0;
                 slot[c].1 += whole.1;

@@ -17,6 +17,7 @@ pub mod recipe;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::names::Proj;
 
 /// Input numbers of a merge plan.
 pub const SFT: usize = 0;
@@ -54,13 +55,13 @@ impl Method {
         })
     }
 
-    /// Projections taken from pre (or blended), by their short name.
-    pub fn projections(self) -> &'static [&'static str] {
+    /// Projections taken from pre (or blended).
+    pub fn projections(self) -> &'static [Proj] {
         match self {
-            Method::QkRestore | Method::QkPro => &["q", "k"],
-            Method::QRestore => &["q"],
-            Method::KRestore => &["k"],
-            Method::VRestore => &["v"],
+            Method::QkRestore | Method::QkPro => &[Proj::Q, Proj::K],
+            Method::QRestore => &[Proj::Q],
+            Method::KRestore => &[Proj::K],
+            Method::VRestore => &[Proj::V],
         }
     }
 }
@@ -114,13 +115,4 @@ impl MergeSpec {
     pub fn is_copy_only(&self) -> bool {
         self.method != Method::QkPro && self.alpha == 1.0
     }
-}
-
-/// The name of projection `proj` ("q", "k", "v") of layer `layer`.
-pub fn proj_name(layer: usize, proj: &str, leaf: &str) -> String {
-    format!("model.layers.{layer}.self_attn.{proj}_proj.{leaf}")
-}
-
-pub fn norm_name(layer: usize, proj: &str) -> String {
-    format!("model.layers.{layer}.self_attn.{proj}_norm.weight")
 }

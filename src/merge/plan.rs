@@ -5,10 +5,11 @@ use std::sync::Arc;
 use super::compat::check_pair;
 use super::qkpro::{qk_pro, QkShape};
 use super::recipe::{Recipe, RECIPE_FILE};
-use super::{norm_name, proj_name, MergeSpec, Method, PRE, SFT};
+use super::{MergeSpec, Method, PRE, SFT};
 use crate::checkpoint::{Checkpoint, TensorEntry};
 use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
+use crate::names::LayerNames;
 use crate::safetensors::encode_f32;
 use crate::source::ByteSource;
 use crate::writer::{OutputFile, OutputPlan, Part, PlanBuilder, Provenance, TensorData};
@@ -68,24 +69,25 @@ pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>,
     let mut notes = Vec::new();
 
     for &layer in &layers {
+        let layer_names = LayerNames::of(layer);
         let mut names = Vec::new();
-        for proj in spec.method.projections() {
-            names.push(proj_name(layer, proj, "weight"));
-            let bias = proj_name(layer, proj, "bias");
-            if sft.tensor(&bias).is_some() {
-                names.push(bias);
+        for &proj in spec.method.projections() {
+            let linear = layer_names.proj(proj);
+            names.push(linear.weight.clone());
+            if sft.tensor(&linear.bias).is_some() {
+                names.push(linear.bias.clone());
             }
-            if spec.include_norms && *proj != "v" {
-                names.push(norm_name(layer, proj));
+            if let Some(norm) = layer_names.norm_of(proj).filter(|_| spec.include_norms) {
+                names.push(norm.to_string());
             }
         }
         for name in names {
-            let q_weight = spec.method == Method::QkPro && name == proj_name(layer, "q", "weight");
+            let q_weight = spec.method == Method::QkPro && name == layer_names.q.weight;
             let data = if q_weight {
                 let what = "QK-Pro";
                 let q_sft = sft.read_tensor_f32(&name, what).await?;
                 let q_pre = pre.read_tensor_f32(&name, what).await?;
-                let k_pre = pre.read_tensor_f32(&proj_name(layer, "k", "weight"), what).await?;
+                let k_pre = pre.read_tensor_f32(&layer_names.k.weight, what).await?;
                 let shape = QkShape {
                     heads: arch.attn.heads as usize,
                     kv_heads: arch.attn.kv_heads as usize,

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{norm_name, proj_name, MergeSpec, Method};
+use super::{MergeSpec, Method};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
+use crate::names::LayerNames;
 use crate::source::ByteSource;
 use crate::writer::SourceFingerprint;
 
@@ -87,10 +88,11 @@ impl Recipe {
         let layers = self.spec.layers.clone().unwrap_or_default();
         let mut names = Vec::new();
         for l in layers {
-            for p in self.spec.method.projections() {
-                names.push(proj_name(l, p, "weight"));
-                if self.spec.include_norms && *p != "v" {
-                    names.push(norm_name(l, p));
+            let layer_names = LayerNames::of(l);
+            for &p in self.spec.method.projections() {
+                names.push(layer_names.proj(p).weight.clone());
+                if let Some(norm) = layer_names.norm_of(p).filter(|_| self.spec.include_norms) {
+                    names.push(norm.to_string());
                 }
             }
         }

@@ -15,12 +15,15 @@ use std::collections::HashMap;
 use crate::checkpoint::Checkpoint;
 use crate::config::{Arch, LightningScale, LogitsScaling, Mixer};
 use crate::error::{Error, Result};
+use crate::names::{self, LayerNames};
 use crate::source::ByteSource;
 
 /// All weights decoded to f32, by tensor name.
 pub struct CpuModel {
     pub arch: Arch,
     w: HashMap<String, Vec<f32>>,
+    /// Each layer's tensor names.
+    names: Vec<LayerNames>,
 }
 
 /// What decoding carries from one [`CpuModel::step`] to the next: the number
@@ -151,7 +154,8 @@ impl CpuModel {
         for (name, _) in arch.expected_tensors() {
             w.insert(name.clone(), ck.read_tensor_f32(&name, "the CPU model").await?);
         }
-        Ok(CpuModel { arch, w })
+        let names = (0..arch.num_layers()).map(LayerNames::of).collect();
+        Ok(CpuModel { arch, w, names })
     }
 
     /// Swaps one weight for another of the same size, e.g. to build a merged
@@ -217,21 +221,21 @@ impl CpuModel {
         let mut x = self.embed(ids)?; // (n, D)
         let pos0 = state.pos;
         for (l, layer) in state.layers.iter_mut().enumerate() {
-            let p = |s: &str| format!("model.layers.{l}.{s}");
+            let n = &self.names[l];
             // x = x + mixer(rmsnorm(x, input_layernorm))
-            let h = rmsnorm_rows(&x, self.t(&p("input_layernorm.weight")), a.rms_norm_eps);
+            let h = rmsnorm_rows(&x, self.t(&n.input_norm), a.rms_norm_eps);
             let y = match layer {
                 LayerState::Softmax(cache) => self.softmax_attention(l, &h, pos0, cache),
                 LayerState::Lightning(s) => self.lightning_attention(l, &h, pos0, s),
             };
             add(&mut x, &y);
             // x = x + mlp(rmsnorm(x, post_attention_layernorm))
-            let h = rmsnorm_rows(&x, self.t(&p("post_attention_layernorm.weight")), a.rms_norm_eps);
+            let h = rmsnorm_rows(&x, self.t(&n.post_norm), a.rms_norm_eps);
             add(&mut x, &self.mlp(l, &h));
         }
         state.pos += ids.len();
-        let h = rmsnorm_rows(&x, self.t("model.norm.weight"), a.rms_norm_eps);
-        let head = if a.tie_word_embeddings { self.t("model.embed_tokens.weight") } else { self.t("lm_head.weight") };
+        let h = rmsnorm_rows(&x, self.t(names::FINAL_NORM), a.rms_norm_eps);
+        let head = self.t(if a.tie_word_embeddings { names::EMBED } else { names::LM_HEAD });
         Ok(linear(&h, head, d, v))
     }
 
@@ -282,7 +286,7 @@ impl CpuModel {
     /// x = embed[ids]                                   (n, D)
     fn embed(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let (d, v) = (self.arch.hidden_size as usize, self.arch.vocab_size as usize);
-        let embed = self.t("model.embed_tokens.weight");
+        let embed = self.t(names::EMBED);
         let mut x = Vec::with_capacity(ids.len() * d);
         for &id in ids {
             let id = id as usize;
@@ -297,33 +301,33 @@ impl CpuModel {
     /// down_proj(silu(gate_proj(x)) * up_proj(x))
     fn mlp(&self, l: usize, h: &[f32]) -> Vec<f32> {
         let (d, i) = (self.arch.hidden_size as usize, self.arch.intermediate_size as usize);
-        let p = |s: &str| format!("model.layers.{l}.mlp.{s}.weight");
-        let gate = linear(h, self.t(&p("gate_proj")), d, i);
-        let up = linear(h, self.t(&p("up_proj")), d, i);
+        let n = &self.names[l];
+        let gate = linear(h, self.t(&n.mlp_gate), d, i);
+        let up = linear(h, self.t(&n.mlp_up), d, i);
         let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-        linear(&act, self.t(&p("down_proj")), i, d)
+        linear(&act, self.t(&n.mlp_down), i, d)
     }
 
     /// q, k, v projections (+ biases), split later into heads.
     fn qkv(&self, l: usize, h: &[f32], q_width: usize, kv_width: usize) -> [Vec<f32>; 3] {
         let d = self.arch.hidden_size as usize;
-        let proj = |name: &str, width: usize| {
-            let p = format!("model.layers.{l}.self_attn.{name}_proj");
-            let mut y = linear(h, self.t(&format!("{p}.weight")), d, width);
-            if let Some(b) = self.opt(&format!("{p}.bias")) {
+        let proj = |p: &crate::names::Linear, width: usize| {
+            let mut y = linear(h, self.t(&p.weight), d, width);
+            if let Some(b) = self.opt(&p.bias) {
                 y.chunks_mut(width).for_each(|row| add(row, b));
             }
             y
         };
-        [proj("q", q_width), proj("k", kv_width), proj("v", kv_width)]
+        let n = &self.names[l];
+        [proj(&n.q, q_width), proj(&n.k, kv_width), proj(&n.v, kv_width)]
     }
 
     /// o_proj(o), with its bias when the model has one.
     fn out_proj(&self, l: usize, o: &[f32], width: usize) -> Vec<f32> {
         let d = self.arch.hidden_size as usize;
-        let p = format!("model.layers.{l}.self_attn.o_proj");
-        let mut y = linear(o, self.t(&format!("{p}.weight")), width, d);
-        if let Some(b) = self.opt(&format!("{p}.bias")) {
+        let p = &self.names[l].o;
+        let mut y = linear(o, self.t(&p.weight), width, d);
+        if let Some(b) = self.opt(&p.bias) {
             y.chunks_mut(d).for_each(|row| add(row, b));
         }
         y
@@ -343,9 +347,9 @@ impl CpuModel {
         let a = &self.arch;
         let (heads, kv_heads, dh) = (a.attn.heads as usize, a.attn.kv_heads as usize, a.attn.head_dim as usize);
         let [mut q, mut k, v] = self.qkv(l, h, heads * dh, kv_heads * dh);
-        let p = |s: &str| format!("model.layers.{l}.self_attn.{s}");
-        norm_heads(&mut q, self.t(&p("q_norm.weight")), dh, a.rms_norm_eps);
-        norm_heads(&mut k, self.t(&p("k_norm.weight")), dh, a.rms_norm_eps);
+        let n = &self.names[l];
+        norm_heads(&mut q, self.t(&n.q_norm), dh, a.rms_norm_eps);
+        norm_heads(&mut k, self.t(&n.k_norm), dh, a.rms_norm_eps);
         if a.attn_use_rope {
             rope(&mut q, heads * dh, dh, a.rope_theta, pos0);
             rope(&mut k, kv_heads * dh, dh, a.rope_theta, pos0);
@@ -362,7 +366,7 @@ impl CpuModel {
             c.lse.extend_from_slice(&lse);
         }
         if a.attn_use_output_gate {
-            self.gate(&mut o, h, &p("o_gate.weight"), heads * dh);
+            self.gate(&mut o, h, &n.o_gate, heads * dh);
         }
         self.out_proj(l, &o, heads * dh)
     }
@@ -375,10 +379,10 @@ impl CpuModel {
         let (nh, nkv, dl) = (a.lightning.heads as usize, a.lightning.kv_heads as usize, a.lightning.head_dim as usize);
         let n = h.len() / a.hidden_size as usize;
         let [mut q, mut k, v] = self.qkv(l, h, nh * dl, nkv * dl);
-        let p = |s: &str| format!("model.layers.{l}.self_attn.{s}");
+        let names = &self.names[l];
         if a.lightning_use_qk_norm {
-            norm_heads(&mut q, self.t(&p("q_norm.weight")), dl, a.rms_norm_eps);
-            norm_heads(&mut k, self.t(&p("k_norm.weight")), dl, a.rms_norm_eps);
+            norm_heads(&mut q, self.t(&names.q_norm), dl, a.rms_norm_eps);
+            norm_heads(&mut k, self.t(&names.k_norm), dl, a.rms_norm_eps);
         }
         if a.lightning_use_rope {
             rope(&mut q, nh * dl, dl, a.rope_theta, pos0);
@@ -402,10 +406,10 @@ impl CpuModel {
         }
         if a.lightning_use_output_norm {
             // rmsnorm over the full width nh * dl
-            o = rmsnorm_rows(&o, self.t(&p("o_norm.weight")), a.rms_norm_eps);
+            o = rmsnorm_rows(&o, self.t(&names.o_norm), a.rms_norm_eps);
         }
         if a.lightning_use_output_gate {
-            self.gate(&mut o, h, &p("z_proj.weight"), nh * dl);
+            self.gate(&mut o, h, &names.z_proj, nh * dl);
         }
         self.out_proj(l, &o, nh * dl)
     }
@@ -442,7 +446,7 @@ pub fn alibi_slopes(n: usize) -> Vec<f64> {
 /// ln(A), growing with t so that late queries stay sharp over long
 /// contexts; it touches only the query, never the cached keys. A float s
 /// scales every position alike.
-fn query_scale(scaling: LogitsScaling, t: usize) -> f32 {
+pub(crate) fn query_scale(scaling: LogitsScaling, t: usize) -> f32 {
     match scaling {
         LogitsScaling::None => 1.0,
         LogitsScaling::Constant(s) => s as f32,

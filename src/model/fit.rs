@@ -18,7 +18,9 @@ pub const MAX_LIGHTNING_HEAD_DIM: u64 = 128;
 pub struct EngineOptions {
     /// Longest sequence (prompt and generated tokens) a session holds.
     pub max_context: u32,
-    /// Most tokens per prefill pass; longer prompts run in several.
+    /// Most tokens per prefill pass (of one or several sequences); longer
+    /// prompts run in several. 0: as many as [`SCRATCH_BUDGET`] of
+    /// activations hold, between 2048 and 16384.
     pub prefill_chunk: u32,
     /// A binding limit below the adapter's (tests use it to force chunking).
     pub max_binding: Option<u64>,
@@ -27,12 +29,36 @@ pub struct EngineOptions {
     pub memory_budget: Option<u64>,
     /// Keep every softmax layer's queries, for the routing diagnostics.
     pub capture: bool,
+    /// Most sequences one batch holds (fewer where memory is short).
+    pub max_batch: u32,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { max_context: 4096, prefill_chunk: 2048, max_binding: None, memory_budget: None, capture: false }
+        EngineOptions { max_context: 4096, prefill_chunk: default_chunk(), max_binding: None, memory_budget: None, capture: false, max_batch: 64 }
     }
+}
+
+/// Without a memory budget, a batch's caches take at most this much: a
+/// browser does not say how much memory its GPU has.
+pub const DEFAULT_BATCH_MEMORY: u64 = 1 << 30;
+
+/// A pass's activations take about this much when the chunk is automatic:
+/// small models get passes of many rows, which keep a large GPU busy (the
+/// demo's 600-prompt sweep on an H200: 9.0 s with passes of 7281 rows,
+/// 6.8 s with 16384). Browsers get less: they share the GPU with the page.
+#[cfg(not(target_arch = "wasm32"))]
+pub const SCRATCH_BUDGET: u64 = 320 << 20;
+#[cfg(target_arch = "wasm32")]
+pub const SCRATCH_BUDGET: u64 = 64 << 20;
+
+/// QKLAB_PREFILL_CHUNK (native only) sets the chunk, for benchmarks; else 0 (automatic).
+fn default_chunk() -> u32 {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(n) = std::env::var("QKLAB_PREFILL_CHUNK").ok().and_then(|v| v.parse().ok()) {
+        return n;
+    }
+    0
 }
 
 /// The GPU memory a model takes, by purpose, and the sizes derived from
@@ -40,8 +66,10 @@ impl Default for EngineOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Footprint {
     pub weights: u64,
-    /// KV caches, Lightning states, log-sum-exp (and captured queries) of one session.
+    /// KV caches, Lightning states, log-sum-exp (and captured queries) of one sequence.
     pub session: u64,
+    /// Sequences one batch holds: its caches take `slots * session`.
+    pub slots: u32,
     /// Activations of one prefill pass, logits and tables.
     pub scratch: u64,
     /// Tokens per prefill pass.
@@ -53,8 +81,14 @@ pub struct Footprint {
 }
 
 impl Footprint {
+    /// With one sequence.
     pub fn total(&self) -> u64 {
         self.weights + self.session + self.scratch
+    }
+
+    /// With a full batch.
+    pub fn batch_total(&self) -> u64 {
+        self.weights + self.slots as u64 * self.session + self.scratch
     }
 }
 
@@ -129,7 +163,12 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
         .max()
         .unwrap_or(1)
         * 4;
-    let chunk = (opts.prefill_chunk.max(1) as u64).min(ctx).min(binding / widest);
+    // Nine activation buffers of `widest` per row (see below).
+    let wanted = match opts.prefill_chunk {
+        0 => (SCRATCH_BUDGET / (9 * widest)).clamp(2048, 16384),
+        n => n as u64,
+    };
+    let chunk = wanted.min(ctx * opts.max_batch.max(1) as u64).min(binding / widest);
     if chunk == 0 {
         return too_large(format!("one token's activations ({}) exceed {limit_name} ({})", human(widest), human(binding)));
     }
@@ -142,7 +181,7 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
     let rope = 2 * ctx * (a.head_dim.max(l.head_dim) / 2) * 4 * 2;
     let scratch = 9 * chunk * widest + logit_rows * vocab_row + rope;
 
-    let fp = Footprint { weights, session, scratch, chunk: chunk as u32, logit_rows: logit_rows as u32, binding };
+    let mut fp = Footprint { weights, session, slots: 1, scratch, chunk: chunk as u32, logit_rows: logit_rows as u32, binding };
     if let Some(budget) = opts.memory_budget {
         if fp.total() > budget {
             return too_large(format!(
@@ -156,5 +195,11 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
             ));
         }
     }
+    // A batch: as many sequences as the cache buffers' binding, the memory
+    // left and a pass's rows allow.
+    let widest_cache_row = per_buffer.iter().map(|(_, row)| *row).max().unwrap_or(1).max(1);
+    let memory = opts.memory_budget.map_or(DEFAULT_BATCH_MEMORY, |b| b.saturating_sub(weights + scratch));
+    let fits = [binding / (widest_cache_row * ctx), memory / session.max(1), chunk, opts.max_batch as u64];
+    fp.slots = fits.into_iter().min().unwrap_or(1).clamp(1, u32::MAX as u64) as u32;
     Ok(fp)
 }

@@ -1,20 +1,24 @@
-//! HypeNet on the GPU: weights uploaded packed, one command buffer per
-//! prefill pass, KV caches and Lightning states kept on the GPU between
-//! calls. The same code runs natively (Vulkan, Metal, DX12) and in the
+//! HypeNet on the GPU: weights uploaded packed, a batch of sequences run
+//! together (their new tokens packed into one block of rows, one command
+//! buffer per pass), KV caches and Lightning states kept on the GPU
+//! between calls, greedy tokens chosen and fed back on the GPU. The same code runs natively (Vulkan, Metal, DX12) and in the
 //! browser (WebGPU); the CPU reference in `cpu.rs` is its oracle.
 
 use std::collections::HashMap;
 
 use super::cpu::alibi_slopes;
 use super::fit::{plan, EngineOptions, Footprint};
+use super::rowstats::RowStats;
 use crate::checkpoint::Checkpoint;
 use crate::config::{Arch, LogitsScaling, Mixer};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernels, WDtype};
-use crate::gpu::ops::{self, AttnShape, HeadPrep, LightningShape, Rows};
+use crate::gpu::ops::{self, AttnShape, HeadPrep, LightningShape, Rows, RowStatsShape, Segments};
+use crate::gpu::params::Seg;
 use crate::gpu::recorder::Recorder;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{read_buffer, Gpu};
+use crate::names::{self, LayerNames, Proj};
 use crate::source::ByteSource;
 
 /// Which rows of logits a call returns.
@@ -55,6 +59,8 @@ pub struct GpuModel {
     opts: EngineOptions,
     kernels: Kernels,
     w: HashMap<String, GpuWeight>,
+    /// Each layer's tensor names.
+    names: Vec<LayerNames>,
     s: Scratch,
     /// RoPE cos/sin tables by head size, for max_context positions.
     rope: HashMap<u64, wgpu::Buffer>,
@@ -66,26 +72,61 @@ enum LayerState {
     Lightning { state: wgpu::Buffer },
 }
 
-/// One sequence's state on the GPU: position, caches, Lightning states.
-pub struct GpuSession {
-    pos: u32,
+/// A batch of sequences on the GPU: each has a slot in every layer's
+/// caches (`max_context` rows) and Lightning states, and its position.
+pub struct GpuBatch {
+    pos: Vec<u32>,
     layers: Vec<LayerState>,
 }
 
-impl GpuSession {
-    /// Tokens processed so far.
-    pub fn pos(&self) -> u32 {
-        self.pos
+impl GpuBatch {
+    pub fn len(&self) -> usize {
+        self.pos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pos.is_empty()
+    }
+
+    /// Tokens sequence `i` has processed.
+    pub fn pos(&self, i: usize) -> u32 {
+        self.pos[i]
     }
 }
 
-/// What a softmax layer kept of a session, read back: queries (after
+/// What a softmax layer kept of sequence 0, read back: queries (after
 /// norm, RoPE and HyPE) and keys `[pos, heads * dh]` / `[pos, kv_heads * dh]`,
 /// and the log-sum-exp of the scaled logits `[pos, heads]`.
 pub struct Captured {
     pub q: Vec<f32>,
     pub k: Vec<f32>,
     pub lse: Vec<f32>,
+}
+
+/// One sequence's tokens in a pass.
+struct Piece<'a> {
+    seq: usize,
+    ids: &'a [u32],
+    /// Whether the sequence's input ends with this piece.
+    last: bool,
+}
+
+/// A pass's packed rows on the GPU: positions per row, segments, and
+/// where each row's key and value go in the caches.
+struct Layout {
+    rows: u32,
+    positions: wgpu::Buffer,
+    segs: wgpu::Buffer,
+    count: u32,
+    max_rows: u32,
+    /// (packed row, cache row) for every row.
+    to_cache: wgpu::Buffer,
+}
+
+impl Layout {
+    fn segments(&self) -> Segments<'_> {
+        Segments { segs: &self.segs, count: self.count, max_rows: self.max_rows }
+    }
 }
 
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -101,10 +142,14 @@ fn buffer(gpu: &Gpu, label: &str, bytes: u64) -> wgpu::Buffer {
     })
 }
 
-fn f32_buffer(gpu: &Gpu, label: &str, values: &[f32]) -> wgpu::Buffer {
-    let b = buffer(gpu, label, values.len() as u64 * 4);
-    gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(values));
+fn data_buffer(gpu: &Gpu, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    let b = buffer(gpu, label, bytes.len() as u64);
+    gpu.queue.write_buffer(&b, 0, bytes);
     b
+}
+
+fn f32_buffer(gpu: &Gpu, label: &str, values: &[f32]) -> wgpu::Buffer {
+    data_buffer(gpu, label, bytemuck::cast_slice(values))
 }
 
 /// cos and sin of position x frequency, computed in f64 like the CPU
@@ -119,6 +164,27 @@ fn rope_table(positions: u32, dh: u64, theta: f64) -> Vec<f32> {
         }
     }
     t
+}
+
+/// Cuts every sequence's tokens into passes of at most `chunk` rows,
+/// filling each pass with as many sequences as fit.
+fn plan_passes<'a>(ids: &[&'a [u32]], chunk: usize) -> Vec<Vec<Piece<'a>>> {
+    let mut passes: Vec<Vec<Piece>> = Vec::new();
+    let mut room = 0;
+    for (seq, t) in ids.iter().enumerate() {
+        let mut at = 0;
+        while at < t.len() {
+            if room == 0 {
+                passes.push(Vec::new());
+                room = chunk;
+            }
+            let n = room.min(t.len() - at);
+            passes.last_mut().expect("a pass was opened").push(Piece { seq, ids: &t[at..at + n], last: at + n == t.len() });
+            at += n;
+            room -= n;
+        }
+    }
+    passes
 }
 
 impl GpuModel {
@@ -177,7 +243,7 @@ impl GpuModel {
             gate: act("gate"),
             up: act("up"),
             logits: buffer(gpu, "logits", footprint.logit_rows as u64 * arch.vocab_size * 4),
-            argmax: buffer(gpu, "argmax", 16),
+            argmax: buffer(gpu, "argmax", footprint.slots as u64 * 4),
             dummy: buffer(gpu, "dummy", 16),
         };
         let mut rope = HashMap::new();
@@ -191,33 +257,51 @@ impl GpuModel {
         if let Some(e) = scope.pop().await {
             return Err(Error::TooLarge(format!("the GPU ran out of memory loading {} of weights: {e}", crate::summary::human_bytes(footprint.weights))));
         }
-        Ok(GpuModel { arch, footprint, opts, kernels: Kernels::new(gpu), w, s, rope, slopes })
+        let names = (0..arch.num_layers()).map(LayerNames::of).collect();
+        Ok(GpuModel { arch, footprint, opts, kernels: Kernels::new(gpu), w, names, s, rope, slopes })
     }
 
     pub fn gpu(&self) -> &Gpu {
         self.kernels.gpu()
     }
 
-    /// A fresh sequence (position 0, empty caches, zero states).
-    pub fn session(&self) -> GpuSession {
+    /// Sequences of up to `tokens` tokens a batch takes (all of the
+    /// plan's slots: caches are sized for max_context).
+    pub fn max_batch(&self, tokens: u32) -> u32 {
+        if tokens > self.opts.max_context {
+            return 1;
+        }
+        self.footprint.slots
+    }
+
+    /// A fresh batch of `n` sequences (position 0, empty caches, zero states).
+    pub fn batch(&self, n: u32) -> Result<GpuBatch> {
+        if n > self.footprint.slots {
+            return Err(Error::TooLarge(format!("a batch of {n} sequences; this model on this adapter takes at most {}", self.footprint.slots)));
+        }
         let gpu = self.gpu();
         let (a, l) = (&self.arch.attn, &self.arch.lightning);
-        let ctx = self.opts.max_context as u64;
+        let rows = n.max(1) as u64 * self.opts.max_context as u64;
         let layers = self
             .arch
             .mixers
             .iter()
             .map(|m| match m {
                 Mixer::Softmax => LayerState::Softmax {
-                    k: buffer(gpu, "k cache", ctx * a.kv_heads * a.head_dim * 4),
-                    v: buffer(gpu, "v cache", ctx * a.kv_heads * a.head_dim * 4),
-                    lse: buffer(gpu, "lse", ctx * a.heads * 4),
-                    q: self.opts.capture.then(|| buffer(gpu, "captured q", ctx * a.heads * a.head_dim * 4)),
+                    k: buffer(gpu, "k cache", rows * a.kv_heads * a.head_dim * 4),
+                    v: buffer(gpu, "v cache", rows * a.kv_heads * a.head_dim * 4),
+                    lse: buffer(gpu, "lse", rows * a.heads * 4),
+                    q: self.opts.capture.then(|| buffer(gpu, "captured q", rows * a.heads * a.head_dim * 4)),
                 },
-                Mixer::Lightning => LayerState::Lightning { state: buffer(gpu, "state", l.heads * l.head_dim * l.head_dim * 4) },
+                Mixer::Lightning => LayerState::Lightning { state: buffer(gpu, "state", n.max(1) as u64 * l.heads * l.head_dim * l.head_dim * 4) },
             })
             .collect();
-        GpuSession { pos: 0, layers }
+        Ok(GpuBatch { pos: vec![0; n as usize], layers })
+    }
+
+    /// A fresh single sequence.
+    pub fn session(&self) -> GpuBatch {
+        self.batch(1).expect("one sequence always fits a loaded model")
     }
 
     fn weight(&self, name: &str) -> &GpuWeight {
@@ -225,102 +309,195 @@ impl GpuModel {
         &self.w[name]
     }
 
-    fn check_ids(&self, s: &GpuSession, ids: &[u32]) -> Result<()> {
-        let v = self.arch.vocab_size;
-        if let Some(id) = ids.iter().find(|&&id| id as u64 >= v) {
-            return Err(Error::Usage(format!("token id {id} is outside the vocabulary ({v})")));
+    fn check_ids(&self, b: &GpuBatch, ids: &[&[u32]]) -> Result<()> {
+        if ids.len() != b.len() {
+            return Err(Error::Usage(format!("{} token lists for a batch of {}", ids.len(), b.len())));
         }
-        let end = s.pos as u64 + ids.len() as u64;
-        if end > self.opts.max_context as u64 {
-            return Err(Error::Usage(format!(
-                "{end} tokens exceed this session's context of {} (raise max_context)",
-                self.opts.max_context
-            )));
+        let v = self.arch.vocab_size;
+        for (i, t) in ids.iter().enumerate() {
+            if let Some(id) = t.iter().find(|&&id| id as u64 >= v) {
+                return Err(Error::Usage(format!("token id {id} is outside the vocabulary ({v})")));
+            }
+            let end = b.pos[i] as u64 + t.len() as u64;
+            if end > self.opts.max_context as u64 {
+                return Err(Error::Usage(format!(
+                    "{end} tokens exceed this session's context of {} (raise max_context)",
+                    self.opts.max_context
+                )));
+            }
         }
         Ok(())
     }
 
-    /// Runs `ids` at the session's next positions and returns the logits
-    /// asked for, `[rows, V]` row-major.
-    pub async fn prefill(&self, s: &mut GpuSession, ids: &[u32], logits: Logits) -> Result<Vec<f32>> {
-        self.check_ids(s, ids)?;
-        let mut out = Vec::new();
-        let pieces: Vec<&[u32]> = ids.chunks(self.footprint.chunk as usize).collect();
-        for (i, piece) in pieces.iter().enumerate() {
-            let n = piece.len() as u32;
-            let rows = match logits {
-                Logits::All => 0..n,
-                Logits::Last if i + 1 == pieces.len() => n - 1..n,
-                _ => 0..0,
+    /// Uploads where the rows of a pass go: `pieces[j]` at rows from
+    /// `row0s[j]`, sequence positions from `pos0s[j]`.
+    fn layout(&self, segs: &[Seg]) -> Layout {
+        let gpu = self.gpu();
+        let ctx = self.opts.max_context;
+        let rows: u32 = segs.iter().map(|s| s.rows).sum();
+        let positions: Vec<u32> = segs.iter().flat_map(|s| s.pos0..s.pos0 + s.rows).collect();
+        let to_cache: Vec<[u32; 2]> = segs.iter().flat_map(|s| (0..s.rows).map(move |i| [s.row0 + i, s.slot * ctx + s.pos0 + i])).collect();
+        Layout {
+            rows,
+            positions: data_buffer(gpu, "positions", bytemuck::cast_slice(&positions)),
+            segs: data_buffer(gpu, "segments", bytemuck::cast_slice(segs)),
+            count: segs.len() as u32,
+            max_rows: segs.iter().map(|s| s.rows).max().unwrap_or(0),
+            to_cache: data_buffer(gpu, "to cache", bytemuck::cast_slice(&to_cache)),
+        }
+    }
+
+    /// The segments of a pass of `pieces`, packed in order.
+    fn segments_of(b: &GpuBatch, pieces: &[Piece]) -> Vec<Seg> {
+        let mut row0 = 0;
+        let mut pos: Vec<u32> = b.pos.clone();
+        pieces
+            .iter()
+            .map(|p| {
+                let seg = Seg { row0, rows: p.ids.len() as u32, slot: p.seq as u32, pos0: pos[p.seq] };
+                row0 += seg.rows;
+                pos[p.seq] += seg.rows;
+                seg
+            })
+            .collect()
+    }
+
+    /// Runs `ids[i]` at the next positions of sequence i, every sequence
+    /// packed into passes of up to a chunk of rows, and returns per
+    /// sequence the logits asked for (`Last`: `[V]`, `All`: `[n_i, V]`).
+    pub async fn prefill_batch(&self, b: &mut GpuBatch, ids: &[&[u32]], logits: Logits) -> Result<Vec<Vec<f32>>> {
+        self.check_ids(b, ids)?;
+        let v = self.arch.vocab_size as usize;
+        let mut out: Vec<Vec<f32>> = ids.iter().map(|_| Vec::new()).collect();
+        for pass in plan_passes(ids, self.footprint.chunk as usize) {
+            let segs = Self::segments_of(b, &pass);
+            let layout = self.layout(&segs);
+            let mut rec = self.record_pass(b, &pass, &layout);
+            // Rows whose logits are wanted: (packed row, sequence).
+            let wanted: Vec<(u32, usize)> = match logits {
+                Logits::None => Vec::new(),
+                Logits::All => segs.iter().zip(&pass).flat_map(|(s, p)| (s.row0..s.row0 + s.rows).map(move |r| (r, p.seq))).collect(),
+                Logits::Last => segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq)).collect(),
             };
-            // The first group of logits rides with the pass itself.
-            let mut rec = Some(self.record_pass(s, piece));
-            for r0 in rows.clone().step_by(self.footprint.logit_rows as usize) {
-                let g = (rows.end - r0).min(self.footprint.logit_rows);
-                let mut r = rec.take().unwrap_or_else(|| Recorder::new(&self.kernels));
-                self.record_head(&mut r, r0, g);
+            for group in wanted.chunks(self.footprint.logit_rows as usize) {
+                let mut r = std::mem::replace(&mut rec, Recorder::new(&self.kernels));
+                let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
+                self.record_head(&mut r, &rows);
                 r.submit();
-                let bytes = read_buffer(self.gpu(), &self.s.logits, g as u64 * self.arch.vocab_size * 4).await?;
-                out.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));
+                let bytes = read_buffer(self.gpu(), &self.s.logits, group.len() as u64 * v as u64 * 4).await?;
+                let floats: &[f32] = bytemuck::cast_slice(&bytes);
+                for (row, &(_, seq)) in floats.chunks(v).zip(group) {
+                    out[seq].extend_from_slice(row);
+                }
             }
-            if let Some(r) = rec {
-                r.submit();
+            rec.submit();
+            for seg in &segs {
+                b.pos[seg.slot as usize] += seg.rows;
             }
-            s.pos += n;
         }
         Ok(out)
     }
 
-    /// One token; its logits `[V]`.
-    pub async fn decode_step(&self, s: &mut GpuSession, id: u32) -> Result<Vec<f32>> {
+    /// Runs `ids[i]` for every sequence and returns each one's greedy next
+    /// token, chosen on the GPU: one read of 4 bytes a sequence.
+    pub async fn next_tokens(&self, b: &mut GpuBatch, ids: &[&[u32]]) -> Result<Vec<u32>> {
+        self.check_ids(b, ids)?;
+        for pass in plan_passes(ids, self.footprint.chunk as usize) {
+            let segs = Self::segments_of(b, &pass);
+            let layout = self.layout(&segs);
+            let mut rec = self.record_pass(b, &pass, &layout);
+            let ends: Vec<(u32, u32)> = segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq as u32)).collect();
+            for group in ends.chunks(self.footprint.logit_rows as usize) {
+                let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
+                self.record_head(&mut rec, &rows);
+                // Sequence numbers are ascending within a pass, and each ends once.
+                for (i, &(_, seq)) in group.iter().enumerate() {
+                    ops::argmax(&mut rec, &self.s.logits, i as u32, self.arch.vocab_size as u32, &self.s.argmax, seq, 1);
+                }
+                rec.submit();
+                rec = Recorder::new(&self.kernels);
+            }
+            rec.submit();
+            for seg in &segs {
+                b.pos[seg.slot as usize] += seg.rows;
+            }
+        }
+        let bytes = read_buffer(self.gpu(), &self.s.argmax, b.len() as u64 * 4).await?;
+        Ok(bytemuck::cast_slice::<u8, u32>(&bytes)[..b.len()].to_vec())
+    }
+
+    /// `steps` greedy tokens of each sequence in `seqs`, feeding `last[j]`
+    /// to `seqs[j]` first. Each step's tokens go from the argmax straight
+    /// into the next step's input: the steps are one submission and one
+    /// read back.
+    pub async fn decode(&self, b: &mut GpuBatch, seqs: &[usize], last: &[u32], steps: usize) -> Result<Vec<Vec<u32>>> {
+        let n = seqs.len() as u32;
+        if n == 0 || steps == 0 {
+            return Ok(vec![Vec::new(); seqs.len()]);
+        }
+        if n > self.footprint.chunk {
+            return Err(Error::Usage(format!("{n} sequences in one decode step; a pass takes {}", self.footprint.chunk)));
+        }
+        for &s in seqs {
+            let end = b.pos[s] as u64 + steps as u64;
+            if end > self.opts.max_context as u64 {
+                return Err(Error::Usage(format!("{end} tokens exceed this session's context of {} (raise max_context)", self.opts.max_context)));
+            }
+        }
+        let gpu = self.gpu();
+        let history = buffer(gpu, "generated", n as u64 * steps as u64 * 4);
+        gpu.queue.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(last));
+        let mut rec = Recorder::new(&self.kernels);
+        let mut layouts = Vec::with_capacity(steps);
+        for step in 0..steps {
+            let segs: Vec<Seg> = seqs.iter().enumerate().map(|(j, &s)| Seg { row0: j as u32, rows: 1, slot: s as u32, pos0: b.pos[s] + step as u32 }).collect();
+            layouts.push(self.layout(&segs));
+        }
+        let rows: Vec<u32> = (0..n).collect();
+        for (step, layout) in layouts.iter().enumerate() {
+            self.record_layers(&mut rec, b, n, layout);
+            for group in rows.chunks(self.footprint.logit_rows as usize) {
+                self.record_head(&mut rec, group);
+                ops::argmax(&mut rec, &self.s.logits, 0, self.arch.vocab_size as u32, &self.s.ids, group[0], group.len() as u32);
+            }
+            rec.copy(&self.s.ids, 0, &history, step as u64 * n as u64 * 4, n as u64 * 4);
+        }
+        rec.submit();
+        let bytes = read_buffer(gpu, &history, n as u64 * steps as u64 * 4).await?;
+        let tokens: &[u32] = bytemuck::cast_slice(&bytes);
+        for &s in seqs {
+            b.pos[s] += steps as u32;
+        }
+        Ok((0..n as usize).map(|j| (0..steps).map(|step| tokens[step * n as usize + j]).collect()).collect())
+    }
+
+    /// Runs `ids` at sequence 0's next positions; the logits asked for.
+    pub async fn prefill(&self, s: &mut GpuBatch, ids: &[u32], logits: Logits) -> Result<Vec<f32>> {
+        let mut all: Vec<&[u32]> = vec![&[]; s.len()];
+        all[0] = ids;
+        Ok(self.prefill_batch(s, &all, logits).await?.swap_remove(0))
+    }
+
+    /// One token on sequence 0; its logits `[V]`.
+    pub async fn decode_step(&self, s: &mut GpuBatch, id: u32) -> Result<Vec<f32>> {
         self.prefill(s, &[id], Logits::Last).await
     }
 
-    /// Runs `ids` and returns the greedy next token, chosen on the GPU.
-    pub async fn next_token(&self, s: &mut GpuSession, ids: &[u32]) -> Result<u32> {
-        self.check_ids(s, ids)?;
+    /// Runs `ids` on a one-sequence batch and returns its greedy next token.
+    pub async fn next_token(&self, s: &mut GpuBatch, ids: &[u32]) -> Result<u32> {
         if ids.is_empty() {
             return Err(Error::Usage("no tokens to run".into()));
         }
-        let pieces: Vec<&[u32]> = ids.chunks(self.footprint.chunk as usize).collect();
-        for (i, piece) in pieces.iter().enumerate() {
-            let mut rec = self.record_pass(s, piece);
-            let n = piece.len() as u32;
-            if i + 1 == pieces.len() {
-                self.record_head(&mut rec, n - 1, 1);
-                ops::argmax(&mut rec, &self.s.logits, 0, self.arch.vocab_size as u32, &self.s.argmax, 0);
-            }
-            rec.submit();
-            s.pos += n;
-        }
-        let bytes = read_buffer(self.gpu(), &self.s.argmax, 4).await?;
-        Ok(u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        Ok(self.next_tokens(s, &[ids]).await?[0])
     }
 
-    /// Greedy continuation of `prompt`: up to `n` tokens, stopping after
-    /// the first token in `stop` (which is included).
-    pub async fn generate_greedy(&self, s: &mut GpuSession, prompt: &[u32], n: usize, stop: &[u32]) -> Result<Vec<u32>> {
-        let mut out = Vec::with_capacity(n);
-        if n == 0 {
-            return Ok(out);
-        }
-        let mut tok = self.next_token(s, prompt).await?;
-        loop {
-            out.push(tok);
-            if out.len() == n || stop.contains(&tok) {
-                return Ok(out);
-            }
-            tok = self.next_token(s, &[tok]).await?;
-        }
-    }
-
-    /// Reads back what softmax layer `layer` kept (needs `capture`).
-    pub async fn captured(&self, s: &GpuSession, layer: usize) -> Result<Captured> {
+    /// Reads back what softmax layer `layer` kept of sequence 0 (needs `capture`).
+    pub async fn captured(&self, s: &GpuBatch, layer: usize) -> Result<Captured> {
         let Some(LayerState::Softmax { k, lse, q: Some(q), .. }) = s.layers.get(layer) else {
             return Err(Error::Usage(format!("layer {layer} is not a softmax layer of a session with capture on")));
         };
         let a = &self.arch.attn;
-        let pos = s.pos as u64;
+        let pos = s.pos[0] as u64;
         let read = |b, width: u64| read_buffer(self.gpu(), b, (pos * width * 4).max(4));
         let floats = |v: Vec<u8>, n: u64| bytemuck::cast_slice::<u8, f32>(&v)[..n as usize].to_vec();
         Ok(Captured {
@@ -330,20 +507,20 @@ impl GpuModel {
         })
     }
 
-    /// Routing reductions of softmax layer `layer` over everything the
-    /// session has seen (needs `capture`), computed on the GPU.
-    pub async fn routing_stats(&self, s: &GpuSession, layer: usize, block: u32, needle: std::ops::Range<u32>) -> Result<crate::routing::RowStats> {
+    /// Routing reductions of softmax layer `layer` over everything sequence
+    /// 0 has seen (needs `capture`), computed on the GPU.
+    pub async fn routing_stats(&self, s: &GpuBatch, layer: usize, block: u32, needle: std::ops::Range<u32>) -> Result<RowStats> {
         let Some(LayerState::Softmax { k, lse, q: Some(q), .. }) = s.layers.get(layer) else {
             return Err(Error::Usage(format!("layer {layer} is not a softmax layer of a session with capture on")));
         };
         let a = &self.arch.attn;
-        let (rows, heads) = (s.pos, a.heads as u32);
-        let mut stats = crate::routing::RowStats::zeroed(rows as usize, heads as usize, block as usize);
+        let (rows, heads) = (s.pos[0], a.heads as u32);
+        let mut stats = RowStats::zeroed(rows as usize, heads as usize, block as usize);
         let gpu = self.gpu();
         let dist = buffer(gpu, "dist", stats.dist.len() as u64 * 4);
         let mass = buffer(gpu, "mass", stats.mass.len() as u64 * 4);
         let pooled = buffer(gpu, "pooled", stats.pooled.len() as u64 * 4);
-        let shape = AttnShape { rows, heads, kv_heads: a.kv_heads as u32, dh: a.head_dim as u32, pos0: 0 };
+        let shape = RowStatsShape { rows, heads, kv_heads: a.kv_heads as u32, dh: a.head_dim as u32 };
         let mut rec = Recorder::new(&self.kernels);
         ops::row_stats(&mut rec, &shape, block, needle, [q, k, lse], [&dist, &mass, &pooled]);
         rec.submit();
@@ -355,47 +532,57 @@ impl GpuModel {
         Ok(stats)
     }
 
-    /// Records one pass over `ids` (at most one chunk) into the residual
-    /// stream `x`, all layers.
-    fn record_pass(&self, s: &GpuSession, ids: &[u32]) -> Recorder<'_> {
-        let gpu = self.gpu();
-        gpu.queue.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(ids));
+    /// Records one pass over `pieces` (at most a chunk of rows) into the
+    /// residual stream `x`, all layers.
+    fn record_pass(&self, b: &GpuBatch, pieces: &[Piece], layout: &Layout) -> Recorder<'_> {
+        let ids: Vec<u32> = pieces.iter().flat_map(|p| p.ids.iter().copied()).collect();
+        self.gpu().queue.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(&ids));
         let mut rec = Recorder::new(&self.kernels);
-        let n = ids.len() as u32;
-        let d = self.arch.hidden_size as u32;
-        let eps = self.arch.rms_norm_eps as f32;
-        ops::embed(&mut rec, &self.s.ids, n, self.weight("model.embed_tokens.weight"), &self.s.x);
-        for (l, state) in s.layers.iter().enumerate() {
-            let p = |name: &str| format!("model.layers.{l}.{name}");
-            let x = Rows::new(&self.s.x, d);
-            ops::rmsnorm(&mut rec, x, n, self.weight(&p("input_layernorm.weight")), eps, &self.s.h);
-            match state {
-                LayerState::Softmax { k, v, lse, q } => self.record_softmax(&mut rec, l, n, s.pos, [k, v, lse], q.as_ref()),
-                LayerState::Lightning { state } => self.record_lightning(&mut rec, l, n, s.pos, state),
-            }
-            ops::rmsnorm(&mut rec, x, n, self.weight(&p("post_attention_layernorm.weight")), eps, &self.s.h);
-            self.record_mlp(&mut rec, l, n);
-        }
+        self.record_layers(&mut rec, b, ids.len() as u32, layout);
         rec
     }
 
-    /// Logits of rows r0 .. r0 + g of the last pass into `logits`.
-    fn record_head(&self, rec: &mut Recorder, r0: u32, g: u32) {
+    /// Embedding and every layer over the `n` packed rows whose ids are in
+    /// the ids buffer.
+    fn record_layers(&self, rec: &mut Recorder, b: &GpuBatch, n: u32, layout: &Layout) {
+        debug_assert_eq!(n, layout.rows);
+        let d = self.arch.hidden_size as u32;
+        let eps = self.arch.rms_norm_eps as f32;
+        ops::embed(rec, &self.s.ids, n, self.weight(names::EMBED), &self.s.x);
+        for (l, state) in b.layers.iter().enumerate() {
+            let x = Rows::new(&self.s.x, d);
+            ops::rmsnorm(rec, x, n, self.weight(&self.names[l].input_norm), eps, &self.s.h);
+            match state {
+                LayerState::Softmax { k, v, lse, q } => self.record_softmax(rec, l, layout, [k, v, lse], q.as_ref()),
+                LayerState::Lightning { state } => self.record_lightning(rec, l, layout, state),
+            }
+            ops::rmsnorm(rec, x, n, self.weight(&self.names[l].post_norm), eps, &self.s.h);
+            self.record_mlp(rec, l, n);
+        }
+    }
+
+    /// Logits of packed rows `rows` (at most `logit_rows`) of the last
+    /// pass into rows 0.. of `logits`.
+    fn record_head(&self, rec: &mut Recorder, rows: &[u32]) {
         let a = &self.arch;
         let d = a.hidden_size as u32;
-        let x = Rows::new(&self.s.x, d).at(r0);
-        ops::rmsnorm(rec, x, g, self.weight("model.norm.weight"), a.rms_norm_eps as f32, &self.s.h);
-        let head = if a.tie_word_embeddings { "model.embed_tokens.weight" } else { "lm_head.weight" };
+        let g = rows.len() as u32;
+        // The rows to `o2`, side by side: the norm and the head read them there.
+        let map: Vec<[u32; 2]> = rows.iter().enumerate().map(|(i, &r)| [r, i as u32]).collect();
+        let map = data_buffer(self.gpu(), "head rows", bytemuck::cast_slice(&map));
+        ops::copy_rows(rec, &map, g, d, &self.s.x, &self.s.o2);
+        ops::rmsnorm(rec, Rows::new(&self.s.o2, d), g, self.weight(names::FINAL_NORM), a.rms_norm_eps as f32, &self.s.h);
+        let head = if a.tie_word_embeddings { names::EMBED } else { names::LM_HEAD };
         let logits = Rows::new(&self.s.logits, a.vocab_size as u32);
         ops::matmul(rec, Rows::new(&self.s.h, d), g, self.weight(head), logits, false);
     }
 
     /// y = h W^T (+ bias) for one of a layer's attention projections.
-    fn project(&self, rec: &mut Recorder, l: usize, name: &str, n: u32, y: Rows) {
+    fn project(&self, rec: &mut Recorder, l: usize, proj: Proj, n: u32, y: Rows) {
         let d = self.arch.hidden_size as u32;
-        let p = format!("model.layers.{l}.self_attn.{name}");
-        ops::matmul(rec, Rows::new(&self.s.h, d), n, self.weight(&format!("{p}.weight")), y, false);
-        if let Some(b) = self.w.get(&format!("{p}.bias")) {
+        let p = self.names[l].proj(proj);
+        ops::matmul(rec, Rows::new(&self.s.h, d), n, self.weight(&p.weight), y, false);
+        if let Some(b) = self.w.get(&p.bias) {
             ops::bias(rec, b, y, n);
         }
     }
@@ -403,23 +590,23 @@ impl GpuModel {
     /// x += o_proj(o) (+ bias).
     fn project_out(&self, rec: &mut Recorder, l: usize, o: &wgpu::Buffer, width: u32, n: u32) {
         let d = self.arch.hidden_size as u32;
-        let p = format!("model.layers.{l}.self_attn.o_proj");
+        let p = &self.names[l].o;
         let x = Rows::new(&self.s.x, d);
-        ops::matmul(rec, Rows::new(o, width), n, self.weight(&format!("{p}.weight")), x, true);
-        if let Some(b) = self.w.get(&format!("{p}.bias")) {
+        ops::matmul(rec, Rows::new(o, width), n, self.weight(&p.weight), x, true);
+        if let Some(b) = self.w.get(&p.bias) {
             ops::bias(rec, b, x, n);
         }
     }
 
-    fn record_softmax(&self, rec: &mut Recorder, l: usize, n: u32, pos: u32, [k, v, lse]: [&wgpu::Buffer; 3], q_cap: Option<&wgpu::Buffer>) {
+    fn record_softmax(&self, rec: &mut Recorder, l: usize, layout: &Layout, [k, v, lse]: [&wgpu::Buffer; 3], q_cap: Option<&wgpu::Buffer>) {
         let a = &self.arch;
+        let n = layout.rows;
         let (heads, kv_heads, dh) = (a.attn.heads as u32, a.attn.kv_heads as u32, a.attn.head_dim as u32);
         let (qw, kw) = (heads * dh, kv_heads * dh);
-        let p = |name: &str| format!("model.layers.{l}.self_attn.{name}");
-        // Keys and values go straight into the cache at their positions.
-        self.project(rec, l, "q_proj", n, Rows::new(&self.s.q, qw));
-        self.project(rec, l, "k_proj", n, Rows::new(k, kw).at(pos));
-        self.project(rec, l, "v_proj", n, Rows::new(v, kw).at(pos));
+        let names = &self.names[l];
+        self.project(rec, l, Proj::Q, n, Rows::new(&self.s.q, qw));
+        self.project(rec, l, Proj::K, n, Rows::new(&self.s.k, kw));
+        self.project(rec, l, Proj::V, n, Rows::new(&self.s.v, kw));
         let rope = a.attn_use_rope.then(|| &self.rope[&a.attn.head_dim]);
         let eps = a.rms_norm_eps as f32;
         let (hype_a, scale) = match a.logits_scaling {
@@ -427,46 +614,50 @@ impl GpuModel {
             LogitsScaling::Constant(c) => (None, c as f32),
             LogitsScaling::Hype(big_a) => (Some(big_a as f32), 1.0),
         };
-        let q_prep = HeadPrep { heads, dh, norm: Some(self.weight(&p("q_norm.weight"))), rope, hype_a, scale, eps };
-        ops::heads(rec, Rows::new(&self.s.q, qw), n, pos, &q_prep, &self.s.dummy);
-        let k_prep = HeadPrep { heads: kv_heads, dh, norm: Some(self.weight(&p("k_norm.weight"))), rope, hype_a: None, scale: 1.0, eps };
-        ops::heads(rec, Rows::new(k, kw).at(pos), n, pos, &k_prep, &self.s.dummy);
-        let shape = AttnShape { rows: n, heads, kv_heads, dh, pos0: pos };
-        ops::attend(rec, &shape, &self.s.q, k, v, &self.s.o, lse);
+        let q_prep = HeadPrep { heads, dh, norm: Some(self.weight(&names.q_norm)), rope, hype_a, scale, eps };
+        ops::heads(rec, Rows::new(&self.s.q, qw), n, &layout.positions, &q_prep, &self.s.dummy);
+        let k_prep = HeadPrep { heads: kv_heads, dh, norm: Some(self.weight(&names.k_norm)), rope, hype_a: None, scale: 1.0, eps };
+        ops::heads(rec, Rows::new(&self.s.k, kw), n, &layout.positions, &k_prep, &self.s.dummy);
+        // Each sequence's keys and values join its cache before it attends.
+        ops::copy_rows(rec, &layout.to_cache, n, kw, &self.s.k, k);
+        ops::copy_rows(rec, &layout.to_cache, n, kw, &self.s.v, v);
+        let shape = AttnShape { heads, kv_heads, dh, ctx: self.opts.max_context };
+        ops::attend(rec, &shape, layout.segments(), [&self.s.q, k, v], &self.s.o, lse);
         if let Some(cap) = q_cap {
-            rec.copy(&self.s.q, 0, cap, pos as u64 * qw as u64 * 4, n as u64 * qw as u64 * 4);
+            ops::copy_rows(rec, &layout.to_cache, n, qw, &self.s.q, cap);
         }
         if a.attn_use_output_gate {
-            ops::matmul(rec, Rows::new(&self.s.h, a.hidden_size as u32), n, self.weight(&p("o_gate.weight")), Rows::new(&self.s.gate, qw), false);
+            ops::matmul(rec, Rows::new(&self.s.h, a.hidden_size as u32), n, self.weight(&names.o_gate), Rows::new(&self.s.gate, qw), false);
             ops::gate(rec, &self.s.o, &self.s.gate, n * qw);
         }
         self.project_out(rec, l, &self.s.o, qw, n);
     }
 
-    fn record_lightning(&self, rec: &mut Recorder, l: usize, n: u32, pos: u32, state: &wgpu::Buffer) {
+    fn record_lightning(&self, rec: &mut Recorder, l: usize, layout: &Layout, state: &wgpu::Buffer) {
         let a = &self.arch;
+        let n = layout.rows;
         let (heads, kv_heads, dk) = (a.lightning.heads as u32, a.lightning.kv_heads as u32, a.lightning.head_dim as u32);
         let (qw, kw) = (heads * dk, kv_heads * dk);
-        let p = |name: &str| format!("model.layers.{l}.self_attn.{name}");
-        self.project(rec, l, "q_proj", n, Rows::new(&self.s.q, qw));
-        self.project(rec, l, "k_proj", n, Rows::new(&self.s.k, kw));
-        self.project(rec, l, "v_proj", n, Rows::new(&self.s.v, kw));
+        let names = &self.names[l];
+        self.project(rec, l, Proj::Q, n, Rows::new(&self.s.q, qw));
+        self.project(rec, l, Proj::K, n, Rows::new(&self.s.k, kw));
+        self.project(rec, l, Proj::V, n, Rows::new(&self.s.v, kw));
         let rope = a.lightning_use_rope.then(|| &self.rope[&a.lightning.head_dim]);
         let eps = a.rms_norm_eps as f32;
-        let norm = |name: &str| a.lightning_use_qk_norm.then(|| self.weight(&p(name)));
-        let q_prep = HeadPrep { heads, dh: dk, norm: norm("q_norm.weight"), rope, hype_a: None, scale: 1.0, eps };
-        ops::heads(rec, Rows::new(&self.s.q, qw), n, pos, &q_prep, &self.s.dummy);
-        let k_prep = HeadPrep { heads: kv_heads, dh: dk, norm: norm("k_norm.weight"), rope, hype_a: None, scale: 1.0, eps };
-        ops::heads(rec, Rows::new(&self.s.k, kw), n, pos, &k_prep, &self.s.dummy);
-        let shape = LightningShape { rows: n, heads, kv_heads, dk, scale: a.lightning_scale.value(a.lightning.head_dim) as f32 };
-        ops::lightning(rec, &shape, [&self.s.q, &self.s.k, &self.s.v], &self.slopes, state, &self.s.o);
+        let norm = |name: &str| a.lightning_use_qk_norm.then(|| self.weight(name));
+        let q_prep = HeadPrep { heads, dh: dk, norm: norm(&names.q_norm), rope, hype_a: None, scale: 1.0, eps };
+        ops::heads(rec, Rows::new(&self.s.q, qw), n, &layout.positions, &q_prep, &self.s.dummy);
+        let k_prep = HeadPrep { heads: kv_heads, dh: dk, norm: norm(&names.k_norm), rope, hype_a: None, scale: 1.0, eps };
+        ops::heads(rec, Rows::new(&self.s.k, kw), n, &layout.positions, &k_prep, &self.s.dummy);
+        let shape = LightningShape { heads, kv_heads, dk, scale: a.lightning_scale.value(a.lightning.head_dim) as f32 };
+        ops::lightning(rec, &shape, layout.segments(), [&self.s.q, &self.s.k, &self.s.v], &self.slopes, state, &self.s.o);
         let mut o = &self.s.o;
         if a.lightning_use_output_norm {
-            ops::rmsnorm(rec, Rows::new(o, qw), n, self.weight(&p("o_norm.weight")), eps, &self.s.o2);
+            ops::rmsnorm(rec, Rows::new(o, qw), n, self.weight(&names.o_norm), eps, &self.s.o2);
             o = &self.s.o2;
         }
         if a.lightning_use_output_gate {
-            ops::matmul(rec, Rows::new(&self.s.h, a.hidden_size as u32), n, self.weight(&p("z_proj.weight")), Rows::new(&self.s.gate, qw), false);
+            ops::matmul(rec, Rows::new(&self.s.h, a.hidden_size as u32), n, self.weight(&names.z_proj), Rows::new(&self.s.gate, qw), false);
             ops::gate(rec, o, &self.s.gate, n * qw);
         }
         self.project_out(rec, l, o, qw, n);
@@ -475,11 +666,11 @@ impl GpuModel {
     /// x += down_proj(silu(gate_proj(h)) * up_proj(h))
     fn record_mlp(&self, rec: &mut Recorder, l: usize, n: u32) {
         let (d, i) = (self.arch.hidden_size as u32, self.arch.intermediate_size as u32);
-        let p = |name: &str| format!("model.layers.{l}.mlp.{name}.weight");
+        let names = &self.names[l];
         let h = Rows::new(&self.s.h, d);
-        ops::matmul(rec, h, n, self.weight(&p("gate_proj")), Rows::new(&self.s.gate, i), false);
-        ops::matmul(rec, h, n, self.weight(&p("up_proj")), Rows::new(&self.s.up, i), false);
+        ops::matmul(rec, h, n, self.weight(&names.mlp_gate), Rows::new(&self.s.gate, i), false);
+        ops::matmul(rec, h, n, self.weight(&names.mlp_up), Rows::new(&self.s.up, i), false);
         ops::swiglu(rec, &self.s.gate, &self.s.up, n * i);
-        ops::matmul(rec, Rows::new(&self.s.gate, i), n, self.weight(&p("down_proj")), Rows::new(&self.s.x, d), true);
+        ops::matmul(rec, Rows::new(&self.s.gate, i), n, self.weight(&names.mlp_down), Rows::new(&self.s.x, d), true);
     }
 }

@@ -3,5 +3,9 @@
 
 pub mod cpu;
 pub mod engine;
+pub mod fast;
 pub mod fit;
 pub mod gpu;
+mod par;
+pub mod rowstats;
+mod simd;

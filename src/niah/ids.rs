@@ -7,7 +7,7 @@
 
 use std::ops::Range;
 
-use super::PyRandom;
+use super::pyrandom::PyRandom;
 use crate::error::{Error, Result};
 
 /// The task's name in sweeps and on the command line.

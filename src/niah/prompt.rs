@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use super::essay::{py_space, split_sentences, EssayGen};
 use super::pyrandom::PyRandom;
 use super::tables::{ADJECTIVES, NOUNS};
-use super::{NiahPrompt, Options, Source, Task, DEFAULT_MK_DISTRACTORS};
+use super::task::{NiahPrompt, Options, Source, Task, DEFAULT_MK_DISTRACTORS};
 use crate::error::{Error, Result};
 
 /// reference/assets/essays.txt, compiled in (the `File` source).

@@ -1,80 +1,30 @@
 //! The evaluate panel: one NIAH sweep over pre, sft and the merge, side by
-//! side, with progress and Cancel; the results as one heat map per model
-//! (context length x needle depth, one colour scale) and a table laid out
-//! as the paper's Table 1. A cancelled sweep keeps its results and Run
-//! continues it.
+//! side, run by the engine's worker with progress and Cancel; the results
+//! as one heat map per model (context length x needle depth, one colour
+//! scale) and a table laid out as the paper's Table 1. A cancelled sweep
+//! keeps its results and Run continues it.
 
-use std::cell::{Cell, RefCell};
-use std::collections::HashSet;
-
-use serde::{Deserialize, Serialize};
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
-use web_sys::HtmlProgressElement;
 
-use super::share::{self, field};
-use super::{add, by_id, document, load_engine, on, report, repair, set_class_text, show_svg, BrowserSource};
-use crate::checkpoint::Checkpoint;
-use crate::error::{Error, Result};
+use super::dom::{add, by_id, element, enable, need, need_document, on, set_progress, set_status, show_svg};
+use super::engine::{self, Ended};
+use super::protocol::{Event, Request};
+use super::state;
+use super::{forms, share};
+use crate::app::sweep::{models_of, table_cell, SweepSpec};
+use crate::error::Result;
 use crate::figures::niah_heat_map;
-use crate::niah::{Task, ID_TASK};
-use crate::sweep::{cells, PromptMaker, SampleResult};
-use crate::tokenizer::Tokenizer;
-
-/// The sweep form's settings (and the fragment's keys of the same names).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SweepSettings {
-    pub task: String,
-    pub lengths: Vec<u32>,
-    pub depths: Vec<f64>,
-    pub samples: u32,
-    pub seed: u64,
-}
-
-thread_local! {
-    /// The settings and every finished sample of the last sweep.
-    static RESULTS: RefCell<Option<(SweepSettings, Vec<SampleResult>)>> = const { RefCell::new(None) };
-    static CANCEL: Cell<bool> = const { Cell::new(false) };
-}
-
-/// The last sweep, for the report.
-pub(super) fn results() -> Option<(SweepSettings, Vec<SampleResult>)> {
-    RESULTS.with(|r| r.borrow().clone())
-}
+use crate::prompts::TaskKind;
+use crate::sweep::{cells, SampleResult};
 
 fn status(text: &str, error: bool) {
-    set_class_text("eval-status", text, error);
+    set_status("eval-status", text, error);
 }
 
-fn list<T: std::str::FromStr>(id: &str, what: &str) -> Result<Vec<T>> {
-    let v = field(id);
-    let parsed: std::result::Result<Vec<T>, _> = v.split(',').map(|x| x.trim().parse::<T>()).collect();
-    match parsed {
-        Ok(list) if !list.is_empty() => Ok(list),
-        _ => Err(Error::Usage(format!("{what}: {v:?} is not a comma-separated list of numbers"))),
-    }
-}
-
-/// The form's settings, checked.
-pub(super) fn settings() -> Result<SweepSettings> {
-    let task = field("task");
-    if task != ID_TASK {
-        Task::parse(&task)?;
-    }
-    let lengths: Vec<u32> = list("lengths", "lengths")?;
-    let depths: Vec<f64> = list("depths", "depths")?;
-    if let Some(d) = depths.iter().find(|d| !(0.0..=1.0).contains(*d)) {
-        return Err(Error::Usage(format!("depth {d} is outside [0, 1]")));
-    }
-    let samples = field("samples").trim().parse::<u32>().ok().filter(|s| *s >= 1).ok_or_else(|| Error::Usage("samples must be a whole number of at least 1".into()))?;
-    let seed = field("seed").trim().parse::<u64>().map_err(|_| Error::Usage("seed must be a whole number".into()))?;
-    Ok(SweepSettings { task, lengths, depths, samples, seed })
-}
-
-fn share_settings(st: &SweepSettings) {
+fn share_settings(st: &SweepSpec) {
     let join = |v: Vec<String>| v.join(",");
     share::update(&[
-        ("task", st.task.clone()),
+        ("task", st.task.name().into()),
         ("lengths", join(st.lengths.iter().map(|x| x.to_string()).collect())),
         ("depths", join(st.depths.iter().map(|x| x.to_string()).collect())),
         ("samples", st.samples.to_string()),
@@ -82,115 +32,86 @@ fn share_settings(st: &SweepSettings) {
     ]);
 }
 
-fn progress(done: usize, total: usize) {
-    if let Some(p) = by_id("eval-progress").and_then(|e| e.dyn_into::<HtmlProgressElement>().ok()) {
-        p.set_max(total.max(1) as f64);
-        p.set_value(done as f64);
-    }
-}
-
-fn buttons(running: bool) {
-    for (id, disabled) in [("run-sweep", running), ("cancel-sweep", !running)] {
-        if let Some(b) = by_id(id) {
-            let _ = if disabled { b.set_attribute("disabled", "") } else { b.remove_attribute("disabled") };
-        }
-    }
-}
-
-async fn run_sweep() -> Result<()> {
-    let st = settings()?;
-    share_settings(&st);
-    let models = repair::models()?;
+async fn run() -> Result<()> {
+    let spec = forms::sweep()?;
+    share_settings(&spec);
+    let models = state::models()?;
     // Same settings: keep what is done and continue; new settings start over.
-    let mut results = match results() {
-        Some((old, r)) if old == st => r,
+    let mut results = match state::with(|s| s.sweep.clone()) {
+        Some((old, r)) if old == spec => r,
         _ => Vec::new(),
     };
-    let per_model = st.lengths.len() * st.depths.len() * st.samples as usize;
-    let total = per_model * models.len();
+    state::with(|s| s.sweep = Some((spec.clone(), results.clone())));
+    let total = spec.per_model() * models.len();
     let mut ran_on = String::new();
-    CANCEL.with(|c| c.set(false));
-    for (m, (name, files)) in models.iter().enumerate() {
-        let done: HashSet<_> = results.iter().map(|r| r.key()).collect();
-        let base = m * per_model;
-        if results.iter().filter(|r| r.model == *name).count() == per_model {
-            continue;
+    let request = Request::Sweep { spec: spec.clone(), done: results.clone() };
+    status("Starting the engine…", false);
+    let ended = engine::run(&request, &models, &mut |event| match event {
+        Event::Loading { model } => status(&format!("{model}: preparing prompts and loading the model…"), false),
+        Event::Progress { model, engine, model_done, model_total, .. } => {
+            status(&format!("{model}: prompt {} of {model_total} on {engine}", (model_done + 1).min(model_total)), false);
+            ran_on = engine;
         }
-        status(&format!("{name}: preparing prompts and loading the model…"), false);
-        let ck = Checkpoint::open(BrowserSource::new(files.clone())?).await?;
-        let tok = Tokenizer::of_checkpoint(&ck).await?;
-        let maker = PromptMaker::of(&ck, tok.as_ref())?;
-        let samples = maker.samples(&st.task, &st.lengths, &st.depths, st.samples, st.seed, None).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
-        let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
-        let (engine, note) = load_engine(&ck, longest, false).await.map_err(|e| Error::Usage(format!("{name}: {e}")))?;
-        ran_on = format!("{}{note}", engine.backend());
-        let stop: Vec<u32> = ck.config_u32("eos_token_id").into_iter().collect();
-        let detok = |ids: &[u32]| maker.text(&st.task, ids);
-        let mut out = Vec::new();
-        let complete = crate::sweep::run(&engine, name, &samples, &stop, &detok, &done, &mut out, &mut |i, n| {
-            progress(base + i, total);
-            status(&format!("{name}: prompt {} of {n} on {}{note}", (i + 1).min(n), engine.backend()), false);
-            !CANCEL.with(|c| c.get())
-        })
-        .await?;
-        results.extend(out);
-        RESULTS.with(|r| *r.borrow_mut() = Some((st.clone(), results.clone())));
-        render(&st, &results)?;
-        if !complete {
-            let finished = results.len();
-            status(&format!("Cancelled after {finished} of {total} prompts; Run continues from there."), false);
-            return Ok(());
+        Event::Samples { samples } => {
+            results.extend(samples);
+            // The bar counts finished prompts: a batch finishes together.
+            set_progress("eval-progress", results.len() as f64, total as f64);
+            state::with(|s| s.sweep = Some((spec.clone(), results.clone())));
+            if let Err(e) = render(&spec, &results) {
+                status(&e.to_string(), true);
+            }
         }
+        Event::Profile { .. } | Event::Done | Event::Failed { .. } => {}
+    })
+    .await?;
+    if ended == Ended::Cancelled {
+        status(&format!("Cancelled after {} of {total} prompts; Run continues from there.", results.len()), false);
+        return Ok(());
     }
-    progress(total, total);
+    render(&spec, &results)?;
+    set_progress("eval-progress", total as f64, total as f64);
     let on = if ran_on.is_empty() { String::new() } else { format!(" on {ran_on}") };
-    status(&format!("Done: {total} prompts ({per_model} per model){on}."), false);
+    status(&format!("Done: {total} prompts ({} per model){on}.", spec.per_model()), false);
     Ok(())
 }
 
 /// Heat maps and the Table 1 summary of `results`.
-fn render(st: &SweepSettings, results: &[SampleResult]) -> Result<()> {
+fn render(st: &SweepSpec, results: &[SampleResult]) -> Result<()> {
     let cells = cells(results);
-    let mut models: Vec<&str> = Vec::new();
-    for r in results {
-        if !models.contains(&r.model.as_str()) {
-            models.push(&r.model);
-        }
-    }
-    let maps = by_id("heatmaps").ok_or_else(|| Error::Usage("no #heatmaps".into()))?;
+    let models = models_of(results);
+    let maps = need("heatmaps")?;
     maps.set_text_content(None);
     let mut figures = Vec::new();
     for m in &models {
-        let svg = niah_heat_map(m, &st.task, &st.lengths, &st.depths, &cells);
+        let svg = niah_heat_map(m, st.task.name(), &st.lengths, &st.depths, &cells);
         show_svg(&maps, &svg, &format!("heatmap-{m}"))?;
         figures.push((format!("niah-{}-{m}", st.task), svg));
     }
-    report::set_figures("niah-", figures);
+    state::set_figures("niah-", figures);
     table1(st, results, &models)
 }
 
 /// One row per model, one column per task and length: accuracy in %,
 /// over every depth and sample of the cell, as the paper's Table 1.
-fn table1(st: &SweepSettings, results: &[SampleResult], models: &[&str]) -> Result<()> {
-    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
-    let root = by_id("table1").ok_or_else(|| Error::Usage("no #table1".into()))?;
+fn table1(st: &SweepSpec, results: &[SampleResult], models: &[&str]) -> Result<()> {
+    let doc = need_document()?;
+    let root = need("table1")?;
     root.set_text_content(None);
-    let table = doc.create_element("table").map_err(|_| Error::Usage("cannot make a table".into()))?;
+    let table = element(&doc, "table")?;
     let _ = table.set_attribute("class", "layers table1");
     add(&doc, &table, "caption", "NIAH accuracy (%), mean over depths and samples");
-    let head = doc.create_element("tr").map_err(|_| Error::Usage("cannot make a row".into()))?;
+    let head = element(&doc, "tr")?;
     add(&doc, &head, "th", "model");
     for len in &st.lengths {
-        add(&doc, &head, "th", &format!("{}@{len}", st.task.to_uppercase()));
+        add(&doc, &head, "th", &format!("{}@{len}", st.task.name().to_uppercase()));
     }
     let _ = table.append_child(&head);
     for m in models {
-        let tr = doc.create_element("tr").map_err(|_| Error::Usage("cannot make a row".into()))?;
+        let tr = element(&doc, "tr")?;
         let _ = tr.set_attribute("data-model", m);
         add(&doc, &tr, "th", m);
-        for len in &st.lengths {
-            let scores: Vec<f64> = results.iter().filter(|r| r.model == *m && r.length == *len).map(|r| r.score).collect();
-            let text = if scores.is_empty() { "–".to_string() } else { format!("{:.1}", 100.0 * scores.iter().sum::<f64>() / scores.len() as f64) };
+        for &len in &st.lengths {
+            let text = table_cell(results, m, st.task, len).map_or("–".to_string(), |acc| format!("{acc:.1}"));
             add(&doc, &tr, "td", &text);
         }
         let _ = table.append_child(&tr);
@@ -201,7 +122,7 @@ fn table1(st: &SweepSettings, results: &[SampleResult], models: &[&str]) -> Resu
 
 pub fn wire() {
     share::restore(&[
-        ("task", |v| v == ID_TASK || Task::parse(v).is_ok()),
+        ("task", |v| TaskKind::parse(v).is_ok()),
         ("lengths", share::number_list),
         ("depths", share::number_list),
         ("samples", share::whole_number),
@@ -210,18 +131,17 @@ pub fn wire() {
     if let Some(b) = by_id("run-sweep") {
         on(&b, "click", |_| {
             spawn_local(async {
-                buttons(true);
-                if let Err(e) = run_sweep().await {
+                enable(&["run-sweep"], false);
+                enable(&["cancel-sweep"], true);
+                if let Err(e) = run().await {
                     status(&e.to_string(), true);
                 }
-                buttons(false);
+                enable(&["run-sweep"], true);
+                enable(&["cancel-sweep"], false);
             })
         });
     }
     if let Some(b) = by_id("cancel-sweep") {
-        on(&b, "click", |_| {
-            CANCEL.with(|c| c.set(true));
-            status("Cancelling after the current prompt…", false);
-        });
+        on(&b, "click", |_| engine::cancel());
     }
 }

@@ -2,56 +2,25 @@
 //! (picked, dropped, or the shipped demo pair), their compatibility, the
 //! merge, and its verified output offered as downloads.
 
-use std::cell::RefCell;
-
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 use web_sys::{Blob, File};
 
-use super::share::{self, field};
-use super::{add, by_id, document, files_of, js_err, merge, offer_downloads, MERGE_STEPS, on, on_click_async, set_class_text, wire_picker, BrowserSource};
-use crate::checkpoint::Checkpoint;
+use super::dom::{add, by_id, document, element, enable, files_of, js_err, need, need_document, offer_downloads, on, on_click_async, set_progress, set_status, wire_picker};
+use super::files::{fetch_file, open_files, plan_to_blobs, to_files};
+use super::{forms, share, state};
+use crate::app::merge::{merge_pair, plan_sources, MERGE_STEPS};
 use crate::error::{Error, Result};
 use crate::merge::compat::check_pair;
 use crate::merge::recipe::RECIPE_FILE;
-use crate::merge::{MergeSpec, Method};
+use crate::merge::MergeSpec;
 use crate::summary::{arch_of, human_bytes, human_count, summarize};
 use crate::writer::SourceFingerprint;
 
-thread_local! {
-    /// The files of each side: [before SFT, after SFT].
-    static PAIR: RefCell<[Vec<File>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
-    /// The last merge's recipe, for "Copy recipe".
-    static RECIPE: RefCell<String> = const { RefCell::new(String::new()) };
-    /// The last merge's files and its settings, for the evaluation.
-    static MERGED: RefCell<Option<(MergeSpec, Vec<File>)>> = const { RefCell::new(None) };
-}
-
-/// The models to evaluate side by side: pre, sft, and the merge once made;
-/// an error until both sides are given.
-pub(super) fn models() -> Result<Vec<(&'static str, Vec<File>)>> {
-    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
-    let mut out = vec![("pre", pre), ("sft", sft)];
-    if let Some((_, files)) = MERGED.with(|m| m.borrow().clone()) {
-        out.push(("merged", files));
-    }
-    out.retain(|(_, f)| !f.is_empty());
-    if out.len() < 2 {
-        return Err(Error::Usage("Give both checkpoints (or open the demo) first.".into()));
-    }
-    Ok(out)
-}
-
-/// The last merge's settings, for the report.
-pub(super) fn merged_spec() -> Option<MergeSpec> {
-    MERGED.with(|m| m.borrow().as_ref().map(|(spec, _)| spec.clone()))
-}
-
 const SIDES: [&str; 2] = ["pre", "sft"];
 const DEMO_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
-
 
 fn side_index(side: &str) -> Result<usize> {
     SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Usage(format!("unknown side {side:?}")))
@@ -64,16 +33,18 @@ pub async fn open_side(side: String, files: Array) {
     let files = files_of(&files);
     share::update(&[("demo", "0".into())]);
     if let Err(e) = set_side(&side, files).await {
-        set_class_text(&format!("{side}-status"), &e.to_string(), true);
+        set_status(&format!("{side}-status"), &e.to_string(), true);
     }
 }
 
 async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     let i = side_index(side)?;
-    PAIR.with(|p| p.borrow_mut()[i] = files.clone());
-    MERGED.with(|m| *m.borrow_mut() = None);
-    set_class_text(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
-    let ck = Checkpoint::open(BrowserSource::new(files)?).await?;
+    state::with(|s| {
+        s.pair[i] = files.clone();
+        s.merged = None;
+    });
+    set_status(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
+    let ck = open_files(files).await?;
     let s = summarize(&ck, &arch_of(&ck)?);
     let dtypes: Vec<String> = s.dtypes.keys().map(|d| d.to_string()).collect();
     let mut line = format!(
@@ -95,7 +66,7 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
         line += &format!("; not the checkpoint the shared link was made with (fingerprint {fingerprint}, the link says {shared})");
     }
     share::update(&[(side, fingerprint)]);
-    set_class_text(&format!("{side}-status"), &line, !s.problems.is_empty());
+    set_status(&format!("{side}-status"), &line, !s.problems.is_empty());
     layer_map(side, &s.layers);
     check_pair_now().await;
     Ok(())
@@ -125,37 +96,26 @@ fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
 
 /// Checks the pair once both sides are loaded; enables the merge if it fits.
 async fn check_pair_now() {
-    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
+    let [pre, sft] = state::with(|s| s.pair.clone());
     // Merging, evaluating and inspecting all need a compatible pair.
-    let enable = |on: bool| {
-        for id in ["merge", "run-sweep", "run-routing"] {
-            if let Some(b) = by_id(id) {
-                let _ = if on { b.remove_attribute("disabled") } else { b.set_attribute("disabled", "") };
-            }
-        }
-    };
+    let needs_pair = ["merge", "run-sweep", "run-routing"];
     if pre.is_empty() || sft.is_empty() {
-        enable(false);
+        enable(&needs_pair, false);
         return;
     }
-    let result = async {
-        let pre = Checkpoint::open(BrowserSource::new(pre)?).await?;
-        let sft = Checkpoint::open(BrowserSource::new(sft)?).await?;
-        check_pair(&pre, &sft)
-    }
-    .await;
+    let result = async { check_pair(&open_files(pre).await?, &open_files(sft).await?) }.await;
     match result {
         Ok(arch) => {
             let softmax: Vec<usize> = arch.softmax_layers();
-            set_class_text("pair-status", &format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored."), false);
-            enable(true);
+            set_status("pair-status", &format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored."), false);
+            enable(&needs_pair, true);
             if let Err(e) = show_drift().await {
-                set_class_text("pair-status", &format!("Drift could not be computed: {e}"), true);
+                set_status("pair-status", &format!("Drift could not be computed: {e}"), true);
             }
         }
         Err(e) => {
-            set_class_text("pair-status", &e.to_string(), true);
-            enable(false);
+            set_status("pair-status", &e.to_string(), true);
+            enable(&needs_pair, false);
         }
     }
 }
@@ -164,14 +124,12 @@ async fn check_pair_now() {
 /// one colour scale (light to dark blue, readable without colour vision)
 /// with the number in each cell; softmax layers marked.
 async fn show_drift() -> Result<()> {
-    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
-    let pre = Checkpoint::open(BrowserSource::new(pre)?).await?;
-    let sft = Checkpoint::open(BrowserSource::new(sft)?).await?;
-    let report = crate::merge::drift::drift(&pre, &sft, |_, _| {}).await?;
-    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
-    let root = by_id("drift").ok_or_else(|| Error::Usage("no #drift".into()))?;
+    let [pre, sft] = state::with(|s| s.pair.clone());
+    let report = crate::merge::drift::drift(&open_files(pre).await?, &open_files(sft).await?, |_, _| {}).await?;
+    let doc = need_document()?;
+    let root = need("drift")?;
     root.set_text_content(None);
-    let el = |tag: &str| doc.create_element(tag).map_err(|e| js_err(tag, e));
+    let el = |tag: &str| element(&doc, tag);
     let table = el("table")?;
     let _ = table.set_attribute("class", "heat");
     let head = el("tr")?;
@@ -202,16 +160,6 @@ async fn show_drift() -> Result<()> {
     Ok(())
 }
 
-async fn fetch_file(url: &str, name: &str) -> Result<File> {
-    let window = web_sys::window().ok_or_else(|| Error::Usage("no window".into()))?;
-    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| js_err(url, e))?.unchecked_into();
-    if !resp.ok() {
-        return Err(Error::io(url, format!("HTTP {}", resp.status())));
-    }
-    let blob: Blob = JsFuture::from(resp.blob().map_err(|e| js_err(url, e))?).await.map_err(|e| js_err(url, e))?.unchecked_into();
-    File::new_with_blob_sequence(&Array::of1(&blob), name).map_err(|e| js_err(name, e))
-}
-
 async fn open_demo() -> Result<()> {
     for side in SIDES {
         let mut files = Vec::new();
@@ -235,56 +183,50 @@ fn short_fingerprint(fp: &SourceFingerprint) -> String {
     h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-/// The merge settings in the form.
-fn spec_from_form() -> Result<MergeSpec> {
-    let method: Method = serde_json::from_value(serde_json::Value::String(field("method")))
-        .map_err(|_| Error::Usage(format!("unknown method {:?}", field("method"))))?;
-    let number = |id: &str| -> Result<f32> {
-        field(id).trim().parse::<f32>().map_err(|_| Error::Usage(format!("{id} must be a number, not {:?}", field(id))))
-    };
-    let layers = field("layers");
-    let layers = if layers.trim().is_empty() {
-        None
-    } else {
-        Some(
-            layers
-                .split(',')
-                .map(|l| l.trim().parse::<usize>().map_err(|_| Error::Usage(format!("layers: {l:?} is not a layer number"))))
-                .collect::<Result<Vec<_>>>()?,
-        )
-    };
-    let spec = MergeSpec { method, alpha: number("alpha")?, beta: number("beta")?, layers, include_norms: false };
-    spec.validate()?;
-    Ok(spec)
-}
-
 async fn run_merge() -> Result<()> {
-    let spec = spec_from_form()?;
-    let [pre, sft] = PAIR.with(|p| p.borrow().clone());
-    let step = |i: u32, what: &str| {
-        if let Some(p) = by_id("merge-progress").and_then(|e| e.dyn_into::<web_sys::HtmlProgressElement>().ok()) {
-            p.set_max(MERGE_STEPS as f64);
-            p.set_value(i as f64);
-        }
+    let spec = forms::merge()?;
+    let [pre, sft] = state::with(|s| s.pair.clone());
+    let mut step = |i: u32, what: &str| {
+        set_progress("merge-progress", i as f64, MERGE_STEPS as f64);
         if i < MERGE_STEPS {
-            set_class_text("merge-status", &format!("Step {} of {MERGE_STEPS}: {what}…", i + 1), false);
+            set_status("merge-status", &format!("Step {} of {MERGE_STEPS}: {what}…", i + 1), false);
         }
     };
-    let files = merge(pre, sft, &serde_json::to_string(&spec).expect("spec serializes"), &step).await?;
-    MERGED.with(|m| *m.borrow_mut() = Some((spec.clone(), files_of(&files))));
+    step(0, "reading both checkpoints' headers");
+    let (pre, sft) = (open_files(pre).await?, open_files(sft).await?);
+    let merged = merge_pair(&pre, &sft, &spec, &mut step).await?;
+    step(2, "assembling and verifying the output files");
+    let blobs = plan_to_blobs(&merged.plan, &plan_sources(&pre, &sft)).await?;
+    step(MERGE_STEPS, "done");
+    let files = files_of(&to_files(blobs)?);
+    state::with(|s| s.merged = Some((spec.clone(), files.clone())));
     let mut offered = Vec::new();
-    for f in files_of(&files) {
+    for f in &files {
         if f.name() == RECIPE_FILE {
             let text = JsFuture::from(f.text()).await.map_err(|e| js_err(RECIPE_FILE, e))?.as_string().unwrap_or_default();
-            RECIPE.with(|r| *r.borrow_mut() = text);
+            state::with(|s| s.recipe = text);
         }
-        offered.push((f.name(), Blob::from(f)));
+        offered.push((f.name(), Blob::from(f.clone())));
     }
     offer_downloads("downloads", &offered)?;
     share(&spec);
-    let n = files.length();
-    set_class_text("merge-status", &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
+    let n = files.len();
+    set_status("merge-status", &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
     Ok(())
+}
+
+/// Merges `pre` into `sft` as `spec_json` (a recipe's merge settings) says:
+/// one `File` per output file (shards, index, config, recipe), each built
+/// from slices of the inputs and verified. For tests and scripts.
+#[wasm_bindgen]
+pub async fn merge_checkpoints(pre: Array, sft: Array, spec_json: String) -> std::result::Result<Array, JsError> {
+    let merged = async {
+        let spec: MergeSpec = serde_json::from_str(&spec_json).map_err(|e| Error::Usage(format!("invalid merge settings: {e}")))?;
+        let (pre, sft) = (open_files(files_of(&pre)).await?, open_files(files_of(&sft)).await?);
+        let merged = merge_pair(&pre, &sft, &spec, &mut |_, _| {}).await?;
+        to_files(plan_to_blobs(&merged.plan, &plan_sources(&pre, &sft)).await?)
+    };
+    merged.await.map_err(|e| JsError::new(&e.to_string()))
 }
 
 /// Puts the merge settings in the URL fragment, so the link reproduces
@@ -306,15 +248,15 @@ fn restore_from_fragment() {
 }
 
 async fn open_demo_and_merge(merge_too: bool) {
-    set_class_text("pair-status", "Fetching the demo pair…", false);
+    set_status("pair-status", "Fetching the demo pair…", false);
     if let Err(e) = open_demo().await {
-        set_class_text("pair-status", &e.to_string(), true);
+        set_status("pair-status", &e.to_string(), true);
         return;
     }
     share::update(&[("demo", "1".into())]);
     if merge_too {
         if let Err(e) = run_merge().await {
-            set_class_text("merge-status", &e.to_string(), true);
+            set_status("merge-status", &e.to_string(), true);
         }
     }
 }
@@ -336,7 +278,7 @@ pub fn wire() {
     on_click_async("merge", "merge-status", run_merge);
     if let Some(b) = by_id("copy-recipe") {
         on(&b, "click", |_| {
-            let text = RECIPE.with(|r| r.borrow().clone());
+            let text = state::with(|s| s.recipe.clone());
             if let Some(w) = web_sys::window() {
                 let _ = w.navigator().clipboard().write_text(&text);
             }

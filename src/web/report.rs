@@ -2,41 +2,40 @@
 //! each figure as SVG and PNG, offered as downloads. No weights and no
 //! file names of the user's go in; checkpoints appear as fingerprints.
 
-use std::cell::RefCell;
-
 use js_sys::Array;
 use serde_json::json;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement};
 
-use super::{document, evaluate, inspect, js_err, offer_downloads, on_click_async, repair, set_class_text, share};
+use super::dom::{field, js_err, need_document, offer_downloads, on_click_async, set_status};
+use super::state::{self, PageState};
+use super::share;
 use crate::error::{Error, Result};
 use crate::sweep::cells;
 
-thread_local! {
-    /// The figures on the page: (file stem, SVG text).
-    static FIGURES: RefCell<Vec<(String, String)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Replaces the figures whose stems start with `group`.
-pub(super) fn set_figures(group: &str, figures: Vec<(String, String)>) {
-    FIGURES.with(|f| {
-        let mut f = f.borrow_mut();
-        f.retain(|(name, _)| !name.starts_with(group));
-        f.extend(figures);
-    });
+/// Distances and needle mass of every layer and model.
+fn routing_json(s: &PageState) -> Option<serde_json::Value> {
+    let r = s.routing.as_ref()?;
+    let last = r.profiles.last()?;
+    let (needle, queries) = (&last.needle, &last.queries);
+    let models: Vec<_> = r.profiles.iter().map(|p| json!({ "model": p.model, "layers": p.summary() })).collect();
+    Some(json!({ "prompt": r.prompt, "block": last.block, "needle_tokens": [needle.start, needle.end],
+                 "query_tokens": [queries.start, queries.end], "layer": field("routing-layer"),
+                 "head": field("routing-head"), "models": models }))
 }
 
 fn report_json() -> serde_json::Value {
-    let sweep = evaluate::results().map(|(settings, samples)| json!({ "settings": settings, "results": cells(&samples), "samples": samples }));
-    json!({
-        "tool": format!("qklab {}", env!("CARGO_PKG_VERSION")),
-        "link": web_sys::window().and_then(|w| w.location().href().ok()),
-        "checkpoints": { "pre": share::get("pre"), "sft": share::get("sft"), "demo": share::get("demo").as_deref() == Some("1") },
-        "merge": repair::merged_spec(),
-        "niah": sweep,
-        "routing": inspect::summary(),
+    state::with(|s| {
+        let sweep = s.sweep.as_ref().map(|(settings, samples)| json!({ "settings": settings, "results": cells(samples), "samples": samples }));
+        json!({
+            "tool": format!("qklab {}", env!("CARGO_PKG_VERSION")),
+            "link": web_sys::window().and_then(|w| w.location().href().ok()),
+            "checkpoints": { "pre": share::get("pre"), "sft": share::get("sft"), "demo": share::get("demo").as_deref() == Some("1") },
+            "merge": s.merged.as_ref().map(|(spec, _)| spec),
+            "niah": sweep,
+            "routing": routing_json(s),
+        })
     })
 }
 
@@ -48,7 +47,7 @@ fn blob(bytes: &str, mime: &str) -> Result<Blob> {
 
 /// Draws an SVG onto a canvas at twice its size and returns the PNG.
 async fn png_of(svg: &str) -> Result<Blob> {
-    let doc = document().ok_or_else(|| Error::Usage("no document".into()))?;
+    let doc = need_document()?;
     let size = |attr: &str| -> f64 {
         let key = format!(" {attr}=\"");
         svg.find(&key).and_then(|i| svg[i + key.len()..].split('"').next()).and_then(|v| v.parse().ok()).unwrap_or(300.0)
@@ -92,7 +91,7 @@ async fn bytes_of(b: &Blob) -> Result<Vec<u8>> {
 /// One archive with the JSON and every figure as SVG and PNG (browsers
 /// throttle a page that starts many downloads), and the JSON on its own.
 async fn export() -> Result<()> {
-    let figures = FIGURES.with(|f| f.borrow().clone());
+    let figures = state::with(|s| s.figures.clone());
     let json = serde_json::to_string_pretty(&report_json()).expect("json");
     let mut entries = vec![("qklab-report.json".to_string(), json.clone().into_bytes())];
     for (stem, svg) in &figures {
@@ -104,7 +103,7 @@ async fn export() -> Result<()> {
     bag.set_type("application/zip");
     let zip = Blob::new_with_u8_array_sequence_and_options(&Array::of1(&js_sys::Uint8Array::from(zip.as_slice())), &bag).map_err(|e| js_err("zip", e))?;
     offer_downloads("report-downloads", &[("qklab-report.zip".into(), zip), ("qklab-report.json".into(), blob(&json, "application/json")?)])?;
-    set_class_text("report-status", &format!("Report ready: the JSON and {} figure(s) as SVG and PNG, in one ZIP.", figures.len()), false);
+    set_status("report-status", &format!("Report ready: the JSON and {} figure(s) as SVG and PNG, in one ZIP.", figures.len()), false);
     Ok(())
 }
 

@@ -4,10 +4,7 @@
 //! accepts and only ever set as a form value. No weights and no file names
 //! go in: checkpoints are named by short fingerprints.
 
-use wasm_bindgen::JsCast;
-use web_sys::{HtmlInputElement, HtmlSelectElement};
-
-use super::by_id;
+use super::dom::set_field;
 
 /// The fragment's pairs, in order.
 pub fn read() -> Vec<(String, String)> {
@@ -35,29 +32,6 @@ pub fn update(pairs: &[(&str, String)]) {
     let hash: Vec<String> = all.iter().map(|(k, v)| format!("{k}={v}")).collect();
     if let Some(w) = web_sys::window() {
         let _ = w.location().set_hash(&hash.join("&"));
-    }
-}
-
-/// The value of a form field (input or select) by id.
-pub fn field(id: &str) -> String {
-    by_id(id)
-        .and_then(|e| match e.dyn_ref::<HtmlSelectElement>() {
-            Some(s) => Some(s.value()),
-            None => e.dyn_into::<HtmlInputElement>().ok().map(|i| i.value()),
-        })
-        .unwrap_or_default()
-}
-
-pub fn set_field(id: &str, value: &str) {
-    if let Some(e) = by_id(id) {
-        match e.dyn_ref::<HtmlSelectElement>() {
-            Some(select) => select.set_value(value),
-            None => {
-                if let Ok(input) = e.dyn_into::<HtmlInputElement>() {
-                    input.set_value(value);
-                }
-            }
-        }
     }
 }
 

@@ -162,6 +162,17 @@ async function gotoReady(pg, url = baseUrl) {
   await pg.waitForFunction(() => document.body.dataset.ready === '1');
 }
 
+/** A fresh page on the demo pair, its sweep form set to S1 at `lengths` x `depths` x `samples`. */
+async function demoSweepForm(pg, lengths, depths, samples) {
+  await gotoReady(pg);
+  await pg.locator('#open-demo').click();
+  await waitForText(pg, '#pair-status', /^Compatible/);
+  await pg.locator('#task').selectOption('s1');
+  await pg.locator('#lengths').fill(lengths);
+  await pg.locator('#depths').fill(depths);
+  await pg.locator('#samples').fill(samples);
+}
+
 /**
  * Runs `body(page, context)` in a fresh browser context that shares nothing
  * with the main page, and closes it afterwards. `prepare(context)` runs
@@ -617,7 +628,59 @@ const checks = [
     },
   },
   {
-    // Without WebGPU the page says so and runs the demo on the CPU reference.
+    // The engine runs in a Web Worker: while a sweep runs the page answers
+    // a click at once, and Cancel ends the sweep within a second.
+    name: 'sweep-in-worker-responsive',
+    needs: 'demo-evaluate',
+    async run() {
+      await inNewContext(async (p) => {
+        await demoSweepForm(p, '2048', '0,0.5,1', '2');
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /prompt \d+ of/, 120_000);
+        // A real click (mouse down and up on a form field), timed from the
+        // browser's receipt of the input to its handler on the page's thread.
+        await p.evaluate(() => document.querySelector('#seed').addEventListener('click', (e) => { window.__clickLatency = performance.now() - e.timeStamp; }, { once: true }));
+        await p.locator('#seed').scrollIntoViewIfNeeded();
+        const box = await p.locator('#seed').boundingBox();
+        await p.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+        await p.waitForFunction(() => window.__clickLatency !== undefined);
+        const latency = await p.evaluate(() => window.__clickLatency);
+        console.log(`browser: a click during the sweep was handled ${latency.toFixed(1)} ms after the browser received it`);
+        assert.ok(latency < 100, `click handled after ${latency} ms`);
+        const cancelAt = Date.now();
+        await p.locator('#cancel-sweep').click();
+        await waitForText(p, '#eval-status', /^Cancelled/, 5_000);
+        const took = Date.now() - cancelAt;
+        console.log(`browser: Cancel took effect after ${took} ms`);
+        assert.ok(took < 1000, `Cancel took ${took} ms`);
+        assert.equal(await p.locator('#run-sweep').isEnabled(), true, 'Run works again');
+      });
+    },
+  },
+  {
+    // A benchmark, not a test (QKLAB_BROWSER_CHECKS=live-sweep-bench): the
+    // live run that shows the demo's effect, S1 at 2048 tokens x 5 depths x
+    // 2 samples for pre, sft and QK-Restore (30 prompts), timed from Run to Done.
+    name: 'live-sweep-bench',
+    needs: 'page-loads',
+    benchmark: true,
+    async run() {
+      await inNewContext(async (p) => {
+        await demoSweepForm(p, '2048', '0,0.25,0.5,0.75,1', '2');
+        await p.locator('#merge').click();
+        await waitForText(p, '#merge-status', /^Done/);
+        const t0 = Date.now();
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /^(Done|.*error)/i, 1_200_000);
+        const secs = (Date.now() - t0) / 1000;
+        const table = await p.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent).join(' ')));
+        console.log(`browser: live sweep, 30 prompts (S1 @2048, 5 depths x 2 samples, 3 models): ${secs.toFixed(1)} s; ${await p.locator('#eval-status').textContent()}`);
+        console.log(`browser: live sweep table: ${table.join(' | ')}`);
+      });
+    },
+  },
+  {
+    // Without WebGPU the page says so and runs the demo on the CPU engine.
     name: 'no-webgpu-cpu-fallback',
     needs: 'demo-evaluate',
     async run() {
@@ -632,7 +695,7 @@ const checks = [
         await p.locator('#depths').fill('0');
         await p.locator('#run-sweep').click();
         await waitForText(p, '#eval-status', /^(Done|.*error)/i, 600_000);
-        assert.match(await p.locator('#eval-status').textContent(), /^Done: 2 prompts \(1 per model\) on CPU reference \(f32\) \(no WebGPU here: /);
+        assert.match(await p.locator('#eval-status').textContent(), /^Done: 2 prompts \(1 per model\) on CPU engine \(1 thread, SIMD128\) \(no WebGPU in this browser\)\.$/);
         const cpu = await p.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => [...tr.children].map((c) => c.textContent)));
         const gpu = await page.locator('#table1 tr[data-model]').evaluateAll((trs) => trs.map((tr) => tr.children[0].textContent));
         assert.deepEqual(cpu.map((r) => r[0]), ['pre', 'sft']);
@@ -742,6 +805,8 @@ for (const [i, check] of checks.entries()) {
   let error = null;
   let skipped = false;
   if (only && !only.has(check.name)) continue;
+  // Benchmarks print numbers and run only when named.
+  if (check.benchmark && !(only && only.has(check.name))) continue;
   if (check.needs && !ok.has(check.needs)) {
     skipped = true;
     error = new Error(`not run: needs ${check.needs} (counted as failed)`);

@@ -76,3 +76,49 @@ pub fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
     let scale = want.iter().fold(0.0f32, |s, x| s.max(x.abs()));
     got.iter().zip(want).fold(0.0f32, |s, (a, b)| s.max((a - b).abs())) / scale
 }
+
+/// A tiny config with one thing changed per variant.
+pub fn variant(name: &str) -> serde_json::Value {
+    let mut c = qklab::synth::preset_config("tiny").unwrap();
+    let set = |c: &mut serde_json::Value, k: &str, v: serde_json::Value| c[k] = v;
+    match name {
+        // 4 query heads on 2 kv heads (group 2); Lightning 2 on 2 (group 1).
+        "base" => {}
+        // group 4 in softmax, 2 in Lightning, HyPE, f16 weights (below).
+        "gqa4-hype" => {
+            set(&mut c, "num_key_value_heads", 1.into());
+            set(&mut c, "lightning_nh", 4.into());
+            set(&mut c, "lightning_nkv", 2.into());
+            set(&mut c, "attn_logits_scaling", "hype 300".into());
+        }
+        // group 1, RoPE on softmax layers, biases, untied head, constant
+        // scaling, plain Lightning (no qk-norm, output norm or gate), 1/d.
+        "mha-rope-bias" => {
+            set(&mut c, "num_key_value_heads", 4.into());
+            set(&mut c, "attn_use_rope", true.into());
+            set(&mut c, "attention_bias", true.into());
+            set(&mut c, "tie_word_embeddings", false.into());
+            set(&mut c, "attn_logits_scaling", 0.8.into());
+            set(&mut c, "attn_use_output_gate", false.into());
+            set(&mut c, "lightning_use_qk_norm", false.into());
+            set(&mut c, "lightning_use_output_norm", false.into());
+            set(&mut c, "lightning_use_output_gate", false.into());
+            set(&mut c, "lightning_scale", "1/d".into());
+        }
+        // Wide heads: dh 130 (more than one 128 block), dl 100.
+        "wide-heads" => {
+            set(&mut c, "head_dim", 130.into());
+            set(&mut c, "lightning_head_dim", 100.into());
+        }
+        other => panic!("{other}"),
+    }
+    c
+}
+
+pub fn mem_checkpoint(config: &serde_json::Value, dtype: qklab::safetensors::Dtype, seed: u64) -> qklab::checkpoint::Checkpoint<qklab::source::MemSource> {
+    let mut src = qklab::source::MemSource::new();
+    for (name, bytes) in qklab::synth::files_for_config(config, 2, dtype, seed).unwrap() {
+        src.insert(&name, bytes);
+    }
+    qklab::source::block_on(qklab::checkpoint::Checkpoint::open(src)).unwrap()
+}

@@ -1,0 +1,162 @@
+//! Where the softmax heads look on one NIAH prompt, for several models:
+//! each model's per-row statistics of every softmax layer, and how the
+//! first two models (before and after SFT) compare.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Backend, OpenModel};
+use crate::error::{Error, Result};
+use crate::model::gpu::Logits;
+use crate::prompts::TaskKind;
+use crate::routing::{log_ratio, most_affected};
+use crate::source::ByteSource;
+
+/// How the pooled maps cut the prompt into blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Blocks {
+    /// Blocks of this many tokens.
+    Tokens(u32),
+    /// This many blocks per side, whatever the prompt's length.
+    PerSide(usize),
+}
+
+/// The prompt to profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingSpec {
+    pub task: TaskKind,
+    pub length: u32,
+    pub depth: f64,
+    pub seed: u64,
+    pub blocks: Blocks,
+}
+
+/// One model's routing on the prompt: what the pictures and rankings need
+/// of every softmax layer's per-row statistics, small enough to send
+/// from the engine's worker to the page.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub model: String,
+    pub tokens: usize,
+    /// The needle's tokens, and the question's (whose rows the needle mass averages).
+    pub needle: Range<u32>,
+    pub queries: Range<usize>,
+    pub key: String,
+    pub value: String,
+    /// Tokens per block of the pooled maps, and blocks per side.
+    pub block: usize,
+    pub blocks: usize,
+    /// Every softmax layer, in layer order.
+    pub layers: Vec<LayerRouting>,
+}
+
+/// One softmax layer's numbers per head.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LayerRouting {
+    pub layer: usize,
+    /// Eq. 17: the mean over queries of each row's expected distance.
+    pub mean_distance: Vec<f32>,
+    /// Attention from the question's rows on the needle's keys.
+    pub needle_mass: Vec<f32>,
+    /// Each head's block-pooled map, `[blocks, blocks]`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub maps: Vec<Vec<f32>>,
+}
+
+impl Profile {
+    pub fn layer(&self, layer: usize) -> Option<&LayerRouting> {
+        self.layers.iter().find(|l| l.layer == layer)
+    }
+
+    /// Mean attention distance (Eq. 17) per head of every layer.
+    pub fn distances(&self) -> Vec<(usize, Vec<f32>)> {
+        self.layers.iter().map(|l| (l.layer, l.mean_distance.clone())).collect()
+    }
+
+    /// The same without the maps (for reports).
+    pub fn summary(&self) -> Vec<LayerRouting> {
+        self.layers.iter().map(|l| LayerRouting { maps: Vec::new(), ..l.clone() }).collect()
+    }
+}
+
+/// Checks that `layer` is a softmax layer and `head` one of its heads.
+pub fn check_focus<S: ByteSource>(m: &OpenModel<S>, layer: usize, head: usize) -> Result<()> {
+    let softmax = m.arch.softmax_layers();
+    if !softmax.contains(&layer) {
+        return Err(Error::Usage(format!("layer {layer} is not a softmax layer; those are {softmax:?}")));
+    }
+    if head as u64 >= m.arch.attn.heads {
+        return Err(Error::Usage(format!("head {head} does not exist; the layer has {} heads", m.arch.attn.heads)));
+    }
+    Ok(())
+}
+
+/// Runs `spec`'s prompt through `m` and reduces every softmax layer's
+/// attention to its per-row statistics.
+pub async fn profile<S: ByteSource>(backend: &Backend, m: &OpenModel<S>, spec: &RoutingSpec) -> Result<Profile> {
+    let named = |e: Error| Error::Usage(format!("{}: {e}", m.name));
+    let prompt = m.prompts()?.routing_prompt(spec.task, spec.length, spec.depth, spec.seed).map_err(named)?;
+    let ids = &prompt.positions.ids;
+    let block = match spec.blocks {
+        Blocks::Tokens(t) => t.max(1) as usize,
+        Blocks::PerSide(n) => ids.len().div_ceil(n.max(1)).max(1),
+    };
+    let engine = backend.load(m, ids.len() as u32, true).await?;
+    let mut s = engine.session(true);
+    engine.prefill(&mut s, ids, Logits::None).await?;
+    let (needle, queries) = (prompt.positions.needle.clone(), prompt.positions.queries.clone());
+    let mut layers = Vec::new();
+    let mut blocks = 1;
+    for l in m.arch.softmax_layers() {
+        let stats = engine.routing_stats(&s, l, block as u32, needle.clone()).await?;
+        blocks = stats.blocks;
+        layers.push(LayerRouting {
+            layer: l,
+            mean_distance: stats.mean_distance(),
+            needle_mass: stats.needle_mass(queries.clone()),
+            maps: (0..stats.heads).map(|h| stats.pooled_map(h)).collect(),
+        });
+    }
+    Ok(Profile { model: m.name.clone(), tokens: ids.len(), needle, queries, key: prompt.key, value: prompt.value, block, blocks, layers })
+}
+
+/// A softmax layer ranked by how many of its heads attend closer in the
+/// second model than in the first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Affected {
+    pub layer: usize,
+    pub heads_closer: usize,
+    pub heads: usize,
+}
+
+/// How the second profile differs from the first (after SFT against
+/// before): the layers ranked, and the layer and head to show first.
+pub struct Comparison {
+    pub ranking: Vec<Affected>,
+    pub layer: usize,
+    /// The head of `layer` whose mean distance shrank most.
+    pub head: usize,
+}
+
+pub fn compare(before: &Profile, after: &Profile) -> Comparison {
+    let (b, a) = (before.distances(), after.distances());
+    let ranking: Vec<Affected> =
+        most_affected(&b, &a).into_iter().map(|(layer, heads_closer, heads)| Affected { layer, heads_closer, heads }).collect();
+    let layer = ranking.first().map(|x| x.layer).or(b.first().map(|x| x.0)).unwrap_or(0);
+    let d = |v: &[(usize, Vec<f32>)]| v.iter().find(|(l, _)| *l == layer).map(|(_, d)| d.clone()).unwrap_or_default();
+    let (db, da) = (d(&b), d(&a));
+    let head = (0..db.len().min(da.len())).max_by(|&x, &y| (db[x] - da[x]).total_cmp(&(db[y] - da[y]))).unwrap_or(0);
+    Comparison { ranking, layer, head }
+}
+
+/// Figure 4's fourth panel: ln(last / second to last) of the pooled maps
+/// of `layer`, `head` (what the merge changed against sft).
+pub fn last_log_ratio(profiles: &[Profile], layer: usize, head: usize) -> Option<Vec<f32>> {
+    let n = profiles.len();
+    if n < 2 {
+        return None;
+    }
+    let map = |p: &Profile| p.layer(layer).and_then(|l| l.maps.get(head)).cloned();
+    Some(log_ratio(&map(&profiles[n - 1])?, &map(&profiles[n - 2])?, 1e-9))
+}

@@ -1,0 +1,195 @@
+//! A NIAH sweep over several models side by side: the same prompts (as
+//! each model's tokenizer makes them) for every model, HyPE switched per
+//! length as the reference evaluates, results appended sample by sample so
+//! that a cancelled or failed sweep keeps what it finished and a second
+//! run continues where the first stopped.
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{Backend, OpenModel};
+use crate::config::LogitsScaling;
+use crate::error::{Error, Result};
+use crate::prompts::{Sample, TaskKind};
+use crate::source::ByteSource;
+use crate::sweep::{self, SampleResult};
+
+/// What to sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepSpec {
+    pub task: TaskKind,
+    pub lengths: Vec<u32>,
+    pub depths: Vec<f64>,
+    pub samples: u32,
+    pub seed: u64,
+    /// Distractor needles of the multi-key task (None: its default).
+    pub distractors: Option<u32>,
+    /// HyPE's A for lengths above `hype_above` (None: the config's scaling).
+    pub hype: Option<f64>,
+    pub hype_above: u32,
+}
+
+impl SweepSpec {
+    /// A sweep of `task` with the reference's defaults for the rest.
+    pub fn new(task: TaskKind, lengths: Vec<u32>, depths: Vec<f64>, samples: u32, seed: u64) -> SweepSpec {
+        SweepSpec { task, lengths, depths, samples, seed, distractors: None, hype: None, hype_above: 0 }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.lengths.is_empty() || self.depths.is_empty() {
+            return Err(Error::Usage("give at least one length and one depth".into()));
+        }
+        if let Some(d) = self.depths.iter().find(|d| !(0.0..=1.0).contains(*d)) {
+            return Err(Error::Usage(format!("depth {d} is outside [0, 1]")));
+        }
+        if self.samples == 0 {
+            return Err(Error::Usage("samples must be a whole number of at least 1".into()));
+        }
+        Ok(())
+    }
+
+    /// Prompts per model.
+    pub fn per_model(&self) -> usize {
+        self.lengths.len() * self.depths.len() * self.samples as usize
+    }
+}
+
+/// Where a sweep is, for a progress line or bar.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress<'a> {
+    pub model: &'a str,
+    /// The engine, with the backend's note.
+    pub engine: &'a str,
+    pub length: u32,
+    /// Prompts of this (model, length) done, of how many.
+    pub cell: (usize, usize),
+    /// Prompts of this model done, of how many.
+    pub model_prompts: (usize, usize),
+    /// Prompts of the whole sweep done, of how many.
+    pub all: (usize, usize),
+}
+
+/// What a sweep tells its face as it goes.
+pub enum Event<'a> {
+    /// A model's prompts are being made and its weights loaded.
+    Loading { model: &'a str },
+    /// Before each prompt (and once at the end of each length): return
+    /// false to cancel.
+    Prompt(Progress<'a>),
+    /// A length of a model is finished: every result so far, to save or draw.
+    Finished(&'a [SampleResult]),
+}
+
+/// Runs `spec` over `models` in order, appending each sample's result to
+/// `results` as it comes and skipping samples already there; at most
+/// `batch` prompts run together (None: as many as the engine takes; the
+/// results do not depend on it). Returns whether it completed (false:
+/// cancelled from `on`).
+pub async fn run_sweep<S: ByteSource>(
+    backend: &Backend,
+    models: &[OpenModel<S>],
+    spec: &SweepSpec,
+    batch: Option<usize>,
+    results: &mut Vec<SampleResult>,
+    on: &mut dyn FnMut(Event) -> bool,
+) -> Result<bool> {
+    spec.check()?;
+    let per_model = spec.per_model();
+    let total = per_model * models.len();
+    for (m, model) in models.iter().enumerate() {
+        let name = model.name.as_str();
+        let done: HashSet<_> = results.iter().map(|r| r.key()).collect();
+        if results.iter().filter(|r| r.model == name).count() == per_model {
+            continue;
+        }
+        on(Event::Loading { model: name });
+        let maker = model.prompts()?;
+        let named = |e: Error| Error::Usage(format!("{name}: {e}"));
+        let samples = maker.samples(spec.task, &spec.lengths, &spec.depths, spec.samples, spec.seed, spec.distractors).map_err(named)?;
+        let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
+        let mut engine = backend.load(model, longest, false).await?;
+        let described = format!("{}{}", engine.backend(), backend.note);
+        let stop = model.stop_ids();
+        let detok = |ids: &[u32]| maker.text(spec.task, ids);
+        let base = model.arch.logits_scaling;
+        let mut model_done = 0;
+        for &length in &spec.lengths {
+            // HyPE only past hype_above tokens, as the reference evaluates.
+            let hype = spec.hype.filter(|_| length > spec.hype_above);
+            engine.set_logits_scaling(hype.map_or(base, LogitsScaling::Hype));
+            let cell: Vec<Sample> = samples.iter().filter(|s| s.length == length).cloned().collect();
+            let mut out = Vec::new();
+            // Each batch's results are reported as it ends: a face can save
+            // or draw them before the cell is complete.
+            let mut finished_so_far: Vec<SampleResult> = Vec::new();
+            let mut report = |batch: &[SampleResult], on: &mut dyn FnMut(Event) -> bool| {
+                finished_so_far.extend_from_slice(batch);
+                let all: Vec<SampleResult> = results.iter().chain(&finished_so_far).cloned().collect();
+                on(Event::Finished(&all));
+            };
+            let on_cell = std::cell::RefCell::new(&mut *on);
+            let complete = sweep::run(
+                &engine,
+                name,
+                &cell,
+                &stop,
+                &detok,
+                &done,
+                &mut out,
+                &mut |i, n| {
+                    (on_cell.borrow_mut())(Event::Prompt(Progress {
+                        model: name,
+                        engine: &described,
+                        length,
+                        cell: (i, n),
+                        model_prompts: (model_done + i, per_model),
+                        all: (m * per_model + model_done + i, total),
+                    }))
+                },
+                &mut |batch| report(batch, &mut **on_cell.borrow_mut()),
+                batch,
+            )
+            .await;
+            results.extend(out);
+            let complete = complete?;
+            model_done += cell.len();
+            if !complete {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}
+
+/// A sweep's results as saved: the cells and every sample (`qklab niah
+/// --json`, the page's report). Reading one back resumes the sweep.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub results: Vec<sweep::CellResult>,
+    pub samples: Vec<SampleResult>,
+}
+
+impl SweepReport {
+    pub fn of(samples: &[SampleResult]) -> SweepReport {
+        SweepReport { results: sweep::cells(samples), samples: samples.to_vec() }
+    }
+}
+
+/// Accuracy in % of `model` at `length` over every depth and sample, as
+/// the paper's Table 1 gives it; None before any sample is done.
+pub fn table_cell(results: &[SampleResult], model: &str, task: TaskKind, length: u32) -> Option<f64> {
+    let scores: Vec<f64> = results.iter().filter(|r| r.model == model && r.length == length && r.task == task.name()).map(|r| r.score).collect();
+    (!scores.is_empty()).then(|| 100.0 * scores.iter().sum::<f64>() / scores.len() as f64)
+}
+
+/// The models of `results` in the order they first appear.
+pub fn models_of(results: &[SampleResult]) -> Vec<&str> {
+    let mut models: Vec<&str> = Vec::new();
+    for r in results {
+        if !models.contains(&r.model.as_str()) {
+            models.push(&r.model);
+        }
+    }
+    models
+}

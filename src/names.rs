@@ -1,0 +1,186 @@
+//! Tensor names: the one place that knows how a HypeNet checkpoint names
+//! its weights (SPEC-hypenet, "Tensor names and shapes"). The CPU
+//! reference, the GPU engine, the architecture check, the merge plan and
+//! drift all ask here, so a family with other names needs one change.
+
+use serde::{Deserialize, Serialize};
+
+pub const EMBED: &str = "model.embed_tokens.weight";
+pub const FINAL_NORM: &str = "model.norm.weight";
+pub const LM_HEAD: &str = "lm_head.weight";
+
+const LAYER_PREFIX: &str = "model.layers.";
+
+/// The projections of a layer's attention block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proj {
+    Q,
+    K,
+    V,
+    O,
+}
+
+impl Proj {
+    /// "q", "k", "v", "o": the letter in `{p}_proj`.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Proj::Q => "q",
+            Proj::K => "k",
+            Proj::V => "v",
+            Proj::O => "o",
+        }
+    }
+}
+
+/// A linear map's weight and the name its bias has where a model has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Linear {
+    pub weight: String,
+    pub bias: String,
+}
+
+/// Every name a layer's tensors can have; which of them a checkpoint
+/// holds depends on the layer's mixer and the config
+/// ([`crate::config::Arch::layer_tensors`] says).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerNames {
+    pub input_norm: String,
+    pub post_norm: String,
+    pub mlp_gate: String,
+    pub mlp_up: String,
+    pub mlp_down: String,
+    pub q: Linear,
+    pub k: Linear,
+    pub v: Linear,
+    pub o: Linear,
+    pub q_norm: String,
+    pub k_norm: String,
+    /// The softmax layer's sigmoid output gate.
+    pub o_gate: String,
+    /// The Lightning layer's output RMSNorm and its gate.
+    pub o_norm: String,
+    pub z_proj: String,
+}
+
+/// A tensor of layer `layer`'s attention block by its leaf name
+/// (`"q_proj.weight"`, `"o_gate.weight"`), as inference from shapes asks.
+pub fn attn_tensor(layer: usize, leaf: &str) -> String {
+    format!("{LAYER_PREFIX}{layer}.self_attn.{leaf}")
+}
+
+impl LayerNames {
+    pub fn of(layer: usize) -> LayerNames {
+        let p = |s: &str| format!("{LAYER_PREFIX}{layer}.{s}");
+        let a = |leaf: &str| attn_tensor(layer, leaf);
+        let linear = |proj: Proj| Linear {
+            weight: a(&format!("{}_proj.weight", proj.letter())),
+            bias: a(&format!("{}_proj.bias", proj.letter())),
+        };
+        LayerNames {
+            input_norm: p("input_layernorm.weight"),
+            post_norm: p("post_attention_layernorm.weight"),
+            mlp_gate: p("mlp.gate_proj.weight"),
+            mlp_up: p("mlp.up_proj.weight"),
+            mlp_down: p("mlp.down_proj.weight"),
+            q: linear(Proj::Q),
+            k: linear(Proj::K),
+            v: linear(Proj::V),
+            o: linear(Proj::O),
+            q_norm: a("q_norm.weight"),
+            k_norm: a("k_norm.weight"),
+            o_gate: a("o_gate.weight"),
+            o_norm: a("o_norm.weight"),
+            z_proj: a("z_proj.weight"),
+        }
+    }
+
+    pub fn proj(&self, p: Proj) -> &Linear {
+        match p {
+            Proj::Q => &self.q,
+            Proj::K => &self.k,
+            Proj::V => &self.v,
+            Proj::O => &self.o,
+        }
+    }
+
+    /// The per-head RMSNorm applied after projection `p` (q and k only).
+    pub fn norm_of(&self, p: Proj) -> Option<&str> {
+        match p {
+            Proj::Q => Some(&self.q_norm),
+            Proj::K => Some(&self.k_norm),
+            Proj::V | Proj::O => None,
+        }
+    }
+}
+
+/// What a tensor of a layer does, read off its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    InputNorm,
+    PostNorm,
+    /// One of the three MLP matrices.
+    Mlp,
+    ProjWeight(Proj),
+    ProjBias(Proj),
+    QNorm,
+    KNorm,
+    OGate,
+    ONorm,
+    ZProj,
+}
+
+/// The layer a tensor belongs to, if it is a layer's.
+pub fn layer_of(name: &str) -> Option<usize> {
+    name.strip_prefix(LAYER_PREFIX)?.split('.').next()?.parse().ok()
+}
+
+/// The layer and role of a tensor named as [`LayerNames`] names them;
+/// `None` for model-level tensors and names this schema does not know.
+pub fn role_of(name: &str) -> Option<(usize, Role)> {
+    let layer = layer_of(name)?;
+    let n = LayerNames::of(layer);
+    let role = [
+        (&n.input_norm, Role::InputNorm),
+        (&n.post_norm, Role::PostNorm),
+        (&n.mlp_gate, Role::Mlp),
+        (&n.mlp_up, Role::Mlp),
+        (&n.mlp_down, Role::Mlp),
+        (&n.q_norm, Role::QNorm),
+        (&n.k_norm, Role::KNorm),
+        (&n.o_gate, Role::OGate),
+        (&n.o_norm, Role::ONorm),
+        (&n.z_proj, Role::ZProj),
+    ]
+    .into_iter()
+    .find(|(s, _)| s.as_str() == name)
+    .map(|(_, r)| r)
+    .or_else(|| {
+        [Proj::Q, Proj::K, Proj::V, Proj::O].into_iter().find_map(|p| {
+            let l = n.proj(p);
+            (l.weight == name).then_some(Role::ProjWeight(p)).or((l.bias == name).then_some(Role::ProjBias(p)))
+        })
+    })?;
+    Some((layer, role))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_read_back_as_their_roles() {
+        let n = LayerNames::of(7);
+        assert_eq!(n.q.weight, "model.layers.7.self_attn.q_proj.weight");
+        assert_eq!(n.o.bias, "model.layers.7.self_attn.o_proj.bias");
+        assert_eq!(n.mlp_down, "model.layers.7.mlp.down_proj.weight");
+        assert_eq!(role_of(&n.k.weight), Some((7, Role::ProjWeight(Proj::K))));
+        assert_eq!(role_of(&n.v.bias), Some((7, Role::ProjBias(Proj::V))));
+        assert_eq!(role_of(&n.z_proj), Some((7, Role::ZProj)));
+        assert_eq!(role_of(&n.mlp_up), Some((7, Role::Mlp)));
+        assert_eq!(role_of(EMBED), None);
+        assert_eq!(role_of("model.layers.7.self_attn.rotary.inv_freq"), None);
+        assert_eq!(layer_of("model.layers.12.mlp.up_proj.weight"), Some(12));
+        assert_eq!(layer_of("model.layersX.1"), None);
+    }
+}

@@ -1,0 +1,51 @@
+//! The page's forms read into the core's settings, checked, with errors
+//! that name the field.
+
+use super::dom::field;
+use crate::app::sweep::SweepSpec;
+use crate::error::{Error, Result};
+use crate::merge::{MergeSpec, Method};
+use crate::prompts::TaskKind;
+
+fn list<T: std::str::FromStr>(id: &str, what: &str) -> Result<Vec<T>> {
+    let v = field(id);
+    let parsed: std::result::Result<Vec<T>, _> = v.split(',').map(|x| x.trim().parse::<T>()).collect();
+    match parsed {
+        Ok(list) if !list.is_empty() => Ok(list),
+        _ => Err(Error::Usage(format!("{what}: {v:?} is not a comma-separated list of numbers"))),
+    }
+}
+
+/// The sweep the form asks for, checked.
+pub fn sweep() -> Result<SweepSpec> {
+    let task = TaskKind::parse(&field("task"))?;
+    let lengths: Vec<u32> = list("lengths", "lengths")?;
+    let depths: Vec<f64> = list("depths", "depths")?;
+    let samples = field("samples").trim().parse::<u32>().ok().filter(|s| *s >= 1).ok_or_else(|| Error::Usage("samples must be a whole number of at least 1".into()))?;
+    let seed = field("seed").trim().parse::<u64>().map_err(|_| Error::Usage("seed must be a whole number".into()))?;
+    let spec = SweepSpec::new(task, lengths, depths, samples, seed);
+    spec.check()?;
+    Ok(spec)
+}
+
+/// The merge form's settings.
+pub fn merge() -> Result<MergeSpec> {
+    let method = Method::parse(&field("method"))?;
+    let number = |id: &str| -> Result<f32> {
+        field(id).trim().parse::<f32>().map_err(|_| Error::Usage(format!("{id} must be a number, not {:?}", field(id))))
+    };
+    let layers = field("layers");
+    let layers = if layers.trim().is_empty() {
+        None
+    } else {
+        Some(
+            layers
+                .split(',')
+                .map(|l| l.trim().parse::<usize>().map_err(|_| Error::Usage(format!("layers: {l:?} is not a layer number"))))
+                .collect::<Result<Vec<_>>>()?,
+        )
+    };
+    let spec = MergeSpec { method, alpha: number("alpha")?, beta: number("beta")?, layers, include_norms: false };
+    spec.validate()?;
+    Ok(spec)
+}

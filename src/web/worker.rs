@@ -1,0 +1,79 @@
+//! The engine's side of the page's Web Worker (www/worker.js calls
+//! [`worker_run`]): models load and sweeps and routing run here, off the
+//! page's thread, so the page answers clicks while they run, and Cancel
+//! is the page ending the worker. Every event goes back as it happens.
+
+use js_sys::{Array, Function, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use web_sys::File;
+
+use super::files::BrowserSource;
+use super::protocol::{Event, Request};
+use crate::app::model::{Backend, BackendChoice, OpenModel};
+use crate::app::routing::profile;
+use crate::app::sweep::{self, run_sweep};
+use crate::error::{Error, Result};
+
+/// Runs `request` (JSON) over `models` (`[{name, files}]`), calling `post`
+/// with each event's JSON; the last is `done` or `failed`. Without
+/// `webgpu` (the page has none) the CPU engine runs, whatever the worker sees.
+#[wasm_bindgen]
+pub async fn worker_run(request: String, models: Array, webgpu: bool, post: Function) {
+    let send = |e: Event| {
+        let _ = post.call1(&JsValue::NULL, &JsValue::from_str(&e.to_json()));
+    };
+    match serve(&request, &models, webgpu, &send).await {
+        Ok(()) => send(Event::Done),
+        Err(e) => send(Event::Failed { message: e.to_string() }),
+    }
+}
+
+async fn open_models(models: &Array) -> Result<Vec<OpenModel<BrowserSource>>> {
+    let mut out = Vec::new();
+    for m in models.iter() {
+        let field = |k: &str| Reflect::get(&m, &JsValue::from_str(k)).map_err(|_| Error::Usage(format!("a model without {k}")));
+        let name = field("name")?.as_string().unwrap_or_default();
+        let files: Vec<File> = Array::from(&field("files")?).iter().filter_map(|f| f.dyn_into::<File>().ok()).collect();
+        out.push(OpenModel::open(name, BrowserSource::new(files)?).await?);
+    }
+    Ok(out)
+}
+
+async fn serve(request: &str, models: &Array, webgpu: bool, send: &dyn Fn(Event)) -> Result<()> {
+    let request: Request = serde_json::from_str(request).map_err(|e| Error::Usage(format!("a request the worker does not know: {e}")))?;
+    let models = open_models(models).await?;
+    let backend = if webgpu { Backend::open(BackendChoice::Auto).await? } else { Backend::cpu_because(" (no WebGPU in this browser)") };
+    match request {
+        Request::Sweep { spec, done } => {
+            let mut results = done;
+            let mut posted = results.len();
+            run_sweep(&backend, &models, &spec, None, &mut results, &mut |event| {
+                match event {
+                    sweep::Event::Loading { model } => send(Event::Loading { model: model.into() }),
+                    sweep::Event::Prompt(p) => send(Event::Progress {
+                        model: p.model.into(),
+                        engine: p.engine.into(),
+                        model_done: p.model_prompts.0,
+                        model_total: p.model_prompts.1,
+                        done: p.all.0,
+                        total: p.all.1,
+                    }),
+                    sweep::Event::Finished(all) => {
+                        send(Event::Samples { samples: all[posted..].to_vec() });
+                        posted = all.len();
+                    }
+                }
+                true
+            })
+            .await?;
+        }
+        Request::Routing { spec } => {
+            for m in &models {
+                send(Event::Loading { model: m.name.clone() });
+                send(Event::Profile { profile: profile(&backend, m, &spec).await? });
+            }
+        }
+    }
+    Ok(())
+}
