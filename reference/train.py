@@ -120,7 +120,7 @@ def lr_at(step, total, peak, warmup):
 
 
 def train_loop(model, batches, steps, peak_lr, warmup, log, masked, minutes=None):
-    opt = torch.optim.AdamW(model.parameters(), lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
     dev = next(model.parameters()).device
     t0 = t20 = time.time()
     step = 0
@@ -203,6 +203,12 @@ def cmd_sft(a):
     log(f"sft {vars(a)}")
     model, cfg = load_pretrained(a.pre, device=device())
     model.train()
+    if a.train_only:
+        # Only parameters whose name holds this string learn (".self_attn."
+        # is what LoRA on q/k/v/o would touch); the rest stay pre's.
+        for name, p in model.named_parameters():
+            p.requires_grad = a.train_only in name
+        log(f"training {sum(p.numel() for p in model.parameters() if p.requires_grad)} of {sum(p.numel() for p in model.parameters())} parameters")
     batches = loader(SftRows(a.seed, a.general, pre_mix(a)), a.batch, a.workers)
     train_loop(model, batches, a.steps, a.lr, 50, log, masked=True)
     save_pretrained(model, cfg, a.out)
@@ -313,6 +319,7 @@ def main():
     s.add_argument("--lr", type=float, default=1e-4)
     s.add_argument("--general", type=float, default=0.0)
     s.add_argument("--seed", type=int, default=2)
+    s.add_argument("--train-only", default="", help='train only parameters whose name contains this, e.g. ".self_attn."')
     data_args(s)
     e = sub.add_parser("eval")
     e.add_argument("--pre", required=True)

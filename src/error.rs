@@ -107,7 +107,7 @@ pub enum Error {
 
     /// The model (or the context asked for) exceeds what the GPU adapter
     /// allows; the message names the limit and by how much.
-    #[error("the model does not fit this GPU: {0}")]
+    #[error("the model does not fit here: {0}")]
     TooLarge(String),
 
     #[error("{0}")]

@@ -9,6 +9,7 @@ pub mod app;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod checkpoint;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod figures;

@@ -140,7 +140,7 @@ async fn greedy_answers(engine: &Engine, samples: &[&Sample], stop: &[u32], deto
     if samples.is_empty() {
         return Ok(Vec::new());
     }
-    let mut batch = engine.batch(samples.len(), false)?;
+    let mut batch = engine.batch(samples.len(), false).await?;
     let prompts: Vec<&[u32]> = samples.iter().map(|s| s.ids.as_slice()).collect();
     let first = engine.next_tokens(&mut batch, &prompts).await?;
     let mut answers: Vec<Answer> = samples.iter().map(|&sample| Answer { sample, ids: Vec::new(), text: String::new(), finished: sample.max_new == 0 }).collect();

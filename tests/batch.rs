@@ -96,7 +96,7 @@ fn batches_equal_single(e: &Engine, label: &str) {
         for group in prompts.chunks(size).zip(alone.chunks(size)) {
             let (ps, want) = group;
             let refs: Vec<&[u32]> = ps.iter().map(|p| p.as_slice()).collect();
-            let mut b = e.batch(refs.len(), false).unwrap();
+            let mut b = block_on(e.batch(refs.len(), false)).unwrap();
             let rows = block_on(e.prefill_batch(&mut b, &refs, Logits::Last)).unwrap();
             let mut first = Vec::new();
             for (j, (row, (last, greedy))) in rows.iter().zip(want).enumerate() {

@@ -147,3 +147,24 @@ fn niah_results_do_not_depend_on_the_batch_size() {
     assert_eq!(reports[0], reports[1], "batch 1 vs 3");
     assert_eq!(reports[0], reports[2], "batch 1 vs 10");
 }
+
+/// A GPU that fails under `qklab run` and `qklab niah` (QKLAB_FAULT
+/// destroys the device after loading, as a driver reset would) is a
+/// message and exit status 1, never a panic.
+#[test]
+fn a_lost_gpu_is_a_message_and_exit_status_1() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("niah.json");
+    for args in [
+        vec!["run", "www/demo/pre", "--ids", "256,72,105", "--max-new", "3", "--backend", "gpu"],
+        vec!["niah", "www/demo/pre", "--task", "s1", "--lengths", "512", "--depths", "0", "--samples", "1", "--backend", "gpu", "--json", json.to_str().unwrap()],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_qklab")).args(&args).env("QKLAB_FAULT", "device-lost").output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("the GPU device was lost") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}

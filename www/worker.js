@@ -8,7 +8,7 @@ self.onmessage = async (e) => {
   const post = (json) => self.postMessage(json);
   try {
     await ready;
-    await worker_run(e.data.request, e.data.models, e.data.webgpu, post);
+    await worker_run(e.data.request, e.data.models, e.data.webgpu, e.data.engine ?? "auto", e.data.fault ?? "", post);
   } catch (err) {
     // A panic or a trap in the engine: say so rather than fall silent.
     post(JSON.stringify({ type: "failed", message: `the engine stopped: ${err?.message ?? err}` }));

@@ -121,32 +121,43 @@ pub async fn profile<S: ByteSource>(backend: &Backend, m: &OpenModel<S>, spec: &
     Ok(Profile { model: m.name.clone(), tokens: ids.len(), needle, queries, key: prompt.key, value: prompt.value, block, blocks, layers })
 }
 
-/// A softmax layer ranked by how many of its heads attend closer in the
-/// second model than in the first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// A softmax layer ranked by how much attention its heads' question rows
+/// pay the needle lost from the first model to the second.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Affected {
     pub layer: usize,
+    /// The head that lost the most needle mass, and how much (before - after).
+    pub head: usize,
+    pub needle_mass_drop: f32,
+    /// Heads whose mean attention distance shrank, of how many.
     pub heads_closer: usize,
     pub heads: usize,
 }
 
 /// How the second profile differs from the first (after SFT against
-/// before): the layers ranked, and the layer and head to show first.
+/// before): the layers ranked by their largest loss of needle mass from
+/// the question (where the retrieval heads show the shift; mean distances
+/// over the whole prompt hardly move), and the layer and head to show first.
 pub struct Comparison {
     pub ranking: Vec<Affected>,
     pub layer: usize,
-    /// The head of `layer` whose mean distance shrank most.
     pub head: usize,
 }
 
 pub fn compare(before: &Profile, after: &Profile) -> Comparison {
-    let (b, a) = (before.distances(), after.distances());
-    let ranking: Vec<Affected> =
-        most_affected(&b, &a).into_iter().map(|(layer, heads_closer, heads)| Affected { layer, heads_closer, heads }).collect();
-    let layer = ranking.first().map(|x| x.layer).or(b.first().map(|x| x.0)).unwrap_or(0);
-    let d = |v: &[(usize, Vec<f32>)]| v.iter().find(|(l, _)| *l == layer).map(|(_, d)| d.clone()).unwrap_or_default();
-    let (db, da) = (d(&b), d(&a));
-    let head = (0..db.len().min(da.len())).max_by(|&x, &y| (db[x] - da[x]).total_cmp(&(db[y] - da[y]))).unwrap_or(0);
+    let closer: Vec<(usize, usize, usize)> = most_affected(&before.distances(), &after.distances());
+    let mut ranking: Vec<Affected> = before
+        .layers
+        .iter()
+        .filter_map(|b| {
+            let a = after.layer(b.layer)?;
+            let (head, drop) = b.needle_mass.iter().zip(&a.needle_mass).map(|(x, y)| x - y).enumerate().max_by(|x, y| x.1.total_cmp(&y.1))?;
+            let &(_, heads_closer, heads) = closer.iter().find(|c| c.0 == b.layer)?;
+            Some(Affected { layer: b.layer, head, needle_mass_drop: drop, heads_closer, heads })
+        })
+        .collect();
+    ranking.sort_by(|x, y| y.needle_mass_drop.total_cmp(&x.needle_mass_drop));
+    let (layer, head) = ranking.first().map_or((before.layers.first().map_or(0, |l| l.layer), 0), |r| (r.layer, r.head));
     Comparison { ranking, layer, head }
 }
 

@@ -3,7 +3,7 @@
 //! every softmax layer (Eq. 17), needle attention mass from the question's
 //! tokens, the block-pooled map of one layer and head, its log-ratio
 //! between the last two models, and the most-affected ranking (first model
-//! against the second).
+//! against the second, by the needle mass the question's rows lost).
 
 use std::path::PathBuf;
 
@@ -58,9 +58,9 @@ pub fn run(a: RoutingArgs) -> Result<()> {
     });
     if let [before, after, ..] = profiles.as_slice() {
         let ranking = compare(before, after).ranking;
-        println!("most affected (heads attending closer in the second model than the first):");
+        println!("most affected (needle mass from the question lost from the first model to the second):");
         for r in &ranking {
-            println!("  layer {}: {} of {} heads", r.layer, r.heads_closer, r.heads);
+            println!("  layer {}: head {} lost {:.3}; {} of {} heads attend closer", r.layer, r.head, r.needle_mass_drop, r.heads_closer, r.heads);
         }
         report["most_affected"] = json!(ranking);
         report["log_ratio"] = json!(last_log_ratio(&profiles, a.layer, a.head));

@@ -1,6 +1,8 @@
 //! The device and queue every kernel runs on, with what the adapter said
 //! about itself.
 
+use std::sync::{Arc, Mutex};
+
 use crate::error::{Error, Result};
 
 /// A device and queue with what the adapter said about itself (cheap to
@@ -11,6 +13,17 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// Why the device was lost, and the first error it reported outside
+    /// an error scope. wgpu's default for both is a panic, which kills a
+    /// browser tab's engine: here they become a message, and every read
+    /// back after them fails with it.
+    fault: Arc<Mutex<Faults>>,
+}
+
+#[derive(Default)]
+struct Faults {
+    lost: Option<String>,
+    error: Option<String>,
 }
 
 impl Gpu {
@@ -39,7 +52,46 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::Gpu(format!("cannot open {}: {e}", info.name)))?;
-        Ok(Gpu { device, queue, info, limits })
+        let fault = Arc::new(Mutex::new(Faults::default()));
+        let f = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            f.error.get_or_insert_with(|| format!("the GPU reported an error: {e}"));
+        }));
+        let f = fault.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            let why = if message.is_empty() { String::new() } else { format!(": {message}") };
+            let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
+            f.lost.get_or_insert_with(|| format!("the GPU device was lost ({reason:?}){why}"));
+        });
+        Ok(Gpu { device, queue, info, limits, fault })
+    }
+
+    /// What went wrong with the device, if anything has: its loss first,
+    /// since the errors that follow a loss only echo it.
+    pub fn fault(&self) -> Option<String> {
+        // Natively, callbacks run when the device is polled.
+        #[cfg(not(target_arch = "wasm32"))]
+        let _ = self.device.poll(wgpu::PollType::Poll);
+        let f = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        f.lost.clone().or_else(|| f.error.clone())
+    }
+
+    /// An error once the device has failed.
+    pub fn check(&self) -> Result<()> {
+        match self.fault() {
+            Some(f) => Err(Error::Gpu(f)),
+            None => Ok(()),
+        }
+    }
+
+    /// For tests of the failure paths: QKLAB_FAULT=device-lost (native)
+    /// destroys the device, as a driver reset or a browser would.
+    pub fn inject_fault_from_env(&self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if std::env::var("QKLAB_FAULT").as_deref() == Ok("device-lost") {
+            self.device.destroy();
+        }
     }
 
     /// Whether the adapter is a CPU running a GPU's work (llvmpipe,

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 
 /// The first `size` bytes of `buffer` (which needs `COPY_SRC`).
 pub async fn read_buffer(gpu: &Gpu, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+    gpu.check()?;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("readback"),
         size,
@@ -22,8 +23,14 @@ pub async fn read_buffer(gpu: &Gpu, buffer: &wgpu::Buffer, size: u64) -> Result<
         let _ = tx.send(r);
     });
     #[cfg(not(target_arch = "wasm32"))]
-    gpu.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))?;
-    rx.await
+    if let Err(e) = gpu.device.poll(wgpu::PollType::wait_indefinitely()) {
+        gpu.check()?;
+        return Err(Error::Gpu(format!("waiting for the GPU: {e}")));
+    }
+    let mapped = rx.await;
+    // A device that failed meanwhile explains a failed mapping best.
+    gpu.check()?;
+    mapped
         .map_err(|_| Error::Gpu("the GPU dropped a buffer mapping".into()))?
         .map_err(|e| Error::Gpu(format!("mapping a buffer: {e}")))?;
     let bytes = staging

@@ -10,6 +10,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::Mixer;
 use crate::error::Result;
 use crate::names::{role_of, Proj, Role};
+use crate::safetensors::decode_f32;
 use crate::source::ByteSource;
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +57,40 @@ fn sq_norms(pre: &[f32], sft: &[f32], block: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// Bytes of one tensor read at a time: the drift of a pair whose tensors
+/// are larger than a browser's memory (a 2B model's embedding is 1.2 GB
+/// in f32, twice over for the pair) runs in bounded memory.
+const READ_BYTES: u64 = 32 << 20;
+
+/// (squared diff, squared norm) of tensor `name`: per block of `block`
+/// elements (a head's rows), or one pair for the whole tensor without one;
+/// read in pieces of about `READ_BYTES`.
+async fn streamed_norms<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, name: &str, block: Option<usize>) -> Result<Vec<(f64, f64)>> {
+    let (Some(tp), Some(ts)) = (pre.tensor(name), sft.tensor(name)) else { return Err(crate::Error::NoSuchTensor { tensor: name.into() }) };
+    let elem = (tp.dtype.bits() / 8).max(1);
+    let numel = (tp.end - tp.start) / elem;
+    let unit = block.map_or(1, |b| b.max(1) as u64);
+    // Whole blocks per read (at least one), so each block's sums stay together.
+    let per_read = ((READ_BYTES / elem / unit).max(1) * unit).min(numel.max(1));
+    let mut blocks = Vec::new();
+    let mut whole = (0.0, 0.0);
+    let mut at = 0;
+    while at < numel {
+        let n = per_read.min(numel - at);
+        let p = decode_f32(name, tp.dtype, &pre.read_tensor_range(tp, at * elem, n * elem).await?, "drift")?;
+        let s = decode_f32(name, ts.dtype, &sft.read_tensor_range(ts, at * elem, n * elem).await?, "drift")?;
+        match block {
+            Some(b) => blocks.extend(sq_norms(&p, &s, b)),
+            None => {
+                let (d, m) = sq_norms(&p, &s, p.len())[0];
+                whole = (whole.0 + d, whole.1 + m);
+            }
+        }
+        at += n;
+    }
+    Ok(if block.is_some() { blocks } else { vec![whole] })
+}
+
 fn ratio((d, n): (f64, f64)) -> f64 {
     if n > 0.0 {
         (d / n).sqrt()
@@ -79,7 +114,6 @@ pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut 
             skipped.push(t.name.clone());
             continue;
         }
-        let (p, s) = (pre.read_tensor_f32(&t.name, "drift").await?, sft.read_tensor_f32(&t.name, "drift").await?);
         let role = role_of(&t.name);
         let head_rows = match role {
             Some((l, Role::ProjWeight(Proj::Q | Proj::K))) if arch.mixers.get(l) == Some(&Mixer::Softmax) => {
@@ -87,8 +121,9 @@ pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut 
             }
             _ => None,
         };
-        let whole = sq_norms(&p, &s, p.len())[0];
-        let heads = head_rows.map(|rows| sq_norms(&p, &s, rows).into_iter().map(ratio).collect());
+        let blocks = streamed_norms(pre, sft, &t.name, head_rows).await?;
+        let whole = blocks.iter().fold((0.0, 0.0), |(d, n), b| (d + b.0, n + b.1));
+        let heads = head_rows.map(|_| blocks.iter().copied().map(ratio).collect());
         tensors.push(TensorDrift { name: t.name.clone(), drift: ratio(whole), heads });
         let column = role.and_then(|(l, r)| match r {
             Role::ProjWeight(Proj::Q) => Some((l, 0)),

@@ -125,8 +125,15 @@ impl Engine {
     }
 
     /// A batch of `n` fresh sequences. `capture` keeps what the routing
-    /// diagnostics read.
-    pub fn batch(&self, n: usize, capture: bool) -> Result<Batch> {
+    /// diagnostics read (on the GPU, the model's own `capture` option).
+    pub async fn batch(&self, n: usize, capture: bool) -> Result<Batch> {
+        Ok(match self {
+            Engine::Gpu(m) => Batch::Gpu(m.batch_checked(n as u32).await?),
+            _ => self.fresh(n, capture)?,
+        })
+    }
+
+    fn fresh(&self, n: usize, capture: bool) -> Result<Batch> {
         Ok(match self {
             Engine::Reference(m) => Batch::Reference((0..n).map(|_| m.new_state(capture)).collect()),
             Engine::Cpu(m) => Batch::Cpu((0..n).map(|_| m.new_seq(capture)).collect()),
@@ -134,9 +141,9 @@ impl Engine {
         })
     }
 
-    /// One fresh sequence.
+    /// One fresh sequence (its small buffers unchecked).
     pub fn session(&self, capture: bool) -> Batch {
-        self.batch(1, capture).expect("a batch of one always fits a loaded model")
+        self.fresh(1, capture).expect("a batch of one always fits a loaded model")
     }
 
     /// Runs `ids[i]` at the next positions of sequence i (an empty slice

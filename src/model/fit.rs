@@ -203,3 +203,66 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
     fp.slots = fits.into_iter().min().unwrap_or(1).clamp(1, u32::MAX as u64) as u32;
     Ok(fp)
 }
+
+/// FLOPs (2 per multiply-add) of one token through the model at a context
+/// of `tokens`: its weights once (the embedding is a lookup, the LM head
+/// is not), and softmax attention over half the context on average.
+pub fn flops_per_token(arch: &Arch, tokens: u32) -> f64 {
+    let params: u64 = arch.expected_tensors().iter().filter(|(n, _)| n != crate::names::EMBED).map(|(_, s)| s.iter().product::<u64>()).sum();
+    let head = if arch.tie_word_embeddings { arch.vocab_size * arch.hidden_size } else { 0 };
+    let softmax = arch.mixers.iter().filter(|m| **m == Mixer::Softmax).count() as f64;
+    let attention = softmax * 2.0 * 2.0 * (arch.attn.heads * arch.attn.head_dim) as f64 * tokens as f64 / 2.0;
+    2.0 * (params + head) as f64 + attention
+}
+
+/// What the CPU engine holds for one sequence of `tokens`: its weights in
+/// f32, the sequence's caches and states, and a pass's activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuFootprint {
+    pub weights: u64,
+    pub state: u64,
+    pub scratch: u64,
+}
+
+impl CpuFootprint {
+    pub fn total(&self) -> u64 {
+        self.weights + self.state + self.scratch
+    }
+}
+
+/// The most the page's CPU engine may take: WebAssembly's 32-bit memory
+/// is 4 GiB, and the page's own data needs some of it.
+pub const WASM_ENGINE_MEMORY: u64 = 3584 << 20;
+
+pub fn cpu_footprint(arch: &Arch, tokens: u32) -> CpuFootprint {
+    let weights: u64 = arch.expected_tensors().iter().map(|(_, s)| s.iter().product::<u64>() * 4).sum();
+    let (a, l) = (&arch.attn, &arch.lightning);
+    let t = tokens.max(1) as u64;
+    let softmax = arch.mixers.iter().filter(|m| **m == Mixer::Softmax).count() as u64;
+    let lightning = arch.mixers.len() as u64 - softmax;
+    let state = 4 * (softmax * t * (2 * a.kv_heads * a.head_dim + a.heads * (a.head_dim + 1)) + lightning * l.heads * l.head_dim * l.head_dim);
+    // The widest pass buffers: x, h, projections, MLP (gate, up, act), o;
+    // and per thread a block of attention scores.
+    let (d, i) = (arch.hidden_size, arch.intermediate_size);
+    let width = 3 * d + 4 * i + 4 * (a.heads.max(l.heads) * a.head_dim.max(l.head_dim));
+    let scratch = 4 * (t * width + 256 * t * 2 + t * arch.vocab_size.min(4096));
+    CpuFootprint { weights, state, scratch }
+}
+
+/// The CPU engine's footprint for `tokens`, or why it does not fit: in a
+/// browser, WebAssembly's memory is the ceiling.
+pub fn check_cpu(arch: &Arch, tokens: u32) -> Result<CpuFootprint> {
+    let f = cpu_footprint(arch, tokens);
+    if cfg!(target_arch = "wasm32") && f.total() > WASM_ENGINE_MEMORY {
+        return Err(Error::TooLarge(format!(
+            "the CPU engine needs {} for this model and a {tokens}-token prompt ({} of weights in f32, {} for the sequence, {} of activations), \
+             over the {} WebAssembly gives a page",
+            human(f.total()),
+            human(f.weights),
+            human(f.state),
+            human(f.scratch),
+            human(WASM_ENGINE_MEMORY)
+        )));
+    }
+    Ok(f)
+}

@@ -65,6 +65,9 @@ pub struct GpuModel {
     /// RoPE cos/sin tables by head size, for max_context positions.
     rope: HashMap<u64, wgpu::Buffer>,
     slopes: wgpu::Buffer,
+    /// Rows per prefill pass: the plan's chunk, or fewer where the GPU is
+    /// slow enough that a full one would run past a watchdog.
+    pass_rows: std::cell::Cell<u32>,
 }
 
 enum LayerState {
@@ -258,11 +261,23 @@ impl GpuModel {
             return Err(Error::TooLarge(format!("the GPU ran out of memory loading {} of weights: {e}", crate::summary::human_bytes(footprint.weights))));
         }
         let names = (0..arch.num_layers()).map(LayerNames::of).collect();
-        Ok(GpuModel { arch, footprint, opts, kernels: Kernels::new(gpu), w, names, s, rope, slopes })
+        let pass_rows = std::cell::Cell::new(footprint.chunk);
+        Ok(GpuModel { arch, footprint, opts, kernels: Kernels::new(gpu), w, names, s, rope, slopes, pass_rows })
     }
 
     pub fn gpu(&self) -> &Gpu {
         self.kernels.gpu()
+    }
+
+    /// Keeps prefill passes to at most `rows` rows (at least 16, at most
+    /// the plan's chunk).
+    pub fn limit_pass_rows(&self, rows: u32) {
+        self.pass_rows.set(rows.clamp(16, self.footprint.chunk));
+    }
+
+    /// Rows per prefill pass now.
+    pub fn pass_rows(&self) -> u32 {
+        self.pass_rows.get()
     }
 
     /// Sequences of up to `tokens` tokens a batch takes (all of the
@@ -272,6 +287,17 @@ impl GpuModel {
             return 1;
         }
         self.footprint.slots
+    }
+
+    /// A fresh batch of `n` sequences, its buffers' allocation checked
+    /// (an adapter may refuse memory the plan thought it had).
+    pub async fn batch_checked(&self, n: u32) -> Result<GpuBatch> {
+        let scope = self.gpu().device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let b = self.batch(n);
+        if let Some(e) = scope.pop().await {
+            return Err(Error::TooLarge(format!("the GPU refused the memory for a batch of {n} sequences of {} tokens: {e}", self.opts.max_context)));
+        }
+        b
     }
 
     /// A fresh batch of `n` sequences (position 0, empty caches, zero states).
@@ -369,7 +395,7 @@ impl GpuModel {
         self.check_ids(b, ids)?;
         let v = self.arch.vocab_size as usize;
         let mut out: Vec<Vec<f32>> = ids.iter().map(|_| Vec::new()).collect();
-        for pass in plan_passes(ids, self.footprint.chunk as usize) {
+        for pass in plan_passes(ids, self.pass_rows.get() as usize) {
             let segs = Self::segments_of(b, &pass);
             let layout = self.layout(&segs);
             let mut rec = self.record_pass(b, &pass, &layout);
@@ -402,7 +428,7 @@ impl GpuModel {
     /// token, chosen on the GPU: one read of 4 bytes a sequence.
     pub async fn next_tokens(&self, b: &mut GpuBatch, ids: &[&[u32]]) -> Result<Vec<u32>> {
         self.check_ids(b, ids)?;
-        for pass in plan_passes(ids, self.footprint.chunk as usize) {
+        for pass in plan_passes(ids, self.pass_rows.get() as usize) {
             let segs = Self::segments_of(b, &pass);
             let layout = self.layout(&segs);
             let mut rec = self.record_pass(b, &pass, &layout);

@@ -96,6 +96,11 @@ pub async fn run(request: &Request, models: &[(&str, Vec<File>)], on_event: &mut
     let _ = Reflect::set(&message, &"request".into(), &JsValue::from_str(&serde_json::to_string(request).expect("requests serialize")));
     let _ = Reflect::set(&message, &"models".into(), &list);
     let _ = Reflect::set(&message, &"webgpu".into(), &JsValue::from_bool(page_has_webgpu()));
+    let _ = Reflect::set(&message, &"engine".into(), &JsValue::from_str(&super::dom::field("engine")));
+    // Tests set window.__qklabFault ("panic", "device-lost") to make the engine fail.
+    if let Some(fault) = web_sys::window().and_then(|w| Reflect::get(&w, &"__qklabFault".into()).ok()).and_then(|f| f.as_string()) {
+        let _ = Reflect::set(&message, &"fault".into(), &JsValue::from_str(&fault));
+    }
     worker.post_message(&message).map_err(|e| Error::Usage(format!("cannot reach the engine's worker: {}", js_text(&e))))?;
     RUNNING.with(|r| *r.borrow_mut() = Some(Running { worker: worker.clone(), tx }));
 

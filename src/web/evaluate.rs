@@ -63,7 +63,15 @@ async fn run() -> Result<()> {
         }
         Event::Profile { .. } | Event::Done | Event::Failed { .. } => {}
     })
-    .await?;
+    .await;
+    let ended = match ended {
+        Ok(ended) => ended,
+        Err(e) => {
+            let kept = results.len();
+            status(&format!("{e}. The {kept} prompts finished before are kept: Run goes on from there with a fresh engine (or pick another engine above)."), true);
+            return Ok(());
+        }
+    };
     if ended == Ended::Cancelled {
         status(&format!("Cancelled after {} of {total} prompts; Run continues from there.", results.len()), false);
         return Ok(());

@@ -32,8 +32,23 @@ mod worker;
 
 use wasm_bindgen::prelude::*;
 
+/// A panic becomes a message, never a dead page without one: inside the
+/// engine's worker it is the request's failure (the page then starts a
+/// fresh worker for the next run); on the page's thread it goes to the
+/// status line and the console.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info.to_string().replace('\n', " ");
+        if !worker::report_panic(&message) {
+            dom::set_status("status", &format!("qklab stopped: {message}. Reload the page to go on."), true);
+            web_sys::console::error_1(&message.into());
+        }
+    }));
+}
+
 #[wasm_bindgen(start)]
 pub fn start() {
+    install_panic_hook();
     repair::wire();
     evaluate::wire();
     routing::wire();

@@ -3,6 +3,8 @@
 //! page's thread, so the page answers clicks while they run, and Cancel
 //! is the page ending the worker. Every event goes back as it happens.
 
+use std::cell::RefCell;
+
 use js_sys::{Array, Function, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -15,15 +17,37 @@ use crate::app::routing::profile;
 use crate::app::sweep::{self, run_sweep};
 use crate::error::{Error, Result};
 
-/// Runs `request` (JSON) over `models` (`[{name, files}]`), calling `post`
-/// with each event's JSON; the last is `done` or `failed`. Without
-/// `webgpu` (the page has none) the CPU engine runs, whatever the worker sees.
+thread_local! {
+    /// The running request's `post`, for the panic hook.
+    static POST: RefCell<Option<Function>> = const { RefCell::new(None) };
+}
+
+/// Sends a panic's message to the page as the request's failure; false
+/// outside a worker's request (the page's own thread).
+pub fn report_panic(message: &str) -> bool {
+    POST.with(|p| match p.borrow().as_ref() {
+        Some(post) => {
+            let e = Event::Failed { message: format!("the engine stopped: {message}") };
+            let _ = post.call1(&JsValue::NULL, &JsValue::from_str(&e.to_json()));
+            true
+        }
+        None => false,
+    })
+}
+
+/// Runs `request` (JSON) over `models` (`[{name, files}]`) on `engine`
+/// ("auto", "gpu", "cpu"), calling `post` with each event's JSON; the last
+/// is `done` or `failed`. Without `webgpu` (the page has none) the CPU
+/// engine runs, whatever the worker sees. `fault` ("panic", "device-lost")
+/// is for tests of the failure paths.
 #[wasm_bindgen]
-pub async fn worker_run(request: String, models: Array, webgpu: bool, post: Function) {
+pub async fn worker_run(request: String, models: Array, webgpu: bool, engine: String, fault: String, post: Function) {
+    POST.with(|p| *p.borrow_mut() = Some(post.clone()));
     let send = |e: Event| {
         let _ = post.call1(&JsValue::NULL, &JsValue::from_str(&e.to_json()));
     };
-    match serve(&request, &models, webgpu, &send).await {
+    let job = Job { webgpu, engine: &engine, fault: &fault };
+    match serve(&request, &models, &job, &send).await {
         Ok(()) => send(Event::Done),
         Err(e) => send(Event::Failed { message: e.to_string() }),
     }
@@ -40,10 +64,26 @@ async fn open_models(models: &Array) -> Result<Vec<OpenModel<BrowserSource>>> {
     Ok(out)
 }
 
-async fn serve(request: &str, models: &Array, webgpu: bool, send: &dyn Fn(Event)) -> Result<()> {
+/// How a request is to run.
+struct Job<'a> {
+    webgpu: bool,
+    engine: &'a str,
+    fault: &'a str,
+}
+
+async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event)) -> Result<()> {
     let request: Request = serde_json::from_str(request).map_err(|e| Error::Usage(format!("a request the worker does not know: {e}")))?;
+    if job.fault == "panic" {
+        panic!("a test asked the engine to panic");
+    }
     let models = open_models(models).await?;
-    let backend = if webgpu { Backend::open(BackendChoice::Auto).await? } else { Backend::cpu_because(" (no WebGPU in this browser)") };
+    let backend = match (job.webgpu, job.engine) {
+        (false, _) => Backend::cpu_because(" (no WebGPU in this browser)"),
+        (true, "gpu") => Backend::open(BackendChoice::Gpu).await?,
+        (true, "cpu") => Backend::open(BackendChoice::Cpu).await?,
+        _ => Backend::open(BackendChoice::Auto).await?,
+    };
+    let mut lose_device = job.fault == "device-lost";
     match request {
         Request::Sweep { spec, done } => {
             let mut results = done;
@@ -62,6 +102,12 @@ async fn serve(request: &str, models: &Array, webgpu: bool, send: &dyn Fn(Event)
                     sweep::Event::Finished(all) => {
                         send(Event::Samples { samples: all[posted..].to_vec() });
                         posted = all.len();
+                        // The test of a lost device: after the first finished batch.
+                        if std::mem::take(&mut lose_device) {
+                            if let Some(gpu) = backend.gpu() {
+                                gpu.device.destroy();
+                            }
+                        }
                     }
                 }
                 true

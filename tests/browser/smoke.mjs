@@ -658,6 +658,87 @@ const checks = [
     },
   },
   {
+    // The GPU device is lost in the middle of a sweep (GPUDevice.destroy()
+    // through the test hook): the page says why, keeps the finished cells,
+    // and a second Run completes on a new device.
+    name: 'gpu-lost-mid-sweep',
+    needs: 'demo-evaluate',
+    async run() {
+      await inNewContext(async (p) => {
+        const errors = [];
+        p.on('pageerror', (e) => errors.push(String(e)));
+        await demoSweepForm(p, '400', '0', '1');
+        await p.locator('#engine').selectOption('gpu');
+        await p.evaluate(() => { window.__qklabFault = 'device-lost'; });
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /device was lost|error|Done/i, 300_000);
+        const failed = await p.locator('#eval-status').textContent();
+        assert.match(failed, /the GPU device was lost.*The 1 prompts finished before are kept/s);
+        assert.equal(await p.locator('#table1 tr[data-model]').count(), 1, 'the finished cells stay');
+        await p.evaluate(() => { delete window.__qklabFault; });
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /^(Done|.*error)/i, 300_000);
+        assert.match(await p.locator('#eval-status').textContent(), /^Done: 2 prompts \(1 per model\) on /);
+        assert.deepEqual(errors, []);
+      });
+    },
+  },
+  {
+    // A panic inside the engine (a test-only trigger) is a message beside
+    // the panel; the next Run works without a reload.
+    name: 'engine-panic-recovers',
+    needs: 'demo-evaluate',
+    async run() {
+      await inNewContext(async (p) => {
+        await demoSweepForm(p, '400', '0', '1');
+        await p.evaluate(() => { window.__qklabFault = 'panic'; });
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /stopped|Done/i, 60_000);
+        assert.match(await p.locator('#eval-status').textContent(), /the engine stopped: .*a test asked the engine to panic/);
+        assert.equal(await p.locator('#eval-status').getAttribute('class'), 'status error');
+        await p.evaluate(() => { delete window.__qklabFault; });
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /^(Done|.*error)/i, 120_000);
+        assert.match(await p.locator('#eval-status').textContent(), /^Done: 2 prompts/);
+      });
+    },
+  },
+  {
+    // A HypeNet-2B-shaped pair (2 x 3.59 GiB, headers and sparse data) on
+    // SwiftShader: the page refuses before loading, with the CPU engine's
+    // memory and the emulated GPU's estimate; nothing crashes.
+    name: 'big-pair-refused-before-loading',
+    needs: 'demo-evaluate',
+    async run() {
+      const dirs = ['pre', 'sft'].map((side, i) => {
+        const dir = path.join(tmpDir, `2b-${side}`);
+        execFileSync(qklabBin, ['synth', '--preset', '2b', '--shards', '2', '--sparse', '--seed', String(i + 1), '--out', dir]);
+        return dir;
+      });
+      await inNewContext(async (p) => {
+        const errors = [];
+        p.on('pageerror', (e) => errors.push(String(e)));
+        p.on('console', (m) => { if (/RuntimeError|unreachable/.test(m.text())) errors.push(m.text()); });
+        await gotoReady(p);
+        await p.locator('#pre-folder').setInputFiles(dirs[0]);
+        await p.locator('#sft-folder').setInputFiles(dirs[1]);
+        await waitForText(p, '#pair-status', /^Compatible/, 120_000);
+        await p.locator('#task').selectOption('ids');
+        await p.locator('#lengths').fill('512');
+        await p.locator('#depths').fill('0.5');
+        await p.locator('#samples').fill('1');
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /WebAssembly|Done|error/i, 300_000);
+        const status = await p.locator('#eval-status').textContent();
+        console.log(`browser: 2B-shaped pair: ${status}`);
+        assert.match(status, /the CPU engine needs .* over the .* WebAssembly gives a page.*would take about/);
+        // The drift of the pair streams: it completes in bounded memory.
+        await p.waitForSelector('#drift table', { timeout: 600_000 });
+        assert.deepEqual(errors, []);
+      });
+    },
+  },
+  {
     // A benchmark, not a test (QKLAB_BROWSER_CHECKS=live-sweep-bench): the
     // live run that shows the demo's effect, S1 at 2048 tokens x 5 depths x
     // 2 samples for pre, sft and QK-Restore (30 prompts), timed from Run to Done.

@@ -1,0 +1,48 @@
+//! How fast an adapter multiplies matrices, measured in a few
+//! milliseconds: the estimate behind refusing an adapter on which a prompt
+//! would take minutes, and behind sizing submissions below a watchdog.
+
+use super::device::Gpu;
+use super::kernels::{Kernels, WDtype};
+use super::ops::{self, Rows};
+use super::readback::read_buffer;
+use super::recorder::Recorder;
+use super::weights::GpuWeight;
+use crate::clock::now_ms;
+use crate::error::Result;
+
+/// GFLOP/s of the engine's matmul on a 64 x 512 x 512 product (after a
+/// warm-up that compiles the pipeline).
+pub async fn matmul_gflops(gpu: &Gpu) -> Result<f64> {
+    const M: u32 = 64;
+    const K: u32 = 512;
+    let weights: Vec<u8> = (0..K * K).flat_map(|i: u32| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65536.0 - 0.5).to_le_bytes()).collect();
+    let w = GpuWeight::upload(gpu, "calibration", WDtype::F32, &[K as u64, K as u64], gpu.limits.max_storage_buffer_binding_size, |off, len| {
+        let bytes = weights[off as usize..(off + len) as usize].to_vec();
+        async move { Ok(bytes) }
+    })
+    .await?;
+    let buffer = |label| {
+        gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (M * K * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let (x, y) = (buffer("calibration x"), buffer("calibration y"));
+    let kernels = Kernels::new(gpu);
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let t0 = now_ms();
+        let mut rec = Recorder::new(&kernels);
+        for _ in 0..4 {
+            ops::matmul(&mut rec, Rows::new(&x, K), M, &w, Rows::new(&y, K), false);
+        }
+        rec.submit();
+        read_buffer(gpu, &y, 4).await?;
+        best = best.min(now_ms() - t0);
+    }
+    let flop = 4.0 * 2.0 * (M as f64) * (K as f64) * (K as f64);
+    Ok(flop / (best.max(0.01) * 1e-3) / 1e9)
+}
