@@ -3,8 +3,7 @@ from the question of the demo pair and its QK-Restore merge on one NIAH
 prompt, computed the plain way: the full T x T probability matrix of every
 softmax head from the explicit attention path, then
 d_h = mean over t of sum_{s<=t} a(t,s) (t - s), and the mean over the
-question's rows (after the haystack's last newline) of the probability on
-the needle's tokens.
+question's last 8 rows of the probability on the needle's tokens.
 
 It writes tests/fixtures/demo/routing-reference.json, which says which heads
 attend closer after SFT and which layer and head lose the most needle mass;
@@ -69,7 +68,8 @@ def main():
     ids = [cfg.bos_token_id] + list(s["prompt"].encode("utf-8"))
     # Byte tokens after BOS: the needle's span, and the question after the haystack.
     needle = (1 + s["needle_span"][0], 1 + s["needle_span"][1])
-    queries = (1 + s["prompt"].rindex("\n"), len(ids))
+    # The question's last 8 positions (src/prompts.rs QUESTION_ROWS).
+    queries = (max(1 + s["prompt"].rindex("\n"), len(ids) - 8), len(ids))
     both = {name: distances(model_from_state(cfg, sd), cfg, ids, needle, queries) for name, sd in models.items()}
     result = {name: d for name, (d, _) in both.items()}
     mass = {name: m for name, (_, m) in both.items()}

@@ -35,6 +35,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A checkpoint's fingerprint (names, sizes, header and data-sample
+    /// SHA-256s) as JSON: what recipes and recorded results name it by.
+    Fingerprint {
+        ckpt: PathBuf,
+        #[arg(long, default_value = "model")]
+        role: String,
+    },
     /// Read every tensor of a checkpoint and check its values are finite.
     Verify {
         ckpt: PathBuf,
@@ -267,6 +274,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
             if !summary.problems.is_empty() {
                 return Err(Error::ConfigMismatch { problems: summary.problems });
             }
+        }
+        Command::Fingerprint { ckpt, role } => {
+            let fp = block_on(qklab::writer::SourceFingerprint::of(&role, &open(&ckpt)?))?;
+            println!("{}", serde_json::to_string_pretty(&fp).expect("fingerprints serialize"));
         }
         Command::Verify { ckpt } => {
             let ck = open(&ckpt)?;

@@ -192,6 +192,9 @@ impl<'a> PromptMaker<'a> {
     }
 }
 
+/// Rows of the question a text prompt's needle mass averages over.
+pub const QUESTION_ROWS: usize = 8;
+
 /// Where a NIAH prompt's parts fall in its tokens: the prompt's ids, the
 /// needle's token range, and the question's (the tail after the haystack,
 /// whose queries the needle mass averages over). Positions are counted by
@@ -218,12 +221,16 @@ impl PromptPositions {
         PromptPositions { ids: p.ids.clone(), needle, queries: p.ids.len() - p.key.len()..p.ids.len() }
     }
 
-    /// A text prompt's positions, given its ids under `tok`.
+    /// A text prompt's positions, given its ids under `tok`. The queries
+    /// are the question's last [`QUESTION_ROWS`] positions, where the
+    /// answer is about to be produced: the rows a retrieval head looks
+    /// back to the needle from (earlier question tokens still read it).
     pub fn of(tok: &Tokenizer, p: &NiahPrompt, ids: Vec<u32>) -> Result<PromptPositions> {
         let tokens_before = |byte: usize| -> Result<u32> { Ok(tok.encode(&p.prompt[..byte])?.len() as u32) };
         let needle = tokens_before(p.needle_span.0)?..tokens_before(p.needle_span.1)?;
         let tail = p.prompt.rfind('\n').unwrap_or(0);
-        let queries = tokens_before(tail)? as usize..ids.len();
+        let question = tokens_before(tail)? as usize;
+        let queries = question.max(ids.len().saturating_sub(QUESTION_ROWS))..ids.len();
         Ok(PromptPositions { ids, needle, queries })
     }
 }

@@ -86,7 +86,9 @@ fn pooled_maps_log_ratios_and_rankings_behave() {
 /// `qklab routing` on the demo pair and its QK-Restore merge, against the
 /// PyTorch reference's full T x T computation (reference/routing.py, stored
 /// in tests/fixtures/demo/routing-reference.json): the same mean attention
-/// distance per head, and so the same heads attending closer after SFT.
+/// distance per head (so the same heads attending closer after SFT), the
+/// same needle mass from the question, and the same most affected layer
+/// and head (the largest loss of needle mass).
 #[test]
 fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
     if common::gpu().is_none() {
@@ -129,9 +131,22 @@ fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
         let closer: Vec<serde_json::Value> = (0..pre.len()).filter(|&h| sft[h] < pre[h]).map(|h| h.into()).collect();
         assert_eq!(&closer, heads.as_array().unwrap(), "layer {layer}: heads closer after SFT");
     }
-    let ranking = ours["most_affected"].as_array().unwrap();
-    let top = &ranking[0];
-    let reference_top = reference["heads_closer_after_sft"].as_object().unwrap().iter().max_by_key(|(_, h)| h.as_array().unwrap().len()).unwrap();
-    assert_eq!(top["layer"].to_string(), *reference_top.0, "most affected layer");
+    // Needle mass from the question's last rows, and the layer and head
+    // that lose the most of it: the ranking qklab shows first.
+    let mut worst_mass = 0.0f64;
+    for (m, name) in ["pre", "sft", "qk-restore"].iter().enumerate() {
+        for (layer, want) in reference["needle_mass"][name].as_object().unwrap() {
+            let layers = ours["models"][m]["layers"].as_array().unwrap();
+            let l = layers.iter().find(|l| l["layer"].to_string() == *layer).unwrap();
+            for (got, want) in l["needle_mass"].as_array().unwrap().iter().zip(want.as_array().unwrap()) {
+                worst_mass = worst_mass.max((got.as_f64().unwrap() - want.as_f64().unwrap()).abs());
+            }
+        }
+    }
+    eprintln!("needle mass vs the reference: worst absolute difference {worst_mass:.2e}");
+    assert!(worst_mass < 1e-5, "needle masses differ from the reference by {worst_mass:.2e}");
+    let top = &ours["most_affected"].as_array().unwrap()[0];
+    let want = &reference["largest_needle_mass_drop"];
+    assert_eq!((&top["layer"], &top["head"]), (&want["layer"], &want["head"]), "most affected layer and head");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -91,6 +91,8 @@ impl Gpu {
         #[cfg(not(target_arch = "wasm32"))]
         if std::env::var("QKLAB_FAULT").as_deref() == Ok("device-lost") {
             self.device.destroy();
+            // Let the loss be reported before anything else fails on it.
+            let _ = self.device.poll(wgpu::PollType::wait_indefinitely());
         }
     }
 
