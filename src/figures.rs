@@ -56,13 +56,36 @@ pub fn diverging(x: f64) -> String {
     }
 }
 
-/// Black or white, whichever reads on viridis at `x`.
-fn ink(x: f64) -> &'static str {
-    if x > 0.55 {
+/// Light (0) to dark (1) blue, clamped: the drift table's scale.
+pub fn blues(x: f64) -> String {
+    let x = if x.is_nan() { 0.0 } else { x.clamp(0.0, 1.0) };
+    hex(lerp([239, 243, 255], [8, 48, 107], x))
+}
+
+/// WCAG relative luminance of a `#rrggbb` colour.
+fn luminance(colour: &str) -> f64 {
+    let v = u32::from_str_radix(colour.trim_start_matches('#'), 16).unwrap_or(0);
+    let linear = |c: u32| {
+        let c = c as f64 / 255.0;
+        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+    };
+    0.2126 * linear(v >> 16) + 0.7152 * linear((v >> 8) & 255) + 0.0722 * linear(v & 255)
+}
+
+/// Black or white, whichever contrasts more with `background` (`#rrggbb`):
+/// on any colour one of them reaches WCAG's 4.5:1.
+pub fn ink_on(background: &str) -> &'static str {
+    let l = luminance(background);
+    if (l + 0.05) / 0.05 >= 1.05 / (l + 0.05) {
         "#000"
     } else {
         "#fff"
     }
+}
+
+/// Black or white, whichever reads on viridis at `x`.
+fn ink(x: f64) -> &'static str {
+    ink_on(&viridis(x))
 }
 
 fn svg_open(out: &mut String, w: f64, h: f64, title: &str) {
@@ -144,15 +167,25 @@ pub struct NeedleBlocks {
     pub last: usize,
 }
 
+/// What an attention map's cells hold.
+#[derive(Debug, Clone, Copy)]
+pub enum MapValues<'a> {
+    /// Mean attention per block.
+    Attention,
+    /// ln(`more` / `than`) per block: orange where `more` attends more.
+    LogRatio { more: &'a str, than: &'a str },
+}
+
 /// A `[blocks, blocks]` block-pooled attention map (queries down, keys
-/// across), in log scale over four decades below its largest cell, or,
-/// with `signed`, a log-ratio map on a symmetric diverging scale.
-pub fn attention_map(title: &str, map: &[f32], blocks: usize, block: usize, needle: Option<NeedleBlocks>, signed: bool) -> String {
+/// across), in log scale over four decades below its largest cell, or a
+/// log-ratio map on a symmetric diverging scale.
+pub fn attention_map(title: &str, map: &[f32], blocks: usize, block: usize, needle: Option<NeedleBlocks>, values: MapValues) -> String {
+    let signed = matches!(values, MapValues::LogRatio { .. });
     let size = 256.0;
     let cell = size / blocks.max(1) as f64;
     let (left, top) = (8.0, 28.0);
     let mut s = String::new();
-    svg_open(&mut s, left + size + 8.0, top + size + 40.0, title);
+    svg_open(&mut s, left + size + 8.0, top + size + 52.0, title);
     let _ = write!(s, r##"<text x="{left}" y="18" font-weight="bold">{}</text>"##, escape(title));
     let max = map.iter().fold(0.0f32, |m, v| if signed { m.max(v.abs()) } else { m.max(*v) }).max(1e-30) as f64;
     let colour = |v: f64| -> String {
@@ -190,8 +223,13 @@ pub fn attention_map(title: &str, map: &[f32], blocks: usize, block: usize, need
     let (lo, hi) = if signed { (format!("{:.2}", -max), format!("+{max:.2}")) } else { (format!("{:.1e}", max / 1e4), format!("{max:.1e}")) };
     let scale: fn(f64) -> String = if signed { |t| diverging(2.0 * t - 1.0) } else { viridis };
     legend(&mut s, left + 40.0, top + size + 12.0, size - 80.0, &lo, &hi, scale);
-    let note = if signed { "ln(merged / sft) per block" } else { "mean attention per block, log scale" };
-    let _ = write!(s, r##"<text x="{left}" y="{}" font-size="10" fill="#555">{note}; needle dashed</text>"##, top + size + 34.0);
+    let notes = match values {
+        MapValues::LogRatio { more, than } => [format!("orange: {more} attends more than {than};"), "blue: less (ln ratio per block); needle dashed".into()],
+        MapValues::Attention => ["mean attention per block, log scale;".into(), "needle dashed".into()],
+    };
+    for (k, note) in notes.iter().enumerate() {
+        let _ = write!(s, r##"<text x="{left}" y="{}" font-size="10" fill="#555">{}</text>"##, top + size + 34.0 + 12.0 * k as f64, escape(note));
+    }
     s.push_str("</svg>");
     s
 }
@@ -236,6 +274,46 @@ pub fn head_bars(title: &str, unit: &str, models: &[&str], values: &[Vec<f32>]) 
     s
 }
 
+/// Where the question's attention lands along the prompt: for each model,
+/// the share of one head's attention from the question's last rows on each
+/// block of keys, as a line; the needle's blocks shaded.
+pub fn question_attention(title: &str, models: &[&str], series: &[Vec<f32>], block: usize, needle: Option<NeedleBlocks>) -> String {
+    let blocks = series.iter().map(|v| v.len()).max().unwrap_or(0).max(1);
+    let (left, top, plot_w, plot_h) = (56.0, 44.0, 480.0, 160.0);
+    let (w, h) = (left + plot_w + 16.0, top + plot_h + 48.0);
+    let max = series.iter().flatten().fold(0.0f32, |m, v| m.max(*v)).max(1e-30) as f64;
+    let x_of = |j: f64| left + plot_w * j / blocks as f64;
+    let y_of = |v: f64| top + plot_h * (1.0 - v / max);
+    let mut s = String::new();
+    svg_open(&mut s, w, h, title);
+    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
+    for (m, name) in models.iter().enumerate() {
+        let x = 8.0 + 110.0 * m as f64;
+        let _ = write!(s, r##"<rect x="{x}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"##, MODEL_COLOURS[m % 3], x + 14.0, escape(name));
+    }
+    if let Some(n) = needle {
+        let (x0, x1) = (x_of(n.first as f64), x_of(n.last as f64 + 1.0));
+        let _ = write!(
+            s,
+            r##"<rect class="needle" x="{x0:.1}" y="{top}" width="{:.1}" height="{plot_h}" fill="#ddd"><title>the needle</title></rect><text x="{:.1}" y="{}" text-anchor="start" font-size="10">needle</text>"##,
+            (x1 - x0).max(1.0),
+            x1 + 3.0,
+            top + 10.0
+        );
+    }
+    let base = top + plot_h;
+    let _ = write!(s, r##"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="#888"/>"##, left + plot_w);
+    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{max:.3}</text><text x="{}" y="{base}" text-anchor="end" font-size="10">0</text>"##, left - 4.0, top + 4.0, left - 4.0);
+    for (m, v) in series.iter().enumerate() {
+        let points: Vec<String> = v.iter().enumerate().map(|(j, y)| format!("{:.1},{:.1}", x_of(j as f64 + 0.5), y_of(*y as f64))).collect();
+        let name = escape(models.get(m).copied().unwrap_or(""));
+        let _ = write!(s, r##"<polyline class="series" fill="none" stroke="{}" stroke-width="2" points="{}"><title>{name}</title></polyline>"##, MODEL_COLOURS[m % 3], points.join(" "));
+    }
+    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">position in the prompt (blocks of {block} tokens): share of the question's attention</text>"##, left + plot_w / 2.0, base + 34.0);
+    s.push_str("</svg>");
+    s
+}
+
 /// Files in one ZIP archive, stored uncompressed (SVG and PNG gain little,
 /// and a report should open anywhere). Times are the format's epoch, so the
 /// same report gives the same bytes.
@@ -267,6 +345,22 @@ mod tests {
         };
         let l: Vec<f64> = (0..=20).map(|i| luma(&viridis(i as f64 / 20.0))).collect();
         assert!(l.windows(2).all(|w| w[1] > w[0]), "viridis must brighten steadily: {l:?}");
+    }
+
+    #[test]
+    fn text_on_every_scale_colour_meets_wcag_contrast() {
+        let contrast = |a: &str, b: &str| {
+            let (x, y) = (luminance(a), luminance(b));
+            (x.max(y) + 0.05) / (x.min(y) + 0.05)
+        };
+        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 1e-9);
+        for i in 0..=100 {
+            let x = i as f64 / 100.0;
+            for bg in [viridis(x), blues(x), diverging(2.0 * x - 1.0)] {
+                let text = if ink_on(&bg) == "#000" { "#000000" } else { "#ffffff" };
+                assert!(contrast(&bg, text) >= 4.5, "{text} on {bg}: {:.2}", contrast(&bg, text));
+            }
+        }
     }
 
     #[test]

@@ -137,7 +137,7 @@ fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
     for (m, name) in ["pre", "sft", "qk-restore"].iter().enumerate() {
         for (layer, want) in reference["needle_mass"][name].as_object().unwrap() {
             let layers = ours["models"][m]["layers"].as_array().unwrap();
-            let l = layers.iter().find(|l| l["layer"].to_string() == *layer).unwrap();
+            let l = layers.iter().find(|l| l["layer"].as_u64().map(|n| n.to_string()).as_deref() == Some(layer.as_str())).unwrap();
             for (got, want) in l["needle_mass"].as_array().unwrap().iter().zip(want.as_array().unwrap()) {
                 worst_mass = worst_mass.max((got.as_f64().unwrap() - want.as_f64().unwrap()).abs());
             }

@@ -9,7 +9,9 @@
 //! - [`routing`]: where the softmax heads look on one prompt, for several
 //!   models, and how they compare.
 //! - [`merge`]: merge a pair, in steps a progress bar can show.
+//! - [`demo`]: the results recorded with the demo pair.
 
+pub mod demo;
 pub mod merge;
 pub mod model;
 pub mod routing;

@@ -62,6 +62,10 @@ pub struct LayerRouting {
     /// Each head's block-pooled map, `[blocks, blocks]`.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub maps: Vec<Vec<f32>>,
+    /// Each head's attention from the question's rows on each block of
+    /// keys (the mean over those rows), `[blocks]`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub question: Vec<Vec<f32>>,
 }
 
 impl Profile {
@@ -76,7 +80,7 @@ impl Profile {
 
     /// The same without the maps (for reports).
     pub fn summary(&self) -> Vec<LayerRouting> {
-        self.layers.iter().map(|l| LayerRouting { maps: Vec::new(), ..l.clone() }).collect()
+        self.layers.iter().map(|l| LayerRouting { maps: Vec::new(), question: Vec::new(), ..l.clone() }).collect()
     }
 }
 
@@ -116,6 +120,7 @@ pub async fn profile<S: ByteSource>(backend: &Backend, m: &OpenModel<S>, spec: &
             mean_distance: stats.mean_distance(),
             needle_mass: stats.needle_mass(queries.clone()),
             maps: (0..stats.heads).map(|h| stats.pooled_map(h)).collect(),
+            question: (0..stats.heads).map(|h| stats.question_blocks(h, queries.clone())).collect(),
         });
     }
     Ok(Profile { model: m.name.clone(), tokens: ids.len(), needle, queries, key: prompt.key, value: prompt.value, block, blocks, layers })

@@ -72,6 +72,13 @@ impl RowStats {
         (0..self.heads).map(|h| queries.clone().map(|t| self.mass[t * self.heads + h]).sum::<f32>() / n).collect()
     }
 
+    /// Head `head`'s attention on each block of keys, averaged over the
+    /// rows `queries` (the question's).
+    pub fn question_blocks(&self, head: usize, queries: Range<usize>) -> Vec<f32> {
+        let n = queries.len().max(1) as f32;
+        (0..self.blocks).map(|j| queries.clone().map(|t| self.pooled[(head * self.rows + t) * self.blocks + j]).sum::<f32>() / n).collect()
+    }
+
     /// The block-pooled attention map of `head`, `[blocks, blocks]`: the
     /// mean of a(t, s) over each block's cells (those above the diagonal
     /// count as zeros, as in the full map).

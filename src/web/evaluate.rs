@@ -128,6 +128,17 @@ fn table1(st: &SweepSpec, results: &[SampleResult], models: &[&str]) -> Result<(
     Ok(())
 }
 
+/// Runs the form's sweep as the Run button does.
+pub async fn run_now() {
+    enable(&["run-sweep"], false);
+    enable(&["cancel-sweep"], true);
+    if let Err(e) = run().await {
+        status(&e.to_string(), true);
+    }
+    enable(&["run-sweep"], true);
+    enable(&["cancel-sweep"], false);
+}
+
 pub fn wire() {
     share::restore(&[
         ("task", |v| TaskKind::parse(v).is_ok()),
@@ -137,17 +148,7 @@ pub fn wire() {
         ("seed", share::whole_number),
     ]);
     if let Some(b) = by_id("run-sweep") {
-        on(&b, "click", |_| {
-            spawn_local(async {
-                enable(&["run-sweep"], false);
-                enable(&["cancel-sweep"], true);
-                if let Err(e) = run().await {
-                    status(&e.to_string(), true);
-                }
-                enable(&["run-sweep"], true);
-                enable(&["cancel-sweep"], false);
-            })
-        });
+        on(&b, "click", |_| spawn_local(run_now()));
     }
     if let Some(b) = by_id("cancel-sweep") {
         on(&b, "click", |_| engine::cancel());

@@ -112,6 +112,17 @@ pub fn to_files(blobs: Vec<(String, Blob)>) -> Result<Array> {
     Ok(out)
 }
 
+/// Fetches `url` (of the page's own origin) as text.
+pub async fn fetch_text(url: &str) -> Result<String> {
+    let window = web_sys::window().ok_or_else(|| Error::Usage("no window".into()))?;
+    let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| js_err(url, e))?.unchecked_into();
+    if !resp.ok() {
+        return Err(Error::io(url, format!("HTTP {}", resp.status())));
+    }
+    let text = JsFuture::from(resp.text().map_err(|e| js_err(url, e))?).await.map_err(|e| js_err(url, e))?;
+    Ok(text.as_string().unwrap_or_default())
+}
+
 /// Fetches `url` as a `File` named `name` (the demo's files).
 pub async fn fetch_file(url: &str, name: &str) -> Result<File> {
     let window = web_sys::window().ok_or_else(|| Error::Usage("no window".into()))?;

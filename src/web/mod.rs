@@ -10,7 +10,8 @@
 //!   plans as Blobs; `forms`: the forms read into the core's settings;
 //!   `share`: settings in the URL fragment; `state`: the page's state.
 //! - The panels: `summary` (inspect one checkpoint), `repair` (the pair
-//!   and the merge), `evaluate` (NIAH sweeps), `routing`, `report`.
+//!   and the merge), `evaluate` (NIAH sweeps), `routing`, `report`; and
+//!   `story`, the demo's guided path over them.
 //! - `engine` starts the engine's Web Worker and hears from it; `worker`
 //!   is the engine's side, inside that worker; `protocol` what they say.
 //! - `api`: functions scripts and tests call directly.
@@ -27,6 +28,7 @@ mod report;
 mod routing;
 mod share;
 mod state;
+mod story;
 mod summary;
 mod worker;
 
@@ -54,5 +56,6 @@ pub fn start() {
     routing::wire();
     report::wire();
     summary::wire();
+    story::wire();
     api::wire();
 }

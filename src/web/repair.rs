@@ -5,7 +5,7 @@
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::{spawn_local, JsFuture};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, File};
 
 use super::dom::{add, by_id, document, element, enable, files_of, js_err, need, need_document, offer_downloads, on, on_click_async, set_progress, set_status, wire_picker};
@@ -146,9 +146,9 @@ async fn show_drift() -> Result<()> {
             let x = v / max;
             // CSSOM, not a style attribute: the page's CSP forbids inline styles.
             if let Ok(td) = td.dyn_into::<web_sys::HtmlElement>() {
-                let light = 95.0 - 60.0 * x;
-                let _ = td.style().set_property("background", &format!("hsl(215 70% {light:.0}%)"));
-                let _ = td.style().set_property("color", if light < 55.0 { "#fff" } else { "#000" });
+                let background = crate::figures::blues(x);
+                let _ = td.style().set_property("background", &background);
+                let _ = td.style().set_property("color", crate::figures::ink_on(&background));
             }
         }
         let _ = table.append_child(&tr);
@@ -183,7 +183,7 @@ fn short_fingerprint(fp: &SourceFingerprint) -> String {
     h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-async fn run_merge() -> Result<()> {
+pub(super) async fn run_merge() -> Result<()> {
     let spec = forms::merge()?;
     let [pre, sft] = state::with(|s| s.pair.clone());
     let mut step = |i: u32, what: &str| {
@@ -247,18 +247,16 @@ fn restore_from_fragment() {
     ]);
 }
 
-async fn open_demo_and_merge(merge_too: bool) {
+/// Fetches the demo pair into both sides; false, with the error shown, if
+/// it could not.
+pub(super) async fn open_demo_pair() -> bool {
     set_status("pair-status", "Fetching the demo pair…", false);
     if let Err(e) = open_demo().await {
         set_status("pair-status", &e.to_string(), true);
-        return;
+        return false;
     }
     share::update(&[("demo", "1".into())]);
-    if merge_too {
-        if let Err(e) = run_merge().await {
-            set_status("merge-status", &e.to_string(), true);
-        }
-    }
+    true
 }
 
 pub fn wire() {
@@ -267,13 +265,6 @@ pub fn wire() {
         for kind in ["files", "folder"] {
             wire_picker(&format!("{side}-{kind}"), move |files| open_side(side.to_string(), files));
         }
-    }
-    if let Some(b) = by_id("open-demo") {
-        on(&b, "click", |_| spawn_local(open_demo_and_merge(false)));
-    }
-    // A link made on the demo reopens it and repeats the merge it names.
-    if share::get("demo").as_deref() == Some("1") {
-        spawn_local(open_demo_and_merge(share::get("method").is_some()));
     }
     on_click_async("merge", "merge-status", run_merge);
     if let Some(b) = by_id("copy-recipe") {

@@ -14,7 +14,7 @@ use super::state::{self, Routing};
 use super::{forms, share};
 use crate::app::routing::{compare, last_log_ratio, Blocks, LayerRouting, Profile, RoutingSpec};
 use crate::error::{Error, Result};
-use crate::figures::{attention_map, head_bars, NeedleBlocks};
+use crate::figures::{attention_map, head_bars, question_attention, MapValues, NeedleBlocks};
 
 /// Blocks per side of a pooled map.
 const BLOCKS: usize = 32;
@@ -23,7 +23,7 @@ fn status(text: &str, error: bool) {
     set_status("routing-status", text, error);
 }
 
-async fn compute() -> Result<()> {
+pub(super) async fn compute() -> Result<()> {
     let sweep = forms::sweep()?;
     let spec = RoutingSpec { task: sweep.task, length: sweep.lengths[0], depth: 0.5, seed: sweep.seed, blocks: Blocks::PerSide(BLOCKS) };
     let models = state::models()?;
@@ -85,14 +85,15 @@ fn draw_routing(r: &Routing, layer: usize, head: usize) -> Result<(Vec<(String, 
     let mut figures = Vec::new();
     for p in &r.profiles {
         let Some(map) = p.layer(layer).and_then(|l| l.maps.get(head)) else { continue };
-        let svg = attention_map(&format!("{}: layer {layer}, head {head}", p.model), map, blocks, block, marked, false);
+        let svg = attention_map(&format!("{}: layer {layer}, head {head}", p.model), map, blocks, block, marked, MapValues::Attention);
         show_svg(&maps_root, &svg, &format!("routing-map-{}", p.model))?;
         figures.push((format!("routing-l{layer}h{head}-{}", p.model), svg));
     }
     // Figure 4's fourth panel: what the merge changed against sft (or,
     // before a merge, what SFT changed against pre).
     if let (Some(ratio), [.., before, after]) = (last_log_ratio(&r.profiles, layer, head), r.profiles.as_slice()) {
-        let svg = attention_map(&format!("ln({} / {}): layer {layer}, head {head}", after.model, before.model), &ratio, blocks, block, marked, true);
+        let values = MapValues::LogRatio { more: &after.model, than: &before.model };
+        let svg = attention_map(&format!("ln({} / {}): layer {layer}, head {head}", after.model, before.model), &ratio, blocks, block, marked, values);
         show_svg(&maps_root, &svg, "routing-map-log-ratio")?;
         figures.push((format!("routing-l{layer}h{head}-log-ratio"), svg));
     }
@@ -104,8 +105,50 @@ fn draw_routing(r: &Routing, layer: usize, head: usize) -> Result<(Vec<(String, 
     show_svg(&bars_root, &mass, "routing-mass")?;
     figures.push((format!("routing-l{layer}-distance"), distance));
     figures.push((format!("routing-l{layer}-needle-mass"), mass));
+    let series: Vec<Vec<f32>> = r.profiles.iter().filter_map(|p| p.layer(layer).and_then(|l| l.question.get(head)).cloned()).collect();
+    let question = question_attention(&format!("Where the question looks, layer {layer}, head {head}"), &names, &series, block, marked);
+    let question_root = need("routing-question")?;
+    question_root.set_text_content(None);
+    show_svg(&question_root, &question, "routing-question")?;
+    figures.push((format!("routing-l{layer}h{head}-question"), question));
+    numbers(r, layer, head)?;
     let line = format!("Prompt: {} tokens, needle at tokens {}–{}; maps pooled over {block} x {block} token blocks.", r.prompt["tokens"], needle.start, needle.end);
     Ok((figures, line))
+}
+
+/// The chosen head's needle mass and mean distance in every model, with
+/// the change from the first (before SFT) in percent.
+fn numbers(r: &Routing, layer: usize, head: usize) -> Result<()> {
+    let doc = super::dom::need_document()?;
+    let root = need("routing-numbers")?;
+    root.set_text_content(None);
+    let table = super::dom::element(&doc, "table")?;
+    let _ = table.set_attribute("class", "layers routing-numbers");
+    super::dom::add(&doc, &table, "caption", &format!("Layer {layer}, head {head}: what the question pays the needle, and how far the head looks"));
+    let head_row = super::dom::element(&doc, "tr")?;
+    for h in ["model", "needle mass", "change", "mean distance (tokens)", "change"] {
+        super::dom::add(&doc, &head_row, "th", h);
+    }
+    let _ = table.append_child(&head_row);
+    let value = |p: &Profile, f: fn(&LayerRouting) -> &Vec<f32>| p.layer(layer).and_then(|l| f(l).get(head).copied());
+    let first = r.profiles.first();
+    for p in &r.profiles {
+        let tr = super::dom::element(&doc, "tr")?;
+        let _ = tr.set_attribute("data-model", &p.model);
+        super::dom::add(&doc, &tr, "th", &p.model);
+        for f in [(|l: &LayerRouting| &l.needle_mass) as fn(&LayerRouting) -> &Vec<f32>, |l: &LayerRouting| &l.mean_distance] {
+            let (v, base) = (value(p, f), first.and_then(|b| value(b, f)));
+            super::dom::add(&doc, &tr, "td", &v.map_or("–".into(), |v| if v < 10.0 { format!("{v:.3}") } else { format!("{v:.1}") }));
+            let change = match (v, base) {
+                (Some(v), Some(b)) if b.abs() > 1e-12 => format!("{:+.0}%", 100.0 * (v - b) / b),
+                _ => "–".into(),
+            };
+            super::dom::add(&doc, &tr, "td", &change);
+        }
+        let _ = table.append_child(&tr);
+    }
+    let _ = root.append_child(&table);
+    Ok(())
 }
 
 pub fn wire() {

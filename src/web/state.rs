@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use web_sys::File;
 
+use crate::app::demo::Recorded;
 use crate::app::routing::Profile;
 use crate::app::sweep::SweepSpec;
 use crate::error::{Error, Result};
@@ -34,6 +35,10 @@ pub struct PageState {
     pub routing: Option<Routing>,
     /// The figures on the page: (file stem, SVG text).
     pub figures: Vec<(String, String)>,
+    /// The demo's recorded results, once the demo is open.
+    pub recorded: Option<Recorded>,
+    /// The guide's current step.
+    pub step: usize,
 }
 
 thread_local! {

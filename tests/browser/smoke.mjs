@@ -178,8 +178,8 @@ async function demoSweepForm(pg, lengths, depths, samples) {
  * with the main page, and closes it afterwards. `prepare(context)` runs
  * before the page opens.
  */
-async function inNewContext(body, prepare = async () => {}) {
-  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+async function inNewContext(body, prepare = async () => {}, options = {}) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
   try {
     await prepare(ctx);
     const pg = await ctx.newPage();
@@ -498,8 +498,8 @@ const checks = [
       await waitForText(page, '#routing-status', /^(Prompt|.*error)/i, 300_000);
       assert.match(await textOf('#routing-status'), /^Prompt: \d+ tokens, needle at tokens \d+–\d+/);
       await page.screenshot({ path: path.join(screensDir, 'demo-routing.png'), fullPage: true });
-      const figs = await page.locator('#routing-maps figure, #routing-bars figure').evaluateAll((f) => f.map((x) => x.dataset.figure));
-      assert.deepEqual(figs, ['routing-map-pre', 'routing-map-sft', 'routing-map-merged', 'routing-map-log-ratio', 'routing-distance', 'routing-mass']);
+      const figs = await page.locator('#routing-view figure').evaluateAll((f) => f.map((x) => x.dataset.figure));
+      assert.deepEqual(figs, ['routing-question', 'routing-map-pre', 'routing-map-sft', 'routing-map-merged', 'routing-map-log-ratio', 'routing-distance', 'routing-mass']);
       assert.equal(await page.locator('#routing-maps rect.needle').count(), 4, 'the needle is marked on every map');
       const layer = await page.locator('#routing-layer').inputValue();
       const head = await page.locator('#routing-head').inputValue();
@@ -536,7 +536,7 @@ const checks = [
     async run() {
       await page.locator('#export-report').click();
       await waitForText(page, '#report-status', /^(Report ready|.*error)/i);
-      assert.match(await textOf('#report-status'), /^Report ready: the JSON and 9 figure\(s\)/);
+      assert.match(await textOf('#report-status'), /^Report ready: the JSON and 10 figure\(s\)/);
       const files = await downloadAll(page, '#report-downloads a');
       assert.deepEqual(Object.keys(files).sort(), ['qklab-report.json', 'qklab-report.zip']);
       // Python's zipfile, not our writer, opens the archive.
@@ -550,8 +550,8 @@ const checks = [
         if (fs.statSync(p).isFile()) out[path.basename(rel)] = fs.readFileSync(p);
       }
       const names = Object.keys(out);
-      assert.equal(names.filter((n) => n.endsWith('.svg')).length, 9);
-      assert.equal(names.filter((n) => n.endsWith('.png')).length, 9);
+      assert.equal(names.filter((n) => n.endsWith('.svg')).length, 10);
+      assert.equal(names.filter((n) => n.endsWith('.png')).length, 10);
       for (const n of names.filter((n) => n.endsWith('.png'))) assert.ok(out[n].subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])), `${n} is a PNG`);
       for (const n of names.filter((n) => n.endsWith('.svg'))) assert.ok(out[n].toString().startsWith('<svg xmlns="http://www.w3.org/2000/svg"'), `${n} is an SVG`);
       assert.ok(out['qklab-report.json'].equals(files['qklab-report.json']), 'the JSON in the archive is the one offered alone');
@@ -772,8 +772,10 @@ const checks = [
         await gotoReady(p);
         await p.locator('#open-demo').click();
         await waitForText(p, '#pair-status', /^Compatible/);
+        // The demo's experiment is in the form: ask for one prompt a model.
         await p.locator('#lengths').fill('512');
         await p.locator('#depths').fill('0');
+        await p.locator('#samples').fill('1');
         await p.locator('#run-sweep').click();
         await waitForText(p, '#eval-status', /^(Done|.*error)/i, 600_000);
         assert.match(await p.locator('#eval-status').textContent(), /^Done: 2 prompts \(1 per model\) on CPU engine \(1 thread, SIMD128\) \(no WebGPU in this browser\)\.$/);
@@ -858,6 +860,101 @@ const checks = [
         await waitForText(p, '#pair-status', /^Compatible/);
         await p.screenshot({ path: path.join(screensDir, 'offline.png') });
       });
+    },
+  },
+  {
+    // A newcomer: "Open the demo" and nothing else shows the effect within
+    // 10 s (the recorded Table 1); Next walks the four steps, each
+    // screenshotted at a laptop's and a phone's size, light and dark, and
+    // checked by axe-core; "Run it here" re-runs recorded prompts and gets
+    // the recorded answers sample for sample.
+    name: 'demo-story',
+    needs: 'page-loads',
+    async run() {
+      const recorded = JSON.parse(fs.readFileSync(path.join(repoRoot, 'www', 'demo', 'results.json'), 'utf8'));
+      const axeSource = fs.readFileSync(path.join(repoRoot, 'tests', 'browser', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+      const percent = (task, model, keep = () => true) => {
+        const xs = recorded.niah[task].samples.filter((x) => x.model === model && keep(x));
+        return 100 * xs.reduce((a, x) => a + x.score, 0) / xs.length;
+      };
+      await inNewContext(async (pg) => {
+        const errors = [];
+        pg.on('pageerror', (e) => errors.push(String(e)));
+        await pg.setViewportSize({ width: 1366, height: 768 });
+        await gotoReady(pg);
+        const t0 = Date.now();
+        await pg.locator('#open-demo').click();
+        await pg.waitForSelector('#recorded-table1 tr[data-model="qk-restore"] td', { timeout: 10_000 });
+        console.log(`browser: demo-story: the recorded Table 1 is on screen ${Date.now() - t0} ms after "Open the demo"`);
+        const table = async (id) => Object.fromEntries(await pg.locator(`#${id} tr[data-model]`).evaluateAll((trs) =>
+          trs.map((tr) => [tr.dataset.model, [...tr.querySelectorAll('td')].map((td) => parseFloat(td.textContent))])));
+        const t1 = await table('recorded-table1');
+        const tasks = ['s1', 'mk'];
+        // The page's cells are the recording's samples, averaged here.
+        for (const m of ['pre', 'sft', 'qk-restore']) {
+          tasks.forEach((task, c) => assert.equal(t1[m][c], Math.round(percent(task, m)), `Table 1 ${m} ${task}`));
+        }
+        assert.ok(tasks.some((_, c) => t1.pre[c] - t1.sft[c] >= 10 && t1['qk-restore'][c] > t1.sft[c]),
+          `Table 1 shows no amnesia and repair: ${JSON.stringify(t1)}`);
+        const ablation = await table('recorded-ablation');
+        assert.deepEqual(Object.keys(ablation), ['qk-restore', 'q-restore', 'k-restore', 'v-restore', 'qk-pro']);
+        // Each step: what to look at is on screen, and nothing axe calls serious.
+        const look = async (step) => {
+          for (const [w, h] of [[1366, 768], [390, 844]]) {
+            for (const scheme of ['light', 'dark']) {
+              await pg.setViewportSize({ width: w, height: h });
+              await pg.emulateMedia({ colorScheme: scheme });
+              // The page scrolls the step's panel below the guide: ask it
+              // again at this size, as a visitor's step button would.
+              await pg.locator(`#step-${step - 1}`).click();
+              await pg.screenshot({ path: path.join(screensDir, `story-${step}-${w}x${h}${scheme === 'dark' ? '-dark' : ''}.png`) });
+              if (!(await pg.evaluate(() => typeof window.axe === 'object'))) await pg.addScriptTag({ content: axeSource });
+              const bad = await pg.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+                .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`));
+              assert.deepEqual(bad, [], `axe-core, step ${step} at ${w}x${h} ${scheme}`);
+            }
+          }
+          await pg.setViewportSize({ width: 1366, height: 768 });
+          await pg.emulateMedia({ colorScheme: 'light' });
+        };
+        const panels = ['drift', 'merge-form', 'recorded', 'routing-view'];
+        for (let i = 0; i < 4; i++) {
+          if (i > 0) await pg.locator('#step-next').click();
+          await waitForText(pg, '#step-title', new RegExp(`^Step ${i + 1} of 4`));
+          assert.equal(await pg.locator('.current').getAttribute('id'), panels[i], `step ${i + 1} highlights its panel`);
+          if (i === 0) await pg.waitForSelector('#drift table');
+          if (i === 2) {
+            const t2 = Date.now();
+            await pg.locator('#step-run-here').click();
+            await waitForText(pg, '#guide-status', /recorded prompts run here|error|fail/i, 600_000);
+            console.log(`browser: demo-story: "Run it here" (12 prompts at 2048 tokens) took ${((Date.now() - t2) / 1000).toFixed(1)} s`);
+            assert.match(await pg.locator('#guide-status').textContent(), /^12 recorded prompts run here/);
+            const marks = await pg.locator('#recorded-table1 td[data-matches]').evaluateAll((tds) => tds.map((td) => td.dataset.matches));
+            assert.deepEqual(marks, ['yes', 'yes', 'yes'], 'each model\'s S1 cell matches the recording');
+            // Independently of the page's marks: its heat-map cells are the
+            // recorded samples of those seeds (the first two of each depth).
+            const cells = await pg.locator('#heatmaps g.cell').evaluateAll((gs) => gs.map((g) =>
+              [g.closest('figure').dataset.figure.replace('heatmap-', ''), Number(g.dataset.depth), Number(g.dataset.accuracy)]));
+            assert.equal(cells.length, 6);
+            for (const [model, depth, accuracy] of cells) {
+              const name = model === 'merged' ? 'qk-restore' : model;
+              const seeds = recorded.niah.s1.samples.filter((x) => x.model === name && x.depth === depth).map((x) => x.seed).sort((a, b) => a - b).slice(0, 2);
+              assert.equal(accuracy, percent('s1', name, (x) => x.depth === depth && seeds.includes(x.seed)) / 100, `${model} depth ${depth}`);
+            }
+          }
+          if (i === 3) {
+            await waitForText(pg, '#routing-status', /^(Prompt|.*error)/i, 300_000);
+            const tokens = Number((await pg.locator('#routing-status').textContent()).match(/^Prompt: (\d+) tokens/)?.[1]);
+            assert.ok(tokens > 1900 && tokens <= 2048, `the routing prompt is the recording's length, not ${tokens} tokens`);
+            const numbers = await pg.locator('#routing-numbers tr[data-model]').evaluateAll((trs) => trs.map((tr) => tr.dataset.model));
+            assert.deepEqual(numbers, ['pre', 'sft', 'merged']);
+            assert.equal(await pg.locator('#step-next').isHidden(), true, 'the last step has no Next');
+          }
+          await look(i + 1);
+        }
+        assert.deepEqual(errors, [], 'uncaught exceptions in the page');
+      }, async () => {}, { bypassCSP: true });
     },
   },
   {
