@@ -40,6 +40,9 @@ Arithmetic (CoT, single digits, left to right, intermediates in 0..max_value):
 Train/test split: a question is in the test split iff crc32(question) % 10 == 0.
 
 CLI: `python3 reference/data.py write-essays` rewrites assets/essays.txt;
+`python3 reference/data.py arith-jsonl N PATH` writes the first N held-out
+arithmetic problems (the eval's set) as JSONL {"prompt", "answer"} lines for
+`qklab tune --answers` (the demo ships N = 300 as www/demo/arithmetic.jsonl);
 `python3 reference/data.py demo` prints a few samples.
 """
 
@@ -573,5 +576,12 @@ if __name__ == "__main__":
     if cmd == "write-essays":
         write_essays()
         print(f"wrote {ESSAYS_PATH}")
+    elif cmd == "arith-jsonl":
+        import json
+        n, path = int(sys.argv[2]), sys.argv[3]
+        with open(path, "w") as f:
+            for prompt, answer in arith_eval_pairs(n):
+                f.write(json.dumps({"prompt": prompt, "answer": answer}) + "\n")
+        print(f"wrote {n} problems to {path}")
     else:
         _demo()

@@ -314,6 +314,83 @@ pub fn question_attention(title: &str, models: &[&str], series: &[Vec<f32>], blo
     s
 }
 
+/// One point of a tune's scatter.
+pub struct TunePoint<'a> {
+    pub label: &'a str,
+    pub recall: f64,
+    pub retention: f64,
+}
+
+/// A tune's candidates as recall (x) against retention (y), both in %:
+/// the Pareto front joined by a line and filled, the rest hollow, the
+/// recommended point ringed and named, each point naming its setting and
+/// scores on hover. Shapes as well as colours tell the kinds apart.
+pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &[usize], recommended: Option<usize>) -> String {
+    let (left, top, plot_w, plot_h) = (56.0, 44.0, 440.0, 260.0);
+    let (w, h) = (left + plot_w + 24.0, top + plot_h + 52.0);
+    // Retention often sits near 100: zoom onto its range, in steps of 10.
+    let lowest = points.iter().map(|p| p.retention).fold(100.0f64, f64::min);
+    let y_lo = ((lowest - 2.0) / 10.0).floor().clamp(0.0, 9.0) * 10.0;
+    let x_of = |r: f64| left + plot_w * r / 100.0;
+    let y_of = |r: f64| top + plot_h * (1.0 - (r - y_lo) / (100.0 - y_lo));
+    let mut s = String::new();
+    svg_open(&mut s, w, h, title);
+    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
+    let _ = write!(
+        s,
+        r##"<circle cx="14" cy="30" r="5" fill="{c}"/><text x="24" y="34">Pareto front</text><circle cx="124" cy="30" r="5" fill="none" stroke="#666"/><text x="134" y="34">other candidates</text><circle cx="262" cy="30" r="8" fill="none" stroke="{o}" stroke-width="2.5"/><text x="276" y="34">recommended</text>"##,
+        c = MODEL_COLOURS[0],
+        o = MODEL_COLOURS[1]
+    );
+    let base = top + plot_h;
+    for t in 0..=10 {
+        let x = x_of(t as f64 * 10.0);
+        let _ = write!(s, r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{base}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle" font-size="10">{}</text>"##, base + 14.0, t * 10);
+    }
+    let mut y = y_lo;
+    while y <= 100.0 {
+        let yy = y_of(y);
+        let _ = write!(s, r##"<line x1="{left}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end" font-size="10">{y}</text>"##, left + plot_w, left - 4.0, yy + 3.0);
+        y += 10.0;
+    }
+    let _ = write!(s, r##"<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##);
+    let line: Vec<String> = front.iter().filter_map(|&i| points.get(i)).map(|p| format!("{:.1},{:.1}", x_of(p.recall), y_of(p.retention))).collect();
+    let _ = write!(s, r##"<polyline class="front" fill="none" stroke="{}" stroke-width="1.5" stroke-dasharray="4 3" points="{}"/>"##, MODEL_COLOURS[0], line.join(" "));
+    for (i, p) in points.iter().enumerate() {
+        let on_front = front.contains(&i);
+        let (fill, stroke) = if on_front { (MODEL_COLOURS[0], MODEL_COLOURS[0]) } else { ("none", "#666") };
+        let _ = write!(
+            s,
+            r##"<circle class="candidate{}" data-index="{i}" cx="{:.1}" cy="{:.1}" r="5" fill="{fill}" stroke="{stroke}" stroke-width="1.5"><title>{}: recall {:.1}, {} {:.1}{}</title></circle>"##,
+            if on_front { " on-front" } else { "" },
+            x_of(p.recall),
+            y_of(p.retention),
+            escape(p.label),
+            p.recall,
+            escape(retention),
+            p.retention,
+            if on_front { " (on the front)" } else { "" }
+        );
+    }
+    if let Some(p) = recommended.and_then(|i| points.get(i)) {
+        let (x, y) = (x_of(p.recall), y_of(p.retention));
+        let anchor = if x > left + plot_w * 0.6 { "end" } else { "start" };
+        let dx = if anchor == "end" { -12.0 } else { 12.0 };
+        let _ = write!(
+            s,
+            r##"<circle class="recommended" cx="{x:.1}" cy="{y:.1}" r="9" fill="none" stroke="{}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" text-anchor="{anchor}" font-weight="bold">{}</text>"##,
+            MODEL_COLOURS[1],
+            x + dx,
+            y + 18.0,
+            escape(p.label)
+        );
+    }
+    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">recall: NIAH accuracy (%)</text>"##, left + plot_w / 2.0, base + 34.0);
+    let _ = write!(s, r##"<text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle" fill="#555">{} (%)</text>"##, top + plot_h / 2.0, escape(retention));
+    s.push_str("</svg>");
+    s
+}
+
 /// Files in one ZIP archive, stored uncompressed (SVG and PNG gain little,
 /// and a report should open anywhere). Times are the format's epoch, so the
 /// same report gives the same bytes.

@@ -25,6 +25,7 @@ pub mod source;
 pub mod summary;
 pub mod sweep;
 pub mod synth;
+pub mod tune;
 pub mod tokenizer;
 pub mod writer;
 

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
@@ -10,9 +10,8 @@ mod cli;
 
 use qklab::checkpoint::Checkpoint;
 use qklab::merge::drift::drift;
-use qklab::app::merge::{merge_pair, plan_sources, spec_of_recipe};
+use qklab::app::merge::spec_of_recipe;
 use qklab::merge::{MergeSpec, Method};
-use qklab::writer::write_to_dir;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, FsSource};
 use qklab::summary::{arch_of, human_bytes, summarize};
@@ -192,6 +191,71 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// The recall and retention front of a pair: every merge of a grid
+    /// (method, QK-Pro beta, softmax layers) scored for NIAH recall and
+    /// for what it keeps of the fine-tune; the recommended one with --out.
+    Tune {
+        #[arg(long)]
+        pre: PathBuf,
+        #[arg(long)]
+        sft: PathBuf,
+        /// NIAH tasks for recall: s1, s2, s3, mk or ids, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "s1")]
+        task: Vec<String>,
+        #[arg(long)]
+        distractors: Option<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "2048")]
+        lengths: Vec<u32>,
+        #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+        depths: Vec<f64>,
+        #[arg(long, default_value_t = 4)]
+        samples: u32,
+        #[arg(long, default_value_t = 12345)]
+        seed: u64,
+        #[arg(long)]
+        hype: Option<f64>,
+        #[arg(long, default_value_t = 0)]
+        hype_above: u32,
+        /// Merge methods to try.
+        #[arg(long, value_delimiter = ',', default_value = "qk-restore,qk-pro,q-restore,k-restore")]
+        methods: Vec<String>,
+        /// QK-Pro strengths to try.
+        #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,1")]
+        betas: Vec<f32>,
+        /// all, each (each softmax layer alone), leave-one-out, or layers like 3+6.
+        #[arg(long, value_delimiter = ',', default_value = "all,each,leave-one-out")]
+        layer_sets: Vec<String>,
+        /// JSONL of {"prompt", "answer"}: retention is exact match on them.
+        #[arg(long)]
+        answers: Option<PathBuf>,
+        /// Prompts (one a line) sft continues for the agreement score (default: built-in ones).
+        #[arg(long)]
+        prompts: Option<PathBuf>,
+        /// With answers: points of exact match below sft's a recommended merge may lose.
+        #[arg(long, default_value_t = 1.0)]
+        tolerance: f64,
+        /// Without answers: the largest mean KL(sft || merge) a recommended merge may have.
+        #[arg(long, default_value_t = 0.01)]
+        kl_tolerance: f64,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// Every candidate with its cells and samples, the front and the recommendation.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write the recommended merge (with its recipe) into this new or empty folder.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Exact match of a checkpoint's greedy answers to prompts with answers (JSONL).
+    Answers {
+        ckpt: PathBuf,
+        #[arg(long)]
+        answers: PathBuf,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Write a HypeNet-shaped checkpoint with random weights.
     Synth {
         /// tiny, demo, or 2b (HypeNet-2B's shapes).
@@ -210,41 +274,6 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-}
-
-/// Progress on stderr, at most twice a second, only for work that lasts.
-struct Progress {
-    what: &'static str,
-    bytes: bool,
-    start: Instant,
-    last: Instant,
-    shown: bool,
-}
-
-impl Progress {
-    /// `bytes`: the counts are bytes (else plain counts).
-    fn new(what: &'static str, bytes: bool) -> Self {
-        let now = Instant::now();
-        Progress { what, bytes, start: now, last: now, shown: false }
-    }
-
-    fn update(&mut self, done: u64, total: u64) {
-        let now = Instant::now();
-        if now.duration_since(self.start) < Duration::from_secs(1) || now.duration_since(self.last) < Duration::from_millis(500) {
-            return;
-        }
-        self.last = now;
-        self.shown = true;
-        let pct = if total == 0 { 100.0 } else { done as f64 * 100.0 / total as f64 };
-        let show = |n: u64| if self.bytes { human_bytes(n) } else { n.to_string() };
-        eprint!("\r{}: {} of {} ({pct:.0}%)   ", self.what, show(done), show(total));
-    }
-
-    fn finish(&self) {
-        if self.shown {
-            eprintln!();
-        }
-    }
 }
 
 fn open(path: &std::path::Path) -> Result<Checkpoint<FsSource>> {
@@ -281,7 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Verify { ckpt } => {
             let ck = open(&ckpt)?;
-            let mut progress = Progress::new("checking values", true);
+            let mut progress = cli::Progress::new("checking values", true);
             let checked = block_on(ck.check_values(|d, t| progress.update(d, t)));
             progress.finish();
             checked?;
@@ -308,15 +337,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 },
             };
             let started = Instant::now();
-            let merge = block_on(merge_pair(&pre_ck, &sft_ck, &spec, &mut |_, _| {}))?;
-            for note in &merge.notes {
-                eprintln!("note: {note}");
-            }
-            let plan = merge.plan;
-            let mut progress = Progress::new("writing", true);
-            let written = block_on(write_to_dir(&plan, &plan_sources(&pre_ck, &sft_ck), &out, |d, t| progress.update(d, t)));
-            progress.finish();
-            written?;
+            let merge = cli::merge_to_dir(&pre_ck, &sft_ck, &spec, &out)?;
+            let plan = &merge.plan;
             if let Some(path) = recipe_out {
                 std::fs::write(&path, merge.recipe.to_json()).map_err(|e| Error::io(path.display(), e))?;
             }
@@ -345,7 +367,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Drift { pre, sft, json } => {
             let (pre_ck, sft_ck) = (open(&pre)?, open(&sft)?);
-            let mut progress = Progress::new("drift: tensors", false);
+            let mut progress = cli::Progress::new("drift: tensors", false);
             let report = block_on(drift(&pre_ck, &sft_ck, |d, t| progress.update(d as u64, t as u64)));
             progress.finish();
             let report = report?;
@@ -375,6 +397,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Routing { ckpts, task, layer, head, prompt_seed, length, depth, block, backend, json } => {
             cli::routing::run(cli::routing::RoutingArgs { ckpts, task, layer, head, prompt_seed, length, depth, block, backend, json })?;
         }
+        Command::Tune {
+            pre, sft, task, distractors, lengths, depths, samples, seed, hype, hype_above, methods, betas, layer_sets, answers, prompts, tolerance, kl_tolerance, backend, json, out,
+        } => {
+            let tasks = task;
+            cli::tune::run(cli::tune::TuneArgs {
+                pre, sft, tasks, distractors, lengths, depths, samples, seed, hype, hype_above, methods, betas, layer_sets, answers, prompts, tolerance, kl_tolerance, backend, json, out,
+            })?;
+        }
+        Command::Answers { ckpt, answers, backend, json } => cli::tune::answers(cli::tune::AnswersArgs { ckpt, answers, backend, json })?,
         Command::Synth { preset, shards, seed, dtype, sparse, out } => {
             let layout = qklab::synth::write_dir(&out, &preset, shards, parse_dtype(&dtype)?, seed, sparse)?;
             let size: u64 = layout.shards.iter().map(|s| s.size()).sum();

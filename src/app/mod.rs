@@ -16,3 +16,4 @@ pub mod merge;
 pub mod model;
 pub mod routing;
 pub mod sweep;
+pub mod tune;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Backend, OpenModel};
 use crate::config::LogitsScaling;
 use crate::error::{Error, Result};
+use crate::model::engine::Engine;
 use crate::prompts::{Sample, TaskKind};
 use crate::source::ByteSource;
 use crate::sweep::{self, SampleResult};
@@ -99,7 +100,6 @@ pub async fn run_sweep<S: ByteSource>(
     let total = per_model * models.len();
     for (m, model) in models.iter().enumerate() {
         let name = model.name.as_str();
-        let done: HashSet<_> = results.iter().map(|r| r.key()).collect();
         if results.iter().filter(|r| r.model == name).count() == per_model {
             continue;
         }
@@ -110,55 +110,86 @@ pub async fn run_sweep<S: ByteSource>(
         let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
         let mut engine = backend.load(model, longest, false).await?;
         let described = format!("{}{}", engine.backend(), backend.note);
-        let stop = model.stop_ids();
-        let detok = |ids: &[u32]| maker.text(spec.task, ids);
-        let base = model.arch.logits_scaling;
-        let mut model_done = 0;
-        for &length in &spec.lengths {
-            // HyPE only past hype_above tokens, as the reference evaluates.
-            let hype = spec.hype.filter(|_| length > spec.hype_above);
-            engine.set_logits_scaling(hype.map_or(base, LogitsScaling::Hype));
-            let cell: Vec<Sample> = samples.iter().filter(|s| s.length == length).cloned().collect();
-            let mut out = Vec::new();
-            // Each batch's results are reported as it ends: a face can save
-            // or draw them before the cell is complete.
-            let mut finished_so_far: Vec<SampleResult> = Vec::new();
-            let mut report = |batch: &[SampleResult], on: &mut dyn FnMut(Event) -> bool| {
-                finished_so_far.extend_from_slice(batch);
-                let all: Vec<SampleResult> = results.iter().chain(&finished_so_far).cloned().collect();
-                on(Event::Finished(&all));
-            };
-            let on_cell = std::cell::RefCell::new(&mut *on);
-            let complete = sweep::run(
-                &engine,
-                name,
-                &cell,
-                &stop,
-                &detok,
-                &done,
-                &mut out,
-                &mut |i, n| {
-                    (on_cell.borrow_mut())(Event::Prompt(Progress {
-                        model: name,
-                        engine: &described,
-                        length,
-                        cell: (i, n),
-                        model_prompts: (model_done + i, per_model),
-                        all: (m * per_model + model_done + i, total),
-                    }))
-                },
-                &mut |batch| report(batch, &mut **on_cell.borrow_mut()),
-                batch,
-            )
-            .await;
-            results.extend(out);
-            let complete = complete?;
-            model_done += cell.len();
-            if !complete {
-                return Ok(false);
-            }
+        let first = m * per_model;
+        let complete = sweep_loaded(&mut engine, model, name, &samples, spec, batch, results, &mut |event| match event {
+            Event::Prompt(p) => on(Event::Prompt(Progress { engine: &described, all: (first + p.model_prompts.0, total), ..p })),
+            other => on(other),
+        })
+        .await?;
+        if !complete {
+            return Ok(false);
         }
     }
+    Ok(true)
+}
+
+/// Runs `samples` (made from `spec` by `model`'s prompt maker) on an
+/// engine already loaded with `model`'s weights, or with weights swapped
+/// into them, labelling results `name`; samples of `name` already in
+/// `results` are skipped. Progress counts this model's prompts only.
+#[allow(clippy::too_many_arguments)]
+pub async fn sweep_loaded<S: ByteSource>(
+    engine: &mut Engine,
+    model: &OpenModel<S>,
+    name: &str,
+    samples: &[Sample],
+    spec: &SweepSpec,
+    batch: Option<usize>,
+    results: &mut Vec<SampleResult>,
+    on: &mut dyn FnMut(Event) -> bool,
+) -> Result<bool> {
+    let maker = model.prompts()?;
+    let per_model = samples.len();
+    let done: HashSet<_> = results.iter().map(|r| r.key()).collect();
+    let stop = model.stop_ids();
+    let detok = |ids: &[u32]| maker.text(spec.task, ids);
+    let base = model.arch.logits_scaling;
+    let mut model_done = 0;
+    for &length in &spec.lengths {
+        // HyPE only past hype_above tokens, as the reference evaluates.
+        let hype = spec.hype.filter(|_| length > spec.hype_above);
+        engine.set_logits_scaling(hype.map_or(base, LogitsScaling::Hype));
+        let cell: Vec<Sample> = samples.iter().filter(|s| s.length == length).cloned().collect();
+        let mut out = Vec::new();
+        // Each batch's results are reported as it ends: a face can save
+        // or draw them before the cell is complete.
+        let mut finished_so_far: Vec<SampleResult> = Vec::new();
+        let mut report = |batch: &[SampleResult], on: &mut dyn FnMut(Event) -> bool| {
+            finished_so_far.extend_from_slice(batch);
+            let all: Vec<SampleResult> = results.iter().chain(&finished_so_far).cloned().collect();
+            on(Event::Finished(&all));
+        };
+        let on_cell = std::cell::RefCell::new(&mut *on);
+        let complete = sweep::run(
+            engine,
+            name,
+            &cell,
+            &stop,
+            &detok,
+            &done,
+            &mut out,
+            &mut |i, n| {
+                (on_cell.borrow_mut())(Event::Prompt(Progress {
+                    model: name,
+                    engine: "",
+                    length,
+                    cell: (i, n),
+                    model_prompts: (model_done + i, per_model),
+                    all: (model_done + i, per_model),
+                }))
+            },
+            &mut |finished| report(finished, &mut **on_cell.borrow_mut()),
+            batch,
+        )
+        .await;
+        results.extend(out);
+        let complete = complete?;
+        model_done += cell.len();
+        if !complete {
+            return Ok(false);
+        }
+    }
+    engine.set_logits_scaling(base);
     Ok(true)
 }
 

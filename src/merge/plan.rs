@@ -59,13 +59,24 @@ async fn blend<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, name: &s
     Ok(TensorData::Bytes(Arc::new(encode_f32(name, entry(sft, name)?.dtype, &out, what)?)))
 }
 
-/// Plans the merge of `pre` into `sft` described by `spec`.
-pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, spec: &MergeSpec) -> Result<Merge> {
+/// The tensors a spec takes or computes from pre, before any output is
+/// planned: what a merged checkpoint holds in place of sft's, and what
+/// `qklab tune` swaps into a loaded sft.
+pub struct Replacements {
+    /// The softmax layers touched, resolved and sorted.
+    pub layers: Vec<usize>,
+    /// Each replaced tensor's name and its new data, in the order computed.
+    pub tensors: Vec<(String, TensorData)>,
+    /// Things the user should know (a singular Gram matrix, …).
+    pub notes: Vec<String>,
+}
+
+/// The replacements of `spec` for the pair (checked compatible).
+pub async fn replacements<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, spec: &MergeSpec) -> Result<Replacements> {
     spec.validate()?;
     let arch = check_pair(pre, sft)?;
     let layers = resolve_layers(spec, &arch)?;
-    let mut builder = PlanBuilder::new(sft, SFT);
-    let mut changed = Vec::new();
+    let mut tensors = Vec::new();
     let mut notes = Vec::new();
 
     for &layer in &layers {
@@ -107,9 +118,20 @@ pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>,
             } else {
                 blend(pre, sft, &name, spec.alpha).await?
             };
-            builder.replace(&name, data)?;
-            changed.push(name);
+            tensors.push((name, data));
         }
+    }
+    Ok(Replacements { layers, tensors, notes })
+}
+
+/// Plans the merge of `pre` into `sft` described by `spec`.
+pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, spec: &MergeSpec) -> Result<Merge> {
+    let Replacements { layers, tensors, notes } = replacements(pre, sft, spec).await?;
+    let mut builder = PlanBuilder::new(sft, SFT);
+    let mut changed = Vec::new();
+    for (name, data) in tensors {
+        builder.replace(&name, data)?;
+        changed.push(name);
     }
 
     let spec = MergeSpec { layers: Some(layers), ..spec.clone() };

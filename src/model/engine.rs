@@ -12,6 +12,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::Arch;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::safetensors::{decode_f32, Dtype};
 use crate::source::ByteSource;
 
 /// Where a model is loaded.
@@ -98,6 +99,18 @@ impl Engine {
             Engine::Reference(m) => m.arch.logits_scaling = scaling,
             Engine::Cpu(m) => m.arch.logits_scaling = scaling,
             Engine::Gpu(m) => m.arch.logits_scaling = scaling,
+        }
+    }
+
+    /// Puts tensor `name`'s new bytes (in `dtype`, as a checkpoint stores
+    /// them) in place of the loaded ones: swapping a merge's few tensors
+    /// into a loaded sft gives exactly the logits of loading the merge.
+    pub fn set_tensor(&mut self, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<()> {
+        let what = "a swapped tensor";
+        match self {
+            Engine::Reference(m) => m.replace_tensor(name, decode_f32(name, dtype, bytes, what)?),
+            Engine::Cpu(m) => m.set_tensor(name, &decode_f32(name, dtype, bytes, what)?),
+            Engine::Gpu(m) => m.set_tensor(name, dtype, bytes),
         }
     }
 

@@ -243,6 +243,40 @@ impl FastModel {
         Ok(FastModel { arch, embed, final_norm, lm_head, layers, gammas })
     }
 
+    /// Puts `values` in place of tensor `name` (an attention projection's
+    /// weight or bias, or a q/k norm: what a merge replaces), exactly as
+    /// loading a checkpoint holding them would.
+    pub fn set_tensor(&mut self, name: &str, values: &[f32]) -> Result<()> {
+        use names::{Proj, Role};
+        let d = self.arch.hidden_size as usize;
+        let unknown = || Error::Usage(format!("the CPU engine cannot swap {name:?}: only attention projections and q/k norms"));
+        let (l, role) = names::role_of(name).filter(|(l, _)| *l < self.layers.len()).ok_or_else(unknown)?;
+        let layer = &mut self.layers[l];
+        let (q, kv) = (layer.q_width, layer.kv_width);
+        // Where each projection's rows sit in the fused qkvg (and its bias).
+        let rows = |p: Proj| match p {
+            Proj::Q => Some(0..q),
+            Proj::K => Some(q..q + kv),
+            Proj::V => Some(q + kv..q + 2 * kv),
+            Proj::O => None,
+        };
+        let slot: &mut [f32] = match role {
+            Role::ProjWeight(p) => {
+                let r = rows(p).ok_or_else(unknown)?;
+                &mut layer.qkvg[r.start * d..r.end * d]
+            }
+            Role::ProjBias(p) => &mut layer.qkv_bias.as_mut().ok_or_else(unknown)?[rows(p).ok_or_else(unknown)?],
+            Role::QNorm => layer.q_norm.as_deref_mut().ok_or_else(unknown)?,
+            Role::KNorm => layer.k_norm.as_deref_mut().ok_or_else(unknown)?,
+            _ => return Err(unknown()),
+        };
+        if slot.len() != values.len() {
+            return Err(Error::Usage(format!("{name}: the engine holds {} values, the replacement {}", slot.len(), values.len())));
+        }
+        slot.copy_from_slice(values);
+        Ok(())
+    }
+
     /// A fresh sequence (position 0). `capture` keeps the softmax layers'
     /// queries and log-sum-exps for the routing diagnostics.
     pub fn new_seq(&self, capture: bool) -> FastSeq {

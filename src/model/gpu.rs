@@ -330,6 +330,24 @@ impl GpuModel {
         self.batch(1).expect("one sequence always fits a loaded model")
     }
 
+    /// Writes `bytes` (the tensor in its checkpoint dtype) over the
+    /// uploaded tensor `name`, chunk by chunk as `load` placed it: the
+    /// model then computes exactly what loading a checkpoint holding
+    /// those bytes would.
+    pub fn set_tensor(&self, name: &str, dtype: crate::safetensors::Dtype, bytes: &[u8]) -> Result<()> {
+        let w = self.w.get(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?;
+        if WDtype::of(dtype, name)? != w.dtype || bytes.len() as u64 != w.bytes() {
+            return Err(Error::Usage(format!("{name}: the replacement ({dtype}, {} bytes) differs from the loaded tensor ({} bytes)", bytes.len(), w.bytes())));
+        }
+        let row = w.cols as usize * w.dtype.bytes() as usize;
+        for c in &w.chunks {
+            let mut part = bytes[c.row0 as usize * row..][..c.rows as usize * row].to_vec();
+            part.resize(part.len().next_multiple_of(4).max(4), 0);
+            self.gpu().queue.write_buffer(&c.buffer, 0, &part);
+        }
+        Ok(())
+    }
+
     fn weight(&self, name: &str) -> &GpuWeight {
         // Every expected tensor was uploaded by `load`.
         &self.w[name]

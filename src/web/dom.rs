@@ -140,6 +140,18 @@ pub fn on(target: &Element, event: &str, f: impl FnMut(web_sys::Event) + 'static
     closure.forget();
 }
 
+/// Runs `task` with its Run button off and its Cancel button on; its
+/// error goes to the status line `#status_id`.
+pub async fn while_running(run: &str, cancel: &str, status_id: &str, task: impl std::future::Future<Output = Result<()>>) {
+    enable(&[run], false);
+    enable(&[cancel], true);
+    if let Err(e) = task.await {
+        set_status(status_id, &e.to_string(), true);
+    }
+    enable(&[run], true);
+    enable(&[cancel], false);
+}
+
 /// Runs `task` on each click of `#button_id`; its error goes to the
 /// status line `#status_id`.
 pub fn on_click_async<F: std::future::Future<Output = Result<()>> + 'static>(button_id: &str, status_id: &'static str, task: fn() -> F) {

@@ -6,7 +6,7 @@
 
 use wasm_bindgen_futures::spawn_local;
 
-use super::dom::{add, by_id, element, enable, need, need_document, on, set_progress, set_status, show_svg};
+use super::dom::{add, by_id, element, need, need_document, on, set_progress, set_status, show_svg, while_running};
 use super::engine::{self, Ended};
 use super::protocol::{Event, Request};
 use super::state;
@@ -61,7 +61,7 @@ async fn run() -> Result<()> {
                 status(&e.to_string(), true);
             }
         }
-        Event::Profile { .. } | Event::Done | Event::Failed { .. } => {}
+        _ => {}
     })
     .await;
     let ended = match ended {
@@ -130,13 +130,7 @@ fn table1(st: &SweepSpec, results: &[SampleResult], models: &[&str]) -> Result<(
 
 /// Runs the form's sweep as the Run button does.
 pub async fn run_now() {
-    enable(&["run-sweep"], false);
-    enable(&["cancel-sweep"], true);
-    if let Err(e) = run().await {
-        status(&e.to_string(), true);
-    }
-    enable(&["run-sweep"], true);
-    enable(&["cancel-sweep"], false);
+    while_running("run-sweep", "cancel-sweep", "eval-status", run()).await;
 }
 
 pub fn wire() {

@@ -10,7 +10,8 @@
 //!   plans as Blobs; `forms`: the forms read into the core's settings;
 //!   `share`: settings in the URL fragment; `state`: the page's state.
 //! - The panels: `summary` (inspect one checkpoint), `repair` (the pair
-//!   and the merge), `evaluate` (NIAH sweeps), `routing`, `report`; and
+//!   and the merge), `evaluate` (NIAH sweeps), `routing`, `tune` (the recall and
+//!   retention front), `report`; and
 //!   `story`, the demo's guided path over them.
 //! - `engine` starts the engine's Web Worker and hears from it; `worker`
 //!   is the engine's side, inside that worker; `protocol` what they say.
@@ -30,6 +31,7 @@ mod share;
 mod state;
 mod story;
 mod summary;
+mod tune;
 mod worker;
 
 use wasm_bindgen::prelude::*;
@@ -57,5 +59,6 @@ pub fn start() {
     report::wire();
     summary::wire();
     story::wire();
+    tune::wire();
     api::wire();
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::routing::{Profile, RoutingSpec};
 use crate::app::sweep::SweepSpec;
+use crate::app::tune::{Scored, TuneReport, TuneSpec};
 use crate::sweep::SampleResult;
 
 /// The work a worker is asked for.
@@ -16,6 +17,8 @@ pub enum Request {
     Sweep { spec: SweepSpec, done: Vec<SampleResult> },
     /// Where the heads look, on one prompt, for every model.
     Routing { spec: RoutingSpec },
+    /// The recall and retention front of the pair (models: pre, then sft).
+    Tune { spec: TuneSpec },
 }
 
 /// What a worker reports.
@@ -30,6 +33,12 @@ pub enum Event {
     Samples { samples: Vec<SampleResult> },
     /// One model's routing.
     Profile { profile: Profile },
+    /// Where a tune is: candidate `index` of `candidates`, its prompts done.
+    TuneProgress { index: usize, candidates: usize, label: String, done: usize, total: usize, engine: String },
+    /// A tune's candidate is scored.
+    Scored { scored: Box<Scored> },
+    /// The tune is complete.
+    Tuned { report: Box<TuneReport> },
     /// The request is complete.
     Done,
     /// The request failed; nothing more comes.

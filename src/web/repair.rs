@@ -98,7 +98,7 @@ fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
 async fn check_pair_now() {
     let [pre, sft] = state::with(|s| s.pair.clone());
     // Merging, evaluating and inspecting all need a compatible pair.
-    let needs_pair = ["merge", "run-sweep", "run-routing"];
+    let needs_pair = ["merge", "run-sweep", "run-routing", "run-tune"];
     if pre.is_empty() || sft.is_empty() {
         enable(&needs_pair, false);
         return;
@@ -183,13 +183,28 @@ fn short_fingerprint(fp: &SourceFingerprint) -> String {
     h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where a merge reports: its status line, progress bar and download list.
+pub(super) struct MergeUi {
+    pub status: &'static str,
+    pub progress: &'static str,
+    pub list: &'static str,
+}
+
+const REPAIR_UI: MergeUi = MergeUi { status: "merge-status", progress: "merge-progress", list: "downloads" };
+
+/// Merges with the form's settings, as the Merge button does.
 pub(super) async fn run_merge() -> Result<()> {
-    let spec = forms::merge()?;
+    merge_and_offer(forms::merge()?, &REPAIR_UI).await
+}
+
+/// Merges the pair as `spec` says, verifies the output and offers it in
+/// `ui.list`; the merge becomes the one evaluated and inspected.
+pub(super) async fn merge_and_offer(spec: MergeSpec, ui: &MergeUi) -> Result<()> {
     let [pre, sft] = state::with(|s| s.pair.clone());
     let mut step = |i: u32, what: &str| {
-        set_progress("merge-progress", i as f64, MERGE_STEPS as f64);
+        set_progress(ui.progress, i as f64, MERGE_STEPS as f64);
         if i < MERGE_STEPS {
-            set_status("merge-status", &format!("Step {} of {MERGE_STEPS}: {what}…", i + 1), false);
+            set_status(ui.status, &format!("Step {} of {MERGE_STEPS}: {what}…", i + 1), false);
         }
     };
     step(0, "reading both checkpoints' headers");
@@ -208,10 +223,10 @@ pub(super) async fn run_merge() -> Result<()> {
         }
         offered.push((f.name(), Blob::from(f.clone())));
     }
-    offer_downloads("downloads", &offered)?;
+    offer_downloads(ui.list, &offered)?;
     share(&spec);
     let n = files.len();
-    set_status("merge-status", &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
+    set_status(ui.status, &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
     Ok(())
 }
 

@@ -39,6 +39,11 @@ pub struct PageState {
     pub recorded: Option<Recorded>,
     /// The guide's current step.
     pub step: usize,
+    /// The Tune step's answers: where they came from, their JSONL text, and
+    /// whether they are the demo's (dropped when another pair is opened).
+    pub tune_answers: Option<(String, String, bool)>,
+    /// The last tune's candidates (for "Download this merge").
+    pub tune: Vec<crate::app::tune::Scored>,
 }
 
 thread_local! {

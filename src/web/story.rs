@@ -255,6 +255,7 @@ async fn open(how: Opened) {
     if !super::repair::open_demo_pair().await {
         return;
     }
+    super::tune::use_demo_answers().await;
     begin().await;
     if how == Opened::Link && super::share::get("method").is_some() {
         if let Err(e) = super::repair::run_merge().await {

@@ -15,6 +15,7 @@ use super::protocol::{Event, Request};
 use crate::app::model::{Backend, BackendChoice, OpenModel};
 use crate::app::routing::profile;
 use crate::app::sweep::{self, run_sweep};
+use crate::app::tune::{self, run_tune};
 use crate::error::{Error, Result};
 
 thread_local! {
@@ -118,6 +119,25 @@ async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event
             for m in &models {
                 send(Event::Loading { model: m.name.clone() });
                 send(Event::Profile { profile: profile(&backend, m, &spec).await? });
+            }
+        }
+        Request::Tune { spec } => {
+            let [pre, sft] = &models[..] else { return Err(Error::Usage("a tune takes two models: pre, then sft".into())) };
+            let (mut index, mut candidates, mut label) = (0, 0, String::new());
+            let report = run_tune(&backend, pre, sft, &spec, &mut |event| {
+                match event {
+                    tune::Event::Loading => send(Event::Loading { model: sft.name.clone() }),
+                    tune::Event::Candidate { index: i, total, label: l } => (index, candidates, label) = (i, total, l.to_string()),
+                    tune::Event::Prompt { done, total, engine } => {
+                        send(Event::TuneProgress { index, candidates, label: label.clone(), done, total, engine: engine.into() })
+                    }
+                    tune::Event::Scored(s) => send(Event::Scored { scored: Box::new(s.clone()) }),
+                }
+                true
+            })
+            .await?;
+            if let Some(report) = report {
+                send(Event::Tuned { report: Box::new(report) });
             }
         }
     }

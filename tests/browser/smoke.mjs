@@ -958,6 +958,67 @@ const checks = [
     },
   },
   {
+    // The Tune step on the demo with a small grid, run in the page's worker,
+    // gives the table `qklab tune` gives natively with the same settings;
+    // "Download this merge" offers exactly what `qklab merge` writes.
+    name: 'tune-demo',
+    needs: 'page-loads',
+    async run() {
+      await inNewContext(async (p) => {
+        await gotoReady(p);
+        await p.locator('#open-demo').click();
+        await waitForText(p, '#pair-status', /^Compatible/);
+        await waitForText(p, '#tune-answers-name', /arithmetic \(300 problems\)/);
+        const settings = { 'tune-lengths': '512', 'tune-depths': '0,1', 'tune-samples': '1', 'tune-seed': '12345',
+          'tune-methods': 'qk-restore,qk-pro', 'tune-betas': '1', 'tune-layer-sets': 'all', 'tune-tolerance': '1' };
+        await p.locator('#tune-task').selectOption('s1');
+        for (const [id, v] of Object.entries(settings)) await p.locator(`#${id}`).fill(v);
+        const t0 = Date.now();
+        await p.locator('#run-tune').click();
+        await waitForText(p, '#tune-status', /^(Done|.*error|Cancelled)/i, 600_000);
+        const done = await p.locator('#tune-status').textContent();
+        assert.match(done, /^Done: 3 candidates/);
+        console.log(`browser: tune-demo: 3 candidates (s1 @512 x 2 prompts, 300 answers) in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${done}`);
+        const page = JSON.parse((await downloadAll(p, '#tune-report a'))['tune.json'].toString('utf8'));
+        const json = path.join(tmpDir, 'tune-native.json');
+        execFileSync(qklabBin, ['tune', '--pre', 'www/demo/pre', '--sft', 'www/demo/sft', '--task', 's1', '--lengths', '512', '--depths', '0,1',
+          '--samples', '1', '--seed', '12345', '--methods', 'qk-restore,qk-pro', '--betas', '1', '--layer-sets', 'all',
+          '--answers', 'www/demo/arithmetic.jsonl', '--backend', 'cpu', '--json', json], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+        const native = JSON.parse(fs.readFileSync(json, 'utf8'));
+        assert.deepEqual(page.candidates.map((c) => c.label), native.candidates.map((c) => c.label));
+        for (const [i, c] of page.candidates.entries()) {
+          const n = native.candidates[i];
+          // Means of the same 0/1 scores; the last bit may differ between wasm's and native's float printing.
+          for (const k of ['recall', 'retention', 'exact', 'agreement']) assert.ok(Math.abs(c[k] - n[k]) < 1e-9, `${c.label}: ${k} ${c[k]} vs ${n[k]}`);
+          assert.deepEqual(c.answers, n.answers, `${c.label}: per-answer matches`);
+          assert.deepEqual(c.samples.map((x) => x.generated), n.samples.map((x) => x.generated), `${c.label}: NIAH answers`);
+          assert.ok(Math.abs(c.kl - n.kl) < 1e-4, `${c.label}: KL ${c.kl} vs ${n.kl}`);
+        }
+        assert.deepEqual(page.front, native.front);
+        assert.equal(page.recommended, native.recommended);
+        // The scatter: one point per candidate, the front filled.
+        assert.equal(await p.locator('#tune-scatter circle.candidate').count(), 3);
+        assert.equal(await p.locator('#tune-scatter circle.on-front').count(), native.front.length);
+        for (const [w, h, name] of [[1366, 768, 'tune-1366'], [390, 844, 'tune-390']]) {
+          await p.setViewportSize({ width: w, height: h });
+          await p.locator('#tune-scatter').screenshot({ path: path.join(screensDir, `${name}-scatter.png`) });
+          await p.locator('#tune-table').screenshot({ path: path.join(screensDir, `${name}-table.png`) });
+        }
+        await p.setViewportSize({ width: 1280, height: 900 });
+        // Download the QK-Pro merge from its row: the bytes `qklab merge` writes.
+        const row = p.locator('#tune-table tr', { hasText: 'qk-pro 1 @3+6' });
+        await row.locator('button.tune-merge').click();
+        await waitForText(p, '#tune-merge-status', /its files|error/i);
+        assert.match(await p.locator('#tune-merge-status').textContent(), /^qk-pro 1 @3\+6: its files/);
+        const files = await downloadAll(p, '#tune-downloads a');
+        const cli = path.join(tmpDir, 'tune-qkpro');
+        execFileSync(qklabBin, ['merge', '--pre', 'www/demo/pre', '--sft', 'www/demo/sft', '--method', 'qk-pro', '--beta', '1', '--layers', '3,6', '--out', cli], { cwd: repoRoot });
+        assert.ok(files['model.safetensors'], `offered: ${Object.keys(files)}`);
+        assert.ok(files['model.safetensors'].equals(fs.readFileSync(path.join(cli, 'model.safetensors'))), 'the page\'s merge equals qklab merge\'s');
+      });
+    },
+  },
+  {
     name: 'no-page-errors',
     async run() {
       const csp = consoleLines.filter((l) => /Content Security Policy/i.test(l));
