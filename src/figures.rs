@@ -374,14 +374,15 @@ pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &
     }
     if let Some(p) = recommended.and_then(|i| points.get(i)) {
         let (x, y) = (x_of(p.recall), y_of(p.retention));
+        // Beside the ring, on its own line: below it may sit another point.
         let anchor = if x > left + plot_w * 0.6 { "end" } else { "start" };
-        let dx = if anchor == "end" { -12.0 } else { 12.0 };
+        let dx = if anchor == "end" { -14.0 } else { 14.0 };
         let _ = write!(
             s,
             r##"<circle class="recommended" cx="{x:.1}" cy="{y:.1}" r="9" fill="none" stroke="{}" stroke-width="2.5"/><text x="{:.1}" y="{:.1}" text-anchor="{anchor}" font-weight="bold">{}</text>"##,
             MODEL_COLOURS[1],
             x + dx,
-            y + 18.0,
+            y + 4.0,
             escape(p.label)
         );
     }

@@ -1001,8 +1001,15 @@ const checks = [
         assert.equal(await p.locator('#tune-scatter circle.on-front').count(), native.front.length);
         for (const [w, h, name] of [[1366, 768, 'tune-1366'], [390, 844, 'tune-390']]) {
           await p.setViewportSize({ width: w, height: h });
-          await p.locator('#tune-scatter').screenshot({ path: path.join(screensDir, `${name}-scatter.png`) });
-          await p.locator('#tune-table').screenshot({ path: path.join(screensDir, `${name}-table.png`) });
+          // Scrolled to just below the sticky guide, as a visitor sees it.
+          for (const part of ['scatter', 'table']) {
+            await p.evaluate((id) => {
+              const guide = document.querySelector('#guide');
+              const below = guide && !guide.hidden ? guide.getBoundingClientRect().height + 8 : 0;
+              window.scrollTo(0, document.querySelector(id).getBoundingClientRect().top + window.scrollY - below);
+            }, `#tune-${part}`);
+            await p.screenshot({ path: path.join(screensDir, `${name}-${part}.png`) });
+          }
         }
         await p.setViewportSize({ width: 1280, height: 900 });
         // Download the QK-Pro merge from its row: the bytes `qklab merge` writes.
