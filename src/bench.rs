@@ -177,6 +177,75 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     Ok(out)
 }
 
+/// One kernel's part of a prefill: its time alone at the model's shape,
+/// times the calls a prefill makes.
+#[derive(Debug, Serialize)]
+pub struct Share {
+    pub kernel: String,
+    pub shape: String,
+    pub calls: u32,
+    /// Milliseconds of all its calls.
+    pub ms: f64,
+}
+
+/// Where a prefill of `t` tokens goes, kernel by kernel: every projection
+/// shape of the model (q, k, v, gates and o of both mixers, the MLP, the
+/// LM head on the last row) timed once and counted per call, and
+/// `kernels` (from [`kernels_at`]) for attention, Lightning and RMSNorm.
+/// Element-wise kernels (RoPE, activations, residuals) are what remains
+/// of the measured prefill.
+pub fn prefill_shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTime]) -> Result<Vec<Share>> {
+    use crate::config::Mixer;
+    let (d, i) = (arch.hidden_size as u32, arch.intermediate_size as u32);
+    // (m, n, k) -> (calls, what uses it), in the order first met.
+    let mut shapes: Vec<((u32, u32, u32), u32, Vec<&str>)> = Vec::new();
+    let mut add = |m: u32, n: u32, k: u32, what: &'static str| match shapes.iter_mut().find(|s| s.0 == (m, n, k)) {
+        Some(s) => {
+            s.1 += 1;
+            if !s.2.contains(&what) {
+                s.2.push(what);
+            }
+        }
+        None => shapes.push(((m, n, k), 1, vec![what])),
+    };
+    for &mixer in &arch.mixers {
+        let h = arch.heads(mixer);
+        let (q, kv) = ((h.heads * h.head_dim) as u32, (h.kv_heads * h.head_dim) as u32);
+        let (qn, gate, name) = match mixer {
+            Mixer::Softmax => ("q", arch.attn_use_output_gate.then_some("o_gate"), "o"),
+            Mixer::Lightning => ("q (Lightning)", arch.lightning_use_output_gate.then_some("z_proj"), "o (Lightning)"),
+        };
+        add(t, q, d, qn);
+        add(t, kv, d, "k, v");
+        add(t, kv, d, "k, v");
+        if let Some(g) = gate {
+            add(t, q, d, g);
+        }
+        add(t, d, q, name);
+        add(t, i, d, "mlp gate, up");
+        add(t, i, d, "mlp gate, up");
+        add(t, d, i, "mlp down");
+    }
+    add(1, arch.vocab_size as u32, d, "lm head (last row)");
+    let mut out = Vec::new();
+    for ((m, n, k), calls, what) in shapes {
+        let one = matmul(gpu, m, n, k, WDtype::Bf16)?;
+        out.push(Share { kernel: format!("matmul: {}", what.join(", ")), shape: one.shape, calls, ms: one.ms * calls as f64 });
+    }
+    let count = |m: Mixer| arch.mixers.iter().filter(|&&x| x == m).count() as u32;
+    let norms = 2 * arch.mixers.len() as u32 + 1;
+    for k in kernels {
+        let calls = match k.kernel.as_str() {
+            "softmax attention (causal)" => count(Mixer::Softmax),
+            "Lightning attention (chunked)" => count(Mixer::Lightning),
+            "rmsnorm" => norms,
+            _ => continue,
+        };
+        out.push(Share { kernel: k.kernel.clone(), shape: k.shape.clone(), calls, ms: k.ms * calls as f64 });
+    }
+    Ok(out)
+}
+
 /// Prefill of `t` random tokens from position 0, timed to the last logits.
 pub fn prefill(engine: &Engine, t: u32, reps: usize) -> Result<PrefillTime> {
     let v = engine.arch().vocab_size as u32;

@@ -154,6 +154,16 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
             println!("{:>32}  {:>28}  {:>10.3}  {:>9.0}  {:>8.0}", k.kernel, k.shape, k.ms, k.gflops, k.gbps);
         }
         report["kernels"] = serde_json::to_value(&kernels).expect("json");
+        let shares = bench::prefill_shares(gpu, arch, max_t, &kernels)?;
+        let measured = prefill.iter().find(|p| p.tokens == max_t).map_or(0.0, |p| p.ms);
+        println!("prefill of {max_t} tokens ({measured:.1} ms measured), by kernel: each timed alone at its shape, times its calls");
+        println!("{:>44}  {:>22}  {:>6}  {:>10}  {:>7}", "kernel", "shape", "calls", "ms", "share");
+        for s in &shares {
+            println!("{:>44}  {:>22}  {:>6}  {:>10.2}  {:>6.1}%", s.kernel, s.shape, s.calls, s.ms, 100.0 * s.ms / measured.max(1e-9));
+        }
+        let listed: f64 = shares.iter().map(|s| s.ms).sum();
+        println!("{:>44}  {:>22}  {:>6}  {:>10.2}  {:>6.1}%", "the rest (element-wise, submission)", "", "", measured - listed, 100.0 * (measured - listed) / measured.max(1e-9));
+        report["prefill_shares"] = serde_json::to_value(&shares).expect("json");
     }
     save(&a.json, report)
 }

@@ -11,10 +11,16 @@ use super::weights::GpuWeight;
 use crate::clock::now_ms;
 use crate::error::Result;
 
-/// GFLOP/s of the engine's matmul on a 64 x 512 x 512 product (after a
-/// warm-up that compiles the pipeline).
+/// GFLOP/s of the engine's matmul on M x 512 x 512 products (after a
+/// warm-up that compiles the pipeline). The work grows (M up to 1024, then
+/// more products a submission) until one submission takes at least
+/// `ENOUGH_MS`: on a fast GPU a small product measures the submission's
+/// latency, not the rate, and the rate sizes prefill passes (a 4x too low
+/// rate made the 2B model's 4096-token prefill 20x slower on an H200).
 pub async fn matmul_gflops(gpu: &Gpu) -> Result<f64> {
-    const M: u32 = 64;
+    const ENOUGH_MS: f64 = 10.0;
+    const MAX_M: u32 = 1024;
+    const MAX_REPS: u32 = 256;
     const K: u32 = 512;
     let weights: Vec<u8> = (0..K * K).flat_map(|i: u32| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65536.0 - 0.5).to_le_bytes()).collect();
     let w = GpuWeight::upload(gpu, "calibration", WDtype::F32, &[K as u64, K as u64], gpu.limits.max_storage_buffer_binding_size, |off, len| {
@@ -25,24 +31,34 @@ pub async fn matmul_gflops(gpu: &Gpu) -> Result<f64> {
     let buffer = |label| {
         gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: (M * K * 4) as u64,
+            size: (MAX_M * K * 4) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     };
     let (x, y) = (buffer("calibration x"), buffer("calibration y"));
     let kernels = Kernels::new(gpu);
-    let mut best = f64::INFINITY;
-    for _ in 0..3 {
-        let t0 = now_ms();
-        let mut rec = Recorder::new(&kernels);
-        for _ in 0..4 {
-            ops::matmul(&mut rec, Rows::new(&x, K), M, &w, Rows::new(&y, K), false);
+    let (mut m, mut reps) = (64u32, 4u32);
+    loop {
+        let mut best = f64::INFINITY;
+        for _ in 0..3 {
+            let t0 = now_ms();
+            let mut rec = Recorder::new(&kernels);
+            for _ in 0..reps {
+                ops::matmul(&mut rec, Rows::new(&x, K), m, &w, Rows::new(&y, K), false);
+            }
+            rec.submit();
+            read_buffer(gpu, &y, 4).await?;
+            best = best.min(now_ms() - t0);
         }
-        rec.submit();
-        read_buffer(gpu, &y, 4).await?;
-        best = best.min(now_ms() - t0);
+        let flop = reps as f64 * 2.0 * (m as f64) * (K as f64) * (K as f64);
+        if best >= ENOUGH_MS || reps >= MAX_REPS {
+            return Ok(flop / (best.max(0.01) * 1e-3) / 1e9);
+        }
+        if m < MAX_M {
+            m = (m * 4).min(MAX_M);
+        } else {
+            reps *= 4;
+        }
     }
-    let flop = 4.0 * 2.0 * (M as f64) * (K as f64) * (K as f64);
-    Ok(flop / (best.max(0.01) * 1e-3) / 1e9)
 }
