@@ -7,6 +7,9 @@
       random ids from position 0: the reference's own forward (logits at every
       position), the model body alone, and the body plus the LM head at the
       last position only.
+  python3 reference/bench_torch.py attention --tokens 4096 --heads 16 --kv-heads 8 --dh 128 [--json OUT]
+      causal softmax attention of one sequence, F.scaled_dot_product_attention
+      (is_causal, K/V repeated for GQA), fp32, and which SDPA backend ran.
   Smoke test without a GPU: ... prefill --device cpu --preset demo --tokens 64
 
 Timing: warm-ups, then each repetition between device events (CUDA) or host
@@ -386,6 +389,56 @@ def bench_prefill(args) -> dict:
 
 
 # --------------------------------------------------------------------------
+# attention
+# --------------------------------------------------------------------------
+
+
+def bench_attention(args) -> dict:
+    dev = setup(args.device, args.threads)
+    g = torch.Generator(device=dev).manual_seed(args.seed)
+    T, H, Hkv, dh = args.tokens, args.heads, args.kv_heads, args.dh
+    q = torch.randn(1, H, T, dh, device=dev, generator=g)
+    k = torch.randn(1, Hkv, T, dh, device=dev, generator=g)
+    v = torch.randn(1, Hkv, T, dh, device=dev, generator=g)
+    # GQA by repetition outside the timed call, so every backend may run.
+    k, v = (x.repeat_interleave(H // Hkv, dim=1).contiguous() for x in (k, v))
+    flop = 4.0 * H * dh * T * (T + 1) / 2
+
+    def step():
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    with torch.no_grad():
+        out = step()
+        r = min(T, 64)
+        logits = (q[0, :, :r].double() @ k[0, :, :r].double().transpose(-1, -2)) / math.sqrt(dh)
+        logits = logits.masked_fill(torch.ones(r, r, dtype=torch.bool, device=dev).triu(1), float("-inf"))
+        ref = torch.softmax(logits, -1) @ v[0, :, :r].double()
+        err = rel_err(out[0, :, :r], ref)
+        backend = "unknown"
+        if dev.type == "cuda":
+            from torch.profiler import ProfilerActivity, profile
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                step()
+                sync(dev)
+            names = [e.key for e in prof.key_averages() if e.device_type.name == "CUDA"]
+            backend = ", ".join(names[:3])
+        t = time_reps(step, dev, args.warmup, args.reps, queued=True)
+    desc = (f"F.scaled_dot_product_attention(is_causal=True), fp32, q [1,{H},{T},{dh}], K/V repeated from "
+            f"{Hkv} heads outside the timing; median of {args.reps} reps queued after {args.warmup} warm-ups; "
+            "rel_err = first 64 rows vs a float64 softmax")
+    res = {"bench": "attention", "meta": meta(dev), "measured": desc, "tokens": T, "heads": H, "kv_heads": Hkv,
+           "dh": dh, "flop": flop, "rel_err": err, "kernels": backend, **t,
+           "tflops": flop / (t["median_ms"] * 1e-3) / 1e12}
+    print(f"# device: {res['meta'].get('gpu', res['meta'].get('cpu'))}  torch {torch.__version__}")
+    print(f"# measured: {desc}")
+    print(f"# kernels: {backend}")
+    print(f"attention T={T} H={H}/{Hkv} dh={dh}: {t['median_ms']:.3f} ms (min {t['min_ms']:.3f}), "
+          f"{res['tflops']:.2f} TFLOP/s, rel_err {err:.2e}", flush=True)
+    write_json(args.json, res)
+    return res
+
+
+# --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
 
@@ -415,8 +468,14 @@ def main(argv=None):
                    help="skip the one profiled forward (CUDA only) printed at the end")
     f.add_argument("--profile-rows", type=int, default=15)
     common(f, warmup=2, reps=5)
+    a = sub.add_parser("attention", help="causal SDPA over T tokens")
+    a.add_argument("--tokens", type=int, default=4096)
+    a.add_argument("--heads", type=int, default=16)
+    a.add_argument("--kv-heads", type=int, default=8)
+    a.add_argument("--dh", type=int, default=128)
+    common(a, warmup=3, reps=20)
     args = p.parse_args(argv)
-    return bench_matmul(args) if args.cmd == "matmul" else bench_prefill(args)
+    return {"matmul": bench_matmul, "prefill": bench_prefill, "attention": bench_attention}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,25 @@
-// Causal softmax attention with GQA, flash-style: a workgroup streams the
-// keys of its 8 query rows in blocks of 32 with an online softmax, so no
-// T x T matrix ever exists. Queries arrive normalised, rotated and scaled
-// by HyPE (heads.wgsl); keys and values are the layer's cache. The same
-// kernel serves prefill (many rows) and decode (one row per sequence).
+// Causal softmax attention with GQA, flash-style: no T x T matrix ever
+// exists. Queries arrive normalised, rotated and scaled by HyPE
+// (heads.wgsl); keys and values are the layer's cache.
 //
-// A batch's new rows are packed: segment z (workgroup z) holds `rows`
-// query rows from packed row `row0`, of the sequence whose cache starts
-// at cache row slot * ctx; its row r sits at absolute position pos0 + r
-// and sees keys 0 ..= pos0 + r of that cache.
+// A batch's new rows are packed: segment z holds `rows` query rows from
+// packed row `row0`, of the sequence whose cache starts at cache row
+// slot * ctx; its row r sits at absolute position pos0 + r and sees keys
+// 0 ..= pos0 + r of that cache.
 //
 // Per row and head it also writes the log-sum-exp of the scaled logits,
 // at the row's cache row, from which the routing diagnostics rebuild any
 // attention probability: p(t, s) = exp(q_t . k_s * scale - lse_t).
+//
+// Two ways through, chosen per call (ops::attend):
+// - `attend` (prefill): a workgroup takes 64 query rows of one head and
+//   streams their keys in blocks of 32, both products register-tiled like
+//   matmul.wgsl; it writes output columns col0 .. col0 + 128.
+// - `partial` + `combine` (decode, one row per segment): the keys are
+//   split into ranges of `split_keys`, a workgroup per (range, head,
+//   segment) writes its unnormalised output and softmax statistics to
+//   `part`, and `combine` merges the ranges (flash-decoding): a single
+//   row otherwise leaves all but a few workgroups of a large GPU idle.
 //
 // Bindings (group 0):
 //   0  p    : Params      uniform
@@ -21,6 +29,8 @@
 //   4  o    : array<f32>  read_write  [packed rows, heads * dh]
 //   5  lse  : array<f32>  read_write  [slots * ctx, heads]
 //   6  segs : array<Seg>  read        [segments]
+//   7  part : array<f32>  read_write  [segments, heads, splits, dh + 2]
+// `attend` binds 1-6, `partial` 1-3 and 6-7, `combine` 4-7.
 
 struct Params {
     heads: u32,
@@ -28,6 +38,9 @@ struct Params {
     dh: u32,
     ctx: u32,
     scale: f32,
+    col0: u32,
+    split_keys: u32,
+    splits: u32,
 }
 
 struct Seg {
@@ -44,119 +57,340 @@ struct Seg {
 @group(0) @binding(4) var<storage, read_write> o: array<f32>;
 @group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> segs: array<Seg>;
+@group(0) @binding(7) var<storage, read_write> part: array<f32>;
 
-const BR: u32 = 8u;
-const BC: u32 = 32u;
-const MAX_DH: u32 = 256u;
 // Finite, so that a fully masked block gives exp(masked - m) = 0 without
 // an inf - inf.
 const MASKED: f32 = -1e30;
 
-var<workgroup> qs: array<array<f32, MAX_DH>, BR>;
-var<workgroup> ks: array<array<f32, 33>, BC>; // 32 dims of 32 keys, padded against bank conflicts
-var<workgroup> ps: array<array<f32, BC>, BR>;
+// ---- prefill ----------------------------------------------------------
+//
+// Thread t = (ty, tx) = (t / 16, t % 16) owns query rows ty * 4 .. + 4.
+// Scores: keys tx * 2 .. + 2 of the block. Output: columns
+// col0 + tx * 4 .. + 4 and col0 + 64 + tx * 4 .. + 4.
+// Workgroup storage stays within WebGPU's guaranteed 16 KiB.
+const BR: u32 = 64u;
+const BC: u32 = 32u;
+const DC: u32 = 16u; // head dims staged at a time for the scores
+const VK: u32 = 8u; // keys staged at a time for the output
+const OC: u32 = 128u; // output columns a workgroup writes
+
+// Scores stage [DC][BR] queries and [DC][BC] keys; the output stage
+// [VK][OC] values, in the same memory.
+var<workgroup> stage: array<vec4<f32>, 384>;
+// The block's probabilities, key-major: pt[key * 16 + r / 4][r % 4].
+var<workgroup> pt: array<vec4<f32>, 512>;
+// Per row: the rescale of the running output this block (then 1 / l).
+var<workgroup> corr: array<vec4<f32>, 16>;
 var<workgroup> seg: Seg;
 
-// Thread (c, r): lane c of query row r. Lane c scores key kb + c, then
-// owns output dims c, c + 32, ...
-@compute @workgroup_size(32, 8)
-fn attend(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wg: vec3<u32>) {
-    let c = lid.x;
-    let r = lid.y;
+fn q_at(row: u32, live_rows: u32, base: u32, stride: u32, d: u32) -> f32 {
+    if (row < live_rows && d < p.dh) {
+        return q[base + row * stride + d];
+    }
+    return 0.0;
+}
+
+@compute @workgroup_size(256)
+fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    let tx = t % 16u;
+    let ty = t / 16u;
     let head = wg.y;
-    if (c == 0u && r == 0u) {
+    if (t == 0u) {
         seg = segs[wg.z];
     }
     // Uniform across the workgroup, as the barriers below need.
     let sg = workgroupUniformLoad(&seg);
-    let row = wg.x * BR + r;
-    let live = row < sg.rows;
+    let r0 = wg.x * BR;
     let kv = head / (p.heads / p.kv_heads);
-    let q_base = (sg.row0 + row) * p.heads * p.dh + head * p.dh;
+    let q_stride = p.heads * p.dh;
+    let q_base = (sg.row0 + r0) * q_stride + head * p.dh;
     let kv_stride = p.kv_heads * p.dh;
     let cache0 = sg.slot * p.ctx;
-
-    for (var d = c; d < p.dh; d += BC) {
-        var qv = 0.0;
-        if (live) {
-            qv = q[q_base + d];
-        }
-        qs[r][d] = qv;
-    }
-    // Keys needed by the workgroup's last live row (none past the segment).
+    let k_base = cache0 * kv_stride + kv * p.dh;
+    let live_rows = min(BR, sg.rows - min(sg.rows, r0));
+    // Keys needed by the workgroup's last live row.
     var kv_end = 0u;
-    if (wg.x * BR < sg.rows) {
-        kv_end = sg.pos0 + min(wg.x * BR + BR, sg.rows);
+    if (live_rows > 0u) {
+        kv_end = sg.pos0 + r0 + live_rows;
     }
 
+    // Row statistics live in the registers of threads 0 .. 63, one row each.
     var m = MASKED;
     var l = 0.0;
-    var acc: array<f32, 8>; // MAX_DH / BC
+    var o00 = vec4<f32>();
+    var o01 = vec4<f32>();
+    var o10 = vec4<f32>();
+    var o11 = vec4<f32>();
+    var o20 = vec4<f32>();
+    var o21 = vec4<f32>();
+    var o30 = vec4<f32>();
+    var o31 = vec4<f32>();
+    // Staging of the scores: thread t moves 4 head dims of query row t / 4
+    // and (t < 128) of key t / 4.
+    let st_row = t / 4u;
+    let st_d = (t % 4u) * 4u;
     for (var kb = 0u; kb < kv_end; kb += BC) {
-        var score = 0.0;
-        for (var d0 = 0u; d0 < p.dh; d0 += 32u) {
+        var s0 = vec2<f32>();
+        var s1 = vec2<f32>();
+        var s2 = vec2<f32>();
+        var s3 = vec2<f32>();
+        for (var d0 = 0u; d0 < p.dh; d0 += DC) {
             workgroupBarrier();
+            // stage[d * 16 + r / 4][r % 4] = query r, dim d0 + d;
+            // stage[256 + d * 8 + key / 4][key % 4] = key, dim d0 + d.
             for (var i = 0u; i < 4u; i++) {
-                let e = r * 32u + c + 256u * i;
-                let key = e / 32u;
-                let dd = e % 32u;
-                var kv_val = 0.0;
-                if (kb + key < kv_end && d0 + dd < p.dh) {
-                    kv_val = k[(cache0 + kb + key) * kv_stride + kv * p.dh + d0 + dd];
+                let d = d0 + st_d + i;
+                stage[(st_d + i) * 16u + st_row / 4u][st_row % 4u] = q_at(st_row, live_rows, q_base, q_stride, d);
+            }
+            if (st_row < BC) {
+                let key = kb + st_row;
+                for (var i = 0u; i < 4u; i++) {
+                    let d = d0 + st_d + i;
+                    var kv_val = 0.0;
+                    if (key < kv_end && d < p.dh) {
+                        kv_val = k[k_base + key * kv_stride + d];
+                    }
+                    stage[256u + (st_d + i) * 8u + st_row / 4u][st_row % 4u] = kv_val;
                 }
-                ks[key][dd] = kv_val;
             }
             workgroupBarrier();
-            let dn = min(32u, p.dh - d0);
-            for (var dd = 0u; dd < dn; dd++) {
-                score = fma(qs[r][d0 + dd], ks[c][dd], score);
-            }
-        }
-        let s = kb + c;
-        if (live && s <= sg.pos0 + row) {
-            score *= p.scale;
-        } else {
-            score = MASKED;
-        }
-        ps[r][c] = score;
-        workgroupBarrier();
-        var block_max = MASKED;
-        for (var j = 0u; j < BC; j++) {
-            block_max = max(block_max, ps[r][j]);
-        }
-        let m_new = max(m, block_max);
-        let corr = exp(m - m_new);
-        workgroupBarrier();
-        ps[r][c] = exp(score - m_new);
-        workgroupBarrier();
-        var sum = 0.0;
-        for (var j = 0u; j < BC; j++) {
-            sum += ps[r][j];
-        }
-        l = l * corr + sum;
-        m = m_new;
-        let n_keys = min(BC, kv_end - kb);
-        for (var jj = 0u; jj < MAX_DH / BC; jj++) {
-            let d = c + BC * jj;
-            if (d < p.dh) {
-                var a = acc[jj] * corr;
-                for (var j = 0u; j < n_keys; j++) {
-                    a = fma(ps[r][j], v[(cache0 + kb + j) * kv_stride + kv * p.dh + d], a);
+            for (var dd = 0u; dd < DC; dd++) {
+                let a = stage[dd * 16u + ty];
+                let kk = stage[256u + dd * 8u + tx / 2u];
+                var b = kk.xy;
+                if (tx % 2u == 1u) {
+                    b = kk.zw;
                 }
-                acc[jj] = a;
+                s0 = fma(vec2<f32>(a.x), b, s0);
+                s1 = fma(vec2<f32>(a.y), b, s1);
+                s2 = fma(vec2<f32>(a.z), b, s2);
+                s3 = fma(vec2<f32>(a.w), b, s3);
+            }
+        }
+        // Scale and mask, then hand the scores to the row owners.
+        let key0 = kb + tx * 2u;
+        let last_key = sg.pos0 + r0 + ty * 4u; // row ty * 4 + i sees keys <= last_key + i
+        let rows_in = live_rows - min(live_rows, ty * 4u);
+        let sc = array<vec2<f32>, 4>(s0, s1, s2, s3);
+        for (var i = 0u; i < 4u; i++) {
+            for (var j = 0u; j < 2u; j++) {
+                var s = MASKED;
+                if (i < rows_in && key0 + j <= last_key + i) {
+                    s = sc[i][j] * p.scale;
+                }
+                pt[(tx * 2u + j) * 16u + ty][i] = s;
+            }
+        }
+        workgroupBarrier();
+        if (t < BR) {
+            var block_max = MASKED;
+            for (var j = 0u; j < BC; j++) {
+                block_max = max(block_max, pt[j * 16u + t / 4u][t % 4u]);
+            }
+            let m_new = max(m, block_max);
+            var sum = 0.0;
+            for (var j = 0u; j < BC; j++) {
+                let e = exp(pt[j * 16u + t / 4u][t % 4u] - m_new);
+                pt[j * 16u + t / 4u][t % 4u] = e;
+                sum += e;
+            }
+            let c = exp(m - m_new);
+            l = l * c + sum;
+            m = m_new;
+            corr[t / 4u][t % 4u] = c;
+        }
+        workgroupBarrier();
+        let c = corr[ty];
+        o00 *= c.x;
+        o01 *= c.x;
+        o10 *= c.y;
+        o11 *= c.y;
+        o20 *= c.z;
+        o21 *= c.z;
+        o30 *= c.w;
+        o31 *= c.w;
+        // Output: o += P V over the block's keys, VK keys staged at a time.
+        for (var j0 = 0u; j0 < BC; j0 += VK) {
+            workgroupBarrier();
+            // stage[key * 32 + c / 4][c % 4] = value of key j0 + key, column col0 + c:
+            // thread t moves 4 columns of key t / 32.
+            let key = kb + j0 + t / 32u;
+            let cc = (t % 32u) * 4u;
+            for (var i = 0u; i < 4u; i++) {
+                let col = p.col0 + cc + i;
+                var val = 0.0;
+                if (key < kv_end && col < p.dh) {
+                    val = v[k_base + key * kv_stride + col];
+                }
+                stage[(t / 32u) * 32u + cc / 4u][i] = val;
+            }
+            workgroupBarrier();
+            for (var j = 0u; j < VK; j++) {
+                let pr = pt[(j0 + j) * 16u + ty];
+                let v0 = stage[j * 32u + tx];
+                let v1 = stage[j * 32u + 16u + tx];
+                o00 = fma(vec4<f32>(pr.x), v0, o00);
+                o01 = fma(vec4<f32>(pr.x), v1, o01);
+                o10 = fma(vec4<f32>(pr.y), v0, o10);
+                o11 = fma(vec4<f32>(pr.y), v1, o11);
+                o20 = fma(vec4<f32>(pr.z), v0, o20);
+                o21 = fma(vec4<f32>(pr.z), v1, o21);
+                o30 = fma(vec4<f32>(pr.w), v0, o30);
+                o31 = fma(vec4<f32>(pr.w), v1, o31);
+            }
+        }
+        workgroupBarrier();
+    }
+    if (t < BR) {
+        corr[t / 4u][t % 4u] = 1.0 / l;
+        if (t < live_rows) {
+            lse[(cache0 + sg.pos0 + r0 + t) * p.heads + head] = m + log(l);
+        }
+    }
+    workgroupBarrier();
+    let inv = corr[ty];
+    let rows = array<vec4<f32>, 8>(o00 * inv.x, o01 * inv.x, o10 * inv.y, o11 * inv.y, o20 * inv.z, o21 * inv.z, o30 * inv.w, o31 * inv.w);
+    for (var i = 0u; i < 4u; i++) {
+        let row = ty * 4u + i;
+        if (row < live_rows) {
+            let base = q_base + row * q_stride + p.col0;
+            for (var h = 0u; h < 2u; h++) {
+                let c0 = h * 64u + tx * 4u;
+                for (var j = 0u; j < 4u; j++) {
+                    if (p.col0 + c0 + j < p.dh) {
+                        o[base + c0 + j] = rows[i * 2u + h][j];
+                    }
+                }
             }
         }
     }
-    if (!live) {
-        return;
-    }
-    for (var jj = 0u; jj < MAX_DH / BC; jj++) {
-        let d = c + BC * jj;
-        if (d < p.dh) {
-            o[q_base + d] = acc[jj] / l;
+}
+
+// ---- decode -----------------------------------------------------------
+
+const DT: u32 = 256u; // threads of a decode workgroup
+const MAX_DH: u32 = 256u;
+
+var<workgroup> qd: array<f32, MAX_DH>;
+var<workgroup> red: array<f32, DT>;
+var<workgroup> acc2: array<array<f32, MAX_DH>, 2>;
+
+// Sum (max = false) or maximum of `red` over the workgroup, in red[0].
+fn reduce(t: u32, is_max: bool) {
+    for (var s = DT / 2u; s > 0u; s >>= 1u) {
+        workgroupBarrier();
+        if (t < s) {
+            if (is_max) {
+                red[t] = max(red[t], red[t + s]);
+            } else {
+                red[t] += red[t + s];
+            }
         }
     }
-    if (c == 0u) {
-        lse[(cache0 + sg.pos0 + row) * p.heads + head] = m + log(l);
+    workgroupBarrier();
+}
+
+// Workgroup (split, head, segment): keys split * split_keys .. + split_keys
+// (at most DT) of the segment's one row. Writes, at
+// part[((segment * heads + head) * splits + split) * (dh + 2)], the
+// unnormalised output sum_j exp(s_j - m) v_j, then m and the sum of the
+// exponentials.
+@compute @workgroup_size(256)
+fn partial(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    let split = wg.x;
+    let head = wg.y;
+    if (t == 0u) {
+        seg = segs[wg.z];
+    }
+    let sg = workgroupUniformLoad(&seg);
+    let kv = head / (p.heads / p.kv_heads);
+    let kv_stride = p.kv_heads * p.dh;
+    let k_base = sg.slot * p.ctx * kv_stride + kv * p.dh;
+    let q_base = sg.row0 * p.heads * p.dh + head * p.dh;
+    let n_keys = sg.pos0 + 1u;
+    let key0 = split * p.split_keys;
+    let key_end = min(n_keys, key0 + p.split_keys);
+    for (var d = t; d < p.dh; d += DT) {
+        qd[d] = q[q_base + d];
+    }
+    workgroupBarrier();
+
+    let key = key0 + t;
+    var s = MASKED;
+    if (key < key_end) {
+        var dot = 0.0;
+        let kr = k_base + key * kv_stride;
+        for (var d = 0u; d < p.dh; d++) {
+            dot = fma(qd[d], k[kr + d], dot);
+        }
+        s = dot * p.scale;
+    }
+    red[t] = s;
+    reduce(t, true);
+    let m = red[0];
+    workgroupBarrier();
+    var e = 0.0;
+    if (key < key_end) {
+        e = exp(s - m);
+    }
+    red[t] = e;
+    reduce(t, false);
+    let l = red[0];
+    // The probabilities, for the output below.
+    workgroupBarrier();
+    red[t] = e;
+    workgroupBarrier();
+
+    // Thread t sums keys t / 128, + 2, ... for columns t % 128, + 128.
+    let half = t / 128u;
+    let n = key_end - min(key_end, key0);
+    for (var d = t % 128u; d < p.dh; d += 128u) {
+        var a = 0.0;
+        for (var j = half; j < n; j += 2u) {
+            a = fma(red[j], v[k_base + (key0 + j) * kv_stride + d], a);
+        }
+        acc2[half][d] = a;
+    }
+    workgroupBarrier();
+    let out = ((wg.z * p.heads + head) * p.splits + split) * (p.dh + 2u);
+    for (var d = t; d < p.dh; d += DT) {
+        part[out + d] = acc2[0][d] + acc2[1][d];
+    }
+    if (t == 0u) {
+        part[out + p.dh] = m;
+        part[out + p.dh + 1u] = l;
+    }
+}
+
+// Workgroup (head, segment): merges the splits of `partial` into the
+// output row and its log-sum-exp.
+@compute @workgroup_size(128)
+fn combine(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    let head = wg.x;
+    let sg = segs[wg.y];
+    let n_keys = sg.pos0 + 1u;
+    let splits = min(p.splits, (n_keys + p.split_keys - 1u) / p.split_keys);
+    let base = (wg.y * p.heads + head) * p.splits * (p.dh + 2u);
+    var m = MASKED;
+    for (var i = 0u; i < splits; i++) {
+        m = max(m, part[base + i * (p.dh + 2u) + p.dh]);
+    }
+    var l = 0.0;
+    for (var i = 0u; i < splits; i++) {
+        let at = base + i * (p.dh + 2u);
+        l += part[at + p.dh + 1u] * exp(part[at + p.dh] - m);
+    }
+    let o_base = sg.row0 * p.heads * p.dh + head * p.dh;
+    for (var d = t; d < p.dh; d += 128u) {
+        var a = 0.0;
+        for (var i = 0u; i < splits; i++) {
+            let at = base + i * (p.dh + 2u);
+            a += part[at + d] * exp(part[at + p.dh] - m);
+        }
+        o[o_base + d] = a / l;
+    }
+    if (t == 0u) {
+        lse[(sg.slot * p.ctx + sg.pos0) * p.heads + head] = m + log(l);
     }
 }

@@ -28,15 +28,19 @@ fn f16_bits_to_f32(h: u32) -> f32 {
     return bitcast<f32>(sign | ((exp + 112u) << 23u) | (mant << 13u));
 }
 
+// A 16-bit weight (the low half of `bits`) as f32; W_DTYPE 1 or 2.
+fn half_at(bits: u32) -> f32 {
+    if (W_DTYPE == 1u) {
+        // bf16 is the top half of an f32.
+        return bitcast<f32>(bits << 16u);
+    }
+    return f16_bits_to_f32(bits);
+}
+
 // Element i of the weights, as f32.
 fn w_at(i: u32) -> f32 {
     if (W_DTYPE == 0u) {
         return bitcast<f32>(w[i]);
     }
-    let half = (w[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu;
-    if (W_DTYPE == 1u) {
-        // bf16 is the top half of an f32.
-        return bitcast<f32>(half << 16u);
-    }
-    return f16_bits_to_f32(half);
+    return half_at((w[i >> 1u] >> ((i & 1u) * 16u)) & 0xffffu);
 }

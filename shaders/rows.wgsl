@@ -5,13 +5,14 @@
 //
 // Bindings (group 0):
 //   0  p   : Params             uniform
-//   1  map : array<vec2<u32>>   read        [count]: (source row, destination row)
+//   1  map : array<vec2<u32>>   read        [map0 + count]: (source row, destination row)
 //   2  src : array<f32>         read        rows of `width`
 //   3  dst : array<f32>         read_write  rows of `width`
 
 struct Params {
     width: u32,
     count: u32,
+    map0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -29,6 +30,6 @@ fn copy_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         return;
     }
     let c = i % p.width;
-    let m = map[r];
+    let m = map[p.map0 + r];
     dst[m.y * p.width + c] = src[m.x * p.width + c];
 }

@@ -133,6 +133,18 @@ pub fn matmul(gpu: &Gpu, m: u32, n: u32, k: u32, dtype: WDtype) -> Result<Kernel
     })
 }
 
+/// Names of the kernel timings the shares below look up.
+const ATTENTION: &str = "softmax attention (causal)";
+const ATTENTION_DECODE: &str = "softmax attention (decode)";
+const LIGHTNING: &str = "Lightning attention (chunked)";
+const LIGHTNING_STEP: &str = "Lightning attention (step)";
+
+/// One segment: row 0 of sequence 0 at position 0.
+fn segs_buffer_one(gpu: &Gpu) -> wgpu::Buffer {
+    let one = [Seg { row0: 0, rows: 1, slot: 0, pos0: 0 }];
+    wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&one), usage: wgpu::BufferUsages::STORAGE })
+}
+
 /// Each kernel family alone at the shapes of `engine`'s model for `t` tokens.
 pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<KernelTime>> {
     let kernels = Kernels::new(gpu);
@@ -150,11 +162,21 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     // One sequence of t tokens from position 0, its cache the whole buffer.
     let seg = [Seg { row0: 0, rows: t, slot: 0, pos0: 0 }];
     let segs_buffer = wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&seg), usage: wgpu::BufferUsages::STORAGE });
-    let segs = ops::Segments { segs: &segs_buffer, count: 1, max_rows: t };
+    let segs = ops::Segments { segs: &segs_buffer, count: 1, max_rows: t, max_end: t };
     let shape = AttnShape { heads: h, kv_heads: hkv, dh, ctx: t };
-    let ms = time_kernel(&kernels, 1, 5, |rec| ops::attend(rec, &shape, segs, [&q, &k, &v], &o, &lse));
+    let no_spare = ops::Spare { buffer: &o, floats: 0 };
+    let ms = time_kernel(&kernels, 1, 5, |rec| ops::attend(rec, &shape, segs, [&q, &k, &v], &o, &lse, no_spare));
     let flops = 4.0 * (t as f64) * (t as f64 + 1.0) / 2.0 * h as f64 * dh as f64;
-    out.push(KernelTime { kernel: "softmax attention (causal)".into(), shape: format!("T={t} H={h}/{hkv} dh={dh}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
+    out.push(KernelTime { kernel: ATTENTION.into(), shape: format!("T={t} H={h}/{hkv} dh={dh}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
+    // Decode: the last row alone over the t keys, keys split across workgroups.
+    let last = [Seg { row0: 0, rows: 1, slot: 0, pos0: t - 1 }];
+    let last_buffer = wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&last), usage: wgpu::BufferUsages::STORAGE });
+    let one = ops::Segments { segs: &last_buffer, count: 1, max_rows: 1, max_end: t };
+    let part = f32_buffer(gpu, &vec![0.0; (h * t.div_ceil(ops::SPLIT_KEYS) * (dh + 2)) as usize]);
+    let spare = ops::Spare { buffer: &part, floats: part.size() / 4 };
+    let ms = time_kernel(&kernels, 20, 5, |rec| ops::attend(rec, &shape, one, [&q, &k, &v], &o, &lse, spare));
+    let bytes = 2.0 * 4.0 * t as f64 * hkv as f64 * dh as f64;
+    out.push(KernelTime { kernel: ATTENTION_DECODE.into(), shape: format!("1 row, T={t} H={h}/{hkv} dh={dh}"), ms, gflops: 4.0 * t as f64 * h as f64 * dh as f64 / ms / 1e6, gbps: bytes / ms / 1e6 });
 
     let (lh, lkv, dk) = (l.heads as u32, l.kv_heads as u32, l.head_dim as u32);
     let q = f32_buffer(gpu, &random_f32((t * lh * dk) as usize, 5));
@@ -164,10 +186,17 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let slopes = f32_buffer(gpu, &vec![0.1; lh as usize]);
     let state = f32_buffer(gpu, &vec![0.0; (lh * dk * dk) as usize]);
     let shape = LightningShape { heads: lh, kv_heads: lkv, dk, scale: 0.1 };
-    let ms = time_kernel(&kernels, 1, 5, |rec| ops::lightning(rec, &shape, segs, [&q, &k, &v], &slopes, &state, &o));
+    // Room for the split into parts the model's scratch gives a pass of t rows.
+    let carry = f32_buffer(gpu, &vec![0.0; (t as u64 * arch.widest()).min(32 * (lh * dk * dk) as u64) as usize]);
+    let spare = ops::Spare { buffer: &carry, floats: carry.size() / 4 };
+    let ms = time_kernel(&kernels, 1, 5, |rec| ops::lightning(rec, &shape, segs, [&q, &k, &v], &slopes, &state, &o, spare));
     // Per 16-token chunk: scores 16x16xdk, outputs 16x(16+dk)xdk, state 16xdkxdk.
     let flops = 2.0 * t as f64 * lh as f64 * dk as f64 * (16.0 + 16.0 + 2.0 * dk as f64);
-    out.push(KernelTime { kernel: "Lightning attention (chunked)".into(), shape: format!("T={t} H={lh} dk={dk}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
+    out.push(KernelTime { kernel: LIGHTNING.into(), shape: format!("T={t} H={lh} dk={dk}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
+    let one = ops::Segments { segs: &segs_buffer_one(gpu), count: 1, max_rows: 1, max_end: 1 };
+    let ms = time_kernel(&kernels, 20, 5, |rec| ops::lightning(rec, &shape, one, [&q, &k, &v], &slopes, &state, &o, spare));
+    let bytes = 2.0 * 4.0 * lh as f64 * dk as f64 * dk as f64;
+    out.push(KernelTime { kernel: LIGHTNING_STEP.into(), shape: format!("1 row, H={lh} dk={dk}"), ms, gflops: 4.0 * lh as f64 * (dk * dk) as f64 / ms / 1e6, gbps: bytes / ms / 1e6 });
 
     let x = f32_buffer(gpu, &random_f32((t * d) as usize, 8));
     let y = f32_buffer(gpu, &vec![0.0; (t * d) as usize]);
@@ -188,13 +217,13 @@ pub struct Share {
     pub ms: f64,
 }
 
-/// Where a prefill of `t` tokens goes, kernel by kernel: every projection
-/// shape of the model (q, k, v, gates and o of both mixers, the MLP, the
-/// LM head on the last row) timed once and counted per call, and
-/// `kernels` (from [`kernels_at`]) for attention, Lightning and RMSNorm.
-/// Element-wise kernels (RoPE, activations, residuals) are what remains
-/// of the measured prefill.
-pub fn prefill_shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTime]) -> Result<Vec<Share>> {
+/// Where a prefill of `t` tokens (or, with `t` = 1, a decode step) goes,
+/// kernel by kernel: every projection shape of the model (q, k, v, gates
+/// and o of both mixers, the MLP, the LM head on the last row) timed once
+/// and counted per call, and `kernels` (from [`kernels_at`]) for
+/// attention, Lightning and RMSNorm. Element-wise kernels (RoPE,
+/// activations, residuals) are what remains of the measured time.
+pub fn shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTime]) -> Result<Vec<Share>> {
     use crate::config::Mixer;
     let (d, i) = (arch.hidden_size as u32, arch.intermediate_size as u32);
     // (m, n, k) -> (calls, what uses it), in the order first met.
@@ -235,10 +264,13 @@ pub fn prefill_shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[
     let count = |m: Mixer| arch.mixers.iter().filter(|&&x| x == m).count() as u32;
     let norms = 2 * arch.mixers.len() as u32 + 1;
     for k in kernels {
+        let decode = t == 1;
         let calls = match k.kernel.as_str() {
-            "softmax attention (causal)" => count(Mixer::Softmax),
-            "Lightning attention (chunked)" => count(Mixer::Lightning),
-            "rmsnorm" => norms,
+            ATTENTION if !decode => count(Mixer::Softmax),
+            ATTENTION_DECODE if decode => count(Mixer::Softmax),
+            LIGHTNING if !decode => count(Mixer::Lightning),
+            LIGHTNING_STEP if decode => count(Mixer::Lightning),
+            "rmsnorm" if !decode => norms,
             _ => continue,
         };
         out.push(Share { kernel: k.kernel.clone(), shape: k.shape.clone(), calls, ms: k.ms * calls as f64 });

@@ -188,6 +188,13 @@ fn cfg_err(reason: impl Into<String>) -> Error {
 }
 
 impl Arch {
+    /// Values in the widest activation row the engines hold (hidden,
+    /// MLP, or a mixer's heads side by side).
+    pub fn widest(&self) -> u64 {
+        let (a, l) = (&self.attn, &self.lightning);
+        [self.hidden_size, self.intermediate_size, a.heads * a.head_dim, l.heads * l.head_dim].into_iter().max().unwrap_or(1)
+    }
+
     /// Resolves a parsed config; `has_lm_head` decides tying when the config is silent.
     pub fn from_config(c: &HypeNetConfig, has_lm_head: bool) -> Result<Arch> {
         let mut guesses = Vec::new();

@@ -179,3 +179,24 @@ fn a_model_too_large_is_refused_before_any_upload_with_the_limit_named() {
     assert!(e.to_string().contains("memory budget"), "{e}");
     assert_eq!(ck.bytes_read(), before, "tensor data was read");
 }
+
+#[test]
+fn a_long_prompt_in_one_pass_matches_the_cpu_reference() {
+    // 700 tokens in one pass: Lightning layers cut the sequence into parts
+    // run side by side, attention tiles 64 rows; then single decode steps
+    // split their keys.
+    let Some(gpu) = common::gpu() else { return };
+    let ck = open("www/demo/sft");
+    let ids: Vec<u32> = (0..700u32).map(|i| (i * 131 + 5) % 256).collect();
+    let cpu = block_on(CpuModel::load(&ck, arch_of(&ck).unwrap())).unwrap();
+    let want = cpu.forward(&ids).unwrap();
+    let m = load(&gpu, &ck, EngineOptions { max_context: 704, ..Default::default() });
+    let mut s = m.session();
+    let mut got = block_on(m.prefill(&mut s, &ids[..690], Logits::All)).unwrap();
+    for &id in &ids[690..] {
+        got.extend(block_on(m.decode_step(&mut s, id)).unwrap());
+    }
+    let d = rel_diff(&got, &want);
+    eprintln!("700 tokens: {d:.2e}");
+    assert!(d < 1e-4, "{d:.3e}");
+}

@@ -102,6 +102,17 @@ fn torch_cpu_prefill(preset: &str, tokens: u32, reps: usize) -> std::result::Res
     v["results"]["body_last_logits"]["median_ms"].as_f64().ok_or_else(|| "no body_last_logits in its JSON".into())
 }
 
+/// A table of where `measured` ms went, kernel by kernel.
+fn print_shares(what: &str, shares: &[bench::Share], measured: f64) {
+    println!("{what}, by kernel: each timed alone at its shape, times its calls");
+    println!("{:>44}  {:>22}  {:>6}  {:>10}  {:>7}", "kernel", "shape", "calls", "ms", "share");
+    for s in shares {
+        println!("{:>44}  {:>22}  {:>6}  {:>10.3}  {:>6.1}%", s.kernel, s.shape, s.calls, s.ms, 100.0 * s.ms / measured.max(1e-9));
+    }
+    let listed: f64 = shares.iter().map(|s| s.ms).sum();
+    println!("{:>44}  {:>22}  {:>6}  {:>10.3}  {:>6.1}%", "the rest (element-wise, submission)", "", "", measured - listed, 100.0 * (measured - listed) / measured.max(1e-9));
+}
+
 fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
     let backend = super::backend(&a.backend)?;
     let arch = &m.arch;
@@ -142,10 +153,12 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
     }
     report["prefill"] = serde_json::to_value(&prefill).expect("json");
     report["torch_cpu"] = serde_json::Value::Array(peers);
+    let mut decode = None;
     if a.decode > 0 {
         let d = bench::decode(&engine, max_t, a.decode)?;
         println!("decode after {} tokens: {:.2} ms/token  {:.1} tokens/s", d.context, d.ms_per_token, d.tokens_per_s);
         report["decode"] = serde_json::to_value(&d).expect("json");
+        decode = Some(d);
     }
     if let Some(gpu) = backend.gpu() {
         println!("{:>32}  {:>28}  {:>10}  {:>9}  {:>8}", "kernel", "shape", "ms", "GFLOP/s", "GB/s");
@@ -154,16 +167,15 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
             println!("{:>32}  {:>28}  {:>10.3}  {:>9.0}  {:>8.0}", k.kernel, k.shape, k.ms, k.gflops, k.gbps);
         }
         report["kernels"] = serde_json::to_value(&kernels).expect("json");
-        let shares = bench::prefill_shares(gpu, arch, max_t, &kernels)?;
         let measured = prefill.iter().find(|p| p.tokens == max_t).map_or(0.0, |p| p.ms);
-        println!("prefill of {max_t} tokens ({measured:.1} ms measured), by kernel: each timed alone at its shape, times its calls");
-        println!("{:>44}  {:>22}  {:>6}  {:>10}  {:>7}", "kernel", "shape", "calls", "ms", "share");
-        for s in &shares {
-            println!("{:>44}  {:>22}  {:>6}  {:>10.2}  {:>6.1}%", s.kernel, s.shape, s.calls, s.ms, 100.0 * s.ms / measured.max(1e-9));
-        }
-        let listed: f64 = shares.iter().map(|s| s.ms).sum();
-        println!("{:>44}  {:>22}  {:>6}  {:>10.2}  {:>6.1}%", "the rest (element-wise, submission)", "", "", measured - listed, 100.0 * (measured - listed) / measured.max(1e-9));
+        let shares = bench::shares(gpu, arch, max_t, &kernels)?;
+        print_shares(&format!("prefill of {max_t} tokens ({measured:.1} ms measured)"), &shares, measured);
         report["prefill_shares"] = serde_json::to_value(&shares).expect("json");
+        if let Some(d) = &decode {
+            let shares = bench::shares(gpu, arch, 1, &kernels)?;
+            print_shares(&format!("a decode step after {max_t} tokens ({:.2} ms measured)", d.ms_per_token), &shares, d.ms_per_token);
+            report["decode_shares"] = serde_json::to_value(&shares).expect("json");
+        }
     }
     save(&a.json, report)
 }

@@ -85,7 +85,11 @@ pub enum Kernel {
     Gate,
     Argmax,
     Attend,
+    AttendPartial,
+    AttendCombine,
     LightningChunk,
+    LightningPartState,
+    LightningCarryIn,
     LightningStep,
     RowStats,
     CopyRows,
@@ -110,7 +114,11 @@ impl Kernel {
             Kernel::Gate => ("elementwise", "gate"),
             Kernel::Argmax => ("argmax", "argmax"),
             Kernel::Attend => ("attention", "attend"),
+            Kernel::AttendPartial => ("attention", "partial"),
+            Kernel::AttendCombine => ("attention", "combine"),
             Kernel::LightningChunk => ("lightning", "chunk"),
+            Kernel::LightningPartState => ("lightning", "part_state"),
+            Kernel::LightningCarryIn => ("lightning", "carry_in"),
             Kernel::LightningStep => ("lightning", "step"),
             Kernel::RowStats => ("routing", "row_stats"),
             Kernel::CopyRows => ("rows", "copy_rows"),
@@ -150,7 +158,7 @@ impl Kernels {
             .or_insert_with(|| {
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(file),
-                    source: wgpu::ShaderSource::Wgsl(compose(src, packed).into()),
+                    source: wgpu::ShaderSource::Wgsl(compose(&tuning_source(file).unwrap_or_else(|| src.to_string()), packed).into()),
                 };
                 if unchecked_shaders() {
                     // SAFETY: every kernel guards its own indices against the
@@ -176,6 +184,23 @@ impl Kernels {
         });
         self.pipelines.borrow_mut().insert((kernel, dtype), pipeline.clone());
         pipeline
+    }
+}
+
+/// QKLAB_SHADER_DIR=DIR (native only) takes `DIR/FILE.wgsl` where it
+/// exists instead of the compiled-in kernel: kernel variants can be timed
+/// on a GPU machine with one binary. Such runs are for tuning only; the
+/// tests and the page use the compiled-in sources.
+fn tuning_source(file: &str) -> Option<String> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let dir = std::env::var_os("QKLAB_SHADER_DIR")?;
+        std::fs::read_to_string(std::path::Path::new(&dir).join(format!("{file}.wgsl"))).ok()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = file;
+        None
     }
 }
 

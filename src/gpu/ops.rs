@@ -25,8 +25,20 @@ impl<'a> Rows<'a> {
     }
 }
 
+/// Rows up to which the matvec kernel, a pass per MATVEC_ROWS rows, beats
+/// the tiled kernel: each pass reads the weights once, while a 128-row
+/// tile leaves most of its work idle (measured on an H200: 16 rows of
+/// 6144 x 2048 took 0.41 ms tiled, 0.02 ms a matvec pass).
+const SKINNY_ROWS: u32 = 8 * MATVEC_ROWS;
+
 /// y[m, :] (+)= x[m, :] W^T for m < rows; W may be chunked.
 pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, accumulate: bool) {
+    if rows > MATVEC_ROWS && rows <= SKINNY_ROWS {
+        for r0 in (0..rows).step_by(MATVEC_ROWS as usize) {
+            matmul(rec, x.at(x.row0 + r0), MATVEC_ROWS.min(rows - r0), w, y.at(y.row0 + r0), accumulate);
+        }
+        return;
+    }
     for c in &w.chunks {
         let params = MatmulParams {
             m: rows,
@@ -41,7 +53,7 @@ pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, ac
         };
         let buffers = [x.buffer, &c.buffer, y.buffer];
         if rows <= MATVEC_ROWS {
-            let (gx, gy) = rec.gpu().dispatch_size(c.rows, 8);
+            let (gx, gy) = rec.gpu().dispatch_size(c.rows, MATVEC_OUT);
             rec.dispatch(Kernel::Matvec, w.dtype, &params, &buffers, [gx, gy, 1]);
         } else {
             rec.dispatch(Kernel::Matmul, w.dtype, &params, &buffers, [c.rows.div_ceil(128), rows.div_ceil(128), 1]);
@@ -120,18 +132,21 @@ pub fn argmax(rec: &mut Recorder, logits: &wgpu::Buffer, row: u32, n: u32, out: 
     rec.dispatch(Kernel::Argmax, WDtype::F32, &ArgmaxParams { n, row, slot }, &[logits, out], [count, 1, 1]);
 }
 
-/// dst row `map[i].1` = src row `map[i].0` for i < count, rows of `width`.
-pub fn copy_rows(rec: &mut Recorder, map: &wgpu::Buffer, count: u32, width: u32, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
-    rec.dispatch_1d(Kernel::CopyRows, WDtype::F32, &RowsParams { width, count }, &[map, src, dst], count * width, 256);
+/// dst row `map[map0 + i].1` = src row `map[map0 + i].0` for i < count,
+/// rows of `width`.
+pub fn copy_rows(rec: &mut Recorder, (map, map0): (&wgpu::Buffer, u32), count: u32, width: u32, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
+    rec.dispatch_1d(Kernel::CopyRows, WDtype::F32, &RowsParams { width, count, map0 }, &[map, src, dst], count * width, 256);
 }
 
 /// A pass's packed rows as the batched kernels read them: `segments`
-/// segments (`segs`, [`Seg`]s on the GPU), the longest `max_rows` rows.
+/// segments (`segs`, [`Seg`]s on the GPU), the longest `max_rows` rows,
+/// the furthest ending at position `max_end` (keys a row may see).
 #[derive(Clone, Copy)]
 pub struct Segments<'a> {
     pub segs: &'a wgpu::Buffer,
     pub count: u32,
     pub max_rows: u32,
+    pub max_end: u32,
 }
 
 /// Shapes of a softmax attention call over caches of `ctx` rows a sequence.
@@ -142,11 +157,46 @@ pub struct AttnShape {
     pub ctx: u32,
 }
 
+/// Keys a workgroup of the split (decode) path takes: attention.wgsl's
+/// `DT`, one key a thread.
+pub const SPLIT_KEYS: u32 = 256;
+
+/// Output columns a prefill workgroup writes: attention.wgsl's `OC`.
+pub const ATTEND_COLUMNS: u32 = 128;
+
+/// An f32 scratch buffer free while attention runs, and its size in
+/// values: where the split path keeps its partial results.
+#[derive(Clone, Copy)]
+pub struct Spare<'a> {
+    pub buffer: &'a wgpu::Buffer,
+    pub floats: u64,
+}
+
 /// Flash-style causal attention of every segment's queries over its
 /// sequence's cache; writes o and the log-sum-exp per (cache row, head).
-pub fn attend(rec: &mut Recorder, s: &AttnShape, segs: Segments, [q, k, v]: [&wgpu::Buffer; 3], o: &wgpu::Buffer, lse: &wgpu::Buffer) {
-    let params = AttendParams { heads: s.heads, kv_heads: s.kv_heads, dh: s.dh, ctx: s.ctx, scale: 1.0 / (s.dh as f32).sqrt() };
-    rec.dispatch(Kernel::Attend, WDtype::F32, &params, &[q, k, v, o, lse, segs.segs], [segs.max_rows.div_ceil(8), s.heads, segs.count]);
+/// Single rows (decode) split their keys across workgroups when `spare`
+/// holds the partial results; prefill tiles 64 rows a workgroup.
+pub fn attend(rec: &mut Recorder, s: &AttnShape, segs: Segments, [q, k, v]: [&wgpu::Buffer; 3], o: &wgpu::Buffer, lse: &wgpu::Buffer, spare: Spare) {
+    let mut params = AttendParams {
+        heads: s.heads,
+        kv_heads: s.kv_heads,
+        dh: s.dh,
+        ctx: s.ctx,
+        scale: 1.0 / (s.dh as f32).sqrt(),
+        col0: 0,
+        split_keys: SPLIT_KEYS,
+        splits: segs.max_end.div_ceil(SPLIT_KEYS).max(1),
+    };
+    let part_floats = segs.count as u64 * s.heads as u64 * params.splits as u64 * (s.dh as u64 + 2);
+    if segs.max_rows == 1 && part_floats <= spare.floats {
+        rec.dispatch_bound(Kernel::AttendPartial, WDtype::F32, &params, &[(1, q), (2, k), (3, v), (6, segs.segs), (7, spare.buffer)], [params.splits, s.heads, segs.count]);
+        rec.dispatch_bound(Kernel::AttendCombine, WDtype::F32, &params, &[(4, o), (5, lse), (6, segs.segs), (7, spare.buffer)], [s.heads, segs.count, 1]);
+        return;
+    }
+    for col0 in (0..s.dh).step_by(ATTEND_COLUMNS as usize) {
+        params.col0 = col0;
+        rec.dispatch(Kernel::Attend, WDtype::F32, &params, &[q, k, v, o, lse, segs.segs], [segs.max_rows.div_ceil(64), s.heads, segs.count]);
+    }
 }
 
 /// Shapes of a Lightning attention call.
@@ -157,17 +207,40 @@ pub struct LightningShape {
     pub scale: f32,
 }
 
+/// Rows a part of a split Lightning segment takes at least, and parts at most.
+const PART_ROWS: u32 = 128;
+const MAX_PARTS: u32 = 32;
+
 /// Lightning attention of every segment's tokens, continuing from its
 /// sequence's state: the recurrent step when every segment is one token,
-/// the chunked form otherwise.
-pub fn lightning(rec: &mut Recorder, s: &LightningShape, segs: Segments, qkv: [&wgpu::Buffer; 3], slopes: &wgpu::Buffer, state: &wgpu::Buffer, o: &wgpu::Buffer) {
-    let params = LightningParams { heads: s.heads, kv_heads: s.kv_heads, dk: s.dk, scale: s.scale };
+/// the chunked form otherwise. A lone long segment is cut into parts run
+/// side by side (their states carried in between) when `spare` holds a
+/// state a part.
+#[allow(clippy::too_many_arguments)]
+pub fn lightning(rec: &mut Recorder, s: &LightningShape, segs: Segments, qkv: [&wgpu::Buffer; 3], slopes: &wgpu::Buffer, state: &wgpu::Buffer, o: &wgpu::Buffer, spare: Spare) {
+    let mut params = LightningParams { heads: s.heads, kv_heads: s.kv_heads, dk: s.dk, scale: s.scale, parts: 1, part_rows: 0 };
     let buffers = [qkv[0], qkv[1], qkv[2], slopes, state, o, segs.segs];
     if segs.max_rows == 1 {
         rec.dispatch(Kernel::LightningStep, WDtype::F32, &params, &buffers, [(s.heads * s.dk).div_ceil(64), segs.count, 1]);
-    } else {
-        rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &buffers, [s.dk.div_ceil(16), s.heads, segs.count]);
+        return;
     }
+    let per_part = s.heads as u64 * s.dk as u64 * s.dk as u64;
+    let parts = (segs.max_rows / PART_ROWS).min(MAX_PARTS).min((spare.floats / per_part.max(1)) as u32);
+    let groups = [s.dk.div_ceil(16), s.heads, segs.count];
+    // `chunk` binds the carry whether it splits or not.
+    let all: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).chain([(8, spare.buffer)]).collect();
+    if segs.count != 1 || parts < 2 {
+        rec.dispatch_bound(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
+        return;
+    }
+    // Parts of whole 16-token chunks.
+    params.part_rows = segs.max_rows.div_ceil(parts).next_multiple_of(16);
+    params.parts = segs.max_rows.div_ceil(params.part_rows);
+    let groups = [groups[0], groups[1], params.parts];
+    rec.dispatch_bound(Kernel::LightningPartState, WDtype::F32, &params, &all, groups);
+    let (gx, gy) = rec.gpu().dispatch_size((per_part) as u32, 256);
+    rec.dispatch_bound(Kernel::LightningCarryIn, WDtype::F32, &params, &[(4, slopes), (5, state), (7, segs.segs), (8, spare.buffer)], [gx, gy, 1]);
+    rec.dispatch_bound(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
 }
 
 /// Shapes of the routing reductions: one sequence of `rows` tokens.

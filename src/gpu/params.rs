@@ -120,14 +120,26 @@ params! {
     ArgmaxParams in "argmax" { n: u32, row: u32, slot: u32 }
 
     /// attention.wgsl: causal softmax attention of a batch's segments over
-    /// caches of `ctx` rows per sequence.
-    AttendParams in "attention" { heads: u32, kv_heads: u32, dh: u32, ctx: u32, scale: f32 }
+    /// caches of `ctx` rows per sequence; `attend` writes output columns
+    /// from `col0`, `partial` and `combine` split the keys into `splits`
+    /// ranges of `split_keys`.
+    AttendParams in "attention" {
+        heads: u32,
+        kv_heads: u32,
+        dh: u32,
+        ctx: u32,
+        scale: f32,
+        col0: u32,
+        split_keys: u32,
+        splits: u32,
+    }
 
     /// lightning.wgsl (chunk and step), by segments.
-    LightningParams in "lightning" { heads: u32, kv_heads: u32, dk: u32, scale: f32 }
+    LightningParams in "lightning" { heads: u32, kv_heads: u32, dk: u32, scale: f32, parts: u32, part_rows: u32 }
 
-    /// rows.wgsl: rows of `width` moved by a table of `count` pairs.
-    RowsParams in "rows" { width: u32, count: u32 }
+    /// rows.wgsl: rows of `width` moved by `count` pairs of a table, from
+    /// pair `map0`.
+    RowsParams in "rows" { width: u32, count: u32, map0: u32 }
 
     /// routing.wgsl: per-row routing reductions.
     RowStatsParams in "routing" {
@@ -166,10 +178,14 @@ pub struct Seg {
 /// matmul.wgsl's `MV_ROWS` (compared by the reflection test).
 pub const MATVEC_ROWS: u32 = 4;
 
+/// Outputs a matvec workgroup computes: matmul.wgsl's `MV_OUT`.
+pub const MATVEC_OUT: u32 = 8;
+
 /// Named constants the Rust side shares with a shader: (file, WGSL name, value).
 pub const SHARED_CONSTANTS: &[(&str, &str, u32)] = &[
     ("heads", "FLAG_NORM", HEADS_NORM),
     ("heads", "FLAG_ROPE", HEADS_ROPE),
     ("heads", "FLAG_HYPE", HEADS_HYPE),
     ("matmul", "MV_ROWS", MATVEC_ROWS),
+    ("matmul", "MV_OUT", MATVEC_OUT),
 ];

@@ -158,11 +158,7 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
     }
 
     // Activations: the widest row any scratch buffer holds.
-    let widest = [arch.hidden_size, arch.intermediate_size, a.heads * a.head_dim, l.heads * l.head_dim]
-        .into_iter()
-        .max()
-        .unwrap_or(1)
-        * 4;
+    let widest = arch.widest() * 4;
     // Nine activation buffers of `widest` per row (see below).
     let wanted = match opts.prefill_chunk {
         0 => (SCRATCH_BUDGET / (9 * widest)).clamp(2048, 16384),

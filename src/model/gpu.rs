@@ -13,9 +13,9 @@ use crate::checkpoint::Checkpoint;
 use crate::config::{Arch, LogitsScaling, Mixer};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernels, WDtype};
-use crate::gpu::ops::{self, AttnShape, HeadPrep, LightningShape, Rows, RowStatsShape, Segments};
+use crate::gpu::ops::{self, AttnShape, HeadPrep, LightningShape, Rows, RowStatsShape, Segments, Spare};
 use crate::gpu::params::Seg;
-use crate::gpu::recorder::Recorder;
+use crate::gpu::recorder::{BindCache, Recorder};
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::{read_buffer, Gpu};
 use crate::names::{self, LayerNames, Proj};
@@ -80,6 +80,13 @@ enum LayerState {
 pub struct GpuBatch {
     pos: Vec<u32>,
     layers: Vec<LayerState>,
+    /// The session's parameter buffer and bind groups, reused by every
+    /// pass and step that records the same dispatches again.
+    binds: BindCache,
+    /// Where the layouts of passes go: entry i serves the i-th layout of
+    /// one submission (decode records several steps in one), so that the
+    /// same buffers, and bind groups, serve every call.
+    layouts: std::cell::RefCell<Vec<LayoutBuffers>>,
 }
 
 impl GpuBatch {
@@ -114,21 +121,33 @@ struct Piece<'a> {
     last: bool,
 }
 
+/// The buffers of one layout, sized for a pass of `chunk` rows.
+#[derive(Clone)]
+struct LayoutBuffers {
+    positions: wgpu::Buffer,
+    segs: wgpu::Buffer,
+    to_cache: wgpu::Buffer,
+    head_rows: wgpu::Buffer,
+}
+
 /// A pass's packed rows on the GPU: positions per row, segments, and
 /// where each row's key and value go in the caches.
 struct Layout {
     rows: u32,
+    /// Rows whose logits the head computes, by (packed row, logits row).
+    head_rows: wgpu::Buffer,
     positions: wgpu::Buffer,
     segs: wgpu::Buffer,
     count: u32,
     max_rows: u32,
+    max_end: u32,
     /// (packed row, cache row) for every row.
     to_cache: wgpu::Buffer,
 }
 
 impl Layout {
     fn segments(&self) -> Segments<'_> {
-        Segments { segs: &self.segs, count: self.count, max_rows: self.max_rows }
+        Segments { segs: &self.segs, count: self.count, max_rows: self.max_rows, max_end: self.max_end }
     }
 }
 
@@ -229,11 +248,7 @@ impl GpuModel {
 
         let (a, l) = (&arch.attn, &arch.lightning);
         let chunk = footprint.chunk as u64;
-        let widest = [arch.hidden_size, arch.intermediate_size, a.heads * a.head_dim, l.heads * l.head_dim]
-            .into_iter()
-            .max()
-            .unwrap_or(1);
-        let act = |label: &str| buffer(gpu, label, chunk * widest * 4);
+        let act = |label: &str| buffer(gpu, label, chunk * arch.widest() * 4);
         let s = Scratch {
             ids: buffer(gpu, "ids", chunk * 4),
             x: act("x"),
@@ -322,7 +337,7 @@ impl GpuModel {
                 Mixer::Lightning => LayerState::Lightning { state: buffer(gpu, "state", n.max(1) as u64 * l.heads * l.head_dim * l.head_dim * 4) },
             })
             .collect();
-        Ok(GpuBatch { pos: vec![0; n as usize], layers })
+        Ok(GpuBatch { pos: vec![0; n as usize], layers, binds: BindCache::default(), layouts: Default::default() })
     }
 
     /// A fresh single sequence.
@@ -373,21 +388,38 @@ impl GpuModel {
         Ok(())
     }
 
-    /// Uploads where the rows of a pass go: `pieces[j]` at rows from
-    /// `row0s[j]`, sequence positions from `pos0s[j]`.
-    fn layout(&self, segs: &[Seg]) -> Layout {
+    /// Writes where the rows of a pass go (`segs`, packed in order) into
+    /// the batch's layout buffers number `index`.
+    fn layout(&self, b: &GpuBatch, index: usize, segs: &[Seg]) -> Layout {
         let gpu = self.gpu();
         let ctx = self.opts.max_context;
+        let mut pool = b.layouts.borrow_mut();
+        while pool.len() <= index {
+            let rows = self.footprint.chunk as u64;
+            pool.push(LayoutBuffers {
+                positions: buffer(gpu, "positions", rows * 4),
+                segs: buffer(gpu, "segments", rows * std::mem::size_of::<Seg>() as u64),
+                to_cache: buffer(gpu, "to cache", rows * 8),
+                head_rows: buffer(gpu, "head rows", rows * 8),
+            });
+        }
+        let bufs = pool[index].clone();
         let rows: u32 = segs.iter().map(|s| s.rows).sum();
+        debug_assert!(rows <= self.footprint.chunk && segs.len() as u32 <= self.footprint.chunk);
         let positions: Vec<u32> = segs.iter().flat_map(|s| s.pos0..s.pos0 + s.rows).collect();
         let to_cache: Vec<[u32; 2]> = segs.iter().flat_map(|s| (0..s.rows).map(move |i| [s.row0 + i, s.slot * ctx + s.pos0 + i])).collect();
+        gpu.queue.write_buffer(&bufs.positions, 0, bytemuck::cast_slice(&positions));
+        gpu.queue.write_buffer(&bufs.segs, 0, bytemuck::cast_slice(segs));
+        gpu.queue.write_buffer(&bufs.to_cache, 0, bytemuck::cast_slice(&to_cache));
         Layout {
             rows,
-            positions: data_buffer(gpu, "positions", bytemuck::cast_slice(&positions)),
-            segs: data_buffer(gpu, "segments", bytemuck::cast_slice(segs)),
+            head_rows: bufs.head_rows,
+            positions: bufs.positions,
+            segs: bufs.segs,
             count: segs.len() as u32,
             max_rows: segs.iter().map(|s| s.rows).max().unwrap_or(0),
-            to_cache: data_buffer(gpu, "to cache", bytemuck::cast_slice(&to_cache)),
+            max_end: segs.iter().map(|s| s.pos0 + s.rows).max().unwrap_or(0),
+            to_cache: bufs.to_cache,
         }
     }
 
@@ -415,7 +447,7 @@ impl GpuModel {
         let mut out: Vec<Vec<f32>> = ids.iter().map(|_| Vec::new()).collect();
         for pass in plan_passes(ids, self.pass_rows.get() as usize) {
             let segs = Self::segments_of(b, &pass);
-            let layout = self.layout(&segs);
+            let layout = self.layout(b, 0, &segs);
             let mut rec = self.record_pass(b, &pass, &layout);
             // Rows whose logits are wanted: (packed row, sequence).
             let wanted: Vec<(u32, usize)> = match logits {
@@ -423,10 +455,10 @@ impl GpuModel {
                 Logits::All => segs.iter().zip(&pass).flat_map(|(s, p)| (s.row0..s.row0 + s.rows).map(move |r| (r, p.seq))).collect(),
                 Logits::Last => segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq)).collect(),
             };
-            for group in wanted.chunks(self.footprint.logit_rows as usize) {
-                let mut r = std::mem::replace(&mut rec, Recorder::new(&self.kernels));
+            for (g, group) in wanted.chunks(self.footprint.logit_rows as usize).enumerate() {
+                let mut r = std::mem::replace(&mut rec, Recorder::cached(&self.kernels, &b.binds));
                 let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
-                self.record_head(&mut r, &rows);
+                self.record_head(&mut r, &layout, g as u32 * self.footprint.logit_rows, &rows);
                 r.submit();
                 let bytes = read_buffer(self.gpu(), &self.s.logits, group.len() as u64 * v as u64 * 4).await?;
                 let floats: &[f32] = bytemuck::cast_slice(&bytes);
@@ -448,18 +480,18 @@ impl GpuModel {
         self.check_ids(b, ids)?;
         for pass in plan_passes(ids, self.pass_rows.get() as usize) {
             let segs = Self::segments_of(b, &pass);
-            let layout = self.layout(&segs);
+            let layout = self.layout(b, 0, &segs);
             let mut rec = self.record_pass(b, &pass, &layout);
             let ends: Vec<(u32, u32)> = segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq as u32)).collect();
-            for group in ends.chunks(self.footprint.logit_rows as usize) {
+            for (g, group) in ends.chunks(self.footprint.logit_rows as usize).enumerate() {
                 let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
-                self.record_head(&mut rec, &rows);
+                self.record_head(&mut rec, &layout, g as u32 * self.footprint.logit_rows, &rows);
                 // Sequence numbers are ascending within a pass, and each ends once.
                 for (i, &(_, seq)) in group.iter().enumerate() {
                     ops::argmax(&mut rec, &self.s.logits, i as u32, self.arch.vocab_size as u32, &self.s.argmax, seq, 1);
                 }
                 rec.submit();
-                rec = Recorder::new(&self.kernels);
+                rec = Recorder::cached(&self.kernels, &b.binds);
             }
             rec.submit();
             for seg in &segs {
@@ -491,17 +523,17 @@ impl GpuModel {
         let gpu = self.gpu();
         let history = buffer(gpu, "generated", n as u64 * steps as u64 * 4);
         gpu.queue.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(last));
-        let mut rec = Recorder::new(&self.kernels);
+        let mut rec = Recorder::cached(&self.kernels, &b.binds);
         let mut layouts = Vec::with_capacity(steps);
         for step in 0..steps {
             let segs: Vec<Seg> = seqs.iter().enumerate().map(|(j, &s)| Seg { row0: j as u32, rows: 1, slot: s as u32, pos0: b.pos[s] + step as u32 }).collect();
-            layouts.push(self.layout(&segs));
+            layouts.push(self.layout(b, step, &segs));
         }
         let rows: Vec<u32> = (0..n).collect();
         for (step, layout) in layouts.iter().enumerate() {
             self.record_layers(&mut rec, b, n, layout);
-            for group in rows.chunks(self.footprint.logit_rows as usize) {
-                self.record_head(&mut rec, group);
+            for (g, group) in rows.chunks(self.footprint.logit_rows as usize).enumerate() {
+                self.record_head(&mut rec, layout, g as u32 * self.footprint.logit_rows, group);
                 ops::argmax(&mut rec, &self.s.logits, 0, self.arch.vocab_size as u32, &self.s.ids, group[0], group.len() as u32);
             }
             rec.copy(&self.s.ids, 0, &history, step as u64 * n as u64 * 4, n as u64 * 4);
@@ -578,10 +610,10 @@ impl GpuModel {
 
     /// Records one pass over `pieces` (at most a chunk of rows) into the
     /// residual stream `x`, all layers.
-    fn record_pass(&self, b: &GpuBatch, pieces: &[Piece], layout: &Layout) -> Recorder<'_> {
+    fn record_pass<'a>(&'a self, b: &'a GpuBatch, pieces: &[Piece], layout: &Layout) -> Recorder<'a> {
         let ids: Vec<u32> = pieces.iter().flat_map(|p| p.ids.iter().copied()).collect();
         self.gpu().queue.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(&ids));
-        let mut rec = Recorder::new(&self.kernels);
+        let mut rec = Recorder::cached(&self.kernels, &b.binds);
         self.record_layers(&mut rec, b, ids.len() as u32, layout);
         rec
     }
@@ -607,14 +639,17 @@ impl GpuModel {
 
     /// Logits of packed rows `rows` (at most `logit_rows`) of the last
     /// pass into rows 0.. of `logits`.
-    fn record_head(&self, rec: &mut Recorder, rows: &[u32]) {
+    /// `first` numbers the group's first row among the pass's rows whose
+    /// logits are wanted: groups recorded into one submission keep their
+    /// row tables apart.
+    fn record_head(&self, rec: &mut Recorder, layout: &Layout, first: u32, rows: &[u32]) {
         let a = &self.arch;
         let d = a.hidden_size as u32;
         let g = rows.len() as u32;
         // The rows to `o2`, side by side: the norm and the head read them there.
         let map: Vec<[u32; 2]> = rows.iter().enumerate().map(|(i, &r)| [r, i as u32]).collect();
-        let map = data_buffer(self.gpu(), "head rows", bytemuck::cast_slice(&map));
-        ops::copy_rows(rec, &map, g, d, &self.s.x, &self.s.o2);
+        self.gpu().queue.write_buffer(&layout.head_rows, first as u64 * 8, bytemuck::cast_slice(&map));
+        ops::copy_rows(rec, (&layout.head_rows, first), g, d, &self.s.x, &self.s.o2);
         ops::rmsnorm(rec, Rows::new(&self.s.o2, d), g, self.weight(names::FINAL_NORM), a.rms_norm_eps as f32, &self.s.h);
         let head = if a.tie_word_embeddings { names::EMBED } else { names::LM_HEAD };
         let logits = Rows::new(&self.s.logits, a.vocab_size as u32);
@@ -663,12 +698,14 @@ impl GpuModel {
         let k_prep = HeadPrep { heads: kv_heads, dh, norm: Some(self.weight(&names.k_norm)), rope, hype_a: None, scale: 1.0, eps };
         ops::heads(rec, Rows::new(&self.s.k, kw), n, &layout.positions, &k_prep, &self.s.dummy);
         // Each sequence's keys and values join its cache before it attends.
-        ops::copy_rows(rec, &layout.to_cache, n, kw, &self.s.k, k);
-        ops::copy_rows(rec, &layout.to_cache, n, kw, &self.s.v, v);
+        ops::copy_rows(rec, (&layout.to_cache, 0), n, kw, &self.s.k, k);
+        ops::copy_rows(rec, (&layout.to_cache, 0), n, kw, &self.s.v, v);
         let shape = AttnShape { heads, kv_heads, dh, ctx: self.opts.max_context };
-        ops::attend(rec, &shape, layout.segments(), [&self.s.q, k, v], &self.s.o, lse);
+        // The MLP's `up` is free until the MLP runs (in Lightning layers too).
+        let spare = Spare { buffer: &self.s.up, floats: self.s.up.size() / 4 };
+        ops::attend(rec, &shape, layout.segments(), [&self.s.q, k, v], &self.s.o, lse, spare);
         if let Some(cap) = q_cap {
-            ops::copy_rows(rec, &layout.to_cache, n, qw, &self.s.q, cap);
+            ops::copy_rows(rec, (&layout.to_cache, 0), n, qw, &self.s.q, cap);
         }
         if a.attn_use_output_gate {
             ops::matmul(rec, Rows::new(&self.s.h, a.hidden_size as u32), n, self.weight(&names.o_gate), Rows::new(&self.s.gate, qw), false);
@@ -694,7 +731,8 @@ impl GpuModel {
         let k_prep = HeadPrep { heads: kv_heads, dh: dk, norm: norm(&names.k_norm), rope, hype_a: None, scale: 1.0, eps };
         ops::heads(rec, Rows::new(&self.s.k, kw), n, &layout.positions, &k_prep, &self.s.dummy);
         let shape = LightningShape { heads, kv_heads, dk, scale: a.lightning_scale.value(a.lightning.head_dim) as f32 };
-        ops::lightning(rec, &shape, layout.segments(), [&self.s.q, &self.s.k, &self.s.v], &self.slopes, state, &self.s.o);
+        let spare = Spare { buffer: &self.s.up, floats: self.s.up.size() / 4 };
+        ops::lightning(rec, &shape, layout.segments(), [&self.s.q, &self.s.k, &self.s.v], &self.slopes, state, &self.s.o, spare);
         let mut o = &self.s.o;
         if a.lightning_use_output_norm {
             ops::rmsnorm(rec, Rows::new(o, qw), n, self.weight(&names.o_norm), eps, &self.s.o2);

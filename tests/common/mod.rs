@@ -48,6 +48,29 @@ pub fn gpu() -> Option<qklab::gpu::Gpu> {
     }
 }
 
+/// `n` values in [-scale, scale), fixed by `seed`.
+pub fn random_f32(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut rng = qklab::synth::SplitMix64::new(seed);
+    (0..n).map(|_| rng.next_signed() * scale).collect()
+}
+
+/// A storage buffer holding `values` (kernel tests).
+pub fn storage(gpu: &qklab::gpu::Gpu, values: &[f32]) -> wgpu::Buffer {
+    let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: (values.len() as u64 * 4).max(16),
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(values));
+    b
+}
+
+/// The first `n` f32 of a buffer.
+pub fn read_f32(gpu: &qklab::gpu::Gpu, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    bytemuck::cast_slice(&qklab::source::block_on(qklab::gpu::read_buffer(gpu, b, n as u64 * 4)).unwrap()).to_vec()
+}
+
 /// A checkpoint (folder or .safetensors file) by its path in the repo.
 pub fn open(rel: &str) -> qklab::checkpoint::Checkpoint<qklab::source::FsSource> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
