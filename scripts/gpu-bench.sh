@@ -10,8 +10,10 @@
 #     the reference evaluates), with `qklab niah --backend gpu`;
 #   - the same prompts through the reference's own evaluation
 #     (reference/train.py eval: teacher-forced, batched, bf16);
-#   - matmul and HypeNet-2B prefill against reference/bench_torch.py (fp32,
-#     TF32 off), as before.
+#   - matmul, softmax attention and HypeNet-2B prefill and decode against
+#     reference/bench_torch.py (fp32, TF32 off; SDPA for attention), qklab
+#     with bounds checks (what browsers run) and without;
+#   - last, issue 18's targets as measured (scripts/gpu-bench-targets.py).
 # Env: SHAPES (MxNxK list), TOKENS (4096), STEP_TIMEOUT (seconds a step, 240),
 # CHUNKS (prefill chunks to try for the sweep, default "0": automatic),
 # SKIP_2B=1 to leave out the 2B and matmul steps.
@@ -74,14 +76,19 @@ main() {
         --samples 10 --lengths 512 1024 2048 4096 --tasks s1 --methods qk-restore --arith 0
     if [ "${SKIP_2B:-0}" != 1 ]; then
         step qklab-matmul "$QKLAB" bench matmul --shapes "$SHAPES" --json "$DIR/qklab-matmul.json"
-        step qklab-prefill "$QKLAB" bench 2b --tokens "$TOKENS" --backend gpu --json "$DIR/qklab-prefill.json"
+        step qklab-prefill "$QKLAB" bench 2b --tokens "$TOKENS" --decode 16 --backend gpu --json "$DIR/qklab-prefill.json"
+        step qklab-prefill-unchecked env QKLAB_UNCHECKED_SHADERS=1 "$QKLAB" bench 2b --tokens "$TOKENS" --decode 16 --backend gpu \
+            --json "$DIR/qklab-prefill-unchecked.json"
         step torch-matmul python3 reference/bench_torch.py matmul --shapes "$SHAPES" --json "$DIR/torch-matmul.json"
+        step torch-attention python3 reference/bench_torch.py attention --tokens "$TOKENS" --json "$DIR/torch-attention.json"
         step torch-prefill python3 reference/bench_torch.py prefill --preset 2b --tokens "$TOKENS" \
             --json "$DIR/torch-prefill.json"
     fi
 
     echo; echo "=== summary"
     printf '%s\n' "${STATUS[@]}"
+    echo; echo "=== issue 18 targets"
+    python3 scripts/gpu-bench-targets.py "$DIR"
     return "$FAILED"
 }
 

@@ -84,6 +84,48 @@ var<workgroup> pt: array<vec4<f32>, 512>;
 var<workgroup> corr: array<vec4<f32>, 16>;
 var<workgroup> seg: Seg;
 
+// A thread's scores: keys tx * 2 (a) and tx * 2 + 1 (b) of its 4 rows.
+struct Scores {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+// One head dim of the scores: q holds it for the 4 rows, kv for 4 keys,
+// of which the thread's pair is the low half (even tx) or the high one.
+// Called four times a loop step: a loop's own bookkeeping (and, with
+// bounds checks, its iteration guard) costs as much as these 8 FMAs.
+fn score(s: Scores, q: vec4<f32>, kv: vec4<f32>, odd: bool) -> Scores {
+    let k = select(kv.xy, kv.zw, odd);
+    return Scores(fma(q, vec4<f32>(k.x), s.a), fma(q, vec4<f32>(k.y), s.b));
+}
+
+// A thread's outputs: row i, columns tx * 4 .. + 4 (a) and 64 + tx * 4 ..
+// + 4 (b). Named vectors, not an array: arrays indexed in loops may be
+// kept in memory.
+struct Out {
+    r0a: vec4<f32>,
+    r0b: vec4<f32>,
+    r1a: vec4<f32>,
+    r1b: vec4<f32>,
+    r2a: vec4<f32>,
+    r2b: vec4<f32>,
+    r3a: vec4<f32>,
+    r3b: vec4<f32>,
+}
+
+// One key's probabilities (of the 4 rows) times its value columns.
+fn add_pv(o: Out, pr: vec4<f32>, v0: vec4<f32>, v1: vec4<f32>) -> Out {
+    return Out(fma(vec4<f32>(pr.x), v0, o.r0a), fma(vec4<f32>(pr.x), v1, o.r0b),
+               fma(vec4<f32>(pr.y), v0, o.r1a), fma(vec4<f32>(pr.y), v1, o.r1b),
+               fma(vec4<f32>(pr.z), v0, o.r2a), fma(vec4<f32>(pr.z), v1, o.r2b),
+               fma(vec4<f32>(pr.w), v0, o.r3a), fma(vec4<f32>(pr.w), v1, o.r3b));
+}
+
+// Row i scaled by c[i].
+fn rescale(o: Out, c: vec4<f32>) -> Out {
+    return Out(o.r0a * c.x, o.r0b * c.x, o.r1a * c.y, o.r1b * c.y, o.r2a * c.z, o.r2b * c.z, o.r3a * c.w, o.r3b * c.w);
+}
+
 fn q_at(row: u32, live_rows: u32, base: u32, stride: u32, d: u32) -> f32 {
     if (row < live_rows && d < p.dh) {
         return q[base + row * stride + d];
@@ -118,23 +160,14 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
     // Row statistics live in the registers of threads 0 .. 63, one row each.
     var m = MASKED;
     var l = 0.0;
-    var o00 = vec4<f32>();
-    var o01 = vec4<f32>();
-    var o10 = vec4<f32>();
-    var o11 = vec4<f32>();
-    var o20 = vec4<f32>();
-    var o21 = vec4<f32>();
-    var o30 = vec4<f32>();
-    var o31 = vec4<f32>();
+    var out = Out();
     // Staging of the scores: thread t moves 4 head dims of query row t / 4
     // and (t < 128) of key t / 4.
     let st_row = t / 4u;
     let st_d = (t % 4u) * 4u;
+    let odd = tx % 2u == 1u;
     for (var kb = 0u; kb < kv_end; kb += BC) {
-        var s0 = vec2<f32>();
-        var s1 = vec2<f32>();
-        var s2 = vec2<f32>();
-        var s3 = vec2<f32>();
+        var sc = Scores();
         for (var d0 = 0u; d0 < p.dh; d0 += DC) {
             workgroupBarrier();
             // stage[d * 16 + r / 4][r % 4] = query r, dim d0 + d;
@@ -155,29 +188,24 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
                 }
             }
             workgroupBarrier();
-            for (var dd = 0u; dd < DC; dd++) {
-                let a = stage[dd * 16u + ty];
-                let kk = stage[256u + dd * 8u + tx / 2u];
-                var b = kk.xy;
-                if (tx % 2u == 1u) {
-                    b = kk.zw;
-                }
-                s0 = fma(vec2<f32>(a.x), b, s0);
-                s1 = fma(vec2<f32>(a.y), b, s1);
-                s2 = fma(vec2<f32>(a.z), b, s2);
-                s3 = fma(vec2<f32>(a.w), b, s3);
+            // Four dims a step (see `score`).
+            for (var dd = 0u; dd < DC; dd += 4u) {
+                sc = score(sc, stage[dd * 16u + ty], stage[256u + dd * 8u + tx / 2u], odd);
+                sc = score(sc, stage[(dd + 1u) * 16u + ty], stage[256u + (dd + 1u) * 8u + tx / 2u], odd);
+                sc = score(sc, stage[(dd + 2u) * 16u + ty], stage[256u + (dd + 2u) * 8u + tx / 2u], odd);
+                sc = score(sc, stage[(dd + 3u) * 16u + ty], stage[256u + (dd + 3u) * 8u + tx / 2u], odd);
             }
         }
         // Scale and mask, then hand the scores to the row owners.
         let key0 = kb + tx * 2u;
         let last_key = sg.pos0 + r0 + ty * 4u; // row ty * 4 + i sees keys <= last_key + i
         let rows_in = live_rows - min(live_rows, ty * 4u);
-        let sc = array<vec2<f32>, 4>(s0, s1, s2, s3);
+        let keys = array<vec4<f32>, 2>(sc.a, sc.b);
         for (var i = 0u; i < 4u; i++) {
             for (var j = 0u; j < 2u; j++) {
                 var s = MASKED;
                 if (i < rows_in && key0 + j <= last_key + i) {
-                    s = sc[i][j] * p.scale;
+                    s = keys[j][i] * p.scale;
                 }
                 pt[(tx * 2u + j) * 16u + ty][i] = s;
             }
@@ -202,14 +230,7 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
         }
         workgroupBarrier();
         let c = corr[ty];
-        o00 *= c.x;
-        o01 *= c.x;
-        o10 *= c.y;
-        o11 *= c.y;
-        o20 *= c.z;
-        o21 *= c.z;
-        o30 *= c.w;
-        o31 *= c.w;
+        out = rescale(out, c);
         // Output: o += P V over the block's keys, VK keys staged at a time.
         for (var j0 = 0u; j0 < BC; j0 += VK) {
             workgroupBarrier();
@@ -226,18 +247,11 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
                 stage[(t / 32u) * 32u + cc / 4u][i] = val;
             }
             workgroupBarrier();
-            for (var j = 0u; j < VK; j++) {
-                let pr = pt[(j0 + j) * 16u + ty];
-                let v0 = stage[j * 32u + tx];
-                let v1 = stage[j * 32u + 16u + tx];
-                o00 = fma(vec4<f32>(pr.x), v0, o00);
-                o01 = fma(vec4<f32>(pr.x), v1, o01);
-                o10 = fma(vec4<f32>(pr.y), v0, o10);
-                o11 = fma(vec4<f32>(pr.y), v1, o11);
-                o20 = fma(vec4<f32>(pr.z), v0, o20);
-                o21 = fma(vec4<f32>(pr.z), v1, o21);
-                o30 = fma(vec4<f32>(pr.w), v0, o30);
-                o31 = fma(vec4<f32>(pr.w), v1, o31);
+            for (var j = 0u; j < VK; j += 4u) {
+                out = add_pv(out, pt[(j0 + j) * 16u + ty], stage[j * 32u + tx], stage[j * 32u + 16u + tx]);
+                out = add_pv(out, pt[(j0 + j + 1u) * 16u + ty], stage[(j + 1u) * 32u + tx], stage[(j + 1u) * 32u + 16u + tx]);
+                out = add_pv(out, pt[(j0 + j + 2u) * 16u + ty], stage[(j + 2u) * 32u + tx], stage[(j + 2u) * 32u + 16u + tx]);
+                out = add_pv(out, pt[(j0 + j + 3u) * 16u + ty], stage[(j + 3u) * 32u + tx], stage[(j + 3u) * 32u + 16u + tx]);
             }
         }
         workgroupBarrier();
@@ -250,7 +264,8 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
     }
     workgroupBarrier();
     let inv = corr[ty];
-    let rows = array<vec4<f32>, 8>(o00 * inv.x, o01 * inv.x, o10 * inv.y, o11 * inv.y, o20 * inv.z, o21 * inv.z, o30 * inv.w, o31 * inv.w);
+    let done = rescale(out, inv);
+    let rows = array<vec4<f32>, 8>(done.r0a, done.r0b, done.r1a, done.r1b, done.r2a, done.r2b, done.r3a, done.r3b);
     for (var i = 0u; i < 4u; i++) {
         let row = ty * 4u + i;
         if (row < live_rows) {

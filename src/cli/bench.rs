@@ -118,7 +118,7 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
     let arch = &m.arch;
     let max_t = a.tokens.iter().copied().max().unwrap_or(1);
     let t0 = std::time::Instant::now();
-    let engine = block_on(backend.load(m, max_t + a.decode + 1, false))?;
+    let engine = block_on(backend.load(m, max_t + 2 * a.decode + 1, false))?;
     println!("model: {} ({} layers, d={}, vocab {})", a.target, arch.mixers.len(), arch.hidden_size, arch.vocab_size);
     println!("backend: {} (loaded in {:.1} s)", engine.backend(), t0.elapsed().as_secs_f64());
     let mut report = serde_json::json!({ "model": a.target, "backend": engine.backend() });
@@ -157,6 +157,7 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
     if a.decode > 0 {
         let d = bench::decode(&engine, max_t, a.decode)?;
         println!("decode after {} tokens: {:.2} ms/token  {:.1} tokens/s", d.context, d.ms_per_token, d.tokens_per_s);
+        println!("  {} steps in one submission: {:.2} ms/token", d.steps, d.ms_per_token_one_submission);
         report["decode"] = serde_json::to_value(&d).expect("json");
         decode = Some(d);
     }
