@@ -66,6 +66,92 @@ pub struct HypeNetConfig {
     pub eos_token_id: Option<serde_json::Value>,
     #[serde(default)]
     pub torch_dtype: Option<String>,
+    // Fields of the pure softmax families (Qwen2/3, Llama, Mistral), read
+    // to map them or to refuse what the engine lacks.
+    #[serde(default)]
+    pub rope_parameters: Option<serde_json::Value>,
+    #[serde(default)]
+    pub sliding_window: Option<serde_json::Value>,
+    #[serde(default)]
+    pub use_sliding_window: Option<bool>,
+    #[serde(default)]
+    pub layer_types: Option<Vec<String>>,
+    #[serde(default)]
+    pub hidden_act: Option<String>,
+    #[serde(default)]
+    pub mlp_bias: Option<bool>,
+    #[serde(default)]
+    pub num_experts: Option<serde_json::Value>,
+    #[serde(default)]
+    pub num_local_experts: Option<serde_json::Value>,
+}
+
+/// The model family a checkpoint belongs to (`model_type`). HypeNet mixes
+/// Lightning and softmax layers; the others are every layer softmax,
+/// mapped onto the same engine (see [`Arch::from_family_config`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    HypeNet,
+    Qwen2,
+    Qwen3,
+    Llama,
+    Mistral,
+}
+
+impl Family {
+    fn of(model_type: Option<&str>) -> Option<Family> {
+        match model_type {
+            None | Some("hypenet") => Some(Family::HypeNet),
+            Some("qwen2") => Some(Family::Qwen2),
+            Some("qwen3") => Some(Family::Qwen3),
+            Some("llama") => Some(Family::Llama),
+            Some("mistral") => Some(Family::Mistral),
+            Some(_) => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::HypeNet => "HypeNet",
+            Family::Qwen2 => "Qwen2",
+            Family::Qwen3 => "Qwen3",
+            Family::Llama => "Llama",
+            Family::Mistral => "Mistral",
+        }
+    }
+}
+
+/// How RoPE's frequencies are scaled (`rope_scaling` / `rope_parameters`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RopeScaling {
+    None,
+    /// Llama 3.1 / 3.2: long wavelengths divided by `factor`, short ones
+    /// kept, a smooth blend between.
+    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+}
+
+impl RopeScaling {
+    /// A config's scaling object; `None`/null and the type "default" are
+    /// plain RoPE. Any other type is refused by name.
+    fn parse(v: Option<&serde_json::Value>) -> Result<RopeScaling> {
+        let Some(obj) = v.filter(|v| !v.is_null()) else { return Ok(RopeScaling::None) };
+        let kind = obj.get("rope_type").or_else(|| obj.get("type")).and_then(|t| t.as_str()).unwrap_or("default");
+        let num = |key: &str| {
+            obj.get(key).and_then(|x| x.as_f64()).filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| cfg_err(format!("rope scaling \"llama3\" needs a positive {key}")))
+        };
+        match kind {
+            "default" => Ok(RopeScaling::None),
+            "llama3" => Ok(RopeScaling::Llama3 {
+                factor: num("factor")?,
+                low_freq_factor: num("low_freq_factor")?,
+                high_freq_factor: num("high_freq_factor")?,
+                original_max_position_embeddings: num("original_max_position_embeddings")?,
+            }),
+            other => Err(cfg_err(format!("rope scaling type {other:?} is not supported (only the default and \"llama3\")"))),
+        }
+    }
 }
 
 /// How a layer mixes tokens.
@@ -169,7 +255,14 @@ pub struct Arch {
     pub lightning_use_output_norm: bool,
     pub lightning_use_output_gate: bool,
     pub lightning_scale: LightningScale,
+    /// Biases on q, k and v (HypeNet's and Llama's `attention_bias`, Qwen2 always).
     pub attention_bias: bool,
+    /// A bias on o as well (`attention_bias` except in Qwen2).
+    pub o_bias: bool,
+    /// Per-head RMSNorm of queries and keys in softmax layers (HypeNet, Qwen3).
+    pub attn_use_qk_norm: bool,
+    pub rope_scaling: RopeScaling,
+    pub family: Family,
     pub tie_word_embeddings: bool,
     pub from_config: bool,
     pub guesses: Vec<String>,
@@ -197,6 +290,16 @@ impl Arch {
 
     /// Resolves a parsed config; `has_lm_head` decides tying when the config is silent.
     pub fn from_config(c: &HypeNetConfig, has_lm_head: bool) -> Result<Arch> {
+        match Family::of(c.model_type.as_deref()) {
+            Some(Family::HypeNet) => {}
+            Some(family) => return Arch::from_family_config(c, family, has_lm_head),
+            None => {
+                return Err(cfg_err(format!(
+                    "model_type {:?} is not supported: expected hypenet, qwen2, qwen3, llama or mistral",
+                    c.model_type.as_deref().unwrap_or("")
+                )))
+            }
+        }
         let mut guesses = Vec::new();
         let layers = c.num_hidden_layers as usize;
         let mixer_names: Vec<String> = if c.mixer_types.is_empty() {
@@ -291,10 +394,102 @@ impl Arch {
             lightning_use_output_gate,
             lightning_scale,
             attention_bias,
+            o_bias: attention_bias,
+            attn_use_qk_norm: true,
+            rope_scaling: RopeScaling::None,
+            family: Family::HypeNet,
             tie_word_embeddings,
             from_config: true,
             guesses,
         })
+    }
+
+    /// A pure softmax-attention model (Qwen2, Qwen3, Llama, Mistral) as
+    /// the engine's architecture: every layer softmax, RoPE on, no output
+    /// gate, no logits scaling. Qwen2 adds q/k/v biases, Qwen3 per-head
+    /// q/k norms. What the config asks for and the engine lacks (sliding
+    /// windows, other RoPE types, experts, other activations) is refused
+    /// with its name, never approximated.
+    pub fn from_family_config(c: &HypeNetConfig, family: Family, has_lm_head: bool) -> Result<Arch> {
+        let name = family.name();
+        let refuse = |what: String| Err(cfg_err(format!("{name}: {what} is not supported")));
+        if c.num_experts.as_ref().is_some_and(|v| !v.is_null()) || c.num_local_experts.as_ref().is_some_and(|v| !v.is_null()) {
+            return refuse("a mixture of experts (num_experts / num_local_experts)".into());
+        }
+        let window = c.sliding_window.as_ref().is_some_and(|v| !v.is_null());
+        let windowed = match family {
+            // Qwen writes a window size but uses it only with use_sliding_window.
+            Family::Qwen2 | Family::Qwen3 => window && c.use_sliding_window == Some(true),
+            _ => window,
+        };
+        if windowed || c.layer_types.iter().flatten().any(|t| t != "full_attention") {
+            return refuse("sliding-window attention".into());
+        }
+        if let Some(act) = c.hidden_act.as_deref().filter(|a| *a != "silu") {
+            return refuse(format!("the activation {act:?} (only silu)"));
+        }
+        if c.mlp_bias == Some(true) {
+            return refuse("mlp_bias".into());
+        }
+        if !c.mixer_types.is_empty() {
+            return refuse("mixer_types".into());
+        }
+        // transformers 5 writes rope_theta and the scaling into rope_parameters.
+        let params = c.rope_parameters.as_ref().filter(|v| !v.is_null());
+        let rope_scaling = RopeScaling::parse(c.rope_scaling.as_ref().filter(|v| !v.is_null()).or(params))?;
+        let rope_theta = c.rope_theta.or_else(|| params.and_then(|p| p.get("rope_theta")).and_then(|t| t.as_f64())).unwrap_or(10000.0);
+        let plain = HypeNetConfig {
+            mixer_types: Vec::new(),
+            rope_scaling: None,
+            attn_logits_scaling: None,
+            attn_use_rope: Some(true),
+            attn_use_output_gate: Some(false),
+            lightning_use_rope: Some(true),
+            lightning_use_qk_norm: Some(false),
+            lightning_use_output_norm: Some(false),
+            lightning_use_output_gate: Some(false),
+            rope_theta: Some(rope_theta),
+            attention_bias: Some(family == Family::Qwen2 || c.attention_bias == Some(true)),
+            rms_norm_eps: Some(c.rms_norm_eps.unwrap_or(1e-6)),
+            model_type: None,
+            ..c.clone()
+        };
+        let mut arch = Arch::from_config(&plain, has_lm_head)?;
+        arch.o_bias = family != Family::Qwen2 && c.attention_bias == Some(true);
+        arch.attn_use_qk_norm = family == Family::Qwen3;
+        arch.rope_scaling = rope_scaling;
+        arch.family = family;
+        arch.guesses.clear();
+        if c.rms_norm_eps.is_none() {
+            arch.guesses.push("rms_norm_eps missing from config.json: using 1e-6".into());
+        }
+        Ok(arch)
+    }
+
+    /// RoPE's inverse frequencies for heads of `dh`, scaling applied:
+    /// theta^(-2j/dh) for j < dh/2. The engines' only source of them.
+    pub fn rope_inv_freq(&self, dh: u64) -> Vec<f64> {
+        let base: Vec<f64> = (0..dh / 2).map(|j| self.rope_theta.powf(-2.0 * j as f64 / dh as f64)).collect();
+        match self.rope_scaling {
+            RopeScaling::None => base,
+            RopeScaling::Llama3 { factor, low_freq_factor, high_freq_factor, original_max_position_embeddings: old } => {
+                // As transformers' _compute_llama3_parameters.
+                let (low_wavelen, high_wavelen) = (old / low_freq_factor, old / high_freq_factor);
+                base.into_iter()
+                    .map(|f| {
+                        let wavelen = 2.0 * std::f64::consts::PI / f;
+                        if wavelen < high_wavelen {
+                            f
+                        } else if wavelen > low_wavelen {
+                            f / factor
+                        } else {
+                            let smooth = (old / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                            (1.0 - smooth) * f / factor + smooth * f
+                        }
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// Parses `config.json` text and resolves it.
@@ -387,6 +582,10 @@ impl Arch {
             lightning_use_output_norm: any(Mixer::Lightning, "o_norm.weight"),
             lightning_use_output_gate: any(Mixer::Lightning, "z_proj.weight"),
             attention_bias: (0..layers).any(|i| has(i, "q_proj.bias")),
+            o_bias: (0..layers).any(|i| has(i, "o_proj.bias")),
+            attn_use_qk_norm: true,
+            rope_scaling: RopeScaling::None,
+            family: Family::HypeNet,
             tie_word_embeddings: !shapes.contains_key(names::LM_HEAD),
             mixers,
             attn,
@@ -442,9 +641,12 @@ impl Arch {
             (n.o.weight, vec![d, q]),
         ];
         if self.attention_bias {
-            out.extend([(n.q.bias, vec![q]), (n.k.bias, vec![kv]), (n.v.bias, vec![kv]), (n.o.bias, vec![d])]);
+            out.extend([(n.q.bias, vec![q]), (n.k.bias, vec![kv]), (n.v.bias, vec![kv])]);
         }
-        if mixer == Mixer::Softmax || self.lightning_use_qk_norm {
+        if self.o_bias {
+            out.push((n.o.bias, vec![d]));
+        }
+        if self.qk_norm(mixer) {
             out.extend([(n.q_norm, vec![h.head_dim]), (n.k_norm, vec![h.head_dim])]);
         }
         match mixer {
@@ -460,6 +662,14 @@ impl Arch {
             _ => {}
         }
         out
+    }
+
+    /// Whether layers of `mixer` norm their queries and keys per head.
+    pub fn qk_norm(&self, mixer: Mixer) -> bool {
+        match mixer {
+            Mixer::Softmax => self.attn_use_qk_norm,
+            Mixer::Lightning => self.lightning_use_qk_norm,
+        }
     }
 
     pub fn heads(&self, mixer: Mixer) -> Heads {

@@ -26,6 +26,8 @@ pub struct LayerSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub files: Vec<FileSummary>,
+    /// The model family (HypeNet, Qwen2, Qwen3, Llama, Mistral).
+    pub family: &'static str,
     pub config: &'static str,
     pub guesses: Vec<String>,
     pub vocab_size: u64,
@@ -98,6 +100,7 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
             .iter()
             .map(|s| FileSummary { name: s.file.name.clone(), size: s.file.size, tensors: s.header.tensors.len() })
             .collect(),
+        family: arch.family.name(),
         config: if arch.from_config { "config.json" } else { "inferred" },
         guesses: arch.guesses.clone(),
         vocab_size: arch.vocab_size,
@@ -153,7 +156,7 @@ impl Summary {
     pub fn to_text(&self) -> String {
         use std::fmt::Write;
         let mut s = String::new();
-        let _ = writeln!(s, "config: {}", self.config);
+        let _ = writeln!(s, "family: {}  config: {}", self.family, self.config);
         for g in &self.guesses {
             let _ = writeln!(s, "  guess: {g}");
         }

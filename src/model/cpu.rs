@@ -348,11 +348,14 @@ impl CpuModel {
         let (heads, kv_heads, dh) = (a.attn.heads as usize, a.attn.kv_heads as usize, a.attn.head_dim as usize);
         let [mut q, mut k, v] = self.qkv(l, h, heads * dh, kv_heads * dh);
         let n = &self.names[l];
-        norm_heads(&mut q, self.t(&n.q_norm), dh, a.rms_norm_eps);
-        norm_heads(&mut k, self.t(&n.k_norm), dh, a.rms_norm_eps);
+        if a.attn_use_qk_norm {
+            norm_heads(&mut q, self.t(&n.q_norm), dh, a.rms_norm_eps);
+            norm_heads(&mut k, self.t(&n.k_norm), dh, a.rms_norm_eps);
+        }
         if a.attn_use_rope {
-            rope(&mut q, heads * dh, dh, a.rope_theta, pos0);
-            rope(&mut k, kv_heads * dh, dh, a.rope_theta, pos0);
+            let inv_freq = a.rope_inv_freq(dh as u64);
+            rope(&mut q, heads * dh, &inv_freq, pos0);
+            rope(&mut k, kv_heads * dh, &inv_freq, pos0);
         }
         for (i, row) in q.chunks_mut(heads * dh).enumerate() {
             let s = query_scale(a.logits_scaling, pos0 + i);
@@ -385,8 +388,9 @@ impl CpuModel {
             norm_heads(&mut k, self.t(&names.k_norm), dl, a.rms_norm_eps);
         }
         if a.lightning_use_rope {
-            rope(&mut q, nh * dl, dl, a.rope_theta, pos0);
-            rope(&mut k, nkv * dl, dl, a.rope_theta, pos0);
+            let inv_freq = a.rope_inv_freq(dl as u64);
+            rope(&mut q, nh * dl, &inv_freq, pos0);
+            rope(&mut k, nkv * dl, &inv_freq, pos0);
         }
         let scale = match a.lightning_scale {
             LightningScale::InvSqrtD => inv_sqrt(dl),
@@ -555,13 +559,14 @@ fn norm_heads(x: &mut [f32], w: &[f32], dh: usize, eps: f64) {
     x.copy_from_slice(&normed);
 }
 
-/// RoPE, rotate-half layout, on every head (width `dh`) of each row of
-/// `row_width` values. Row i is at absolute position pos0 + i: during
-/// decoding the angle must come from the token's place in the whole
-/// sequence, not in this step.
-fn rope(x: &mut [f32], row_width: usize, dh: usize, theta: f64, pos0: usize) {
-    let half = dh / 2;
-    let inv_freq: Vec<f64> = (0..half).map(|j| theta.powf(-2.0 * j as f64 / dh as f64)).collect();
+/// RoPE, rotate-half layout, on every head (width 2 x `inv_freq`, from
+/// [`crate::config::Arch::rope_inv_freq`]) of each row of `row_width`
+/// values. Row i is at absolute position pos0 + i: during decoding the
+/// angle must come from the token's place in the whole sequence, not in
+/// this step.
+fn rope(x: &mut [f32], row_width: usize, inv_freq: &[f64], pos0: usize) {
+    let half = inv_freq.len();
+    let dh = 2 * half;
     for (i, row) in x.chunks_mut(row_width).enumerate() {
         let t = (pos0 + i) as f64;
         for head in row.chunks_mut(dh) {

@@ -218,7 +218,7 @@ impl FastModel {
             } else {
                 None
             };
-            let qk_norm = mixer == Mixer::Softmax || arch.lightning_use_qk_norm;
+            let qk_norm = arch.qk_norm(mixer);
             let mut mlp_in = read(n.mlp_gate.clone()).await?;
             mlp_in.extend(read(n.mlp_up.clone()).await?);
             layers.push(Layer {
@@ -230,7 +230,7 @@ impl FastModel {
                 k_norm: if qk_norm { Some(read(n.k_norm.clone()).await?) } else { None },
                 o_norm: if mixer == Mixer::Lightning && arch.lightning_use_output_norm { Some(read(n.o_norm.clone()).await?) } else { None },
                 o: read(n.o.weight.clone()).await?,
-                o_bias: if arch.attention_bias { Some(read(n.o.bias.clone()).await?) } else { None },
+                o_bias: if arch.o_bias { Some(read(n.o.bias.clone()).await?) } else { None },
                 mlp_in,
                 mlp_down: read(n.mlp_down.clone()).await?,
                 mixer,
@@ -612,8 +612,7 @@ impl RopeTables {
         let tables = widths
             .into_iter()
             .map(|dh| {
-                let half = dh / 2;
-                let inv_freq: Vec<f64> = (0..half).map(|j| a.rope_theta.powf(-2.0 * j as f64 / dh as f64)).collect();
+                let inv_freq = a.rope_inv_freq(dh as u64);
                 let table = positions
                     .iter()
                     .flat_map(|&t| {

@@ -176,12 +176,11 @@ fn f32_buffer(gpu: &Gpu, label: &str, values: &[f32]) -> wgpu::Buffer {
 
 /// cos and sin of position x frequency, computed in f64 like the CPU
 /// reference (a GPU's f32 sin of large angles is far less accurate).
-fn rope_table(positions: u32, dh: u64, theta: f64) -> Vec<f32> {
-    let half = dh / 2;
-    let mut t = Vec::with_capacity(positions as usize * half as usize * 2);
+fn rope_table(positions: u32, inv_freq: &[f64]) -> Vec<f32> {
+    let mut t = Vec::with_capacity(positions as usize * inv_freq.len() * 2);
     for pos in 0..positions {
-        for j in 0..half {
-            let (sin, cos) = (pos as f64 * theta.powf(-2.0 * j as f64 / dh as f64)).sin_cos();
+        for f in inv_freq {
+            let (sin, cos) = (pos as f64 * f).sin_cos();
             t.extend([cos as f32, sin as f32]);
         }
     }
@@ -267,7 +266,7 @@ impl GpuModel {
         let mut rope = HashMap::new();
         for (on, dh) in [(arch.attn_use_rope, a.head_dim), (arch.lightning_use_rope, l.head_dim)] {
             if on && !rope.contains_key(&dh) {
-                rope.insert(dh, f32_buffer(gpu, "rope", &rope_table(opts.max_context, dh, arch.rope_theta)));
+                rope.insert(dh, f32_buffer(gpu, "rope", &rope_table(opts.max_context, &arch.rope_inv_freq(dh))));
             }
         }
         let slopes: Vec<f32> = alibi_slopes(l.heads as usize).into_iter().map(|s| s as f32).collect();
@@ -693,9 +692,10 @@ impl GpuModel {
             LogitsScaling::Constant(c) => (None, c as f32),
             LogitsScaling::Hype(big_a) => (Some(big_a as f32), 1.0),
         };
-        let q_prep = HeadPrep { heads, dh, norm: Some(self.weight(&names.q_norm)), rope, hype_a, scale, eps };
+        let norm = |name: &str| a.attn_use_qk_norm.then(|| self.weight(name));
+        let q_prep = HeadPrep { heads, dh, norm: norm(&names.q_norm), rope, hype_a, scale, eps };
         ops::heads(rec, Rows::new(&self.s.q, qw), n, &layout.positions, &q_prep, &self.s.dummy);
-        let k_prep = HeadPrep { heads: kv_heads, dh, norm: Some(self.weight(&names.k_norm)), rope, hype_a: None, scale: 1.0, eps };
+        let k_prep = HeadPrep { heads: kv_heads, dh, norm: norm(&names.k_norm), rope, hype_a: None, scale: 1.0, eps };
         ops::heads(rec, Rows::new(&self.s.k, kw), n, &layout.positions, &k_prep, &self.s.dummy);
         // Each sequence's keys and values join its cache before it attends.
         ops::copy_rows(rec, (&layout.to_cache, 0), n, kw, &self.s.k, k);

@@ -30,6 +30,7 @@ fn render_summary(s: &Summary) -> Option<()> {
     };
     let files: Vec<String> = s.files.iter().map(|f| format!("{} ({})", f.name, human_bytes(f.size))).collect();
     fact("Files", &files.join(", "), "files")?;
+    fact("Family", s.family, "family")?;
     fact("Config", s.config, "config")?;
     let params = fact("Parameters", &format!(" ({})", human_count(s.parameters)), "parameters-human")?;
     let exact = doc.create_element("span").ok()?;
