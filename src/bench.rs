@@ -141,10 +141,10 @@ const ATTENTION_DECODE: &str = "softmax attention (decode)";
 const LIGHTNING: &str = "Lightning attention (chunked)";
 const LIGHTNING_STEP: &str = "Lightning attention (step)";
 
-/// One segment: row 0 of sequence 0 at position 0.
-fn segs_buffer_one(gpu: &Gpu) -> wgpu::Buffer {
-    let one = [Seg { row0: 0, rows: 1, slot: 0, pos0: 0 }];
-    wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&one), usage: wgpu::BufferUsages::STORAGE })
+/// One segment of `rows` rows from row 0 of sequence 0, the first at `pos0`, on the GPU.
+fn one_segment(gpu: &Gpu, rows: u32, pos0: u32) -> wgpu::Buffer {
+    let seg = [Seg { row0: 0, rows, slot: 0, pos0 }];
+    wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&seg), usage: wgpu::BufferUsages::STORAGE })
 }
 
 /// Each kernel family alone at the shapes of `engine`'s model for `t` tokens.
@@ -162,8 +162,7 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let o = f32_buffer(gpu, &vec![0.0; (t * h * dh) as usize]);
     let lse = f32_buffer(gpu, &vec![0.0; (t * h) as usize]);
     // One sequence of t tokens from position 0, its cache the whole buffer.
-    let seg = [Seg { row0: 0, rows: t, slot: 0, pos0: 0 }];
-    let segs_buffer = wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&seg), usage: wgpu::BufferUsages::STORAGE });
+    let segs_buffer = one_segment(gpu, t, 0);
     let segs = ops::Segments { segs: &segs_buffer, count: 1, max_rows: t, max_end: t };
     let shape = AttnShape { heads: h, kv_heads: hkv, dh, ctx: t };
     let no_spare = ops::Spare { buffer: &o, floats: 0 };
@@ -171,11 +170,10 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let flops = 4.0 * (t as f64) * (t as f64 + 1.0) / 2.0 * h as f64 * dh as f64;
     out.push(KernelTime { kernel: ATTENTION.into(), shape: format!("T={t} H={h}/{hkv} dh={dh}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
     // Decode: the last row alone over the t keys, keys split across workgroups.
-    let last = [Seg { row0: 0, rows: 1, slot: 0, pos0: t - 1 }];
-    let last_buffer = wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&last), usage: wgpu::BufferUsages::STORAGE });
+    let last_buffer = one_segment(gpu, 1, t - 1);
     let one = ops::Segments { segs: &last_buffer, count: 1, max_rows: 1, max_end: t };
     let part = f32_buffer(gpu, &vec![0.0; (h * t.div_ceil(ops::SPLIT_KEYS) * (dh + 2)) as usize]);
-    let spare = ops::Spare { buffer: &part, floats: part.size() / 4 };
+    let spare = ops::Spare::all(&part);
     let ms = time_kernel(&kernels, 20, 5, |rec| ops::attend(rec, &shape, one, [&q, &k, &v], &o, &lse, spare));
     let bytes = 2.0 * 4.0 * t as f64 * hkv as f64 * dh as f64;
     out.push(KernelTime { kernel: ATTENTION_DECODE.into(), shape: format!("1 row, T={t} H={h}/{hkv} dh={dh}"), ms, gflops: 4.0 * t as f64 * h as f64 * dh as f64 / ms / 1e6, gbps: bytes / ms / 1e6 });
@@ -189,13 +187,13 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let state = f32_buffer(gpu, &vec![0.0; (lh * dk * dk) as usize]);
     let shape = LightningShape { heads: lh, kv_heads: lkv, dk, scale: 0.1 };
     // Room for the split into parts the model's scratch gives a pass of t rows.
-    let carry = f32_buffer(gpu, &vec![0.0; (t as u64 * arch.widest()).min(32 * (lh * dk * dk) as u64) as usize]);
-    let spare = ops::Spare { buffer: &carry, floats: carry.size() / 4 };
+    let carry = f32_buffer(gpu, &vec![0.0; (t as u64 * arch.widest()).min(ops::MAX_PARTS as u64 * (lh * dk * dk) as u64) as usize]);
+    let spare = ops::Spare::all(&carry);
     let ms = time_kernel(&kernels, 1, 5, |rec| ops::lightning(rec, &shape, segs, [&q, &k, &v], &slopes, &state, &o, spare));
     // Per 16-token chunk: scores 16x16xdk, outputs 16x(16+dk)xdk, state 16xdkxdk.
     let flops = 2.0 * t as f64 * lh as f64 * dk as f64 * (16.0 + 16.0 + 2.0 * dk as f64);
     out.push(KernelTime { kernel: LIGHTNING.into(), shape: format!("T={t} H={lh} dk={dk}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
-    let one = ops::Segments { segs: &segs_buffer_one(gpu), count: 1, max_rows: 1, max_end: 1 };
+    let one = ops::Segments { segs: &one_segment(gpu, 1, 0), count: 1, max_rows: 1, max_end: 1 };
     let ms = time_kernel(&kernels, 20, 5, |rec| ops::lightning(rec, &shape, one, [&q, &k, &v], &slopes, &state, &o, spare));
     let bytes = 2.0 * 4.0 * lh as f64 * dk as f64 * dk as f64;
     out.push(KernelTime { kernel: LIGHTNING_STEP.into(), shape: format!("1 row, H={lh} dk={dk}"), ms, gflops: 4.0 * lh as f64 * (dk * dk) as f64 / ms / 1e6, gbps: bytes / ms / 1e6 });

@@ -172,6 +172,13 @@ pub struct Spare<'a> {
     pub floats: u64,
 }
 
+impl<'a> Spare<'a> {
+    /// All of `buffer`.
+    pub fn all(buffer: &'a wgpu::Buffer) -> Self {
+        Spare { buffer, floats: buffer.size() / 4 }
+    }
+}
+
 /// Flash-style causal attention of every segment's queries over its
 /// sequence's cache; writes o and the log-sum-exp per (cache row, head).
 /// Single rows (decode) split their keys across workgroups when `spare`
@@ -209,7 +216,7 @@ pub struct LightningShape {
 
 /// Rows a part of a split Lightning segment takes at least, and parts at most.
 const PART_ROWS: u32 = 128;
-const MAX_PARTS: u32 = 32;
+pub const MAX_PARTS: u32 = 32;
 
 /// Lightning attention of every segment's tokens, continuing from its
 /// sequence's state: the recurrent step when every segment is one token,

@@ -655,6 +655,12 @@ impl GpuModel {
         ops::matmul(rec, Rows::new(&self.s.h, d), g, self.weight(head), logits, false);
     }
 
+    /// Scratch a mixer may use while it runs (attention's split keys,
+    /// Lightning's parts): the MLP's `up`, free until the MLP runs.
+    fn spare(&self) -> Spare<'_> {
+        Spare::all(&self.s.up)
+    }
+
     /// y = h W^T (+ bias) for one of a layer's attention projections.
     fn project(&self, rec: &mut Recorder, l: usize, proj: Proj, n: u32, y: Rows) {
         let d = self.arch.hidden_size as u32;
@@ -701,9 +707,7 @@ impl GpuModel {
         ops::copy_rows(rec, (&layout.to_cache, 0), n, kw, &self.s.k, k);
         ops::copy_rows(rec, (&layout.to_cache, 0), n, kw, &self.s.v, v);
         let shape = AttnShape { heads, kv_heads, dh, ctx: self.opts.max_context };
-        // The MLP's `up` is free until the MLP runs (in Lightning layers too).
-        let spare = Spare { buffer: &self.s.up, floats: self.s.up.size() / 4 };
-        ops::attend(rec, &shape, layout.segments(), [&self.s.q, k, v], &self.s.o, lse, spare);
+        ops::attend(rec, &shape, layout.segments(), [&self.s.q, k, v], &self.s.o, lse, self.spare());
         if let Some(cap) = q_cap {
             ops::copy_rows(rec, (&layout.to_cache, 0), n, qw, &self.s.q, cap);
         }
@@ -731,8 +735,7 @@ impl GpuModel {
         let k_prep = HeadPrep { heads: kv_heads, dh: dk, norm: norm(&names.k_norm), rope, hype_a: None, scale: 1.0, eps };
         ops::heads(rec, Rows::new(&self.s.k, kw), n, &layout.positions, &k_prep, &self.s.dummy);
         let shape = LightningShape { heads, kv_heads, dk, scale: a.lightning_scale.value(a.lightning.head_dim) as f32 };
-        let spare = Spare { buffer: &self.s.up, floats: self.s.up.size() / 4 };
-        ops::lightning(rec, &shape, layout.segments(), [&self.s.q, &self.s.k, &self.s.v], &self.slopes, state, &self.s.o, spare);
+        ops::lightning(rec, &shape, layout.segments(), [&self.s.q, &self.s.k, &self.s.v], &self.slopes, state, &self.s.o, self.spare());
         let mut o = &self.s.o;
         if a.lightning_use_output_norm {
             ops::rmsnorm(rec, Rows::new(o, qw), n, self.weight(&names.o_norm), eps, &self.s.o2);
