@@ -13,6 +13,16 @@ DIR/golden.safetensors with, per checkpoint, `ids` and `logits_<name>`
 weights upcast to f32, as qklab's engines compute. `--check-merged DIR`
 loads a merged checkpoint back with transformers and prints its logits'
 difference from the pre-SFT checkpoint it came from.
+
+`--merge-pair QKLAB` is the whole merge check, per family: it makes an
+"SFT" copy of the f32 fixture with every tensor perturbed (a script-made
+pair), runs `QKLAB merge --layers 1` (QK-Restore of layer 1) on the pair,
+loads the output with transformers and checks that it keeps every tensor,
+that layer 1's q/k weights (and biases) are pre's and everything else the
+SFT copy's, bit for bit, and that its logits are those of the same
+replacement made in torch:
+
+    python3 reference/hf_fixtures.py --merge-pair target/release/qklab
 """
 
 from __future__ import annotations
@@ -92,13 +102,51 @@ def check_merged(path: str, pre: str) -> None:
     print(f"{path}: loads in transformers; max |logits - {pre}'s| = {d:.3e}")
 
 
+def merge_pair(qklab: str, fixtures: str) -> None:
+    import subprocess
+    import tempfile
+    from transformers import AutoModelForCausalLM
+    ids = torch.tensor([IDS])
+    restored = ("model.layers.1.self_attn.q_proj.", "model.layers.1.self_attn.k_proj.")
+    for name in families():
+        pre_path = os.path.join(fixtures, f"{name}-f32")
+        with tempfile.TemporaryDirectory() as tmp:
+            pre = AutoModelForCausalLM.from_pretrained(pre_path, dtype=torch.float32).eval()
+            torch.manual_seed(100)
+            sft = AutoModelForCausalLM.from_pretrained(pre_path, dtype=torch.float32).eval()
+            with torch.no_grad():
+                for p in sft.parameters():
+                    p.add_(0.05 * torch.randn_like(p))
+            sft_path, out = os.path.join(tmp, "sft"), os.path.join(tmp, "merged")
+            sft.save_pretrained(sft_path, safe_serialization=True)
+            subprocess.run([qklab, "merge", "--pre", pre_path, "--sft", sft_path, "--layers", "1", "--out", out], check=True)
+            merged = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32).eval()
+            want = {k: (pre.state_dict()[k] if k.startswith(restored) else v) for k, v in sft.state_dict().items()}
+            got = merged.state_dict()
+            assert sorted(got) == sorted(want), f"{name}: tensors differ: {set(got) ^ set(want)}"
+            changed = [k for k in want if not torch.equal(got[k], want[k])]
+            assert not changed, f"{name}: {changed} are not what QK-Restore of layer 1 gives"
+            n_pre = sum(k.startswith(restored) for k in want)
+            expected = AutoModelForCausalLM.from_pretrained(sft_path, dtype=torch.float32).eval()
+            expected.load_state_dict(want)
+            with torch.no_grad():
+                d = (merged(ids).logits - expected(ids).logits).abs().max().item()
+                moved = (merged(ids).logits - sft(ids).logits).abs().max().item()
+            assert d == 0.0 and moved > 0.0, f"{name}: logits {d} from the torch merge, {moved} from sft"
+            print(f"{name}: merged by qklab loads in transformers; {len(want)} tensors kept, {n_pre} from pre; "
+                  f"logits equal the torch-made merge's (max diff {d}), {moved:.3f} from sft's")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", nargs="?", default="tests/fixtures/hf")
     p.add_argument("--check-merged", default=None, help="a merged checkpoint to load with transformers")
     p.add_argument("--pre", default=None, help="with --check-merged: the pre-SFT checkpoint it came from")
+    p.add_argument("--merge-pair", default=None, metavar="QKLAB", help="make an SFT copy of each f32 fixture, merge it with this qklab binary, check the output")
     a = p.parse_args(argv)
-    if a.check_merged:
+    if a.merge_pair:
+        merge_pair(a.merge_pair, a.out)
+    elif a.check_merged:
         check_merged(a.check_merged, a.pre or a.check_merged)
     else:
         make(a.out)

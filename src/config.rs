@@ -609,6 +609,12 @@ impl Arch {
         (0..self.mixers.len()).filter(|&i| self.mixers[i] == Mixer::Softmax).collect()
     }
 
+    /// Every layer softmax (the Qwen, Llama and Mistral families, or a
+    /// HypeNet config without Lightning layers).
+    pub fn is_pure_softmax(&self) -> bool {
+        !self.mixers.is_empty() && self.mixers.iter().all(|m| *m == Mixer::Softmax)
+    }
+
     /// Every tensor the architecture needs, with its shape.
     pub fn expected_tensors(&self) -> Vec<(String, Vec<u64>)> {
         let (v, d) = (self.vocab_size, self.hidden_size);

@@ -274,6 +274,45 @@ pub fn head_bars(title: &str, unit: &str, models: &[&str], values: &[Vec<f32>]) 
     s
 }
 
+/// The leave-one-out ranking: one bar per softmax layer, its drop in
+/// recall (points) when ablated, from a zero line (a negative drop hangs
+/// below it); the layers handed to the merge filled, the rest grey.
+pub fn layer_drops(title: &str, drops: &[(usize, f64)], top: &[usize]) -> String {
+    let (left, head, plot_h, bar_w, gap) = (56.0, 56.0, 180.0, 22.0, 8.0);
+    let w = (left + (bar_w + gap) * drops.len() as f64 + 24.0).max(320.0);
+    let h = head + plot_h + 48.0;
+    let hi = drops.iter().fold(1.0f64, |m, d| m.max(d.1));
+    let lo = drops.iter().fold(0.0f64, |m, d| m.min(d.1));
+    let y = |v: f64| head + plot_h * (hi - v) / (hi - lo);
+    let mut s = String::new();
+    svg_open(&mut s, w, h, title);
+    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
+    let _ = write!(s, r##"<rect x="8" y="26" width="10" height="10" fill="{}"/><text x="22" y="35">restored by the merge</text>"##, MODEL_COLOURS[2]);
+    let _ = write!(s, r##"<rect x="170" y="26" width="10" height="10" fill="#bbb"/><text x="184" y="35">kept from sft</text>"##);
+    let zero = y(0.0);
+    let ticks = [Some(hi), Some(0.0), (lo < 0.0).then_some(lo)];
+    for v in ticks.into_iter().flatten() {
+        let _ = write!(s, r##"<text x="{}" y="{:.1}" text-anchor="end" font-size="10">{v:.0}</text>"##, left - 4.0, y(v) + 4.0);
+    }
+    for (i, &(layer, drop)) in drops.iter().enumerate() {
+        let x = left + gap / 2.0 + (bar_w + gap) * i as f64;
+        let (top_y, bh) = (y(drop.max(0.0)), (y(drop) - zero).abs());
+        let fill = if top.contains(&layer) { MODEL_COLOURS[2] } else { "#bbb" };
+        let _ = write!(
+            s,
+            r##"<rect class="bar" data-layer="{layer}" x="{x:.1}" y="{top_y:.1}" width="{bar_w}" height="{bh:.1}" fill="{fill}"><title>layer {layer}: recall drops {drop:.1} points when ablated</title></rect>"##
+        );
+        // The value just outside the bar's end, above or below the zero line.
+        let value_y = if drop >= 0.0 { top_y - 3.0 } else { top_y + bh + 11.0 };
+        let _ = write!(s, r##"<text x="{:.1}" y="{value_y:.1}" text-anchor="middle" font-size="10">{drop:.0}</text>"##, x + bar_w / 2.0);
+        let _ = write!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">{layer}</text>"##, x + bar_w / 2.0, head + plot_h + 16.0);
+    }
+    let _ = write!(s, r##"<line x1="{left}" y1="{zero:.1}" x2="{:.1}" y2="{zero:.1}" stroke="#888"/>"##, left + (bar_w + gap) * drops.len() as f64);
+    let _ = write!(s, r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#555">softmax layer (bar: points of recall lost when it is ablated)</text>"##, (w + left) / 2.0 - 20.0, head + plot_h + 36.0);
+    s.push_str("</svg>");
+    s
+}
+
 /// Where the question's attention lands along the prompt: for each model,
 /// the share of one head's attention from the question's last rows on each
 /// block of keys, as a line; the needle's blocks shaded.
@@ -463,5 +502,25 @@ mod tests {
         assert_eq!(svg.matches("not run").count(), 1);
         assert!(!svg.contains("<m>") && svg.contains("&lt;m&gt;"));
         assert!(svg.contains(r##"data-length="512" data-depth="1" data-accuracy="0.5""##));
+    }
+
+    #[test]
+    fn layer_drops_hang_negative_bars_below_zero_and_fill_the_top() {
+        let svg = layer_drops("<drops>", &[(2, 40.0), (5, -10.0), (9, 0.0)], &[2]);
+        assert_eq!(svg.matches(r##"class="bar""##).count(), 3);
+        assert!(!svg.contains("<drops>") && svg.contains("&lt;drops&gt;"));
+        let attr = |layer: usize, name: &str| -> f64 {
+            let bar = &svg[svg.find(&format!(r##"data-layer="{layer}""##)).unwrap()..];
+            let at = bar.find(&format!(r##" {name}=""##)).unwrap() + name.len() + 3;
+            bar[at..at + bar[at..].find('"').unwrap()].parse().unwrap()
+        };
+        // The zero line is where the 0 bar sits; 40 rises above it, -10 hangs below.
+        let zero = attr(9, "y");
+        assert_eq!(attr(9, "height"), 0.0);
+        assert!((attr(2, "y") + attr(2, "height") - zero).abs() < 0.11);
+        assert!((attr(5, "y") - zero).abs() < 0.11 && attr(5, "height") > 0.0);
+        assert!((attr(2, "height") / attr(5, "height") - 4.0).abs() < 0.01, "heights in proportion to the drops");
+        assert!(svg.contains(r##"data-layer="2" x="##) && svg.contains(&format!(r##"fill="{}"><title>layer 2"##, MODEL_COLOURS[2])));
+        assert!(svg.contains(r##"fill="#bbb"><title>layer 5"##));
     }
 }

@@ -60,9 +60,13 @@ enum Command {
         /// QK-Pro strength.
         #[arg(long, conflicts_with = "recipe")]
         beta: Option<f32>,
-        /// Softmax layers to touch, e.g. 2,3,6 (default: all of them).
+        /// Softmax layers to touch, e.g. 2,3,6 (default: all of a hybrid's;
+        /// a pure softmax model needs them named, or --ranking).
         #[arg(long, value_delimiter = ',', conflicts_with = "recipe")]
         layers: Option<Vec<usize>>,
+        /// Touch the top layers of a `qklab layers --json` ranking.
+        #[arg(long, conflicts_with_all = ["recipe", "layers"])]
+        ranking: Option<PathBuf>,
         /// Also take q_norm / k_norm from pre.
         #[arg(long, conflicts_with = "recipe")]
         include_norms: bool,
@@ -199,23 +203,8 @@ enum Command {
         pre: PathBuf,
         #[arg(long)]
         sft: PathBuf,
-        /// NIAH tasks for recall: s1, s2, s3, mk or ids, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "s1")]
-        task: Vec<String>,
-        #[arg(long)]
-        distractors: Option<u32>,
-        #[arg(long, value_delimiter = ',', default_value = "2048")]
-        lengths: Vec<u32>,
-        #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
-        depths: Vec<f64>,
-        #[arg(long, default_value_t = 4)]
-        samples: u32,
-        #[arg(long, default_value_t = 12345)]
-        seed: u64,
-        #[arg(long)]
-        hype: Option<f64>,
-        #[arg(long, default_value_t = 0)]
-        hype_above: u32,
+        #[command(flatten)]
+        recall: cli::recall::RecallArgs,
         /// Merge methods to try.
         #[arg(long, value_delimiter = ',', default_value = "qk-restore,qk-pro,q-restore,k-restore")]
         methods: Vec<String>,
@@ -245,6 +234,30 @@ enum Command {
         /// Write the recommended merge (with its recipe) into this new or empty folder.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The softmax layers ranked by the drop in NIAH recall when each is
+    /// ablated in turn (leave-one-out); the top K are the layers a pure
+    /// softmax model's merge restores. With --sft, also what restoring them does.
+    Layers {
+        /// The model to rank: the checkpoint from before SFT.
+        #[arg(long)]
+        pre: PathBuf,
+        /// The fine-tuned checkpoint: also score it and QK-Restore of the top layers.
+        #[arg(long)]
+        sft: Option<PathBuf>,
+        #[command(flatten)]
+        recall: cli::recall::RecallArgs,
+        /// zero-query (W_Q zeroed: uniform attention, the paper's reading) or zero-output (W_O zeroed).
+        #[arg(long, default_value = "zero-query")]
+        ablation: String,
+        /// Layers to hand to the merge (default: a quarter of the layers for a pure softmax model, every softmax layer of a hybrid).
+        #[arg(long)]
+        top: Option<usize>,
+        #[arg(long, default_value = "auto")]
+        backend: String,
+        /// The ranking with every layer's cells.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Exact match of a checkpoint's greedy answers to prompts with answers (JSONL).
     Answers {
@@ -321,7 +334,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 human_bytes(ck.bytes_read())
             );
         }
-        Command::Merge { pre, sft, method, alpha, beta, layers, include_norms, recipe, recipe_out, mergekit_out, out } => {
+        Command::Merge { pre, sft, method, alpha, beta, layers, ranking, include_norms, recipe, recipe_out, mergekit_out, out } => {
             let (pre_ck, sft_ck) = (open(&pre)?, open(&sft)?);
             let spec = match recipe {
                 Some(path) => {
@@ -332,7 +345,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     method: Method::parse(method.as_deref().unwrap_or("qk-restore"))?,
                     alpha: alpha.unwrap_or(1.0),
                     beta: beta.unwrap_or(1.0),
-                    layers,
+                    layers: match ranking {
+                        Some(path) => Some(cli::layers::top_of_report(&path)?),
+                        None => layers,
+                    },
                     include_norms,
                 },
             };
@@ -397,13 +413,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Routing { ckpts, task, layer, head, prompt_seed, length, depth, block, backend, json } => {
             cli::routing::run(cli::routing::RoutingArgs { ckpts, task, layer, head, prompt_seed, length, depth, block, backend, json })?;
         }
-        Command::Tune {
-            pre, sft, task, distractors, lengths, depths, samples, seed, hype, hype_above, methods, betas, layer_sets, answers, prompts, tolerance, kl_tolerance, backend, json, out,
-        } => {
-            let tasks = task;
-            cli::tune::run(cli::tune::TuneArgs {
-                pre, sft, tasks, distractors, lengths, depths, samples, seed, hype, hype_above, methods, betas, layer_sets, answers, prompts, tolerance, kl_tolerance, backend, json, out,
-            })?;
+        Command::Tune { pre, sft, recall, methods, betas, layer_sets, answers, prompts, tolerance, kl_tolerance, backend, json, out } => {
+            cli::tune::run(cli::tune::TuneArgs { pre, sft, recall, methods, betas, layer_sets, answers, prompts, tolerance, kl_tolerance, backend, json, out })?;
+        }
+        Command::Layers { pre, sft, recall, ablation, top, backend, json } => {
+            cli::layers::run(cli::layers::LayersArgs { pre, sft, recall, ablation, top, backend, json })?;
         }
         Command::Answers { ckpt, answers, backend, json } => cli::tune::answers(cli::tune::AnswersArgs { ckpt, answers, backend, json })?,
         Command::Synth { preset, shards, seed, dtype, sparse, out } => {

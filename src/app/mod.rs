@@ -9,9 +9,12 @@
 //! - [`routing`]: where the softmax heads look on one prompt, for several
 //!   models, and how they compare.
 //! - [`merge`]: merge a pair, in steps a progress bar can show.
+//! - [`tune`]: the recall and retention front of a pair's merges.
+//! - [`layers`]: which softmax layers carry retrieval, by leave-one-out ablation.
 //! - [`demo`]: the results recorded with the demo pair.
 
 pub mod demo;
+pub mod layers;
 pub mod merge;
 pub mod model;
 pub mod routing;

@@ -193,6 +193,45 @@ pub async fn sweep_loaded<S: ByteSource>(
     Ok(true)
 }
 
+/// Each sweep's samples as `model`'s prompt maker makes them.
+pub fn samples_of<S: ByteSource>(model: &OpenModel<S>, sweeps: &[SweepSpec]) -> Result<Vec<Vec<Sample>>> {
+    let maker = model.prompts()?;
+    sweeps.iter().map(|s| maker.samples(s.task, &s.lengths, &s.depths, s.samples, s.seed, s.distractors)).collect()
+}
+
+/// Runs each sweep's samples (from [`samples_of`]) on a loaded engine
+/// under one label, `on(done, total)` counting prompts across all of
+/// them; None if cancelled.
+pub async fn sweep_all<S: ByteSource>(
+    engine: &mut Engine,
+    model: &OpenModel<S>,
+    label: &str,
+    sweeps: &[SweepSpec],
+    samples: &[Vec<Sample>],
+    on: &mut dyn FnMut(usize, usize) -> bool,
+) -> Result<Option<Vec<SampleResult>>> {
+    let total: usize = samples.iter().map(Vec::len).sum();
+    let mut results = Vec::new();
+    let mut before = 0;
+    for (sweep, cell) in sweeps.iter().zip(samples) {
+        let complete = sweep_loaded(engine, model, label, cell, sweep, None, &mut results, &mut |e| match e {
+            Event::Prompt(p) => on(before + p.model_prompts.0, total),
+            _ => true,
+        })
+        .await?;
+        if !complete {
+            return Ok(None);
+        }
+        before += cell.len();
+    }
+    Ok(Some(results))
+}
+
+/// Mean NIAH accuracy over every sample, % (0 for none).
+pub fn mean_recall(results: &[SampleResult]) -> f64 {
+    100.0 * results.iter().map(|r| r.score).sum::<f64>() / results.len().max(1) as f64
+}
+
 /// A sweep's results as saved: the cells and every sample (`qklab niah
 /// --json`, the page's report). Reading one back resumes the sweep.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -14,12 +14,11 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Backend, OpenModel};
-use super::sweep::{sweep_loaded, Event as SweepEvent, SweepSpec};
+use super::sweep::{mean_recall, samples_of, sweep_all, SweepSpec};
 use crate::error::{Error, Result};
 use crate::merge::plan::replacements;
 use crate::merge::MergeSpec;
 use crate::model::engine::Engine;
-use crate::prompts::Sample;
 use crate::safetensors::Dtype;
 use crate::source::ByteSource;
 use crate::sweep::{cells, CellResult, SampleResult};
@@ -238,11 +237,7 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
     let started = crate::clock::now_ms();
     crate::merge::compat::check_pair(&pre.ck, &sft.ck)?;
     let candidates = spec.grid.candidates(&sft.arch.softmax_layers())?;
-    let maker = sft.prompts()?;
-    let mut samples: Vec<Vec<Sample>> = Vec::new();
-    for s in &spec.sweeps {
-        samples.push(maker.samples(s.task, &s.lengths, &s.depths, s.samples, s.seed, s.distractors)?);
-    }
+    let samples = samples_of(sft, &spec.sweeps)?;
     let RetentionInputs { answers, prompts } = retention_inputs(sft, spec)?;
     let longest = samples.iter().flatten().map(|s| s.ids.len() + s.max_new);
     let longest = longest
@@ -256,7 +251,6 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
     let described = format!("{}{}", engine.backend(), backend.note);
     let reference = SftReference::make(&engine, &prompts, &sft.stop_ids()).await?;
     let mut swapper = Swapper::new(pre, sft);
-    let per_candidate: usize = samples.iter().map(Vec::len).sum();
     let mut scored = Vec::with_capacity(candidates.len());
     for (index, candidate) in candidates.iter().enumerate() {
         let label = candidate.label();
@@ -264,20 +258,9 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
             return Ok(None);
         }
         let (changed, notes) = swapper.swap(&mut engine, candidate).await?;
-        let mut results = Vec::new();
-        let mut before = 0;
-        for (sweep, cell) in spec.sweeps.iter().zip(&samples) {
-            let complete = sweep_loaded(&mut engine, sft, &label, cell, sweep, None, &mut results, &mut |e| match e {
-                SweepEvent::Prompt(p) => on(Event::Prompt { done: before + p.model_prompts.0, total: per_candidate, engine: &described }),
-                _ => true,
-            })
-            .await?;
-            if !complete {
-                return Ok(None);
-            }
-            before += cell.len();
-        }
-        let recall = 100.0 * results.iter().map(|r| r.score).sum::<f64>() / results.len().max(1) as f64;
+        let on_prompt = &mut |done, total| on(Event::Prompt { done, total, engine: &described });
+        let Some(results) = sweep_all(&mut engine, sft, &label, &spec.sweeps, &samples, on_prompt).await? else { return Ok(None) };
+        let recall = mean_recall(&results);
         let matched = match &answers {
             Some(items) => Some(exact_matches(&engine, items).await?),
             None => None,

@@ -1,9 +1,11 @@
-//! The engine commands (`run`, `bench`, `niah`, `routing`, `tune`) and the
+//! The engine commands (`run`, `bench`, `niah`, `routing`, `tune`, `layers`) and the
 //! merge's writing and progress, shared by the commands: flags in,
 //! the core's use cases (`qklab::app`), text and JSON out.
 
 pub mod bench;
+pub mod layers;
 pub mod niah;
+pub mod recall;
 pub mod routing;
 pub mod run;
 pub mod tune;

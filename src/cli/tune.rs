@@ -5,27 +5,20 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use qklab::app::sweep::SweepSpec;
 use qklab::app::tune::{run_tune, Event, TuneReport, TuneSpec};
 use qklab::merge::Method;
-use qklab::prompts::TaskKind;
 use qklab::source::block_on;
 use qklab::tune::front::Tolerance;
 use qklab::tune::grid::{Grid, LayerSets};
 use qklab::tune::retention::{forced_answer, parse_answers, parse_prompts};
 use qklab::{Error, Result};
 
+use super::recall::RecallArgs;
+
 pub struct TuneArgs {
     pub pre: PathBuf,
     pub sft: PathBuf,
-    pub tasks: Vec<String>,
-    pub distractors: Option<u32>,
-    pub lengths: Vec<u32>,
-    pub depths: Vec<f64>,
-    pub samples: u32,
-    pub seed: u64,
-    pub hype: Option<f64>,
-    pub hype_above: u32,
+    pub recall: RecallArgs,
     pub methods: Vec<String>,
     pub betas: Vec<f32>,
     pub layer_sets: Vec<String>,
@@ -44,17 +37,7 @@ fn read_text(path: &Path) -> Result<String> {
 
 impl TuneArgs {
     fn spec(&self) -> Result<TuneSpec> {
-        let sweeps = self
-            .tasks
-            .iter()
-            .map(|t| {
-                let mut s = SweepSpec::new(TaskKind::parse(t)?, self.lengths.clone(), self.depths.clone(), self.samples, self.seed);
-                s.distractors = self.distractors;
-                s.hype = self.hype;
-                s.hype_above = self.hype_above;
-                Ok(s)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let sweeps = self.recall.sweeps()?;
         let grid = Grid {
             methods: self.methods.iter().map(|m| Method::parse(m)).collect::<Result<Vec<_>>>()?,
             betas: self.betas.clone(),

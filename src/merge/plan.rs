@@ -25,9 +25,21 @@ pub struct Merge {
 }
 
 /// The softmax layers a spec touches, checked against the architecture.
+/// A hybrid's default is all of its softmax layers; a pure softmax model
+/// has no default short of its ranking (restoring every layer would undo
+/// the fine-tune's attention wholesale), so it needs them named.
 pub fn resolve_layers(spec: &MergeSpec, arch: &Arch) -> Result<Vec<usize>> {
     let softmax = arch.softmax_layers();
-    let Some(layers) = &spec.layers else { return Ok(softmax) };
+    let Some(layers) = &spec.layers else {
+        if arch.is_pure_softmax() {
+            return Err(Error::Usage(format!(
+                "{} is a pure softmax-attention model ({} layers): name the layers to restore, the top of its ranking (`qklab layers`, or the page's Retrieval layers step) or your own",
+                arch.family.name(),
+                arch.num_layers()
+            )));
+        }
+        return Ok(softmax);
+    };
     let mut out = layers.clone();
     out.sort_unstable();
     out.dedup();

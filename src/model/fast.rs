@@ -261,6 +261,8 @@ impl FastModel {
             Proj::O => None,
         };
         let slot: &mut [f32] = match role {
+            Role::ProjWeight(Proj::O) => &mut layer.o,
+            Role::ProjBias(Proj::O) => layer.o_bias.as_deref_mut().ok_or_else(unknown)?,
             Role::ProjWeight(p) => {
                 let r = rows(p).ok_or_else(unknown)?;
                 &mut layer.qkvg[r.start * d..r.end * d]

@@ -107,6 +107,19 @@ thread_local! {
     static OFFERED: std::cell::RefCell<Vec<(String, Vec<String>)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// A Blob of `text`, typed `mime`.
+pub fn text_blob(text: &str, mime: &str) -> Result<Blob> {
+    let bag = web_sys::BlobPropertyBag::new();
+    bag.set_type(mime);
+    Blob::new_with_str_sequence_and_options(&Array::of1(&text.into()), &bag).map_err(|e| js_err(mime, e))
+}
+
+/// Offers `value` as the one JSON file `name` in the list `list_id`.
+pub fn offer_json(list_id: &str, name: &str, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_string_pretty(value).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
+    offer_downloads(list_id, &[(name.into(), text_blob(&json, "application/json")?)])
+}
+
 /// Replaces the list `list_id` with one download link per file, labelled
 /// with its name and size. Names may be untrusted: text and attributes only.
 pub fn offer_downloads(list_id: &str, files: &[(String, Blob)]) -> Result<()> {

@@ -10,7 +10,7 @@
 //!   plans as Blobs; `forms`: the forms read into the core's settings;
 //!   `share`: settings in the URL fragment; `state`: the page's state.
 //! - The panels: `summary` (inspect one checkpoint), `repair` (the pair
-//!   and the merge), `evaluate` (NIAH sweeps), `routing`, `tune` (the recall and
+//!   and the merge), `layers` (the retrieval layers, by ablation), `evaluate` (NIAH sweeps), `routing`, `tune` (the recall and
 //!   retention front), `report`; and
 //!   `story`, the demo's guided path over them.
 //! - `engine` starts the engine's Web Worker and hears from it; `worker`
@@ -23,6 +23,7 @@ mod engine;
 mod evaluate;
 mod files;
 mod forms;
+mod layers;
 mod protocol;
 mod repair;
 mod report;
@@ -54,6 +55,7 @@ fn install_panic_hook() {
 pub fn start() {
     install_panic_hook();
     repair::wire();
+    layers::wire();
     evaluate::wire();
     routing::wire();
     report::wire();

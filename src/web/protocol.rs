@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::layers::{LayerScore, LayersReport, LayersSpec};
 use crate::app::routing::{Profile, RoutingSpec};
 use crate::app::sweep::SweepSpec;
 use crate::app::tune::{Scored, TuneReport, TuneSpec};
@@ -19,6 +20,9 @@ pub enum Request {
     Routing { spec: RoutingSpec },
     /// The recall and retention front of the pair (models: pre, then sft).
     Tune { spec: TuneSpec },
+    /// The leave-one-out ranking of pre's softmax layers (models: pre,
+    /// then sft where given).
+    Layers { spec: LayersSpec },
 }
 
 /// What a worker reports.
@@ -39,6 +43,12 @@ pub enum Event {
     Scored { scored: Box<Scored> },
     /// The tune is complete.
     Tuned { report: Box<TuneReport> },
+    /// Where a ranking is: step `index` of `steps`, its prompts done.
+    LayersProgress { index: usize, steps: usize, label: String, done: usize, total: usize, engine: String },
+    /// A layer's ablation is scored.
+    LayerScored { score: LayerScore },
+    /// The ranking is complete.
+    Ranked { report: Box<LayersReport> },
     /// The request is complete.
     Done,
     /// The request failed; nothing more comes.

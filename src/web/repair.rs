@@ -42,6 +42,7 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     state::with(|s| {
         s.pair[i] = files.clone();
         s.merged = None;
+        s.layers_top = None;
     });
     set_status(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
     let ck = open_files(files).await?;
@@ -98,7 +99,7 @@ fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
 async fn check_pair_now() {
     let [pre, sft] = state::with(|s| s.pair.clone());
     // Merging, evaluating and inspecting all need a compatible pair.
-    let needs_pair = ["merge", "run-sweep", "run-routing", "run-tune"];
+    let needs_pair = ["merge", "run-sweep", "run-routing", "run-tune", "run-layers"];
     if pre.is_empty() || sft.is_empty() {
         enable(&needs_pair, false);
         return;
@@ -107,7 +108,16 @@ async fn check_pair_now() {
     match result {
         Ok(arch) => {
             let softmax: Vec<usize> = arch.softmax_layers();
-            set_status("pair-status", &format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored."), false);
+            let text = if arch.is_pure_softmax() {
+                format!(
+                    "Compatible: same tensors and shapes. {} is a pure softmax model ({} layers): rank its retrieval layers under \"Find the retrieval layers\" below, or type the layers to restore.",
+                    arch.family.name(),
+                    softmax.len()
+                )
+            } else {
+                format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored.")
+            };
+            set_status("pair-status", &text, false);
             enable(&needs_pair, true);
             if let Err(e) = show_drift().await {
                 set_status("pair-status", &format!("Drift could not be computed: {e}"), true);

@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlCanvasElement, HtmlImageElement};
 
-use super::dom::{field, js_err, need_document, offer_downloads, on_click_async, set_status};
+use super::dom::{field, js_err, need_document, offer_downloads, on_click_async, set_status, text_blob};
 use super::state::{self, PageState};
 use super::share;
 use crate::error::{Error, Result};
@@ -39,12 +39,6 @@ fn report_json() -> serde_json::Value {
     })
 }
 
-fn blob(bytes: &str, mime: &str) -> Result<Blob> {
-    let bag = BlobPropertyBag::new();
-    bag.set_type(mime);
-    Blob::new_with_str_sequence_and_options(&Array::of1(&bytes.into()), &bag).map_err(|e| js_err(mime, e))
-}
-
 /// Draws an SVG onto a canvas at twice its size and returns the PNG.
 async fn png_of(svg: &str) -> Result<Blob> {
     let doc = need_document()?;
@@ -54,7 +48,7 @@ async fn png_of(svg: &str) -> Result<Blob> {
     };
     let (w, h) = (size("width"), size("height"));
     let img: HtmlImageElement = doc.create_element("img").map_err(|e| js_err("img", e))?.unchecked_into();
-    let svg_blob = blob(svg, "image/svg+xml")?;
+    let svg_blob = text_blob(svg, "image/svg+xml")?;
     let url = web_sys::Url::create_object_url_with_blob(&svg_blob).map_err(|e| js_err("svg", e))?;
     img.set_src(&url);
     let decoded = JsFuture::from(img.decode()).await;
@@ -102,7 +96,7 @@ async fn export() -> Result<()> {
     let bag = BlobPropertyBag::new();
     bag.set_type("application/zip");
     let zip = Blob::new_with_u8_array_sequence_and_options(&Array::of1(&js_sys::Uint8Array::from(zip.as_slice())), &bag).map_err(|e| js_err("zip", e))?;
-    offer_downloads("report-downloads", &[("qklab-report.zip".into(), zip), ("qklab-report.json".into(), blob(&json, "application/json")?)])?;
+    offer_downloads("report-downloads", &[("qklab-report.zip".into(), zip), ("qklab-report.json".into(), text_blob(&json, "application/json")?)])?;
     set_status("report-status", &format!("Report ready: the JSON and {} figure(s) as SVG and PNG, in one ZIP.", figures.len()), false);
     Ok(())
 }

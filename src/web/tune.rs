@@ -6,9 +6,9 @@
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::{spawn_local, JsFuture};
-use web_sys::{Blob, BlobPropertyBag, HtmlInputElement};
+use web_sys::HtmlInputElement;
 
-use super::dom::{add, by_id, element, js_err, need, need_document, offer_downloads, on, set_progress, set_status, show_svg, while_running};
+use super::dom::{add, by_id, element, js_err, need, need_document, offer_downloads, offer_json, on, set_progress, set_status, show_svg, while_running};
 use super::engine::{self, Ended};
 use super::files::fetch_text;
 use super::protocol::{Event, Request};
@@ -111,11 +111,7 @@ async fn run() -> Result<()> {
         Ok(Ended::Cancelled) => status(&format!("Cancelled after {kept} candidates."), false),
         Ok(Ended::Done) => {
             let r = report.ok_or_else(|| Error::Usage("the engine ended the tune without its report".into()))?;
-            let json = serde_json::to_string_pretty(&r).map_err(|e| Error::Usage(format!("the report: {e}")))?;
-            let opts = BlobPropertyBag::new();
-            opts.set_type("application/json");
-            let blob = Blob::new_with_str_sequence_and_options(&js_sys::Array::of1(&json.into()), &opts).map_err(|e| js_err("tune.json", e))?;
-            offer_downloads("tune-report", &[("tune.json".into(), blob)])?;
+            offer_json("tune-report", "tune.json", &r)?;
             status(&summary(&r), false);
         }
     }

@@ -12,6 +12,7 @@ use web_sys::File;
 
 use super::files::BrowserSource;
 use super::protocol::{Event, Request};
+use crate::app::layers::{self, run_layers};
 use crate::app::model::{Backend, BackendChoice, OpenModel};
 use crate::app::routing::profile;
 use crate::app::sweep::{self, run_sweep};
@@ -138,6 +139,25 @@ async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event
             .await?;
             if let Some(report) = report {
                 send(Event::Tuned { report: Box::new(report) });
+            }
+        }
+        Request::Layers { spec } => {
+            let Some(pre) = models.first() else { return Err(Error::Usage("ranking layers takes the model from before SFT".into())) };
+            let (mut index, mut steps, mut label) = (0, 0, String::new());
+            let report = run_layers(&backend, pre, models.get(1), &spec, &mut |event| {
+                match event {
+                    layers::Event::Loading { model } => send(Event::Loading { model: model.into() }),
+                    layers::Event::Step { index: i, total, label: l } => (index, steps, label) = (i, total, l.to_string()),
+                    layers::Event::Prompt { done, total, engine } => {
+                        send(Event::LayersProgress { index, steps, label: label.clone(), done, total, engine: engine.into() })
+                    }
+                    layers::Event::Scored(s) => send(Event::LayerScored { score: s.clone() }),
+                }
+                true
+            })
+            .await?;
+            if let Some(report) = report {
+                send(Event::Ranked { report: Box::new(report) });
             }
         }
     }

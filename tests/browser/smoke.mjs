@@ -1026,6 +1026,122 @@ const checks = [
     },
   },
   {
+    // The pure softmax families (issue 19) in the wasm engine on WebGPU
+    // against transformers' own logits (tests/fixtures/hf, made by
+    // reference/hf_fixtures.py); the summary names the family.
+    name: 'hf-golden',
+    needs: 'gpu-selftest',
+    async run() {
+      const hf = path.join(repoRoot, 'tests', 'fixtures', 'hf');
+      const golden = tensorBytes(fs.readFileSync(path.join(hf, 'golden.safetensors')));
+      const view = (b, Kind) => new Kind(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+      const ids = [...view(golden.ids, Int32Array)];
+      const worst = {};
+      for (const name of ['qwen2-f32', 'qwen2-bf16', 'qwen3-f32', 'qwen3-bf16', 'llama-f32', 'llama-bf16', 'mistral-f32', 'mistral-bf16']) {
+        const files = ['config.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(hf, name, n)).toString('base64')]);
+        const b64 = await page.evaluate(async ([files, ids]) => {
+          const list = files.map(([n, data]) => new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], n));
+          const bytes = new Uint8Array((await window.qklab.runLogits(list, Uint32Array.from(ids))).buffer);
+          let bin = '';
+          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+          return btoa(bin);
+        }, [files, ids]);
+        const buf = Buffer.from(b64, 'base64');
+        const got = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+        const want = view(golden[`logits_${name.replace('-', '_')}`], Float32Array);
+        assert.equal(got.length, want.length, `${name}: logits [T, V]`);
+        let scale = 0, diff = 0;
+        for (let i = 0; i < want.length; i++) {
+          scale = Math.max(scale, Math.abs(want[i]));
+          diff = Math.max(diff, Math.abs(got[i] - want[i]));
+        }
+        worst[name] = (diff / scale).toExponential(1);
+        assert.ok(diff / scale < 1e-4, `${name}: logits differ from transformers' by ${diff / scale}`);
+      }
+      console.log(`browser: hf-golden: max|diff|/max|logit| ${JSON.stringify(worst)}`);
+      await page.locator('#pick-files').setInputFiles(['config.json', 'model.safetensors'].map((n) => path.join(hf, 'llama-bf16', n)));
+      await waitForText(page, '#summary', /Llama/);
+      assert.match(await textOf('#summary'), /Family\s*Llama/);
+    },
+  },
+  {
+    // A Llama pair in the page: the pair check says it is pure softmax, a
+    // merge without layers is refused with the reason, the Retrieval
+    // layers step ranks its layers as `qklab layers` does natively and
+    // hands the top one to the merge form, and the merge then runs.
+    name: 'hf-pair-layers',
+    needs: 'page-loads',
+    async run() {
+      await inNewContext(async (p) => {
+        await gotoReady(p);
+        const llama = ['config.json', 'model.safetensors'].map((n) => path.join(repoRoot, 'tests', 'fixtures', 'hf', 'llama-f32', n));
+        await p.locator('#pre-files').setInputFiles(llama);
+        await p.locator('#sft-files').setInputFiles(llama);
+        await waitForText(p, '#pair-status', /pure softmax model/);
+        await p.locator('#merge').click();
+        await waitForText(p, '#merge-status', /pure softmax-attention model/);
+        const settings = { 'layers-lengths': '64', 'layers-depths': '0.5', 'layers-samples': '1', 'layers-seed': '12345', 'layers-top': '1' };
+        await p.locator('#layers-task').selectOption('ids');
+        for (const [id, v] of Object.entries(settings)) await p.locator(`#${id}`).fill(v);
+        await p.locator('#run-layers').click();
+        await waitForText(p, '#layers-status', /^(Done|.*error|Cancelled)/i, 300_000);
+        assert.match(await p.locator('#layers-status').textContent(), /^Done: 3 layers/);
+        const page = JSON.parse((await downloadAll(p, '#layers-report a'))['layers.json'].toString('utf8'));
+        const json = path.join(tmpDir, 'layers-llama.json');
+        execFileSync(qklabBin, ['layers', '--pre', llama[0].replace(/\/config\.json$/, ''), '--sft', llama[0].replace(/\/config\.json$/, ''), '--task', 'ids',
+          '--lengths', '64', '--depths', '0.5', '--samples', '1', '--seed', '12345', '--top', '1', '--backend', 'cpu', '--json', json], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+        const native = JSON.parse(fs.readFileSync(json, 'utf8'));
+        assert.deepEqual(page.ranking, native.ranking);
+        assert.deepEqual(page.top, native.top);
+        assert.deepEqual(page.layers.map((l) => l.drop), native.layers.map((l) => l.drop));
+        assert.equal(await p.locator('#layers-chart rect.bar').count(), 3, 'a bar per layer');
+        assert.equal(await p.locator('#layers').inputValue(), native.top.join(','), 'the top layer is in the merge form');
+        await p.locator('#merge').click();
+        await waitForText(p, '#merge-status', /^Done|error/i);
+        assert.match(await p.locator('#merge-status').textContent(), /^Done/);
+      });
+    },
+  },
+  {
+    // The Retrieval layers step on the demo: layer 6 carries retrieval
+    // (ablating it loses every needle), as `qklab layers` finds natively;
+    // its bar is the one filled and the merge form gets it.
+    name: 'demo-layers',
+    needs: 'page-loads',
+    async run() {
+      await inNewContext(async (p) => {
+        await gotoReady(p);
+        await p.locator('#open-demo').click();
+        await waitForText(p, '#pair-status', /^Compatible/);
+        const settings = { 'layers-lengths': '512', 'layers-depths': '0.5', 'layers-samples': '1', 'layers-seed': '12345', 'layers-top': '1' };
+        await p.locator('#layers-task').selectOption('s1');
+        for (const [id, v] of Object.entries(settings)) await p.locator(`#${id}`).fill(v);
+        const t0 = Date.now();
+        await p.locator('#run-layers').click();
+        await waitForText(p, '#layers-status', /^(Done|.*error|Cancelled)/i, 600_000);
+        const done = await p.locator('#layers-status').textContent();
+        console.log(`browser: demo-layers: 5 sweeps of 1 prompt in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${done}`);
+        assert.match(done, /^Done: 2 layers.*Layer 6 matters most/);
+        const page = JSON.parse((await downloadAll(p, '#layers-report a'))['layers.json'].toString('utf8'));
+        const json = path.join(tmpDir, 'layers-demo.json');
+        execFileSync(qklabBin, ['layers', '--pre', 'www/demo/pre', '--sft', 'www/demo/sft', '--task', 's1', '--lengths', '512', '--depths', '0.5',
+          '--samples', '1', '--seed', '12345', '--top', '1', '--backend', 'cpu', '--json', json], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+        const native = JSON.parse(fs.readFileSync(json, 'utf8'));
+        assert.deepEqual(page.ranking, native.ranking);
+        assert.deepEqual(page.layers.map((l) => [l.layer, l.recall]), native.layers.map((l) => [l.layer, l.recall]));
+        assert.deepEqual(page.top, [6]);
+        assert.equal(await p.locator('#layers').inputValue(), '6');
+        assert.equal(await p.locator('#layers-chart rect.bar[data-layer="6"]').getAttribute('fill'), '#009E73', 'the restored layer is filled');
+        await p.evaluate(() => {
+          const guide = document.querySelector('#guide');
+          const below = guide && !guide.hidden ? guide.getBoundingClientRect().height + 8 : 0;
+          window.scrollTo(0, document.querySelector('#layers-title').getBoundingClientRect().top + window.scrollY - below);
+        });
+        await p.screenshot({ path: path.join(screensDir, 'demo-layers.png') });
+      });
+    },
+  },
+  {
     name: 'no-page-errors',
     async run() {
       const csp = consoleLines.filter((l) => /Content Security Policy/i.test(l));

@@ -1,0 +1,45 @@
+//! The recall sweeps `tune` and `layers` score merges and ablations by:
+//! one set of flags, one sweep per task.
+
+use clap::Args;
+use qklab::app::sweep::SweepSpec;
+use qklab::prompts::TaskKind;
+use qklab::Result;
+
+#[derive(Args, Debug, Clone)]
+pub struct RecallArgs {
+    /// NIAH tasks for recall: s1, s2, s3, mk or ids, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "s1")]
+    pub task: Vec<String>,
+    #[arg(long)]
+    pub distractors: Option<u32>,
+    #[arg(long, value_delimiter = ',', default_value = "2048")]
+    pub lengths: Vec<u32>,
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
+    pub depths: Vec<f64>,
+    #[arg(long, default_value_t = 4)]
+    pub samples: u32,
+    #[arg(long, default_value_t = 12345)]
+    pub seed: u64,
+    #[arg(long)]
+    pub hype: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    pub hype_above: u32,
+}
+
+impl RecallArgs {
+    /// One sweep per task, checked.
+    pub fn sweeps(&self) -> Result<Vec<SweepSpec>> {
+        self.task
+            .iter()
+            .map(|t| {
+                let mut s = SweepSpec::new(TaskKind::parse(t)?, self.lengths.clone(), self.depths.clone(), self.samples, self.seed);
+                s.distractors = self.distractors;
+                s.hype = self.hype;
+                s.hype_above = self.hype_above;
+                s.check()?;
+                Ok(s)
+            })
+            .collect()
+    }
+}
