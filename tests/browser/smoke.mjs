@@ -1068,7 +1068,8 @@ const checks = [
     // A Llama pair in the page: the pair check says it is pure softmax, a
     // merge without layers is refused with the reason, the Retrieval
     // layers step ranks its layers as `qklab layers` does natively and
-    // hands the top one to the merge form, and the merge then runs.
+    // hands the top one to the merge form, and the merge, a sweep and the
+    // routing then run on it as on HypeNet.
     name: 'hf-pair-layers',
     needs: 'page-loads',
     async run() {
@@ -1099,6 +1100,16 @@ const checks = [
         await p.locator('#merge').click();
         await waitForText(p, '#merge-status', /^Done|error/i);
         assert.match(await p.locator('#merge-status').textContent(), /^Done/);
+        // Evaluate and routing take it as they take HypeNet (token-id prompts: no tokenizer).
+        await p.locator('#task').selectOption('ids');
+        for (const [id, v] of Object.entries({ lengths: '64', depths: '0.5', samples: '1' })) await p.locator(`#${id}`).fill(v);
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /^(Done|.*error|no )/i, 300_000);
+        assert.match(await p.locator('#eval-status').textContent(), /^Done: 3 prompts \(1 per model\)/);
+        await p.locator('#run-routing').click();
+        await waitForText(p, '#routing-status', /^(Prompt|.*error)/i, 300_000);
+        assert.match(await p.locator('#routing-status').textContent(), /^Prompt: \d+ tokens/);
+        assert.deepEqual(await p.locator('#routing-layer option').allTextContents(), ['0', '1', '2'], 'every layer is a softmax layer to inspect');
       });
     },
   },
