@@ -162,11 +162,31 @@ async function gotoReady(pg, url = baseUrl) {
   await pg.waitForFunction(() => document.body.dataset.ready === '1');
 }
 
-/** A fresh page on the demo pair, its sweep form set to S1 at `lengths` x `depths` x `samples`. */
-async function demoSweepForm(pg, lengths, depths, samples) {
+/** A fresh page with the demo pair open. */
+async function openDemo(pg) {
   await gotoReady(pg);
   await pg.locator('#open-demo').click();
   await waitForText(pg, '#pair-status', /^Compatible/);
+}
+
+/** Sets a form: `task` picked in `taskId`, then each field of `fields` filled. */
+async function fillForm(pg, taskId, task, fields) {
+  await pg.locator(`#${taskId}`).selectOption(task);
+  for (const [id, v] of Object.entries(fields)) await pg.locator(`#${id}`).fill(v);
+}
+
+/** Scrolls `selector` to just below the sticky guide, as a visitor sees it. */
+async function scrollBelowGuide(pg, selector) {
+  await pg.evaluate((sel) => {
+    const guide = document.querySelector('#guide');
+    const below = guide && !guide.hidden ? guide.getBoundingClientRect().height + 8 : 0;
+    window.scrollTo(0, document.querySelector(sel).getBoundingClientRect().top + window.scrollY - below);
+  }, selector);
+}
+
+/** A fresh page on the demo pair, its sweep form set to S1 at `lengths` x `depths` x `samples`. */
+async function demoSweepForm(pg, lengths, depths, samples) {
+  await openDemo(pg);
   await pg.locator('#task').selectOption('s1');
   await pg.locator('#lengths').fill(lengths);
   await pg.locator('#depths').fill(depths);
@@ -965,14 +985,10 @@ const checks = [
     needs: 'page-loads',
     async run() {
       await inNewContext(async (p) => {
-        await gotoReady(p);
-        await p.locator('#open-demo').click();
-        await waitForText(p, '#pair-status', /^Compatible/);
+        await openDemo(p);
         await waitForText(p, '#tune-answers-name', /arithmetic \(300 problems\)/);
-        const settings = { 'tune-lengths': '512', 'tune-depths': '0,1', 'tune-samples': '1', 'tune-seed': '12345',
-          'tune-methods': 'qk-restore,qk-pro', 'tune-betas': '1', 'tune-layer-sets': 'all', 'tune-tolerance': '1' };
-        await p.locator('#tune-task').selectOption('s1');
-        for (const [id, v] of Object.entries(settings)) await p.locator(`#${id}`).fill(v);
+        await fillForm(p, 'tune-task', 's1', { 'tune-lengths': '512', 'tune-depths': '0,1', 'tune-samples': '1', 'tune-seed': '12345',
+          'tune-methods': 'qk-restore,qk-pro', 'tune-betas': '1', 'tune-layer-sets': 'all', 'tune-tolerance': '1' });
         const t0 = Date.now();
         await p.locator('#run-tune').click();
         await waitForText(p, '#tune-status', /^(Done|.*error|Cancelled)/i, 600_000);
@@ -1003,11 +1019,7 @@ const checks = [
           await p.setViewportSize({ width: w, height: h });
           // Scrolled to just below the sticky guide, as a visitor sees it.
           for (const part of ['scatter', 'table']) {
-            await p.evaluate((id) => {
-              const guide = document.querySelector('#guide');
-              const below = guide && !guide.hidden ? guide.getBoundingClientRect().height + 8 : 0;
-              window.scrollTo(0, document.querySelector(id).getBoundingClientRect().top + window.scrollY - below);
-            }, `#tune-${part}`);
+            await scrollBelowGuide(p, `#tune-${part}`);
             await p.screenshot({ path: path.join(screensDir, `${name}-${part}.png`) });
           }
         }
@@ -1081,9 +1093,7 @@ const checks = [
         await waitForText(p, '#pair-status', /pure softmax model/);
         await p.locator('#merge').click();
         await waitForText(p, '#merge-status', /pure softmax-attention model/);
-        const settings = { 'layers-lengths': '64', 'layers-depths': '0.5', 'layers-samples': '1', 'layers-seed': '12345', 'layers-top': '1' };
-        await p.locator('#layers-task').selectOption('ids');
-        for (const [id, v] of Object.entries(settings)) await p.locator(`#${id}`).fill(v);
+        await fillForm(p, 'layers-task', 'ids', { 'layers-lengths': '64', 'layers-depths': '0.5', 'layers-samples': '1', 'layers-seed': '12345', 'layers-top': '1' });
         await p.locator('#run-layers').click();
         await waitForText(p, '#layers-status', /^(Done|.*error|Cancelled)/i, 300_000);
         assert.match(await p.locator('#layers-status').textContent(), /^Done: 3 layers/);
@@ -1101,8 +1111,7 @@ const checks = [
         await waitForText(p, '#merge-status', /^Done|error/i);
         assert.match(await p.locator('#merge-status').textContent(), /^Done/);
         // Evaluate and routing take it as they take HypeNet (token-id prompts: no tokenizer).
-        await p.locator('#task').selectOption('ids');
-        for (const [id, v] of Object.entries({ lengths: '64', depths: '0.5', samples: '1' })) await p.locator(`#${id}`).fill(v);
+        await fillForm(p, 'task', 'ids', { lengths: '64', depths: '0.5', samples: '1' });
         await p.locator('#run-sweep').click();
         await waitForText(p, '#eval-status', /^(Done|.*error|no )/i, 300_000);
         assert.match(await p.locator('#eval-status').textContent(), /^Done: 3 prompts \(1 per model\)/);
@@ -1121,12 +1130,8 @@ const checks = [
     needs: 'page-loads',
     async run() {
       await inNewContext(async (p) => {
-        await gotoReady(p);
-        await p.locator('#open-demo').click();
-        await waitForText(p, '#pair-status', /^Compatible/);
-        const settings = { 'layers-lengths': '512', 'layers-depths': '0.5', 'layers-samples': '1', 'layers-seed': '12345', 'layers-top': '1' };
-        await p.locator('#layers-task').selectOption('s1');
-        for (const [id, v] of Object.entries(settings)) await p.locator(`#${id}`).fill(v);
+        await openDemo(p);
+        await fillForm(p, 'layers-task', 's1', { 'layers-lengths': '512', 'layers-depths': '0.5', 'layers-samples': '1', 'layers-seed': '12345', 'layers-top': '1' });
         const t0 = Date.now();
         await p.locator('#run-layers').click();
         await waitForText(p, '#layers-status', /^(Done|.*error|Cancelled)/i, 600_000);
@@ -1143,11 +1148,7 @@ const checks = [
         assert.deepEqual(page.top, [6]);
         assert.equal(await p.locator('#layers').inputValue(), '6');
         assert.equal(await p.locator('#layers-chart rect.bar[data-layer="6"]').getAttribute('fill'), '#009E73', 'the restored layer is filled');
-        await p.evaluate(() => {
-          const guide = document.querySelector('#guide');
-          const below = guide && !guide.hidden ? guide.getBoundingClientRect().height + 8 : 0;
-          window.scrollTo(0, document.querySelector('#layers-title').getBoundingClientRect().top + window.scrollY - below);
-        });
+        await scrollBelowGuide(p, '#layers-title');
         await p.screenshot({ path: path.join(screensDir, 'demo-layers.png') });
       });
     },
