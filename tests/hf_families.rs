@@ -76,6 +76,27 @@ fn every_family_matches_transformers_on_the_gpu() {
     }
 }
 
+#[test]
+fn qklab_run_writes_transformers_logits_on_each_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backends = vec!["cpu", "reference"];
+    if common::gpu().is_some() {
+        backends.push("gpu");
+    }
+    for (name, _) in CHECKPOINTS {
+        let (ids, want) = golden(name);
+        let ids = ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(",");
+        for backend in &backends {
+            let out = dir.path().join(format!("{name}-{backend}.safetensors"));
+            let ckpt = format!("tests/fixtures/hf/{name}");
+            common::ok(common::qklab(&["run", &ckpt, "--ids", &ids, "--max-new", "1", "--backend", backend, "--logits-out", out.to_str().unwrap()]));
+            let got = floats(&common::open(out.to_str().unwrap()), "logits");
+            let d = rel_diff(&got, &want);
+            assert!(d < 1e-4, "{name}: qklab run --backend {backend}: {d:.3e}");
+        }
+    }
+}
+
 /// llama-f32's config.json with `edit` applied, resolved.
 fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> Result<Arch, String> {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/hf/llama-f32/config.json")).unwrap();
