@@ -167,6 +167,18 @@ async fn greedy_answers(engine: &Engine, samples: &[&Sample], stop: &[u32], deto
     Ok(answers.into_iter().map(|a| a.text).collect())
 }
 
+/// The mean of scores in [0, 1] as a percentage (0 for none): a sweep's
+/// accuracy, or with 0/1 scores the share that passed.
+pub fn percent(scores: impl IntoIterator<Item = f64>) -> f64 {
+    let (sum, n) = scores.into_iter().fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    100.0 * sum / n.max(1) as f64
+}
+
+/// The share of `flags` that hold, %.
+pub fn percent_true(flags: &[bool]) -> f64 {
+    percent(flags.iter().map(|&x| if x { 1.0 } else { 0.0 }))
+}
+
 /// Cells of the results, in the order they first appear.
 pub fn cells(results: &[SampleResult]) -> Vec<CellResult> {
     let mut out: Vec<CellResult> = Vec::new();

@@ -229,7 +229,7 @@ pub async fn sweep_all<S: ByteSource>(
 
 /// Mean NIAH accuracy over every sample, % (0 for none).
 pub fn mean_recall(results: &[SampleResult]) -> f64 {
-    100.0 * results.iter().map(|r| r.score).sum::<f64>() / results.len().max(1) as f64
+    sweep::percent(results.iter().map(|r| r.score))
 }
 
 /// A sweep's results as saved: the cells and every sample (`qklab niah
@@ -250,7 +250,7 @@ impl SweepReport {
 /// the paper's Table 1 gives it; None before any sample is done.
 pub fn table_cell(results: &[SampleResult], model: &str, task: TaskKind, length: u32) -> Option<f64> {
     let scores: Vec<f64> = results.iter().filter(|r| r.model == model && r.length == length && r.task == task.name()).map(|r| r.score).collect();
-    (!scores.is_empty()).then(|| 100.0 * scores.iter().sum::<f64>() / scores.len() as f64)
+    (!scores.is_empty()).then(|| sweep::percent(scores))
 }
 
 /// The models of `results` in the order they first appear.

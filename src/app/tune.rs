@@ -21,7 +21,7 @@ use crate::merge::MergeSpec;
 use crate::model::engine::Engine;
 use crate::safetensors::Dtype;
 use crate::source::ByteSource;
-use crate::sweep::{cells, CellResult, SampleResult};
+use crate::sweep::{cells, percent_true, CellResult, SampleResult};
 use crate::tune::front::{pareto_front, recommend, Measure, Point, Tolerance};
 use crate::tune::grid::{Candidate, Grid};
 use crate::tune::retention::{exact_matches, forced_answer, id_prompts, Answer, Forced, SftReference, CONTINUATION, GENERIC_PROMPTS, TOP};
@@ -265,7 +265,7 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
             Some(items) => Some(exact_matches(&engine, items).await?),
             None => None,
         };
-        let exact = matched.as_ref().map(|m| 100.0 * m.iter().filter(|&&x| x).count() as f64 / m.len().max(1) as f64);
+        let exact = matched.as_deref().map(percent_true);
         let (kl, agreement) = reference.agreement(&engine).await?;
         let s = Scored {
             method: candidate.method().into(),

@@ -138,7 +138,7 @@ pub fn answers(a: AnswersArgs) -> Result<()> {
             matched.push(got == f.target);
         }
     }
-    let exact = 100.0 * matched.iter().filter(|&&x| x).count() as f64 / matched.len() as f64;
+    let exact = qklab::sweep::percent_true(&matched);
     println!("exact match: {exact:.1}% of {} answers ({})", matched.len(), engine.backend());
     if let Some(path) = &a.json {
         let v = serde_json::json!({ "exact": exact, "answers": matched });
