@@ -68,11 +68,10 @@ async fn run() -> Result<()> {
             let r = report.ok_or_else(|| Error::Usage("the engine ended the ranking without its report".into()))?;
             draw(&r.layers, &r.top)?;
             offer_json("layers-report", "layers.json", &r)?;
-            let top = join(&r.top);
-            state::with(|s| s.layers_top = Some(top.clone()));
+            status(&summary(&r), false);
+            state::with(|s| s.layers = Some(r));
             use_top();
             enable(&["layers-use"], true);
-            status(&summary(&r), false);
         }
     }
     Ok(())
@@ -85,7 +84,7 @@ fn join(layers: &[usize]) -> String {
 /// Puts the ranking's top layers in the merge form (and the shared
 /// link); false when there is no ranking of the pair now open.
 fn use_top() -> bool {
-    let Some(top) = state::with(|s| s.layers_top.clone()) else { return false };
+    let Some(top) = state::with(|s| s.layers.as_ref().map(|r| join(&r.top))) else { return false };
     set_field("layers", &top);
     share::update(&[("layers", top)]);
     true

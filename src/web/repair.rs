@@ -42,7 +42,7 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     state::with(|s| {
         s.pair[i] = files.clone();
         s.merged = None;
-        s.layers_top = None;
+        s.layers = None;
     });
     set_status(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
     let ck = open_files(files).await?;

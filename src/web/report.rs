@@ -35,6 +35,7 @@ fn report_json() -> serde_json::Value {
             "merge": s.merged.as_ref().map(|(spec, _)| spec),
             "niah": sweep,
             "routing": routing_json(s),
+            "layers": s.layers,
         })
     })
 }

@@ -42,8 +42,8 @@ pub struct PageState {
     /// The Tune step's answers: where they came from, their JSONL text, and
     /// whether they are the demo's (dropped when another pair is opened).
     pub tune_answers: Option<(String, String, bool)>,
-    /// The last ranking's top layers, as the merge form takes them.
-    pub layers_top: Option<String>,
+    /// The last ranking of the pair now open (its top layers go to the merge form).
+    pub layers: Option<crate::app::layers::LayersReport>,
     /// The last tune's candidates (for "Download this merge").
     pub tune: Vec<crate::app::tune::Scored>,
 }

@@ -1150,6 +1150,15 @@ const checks = [
         assert.equal(await p.locator('#layers-chart rect.bar[data-layer="6"]').getAttribute('fill'), '#009E73', 'the restored layer is filled');
         await scrollBelowGuide(p, '#layers-title');
         await p.screenshot({ path: path.join(screensDir, 'demo-layers.png') });
+        // The exported report carries the ranking and its chart.
+        await p.locator('#export-report').click();
+        await p.waitForSelector('#report-downloads a');
+        const exported = await downloadAll(p, '#report-downloads a');
+        assert.deepEqual(JSON.parse(exported['qklab-report.json'].toString()).layers, page);
+        const unpacked = path.join(tmpDir, 'report-layers');
+        fs.writeFileSync(`${unpacked}.zip`, exported['qklab-report.zip']);
+        execFileSync('python3', ['-c', 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])', `${unpacked}.zip`, unpacked]);
+        assert.ok(fs.readdirSync(unpacked, { recursive: true }).some((f) => f.endsWith('layers-drops.svg')), 'the bar chart is in the archive');
       });
     },
   },
