@@ -48,13 +48,12 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     let ck = open_files(files).await?;
     let s = summarize(&ck, &arch_of(&ck)?);
     let dtypes: Vec<String> = s.dtypes.keys().map(|d| d.to_string()).collect();
-    let mut line = format!(
-        "{} parameters, {} on disk, {}; softmax layers {:?}",
-        human_count(s.parameters),
-        human_bytes(s.bytes_on_disk),
-        dtypes.join("/"),
-        s.softmax_layers,
-    );
+    let softmax = if s.layers.len() == s.softmax_layers.len() {
+        format!("every layer softmax ({})", s.layers.len())
+    } else {
+        format!("softmax layers {:?}", s.softmax_layers)
+    };
+    let mut line = format!("{}: {} parameters, {} on disk, {}; {softmax}", s.family, human_count(s.parameters), human_bytes(s.bytes_on_disk), dtypes.join("/"));
     if !s.extra_tensors.is_empty() {
         line += &format!("; tensors the architecture does not use: {}", s.extra_tensors.join(", "));
     }

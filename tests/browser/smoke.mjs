@@ -1091,6 +1091,7 @@ const checks = [
         await p.locator('#pre-files').setInputFiles(llama);
         await p.locator('#sft-files').setInputFiles(llama);
         await waitForText(p, '#pair-status', /pure softmax model/);
+        assert.match(await p.locator('#pre-status').textContent(), /^Llama: .* parameters, .*; every layer softmax \(3\)/);
         await p.locator('#merge').click();
         await waitForText(p, '#merge-status', /pure softmax-attention model/);
         await fillForm(p, 'layers-task', 'ids', { 'layers-lengths': '64', 'layers-depths': '0.5', 'layers-samples': '1', 'layers-seed': '12345', 'layers-top': '1' });
