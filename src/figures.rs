@@ -288,7 +288,7 @@ pub fn layer_drops(title: &str, drops: &[(usize, f64)], top: &[usize]) -> String
     svg_open(&mut s, w, h, title);
     let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
     let _ = write!(s, r##"<rect x="8" y="26" width="10" height="10" fill="{}"/><text x="22" y="35">restored by the merge</text>"##, MODEL_COLOURS[2]);
-    let _ = write!(s, r##"<rect x="170" y="26" width="10" height="10" fill="#bbb"/><text x="184" y="35">kept from sft</text>"##);
+    let _ = write!(s, r##"<rect x="170" y="26" width="10" height="10" fill="#bbb"/><text x="184" y="35">not restored</text>"##);
     let zero = y(0.0);
     let ticks = [Some(hi), Some(0.0), (lo < 0.0).then_some(lo)];
     for v in ticks.into_iter().flatten() {

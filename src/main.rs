@@ -346,7 +346,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     alpha: alpha.unwrap_or(1.0),
                     beta: beta.unwrap_or(1.0),
                     layers: match ranking {
-                        Some(path) => Some(cli::layers::top_of_report(&path)?),
+                        Some(path) => Some(cli::layers::top_of_report(&path, &arch_of(&pre_ck)?)?),
                         None => layers,
                     },
                     include_norms,

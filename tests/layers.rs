@@ -3,13 +3,15 @@
 //! checkpoint (the file written here by hand, not by the engine's swap),
 //! on the CPU engine and the GPU, for a Qwen2 (q bias), a Llama in bf16
 //! and the demo HypeNet (q norm); the ranking follows the drops, does not
-//! depend on anything but the seed, and its baseline and sft scores are
-//! what a plain sweep of each checkpoint gives.
+//! depend on anything but the seed, finds the demo's retrieval layer, and
+//! its baseline, sft and repair scores are what a plain sweep of each
+//! checkpoint (the repair written out by the merge) gives.
 
 mod common;
 
 use std::path::{Path, PathBuf};
 
+use qklab::app::merge::{merge_pair, plan_sources};
 use qklab::app::layers::{ranking, run_layers, top_of, Ablation, Ablator, LayerScore, LayersReport, LayersSpec};
 use qklab::app::model::{Backend, BackendChoice, OpenModel};
 use qklab::app::sweep::{mean_recall, run_sweep, SweepSpec};
@@ -18,6 +20,7 @@ use qklab::model::fit::EngineOptions;
 use qklab::model::gpu::Logits;
 use qklab::prompts::TaskKind;
 use qklab::source::{block_on, FsSource};
+use qklab::writer::write_to_dir;
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
@@ -78,6 +81,9 @@ fn an_ablated_layer_computes_what_its_zeroed_checkpoint_does() {
             let copy = dir.path().join(format!("{}-{}-{layer}", rel.replace('/', "_"), ablation.name()));
             zeroed_copy(&model, &repo(rel), &zeroed, &copy);
             let plain = open_model("zeroed", &copy);
+            let other_copy = copy.with_extension(format!("other-{other}"));
+            zeroed_copy(&model, &repo(rel), &ablator.tensors(other), &other_copy);
+            let other_plain = open_model("other zeroed", &other_copy);
             let ids: Vec<u32> = (0..40).map(|i| (i * 37 + 11) % 250).collect();
             let mut devices = vec![("cpu", Device::Cpu)];
             if let Some(g) = gpu.as_ref() {
@@ -93,11 +99,11 @@ fn an_ablated_layer_computes_what_its_zeroed_checkpoint_does() {
                 assert_eq!(ablated, want, "{what}: the swap must compute the zeroed checkpoint exactly");
                 assert_ne!(ablated, unablated, "{what}: the ablation changes nothing");
                 // Putting it back restores the model, and ablating another
-                // layer afterwards leaves this one whole.
+                // layer afterwards computes that layer's zeroed checkpoint alone.
                 block_on(ablator.set(&mut engine, layer, false)).unwrap();
                 assert_eq!(logits(&engine, &ids), unablated, "{what}: restored");
                 block_on(ablator.set(&mut engine, other, true)).unwrap();
-                assert_ne!(logits(&engine, &ids), want, "{what}: layer {other} instead");
+                assert_eq!(logits(&engine, &ids), logits(&load(device, &other_plain), &ids), "{what}: then layer {other} alone");
             }
         }
     }
@@ -126,16 +132,35 @@ fn the_demo_ranking_is_deterministic_and_its_scores_are_plain_sweeps() {
     assert_eq!(LayersReport { seconds: 0.0, ..first.clone() }, LayersReport { seconds: 0.0, ..again }, "same seed, same report");
     assert_eq!(first.layers.iter().map(|s| s.layer).collect::<Vec<_>>(), pre.arch.softmax_layers());
     assert_eq!(first.ranking, ranking(&first.layers));
-    assert_eq!(first.top, top_of(&first.ranking, 1));
+    // The demo's retrieval layer: without layer 6's routing the needle is lost.
+    let six = first.layers.iter().find(|s| s.layer == 6).unwrap();
+    assert!(six.drop >= 50.0, "ablating layer 6 costs {} points", six.drop);
+    assert_eq!((first.ranking[0], first.top.as_slice()), (6, [6].as_slice()));
     for s in &first.layers {
         assert!((s.drop - (first.baseline - s.recall)).abs() < 1e-9, "layer {}: drop is baseline - recall", s.layer);
     }
-    // The unablated and sft scores, through the plain sweep of each checkpoint.
-    let mut plain = Vec::new();
-    assert!(block_on(run_sweep(&backend, &[pre, sft], &sweep, None, &mut plain, &mut |_| true)).unwrap());
-    let of = |m: &str| mean_recall(&plain.iter().filter(|r| r.model == m).cloned().collect::<Vec<_>>());
-    assert_eq!(first.baseline, of("pre"));
+    // The unablated, sft and repaired scores, through the plain sweep of
+    // each checkpoint, the repair written out by the merge.
     let repair = first.repair.as_ref().expect("with sft, the repair is scored");
-    assert_eq!(repair.sft, of("sft"));
     assert_eq!(repair.spec.layers.as_deref(), Some(first.top.as_slice()));
+    let dir = tempfile::tempdir().unwrap();
+    let merged = block_on(merge_pair(&pre.ck, &sft.ck, &repair.spec, &mut |_, _| {})).unwrap();
+    block_on(write_to_dir(&merged.plan, &plan_sources(&pre.ck, &sft.ck), dir.path(), |_, _| {})).unwrap();
+    let models = [pre, sft, open_model("merged", dir.path())];
+    let mut plain = Vec::new();
+    assert!(block_on(run_sweep(&backend, &models, &sweep, None, &mut plain, &mut |_| true)).unwrap());
+    let of = |m: &str| mean_recall(&plain.iter().filter(|r| r.model == m).cloned().collect::<Vec<_>>());
+    assert_eq!((first.baseline, repair.sft, repair.merged), (of("pre"), of("sft"), of("merged")));
+
+    // Its top is for the demo's layers; a Llama's merge refuses it.
+    assert_eq!(first.top_for(&models[0].arch).unwrap(), vec![6]);
+    let llama = open_model("llama", &repo("tests/fixtures/hf/llama-f32"));
+    let refused = first.top_for(&llama.arch).unwrap_err().to_string();
+    assert!(refused.contains("covers layers [3, 6]") && refused.contains("[0, 1, 2]"), "{refused}");
+    let empty = LayersReport { top: Vec::new(), ..first.clone() };
+    assert!(empty.top_for(&models[0].arch).unwrap_err().to_string().contains("no usable top"));
+    // More layers than the model has softmax layers is refused before anything runs.
+    let too_many = LayersSpec { top: Some(3), ..spec.clone() };
+    let err = block_on(run_layers(&backend, &models[0], None, &too_many, &mut |_| true)).unwrap_err().to_string();
+    assert!(err.contains("top 3") && err.contains("only 2 softmax layers"), "{err}");
 }

@@ -154,11 +154,35 @@ pub fn ranking(scores: &[LayerScore]) -> Vec<usize> {
     order.iter().map(|s| s.layer).collect()
 }
 
+/// Layers as the merge form and `--layers` take them: `3,6`.
+pub fn join(layers: &[usize]) -> String {
+    layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
+}
+
 /// The first `k` layers of `ranking`, in layer order.
 pub fn top_of(ranking: &[usize], k: usize) -> Vec<usize> {
     let mut top: Vec<usize> = ranking.iter().take(k).copied().collect();
     top.sort_unstable();
     top
+}
+
+impl LayersReport {
+    /// The top layers, for a merge of a model with `arch`: refused when the
+    /// ranking is of a model with other softmax layers, or has no top.
+    pub fn top_for(&self, arch: &Arch) -> Result<Vec<usize>> {
+        let ranked: Vec<usize> = self.layers.iter().map(|s| s.layer).collect();
+        if ranked != arch.softmax_layers() {
+            return Err(Error::Usage(format!(
+                "the ranking of {} covers layers {ranked:?}, but this model's softmax layers are {:?}: rank this model's layers",
+                self.model,
+                arch.softmax_layers()
+            )));
+        }
+        if self.top.is_empty() || self.top.iter().any(|l| !ranked.contains(l)) {
+            return Err(Error::Usage(format!("the ranking of {} has no usable top layers ({:?})", self.model, self.top)));
+        }
+        Ok(self.top.clone())
+    }
 }
 
 /// What a ranking tells its face as it goes.
@@ -186,9 +210,11 @@ impl<'a, S: ByteSource> Ablator<'a, S> {
         Ablator { model, ablation }
     }
 
-    /// The tensors of `layer` it zeroes.
+    /// The tensors of `layer` it zeroes: those the architecture uses (a
+    /// checkpoint may hold others the engine never loaded).
     pub fn tensors(&self, layer: usize) -> Vec<String> {
-        self.ablation.tensors(layer, |n| self.model.ck.tensor(n).is_some())
+        let used = self.model.arch.layer_tensors(layer);
+        self.ablation.tensors(layer, |n| used.iter().any(|(u, _)| u == n))
     }
 
     /// Ablates `layer` in `engine`, or (`ablated` false) puts it back.
@@ -236,6 +262,9 @@ pub async fn run_layers<S: ByteSource>(backend: &Backend, model: &OpenModel<S>, 
     if softmax.is_empty() {
         return Err(Error::Usage(format!("{} has no softmax layers to rank", model.name)));
     }
+    if let Some(k) = spec.top.filter(|&k| k > softmax.len()) {
+        return Err(Error::Usage(format!("top {k}: {} has only {} softmax layers", model.name, softmax.len())));
+    }
     let samples = samples_of(model, &spec.sweeps)?;
     let longest = samples.iter().flatten().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
 
@@ -250,9 +279,11 @@ pub async fn run_layers<S: ByteSource>(backend: &Backend, model: &OpenModel<S>, 
     for (i, &layer) in softmax.iter().enumerate() {
         ablator.set(&mut engine, layer, true).await?;
         let results = steps.run(&mut engine, model, 1 + i, &format!("layer {layer} ablated"), on).await;
-        // The model's own bytes go back even when the step failed or was cancelled.
-        ablator.set(&mut engine, layer, false).await?;
+        // The model's own bytes go back even when the step failed or was
+        // cancelled; the step's own error is the one to report.
+        let restored = ablator.set(&mut engine, layer, false).await;
         let Some(results) = results? else { return Ok(None) };
+        restored?;
         let recall = mean_recall(&results);
         let score = LayerScore { layer, recall, drop: baseline - recall, cells: cells(&results) };
         on(Event::Scored(&score));

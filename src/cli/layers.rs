@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use qklab::app::layers::{run_layers, Ablation, Event, LayersReport, LayersSpec};
+use qklab::app::layers::{join, run_layers, Ablation, Event, LayersReport, LayersSpec};
 use qklab::source::block_on;
 use qklab::{Error, Result};
 
@@ -59,7 +59,7 @@ fn print_report(r: &LayersReport) {
         let mark = if r.top.contains(&s.layer) { " *" } else { "" };
         println!("{:>5} {:>8.1} {:>+8.1}  {rank}{mark}", s.layer, s.recall, s.drop);
     }
-    let layers = r.top.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
+    let layers = join(&r.top);
     let steps = r.layers.len() + 1 + if r.repair.is_some() { 2 } else { 0 };
     println!("* top {}: --layers {layers}   ({steps} sweeps in {:.1} s on {})", r.top.len(), r.seconds, r.engine);
     if let Some(rep) = &r.repair {
@@ -67,10 +67,12 @@ fn print_report(r: &LayersReport) {
     }
 }
 
-/// The top layers of a ranking `qklab layers --json` wrote.
-pub fn top_of_report(path: &std::path::Path) -> Result<Vec<usize>> {
+/// The top layers of a ranking `qklab layers --json` wrote, for a merge
+/// of `pre`; a ranking of another model is refused.
+pub fn top_of_report(path: &std::path::Path, pre: &qklab::config::Arch) -> Result<Vec<usize>> {
     let text = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
     let report: LayersReport = serde_json::from_slice(&text).map_err(|e| Error::Usage(format!("{}: not a `qklab layers` report: {e}", path.display())))?;
-    eprintln!("restoring the top {} layers of {}'s ranking: {:?}", report.top.len(), report.model, report.top);
-    Ok(report.top)
+    let top = report.top_for(pre)?;
+    eprintln!("restoring the top {} layers of {}'s ranking: {top:?}", top.len(), report.model);
+    Ok(top)
 }

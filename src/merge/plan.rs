@@ -33,7 +33,9 @@ pub fn resolve_layers(spec: &MergeSpec, arch: &Arch) -> Result<Vec<usize>> {
     let Some(layers) = &spec.layers else {
         if arch.is_pure_softmax() {
             return Err(Error::Usage(format!(
-                "{} is a pure softmax-attention model ({} layers): name the layers to restore, the top of its ranking (`qklab layers`, or the page's Retrieval layers step) or your own",
+                "{} is a pure softmax-attention model ({} layers), so there is no default set of layers to restore: \
+                 name them (--layers 3,7, or the page's Layers field), or take the top of a ranking \
+                 (`qklab layers --json layers.json`, then --ranking layers.json; in the page, \"Find the retrieval layers\")",
                 arch.family.name(),
                 arch.num_layers()
             )));

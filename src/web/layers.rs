@@ -1,7 +1,7 @@
-//! The Retrieval layers step: each softmax layer of the model from before
-//! SFT ablated in turn in the engine's worker, the drop in NIAH accuracy
-//! drawn as bars as each layer is scored, and the top K handed to the
-//! merge form. A pure softmax model's merge needs these layers; for a
+//! The "Find the retrieval layers" step: each softmax layer of the model
+//! from before SFT ablated in turn in the engine's worker, the drop in NIAH
+//! accuracy drawn as bars as each layer is scored, and the top K handed to
+//! the merge form. A pure softmax model's merge needs these layers; for a
 //! hybrid they show which of its softmax layers carry retrieval.
 
 use wasm_bindgen_futures::spawn_local;
@@ -10,7 +10,7 @@ use super::dom::{by_id, enable, field, need, offer_downloads, offer_json, on, se
 use super::engine::{self, Ended};
 use super::protocol::{Event, Request};
 use super::{forms, share, state};
-use crate::app::layers::{Ablation, LayerScore, LayersReport, LayersSpec};
+use crate::app::layers::{join, Ablation, LayerScore, LayersReport, LayersSpec};
 use crate::error::{Error, Result};
 use crate::figures::layer_drops;
 
@@ -33,7 +33,7 @@ fn spec() -> Result<LayersSpec> {
 
 async fn run() -> Result<()> {
     let spec = spec()?;
-    let [pre, sft] = state::with(|s| s.pair.clone());
+    let ([pre, sft], version) = state::with(|s| (s.pair.clone(), s.pair_version));
     if pre.is_empty() {
         return Err(Error::Usage("Give the checkpoint from before SFT (or open the demo) first.".into()));
     }
@@ -64,6 +64,9 @@ async fn run() -> Result<()> {
     .await?;
     match ended {
         Ended::Cancelled => status(&format!("Cancelled after {} layers.", scores.len()), false),
+        Ended::Done if state::with(|s| s.pair_version) != version => {
+            status("The pair changed while its layers were ranked: that ranking is dropped. Rank the pair now open.", true);
+        }
         Ended::Done => {
             let r = report.ok_or_else(|| Error::Usage("the engine ended the ranking without its report".into()))?;
             draw(&r.layers, &r.top)?;
@@ -75,10 +78,6 @@ async fn run() -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn join(layers: &[usize]) -> String {
-    layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
 }
 
 /// Puts the ranking's top layers in the merge form (and the shared

@@ -8,7 +8,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, File};
 
-use super::dom::{add, by_id, document, element, enable, files_of, js_err, need, need_document, offer_downloads, on, on_click_async, set_progress, set_status, wire_picker};
+use super::dom::{add, by_id, document, element, enable, field, files_of, js_err, need, need_document, offer_downloads, on, on_click_async, set_field, set_progress, set_status, wire_picker};
 use super::files::{fetch_file, open_files, plan_to_blobs, to_files};
 use super::{forms, share, state};
 use crate::app::merge::{merge_pair, plan_sources, MERGE_STEPS};
@@ -39,11 +39,17 @@ pub async fn open_side(side: String, files: Array) {
 
 async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     let i = side_index(side)?;
-    state::with(|s| {
+    let ranked = state::with(|s| {
         s.pair[i] = files.clone();
         s.merged = None;
-        s.layers = None;
+        s.pair_version += 1;
+        s.layers.take()
     });
+    // Layers a ranking put in the form belong to the pair it ranked.
+    if ranked.is_some_and(|r| crate::app::layers::join(&r.top) == field("layers").trim()) {
+        set_field("layers", "");
+        share::update(&[("layers", String::new())]);
+    }
     set_status(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
     let ck = open_files(files).await?;
     let s = summarize(&ck, &arch_of(&ck)?);

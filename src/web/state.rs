@@ -44,6 +44,8 @@ pub struct PageState {
     pub tune_answers: Option<(String, String, bool)>,
     /// The last ranking of the pair now open (its top layers go to the merge form).
     pub layers: Option<crate::app::layers::LayersReport>,
+    /// Counts the pairs opened, so that work started on one is not applied to the next.
+    pub pair_version: u64,
     /// The last tune's candidates (for "Download this merge").
     pub tune: Vec<crate::app::tune::Scored>,
 }

@@ -162,6 +162,20 @@ async function gotoReady(pg, url = baseUrl) {
   await pg.waitForFunction(() => document.body.dataset.ready === '1');
 }
 
+/**
+ * A copy of the checkpoint folder `from` (config.json and an all-F32
+ * model.safetensors) in `to`, every value nudged: a script-made "SFT" of it.
+ */
+function nudgedCopy(from, to) {
+  fs.mkdirSync(to, { recursive: true });
+  fs.copyFileSync(path.join(from, 'config.json'), path.join(to, 'config.json'));
+  const buf = Buffer.from(fs.readFileSync(path.join(from, 'model.safetensors')));
+  const header = safetensorsHeader(path.join(from, 'model.safetensors'));
+  assert.ok(Object.entries(header).every(([k, v]) => k === '__metadata__' || v.dtype === 'F32'), `${from}: F32 only`);
+  for (let o = 8 + Number(buf.readBigUInt64LE(0)); o + 4 <= buf.length; o += 4) buf.writeFloatLE(buf.readFloatLE(o) * 1.01 + 1e-3, o);
+  fs.writeFileSync(path.join(to, 'model.safetensors'), buf);
+}
+
 /** A fresh page with the demo pair open. */
 async function openDemo(pg) {
   await gotoReady(pg);
@@ -1087,9 +1101,12 @@ const checks = [
     async run() {
       await inNewContext(async (p) => {
         await gotoReady(p);
-        const llama = ['config.json', 'model.safetensors'].map((n) => path.join(repoRoot, 'tests', 'fixtures', 'hf', 'llama-f32', n));
-        await p.locator('#pre-files').setInputFiles(llama);
-        await p.locator('#sft-files').setInputFiles(llama);
+        const preDir = path.join(repoRoot, 'tests', 'fixtures', 'hf', 'llama-f32');
+        const sftDir = path.join(tmpDir, 'llama-sft');
+        const files = (dir) => ['config.json', 'model.safetensors'].map((n) => path.join(dir, n));
+        nudgedCopy(preDir, sftDir);
+        await p.locator('#pre-files').setInputFiles(files(preDir));
+        await p.locator('#sft-files').setInputFiles(files(sftDir));
         await waitForText(p, '#pair-status', /pure softmax model/);
         assert.match(await p.locator('#pre-status').textContent(), /^Llama: .* parameters, .*; every layer softmax \(3\)/);
         await p.locator('#merge').click();
@@ -1100,17 +1117,28 @@ const checks = [
         assert.match(await p.locator('#layers-status').textContent(), /^Done: 3 layers/);
         const page = JSON.parse((await downloadAll(p, '#layers-report a'))['layers.json'].toString('utf8'));
         const json = path.join(tmpDir, 'layers-llama.json');
-        execFileSync(qklabBin, ['layers', '--pre', llama[0].replace(/\/config\.json$/, ''), '--sft', llama[0].replace(/\/config\.json$/, ''), '--task', 'ids',
+        execFileSync(qklabBin, ['layers', '--pre', preDir, '--sft', sftDir, '--task', 'ids',
           '--lengths', '64', '--depths', '0.5', '--samples', '1', '--seed', '12345', '--top', '1', '--backend', 'cpu', '--json', json], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
         const native = JSON.parse(fs.readFileSync(json, 'utf8'));
+        // A random model finds no needle, so every drop is 0 and the ranking is layer order; the numbers must still agree.
         assert.deepEqual(page.ranking, native.ranking);
         assert.deepEqual(page.top, native.top);
-        assert.deepEqual(page.layers.map((l) => l.drop), native.layers.map((l) => l.drop));
+        assert.deepEqual(page.layers.map((l) => [l.recall, l.drop]), native.layers.map((l) => [l.recall, l.drop]));
+        assert.deepEqual([page.repair.sft, page.repair.merged], [native.repair.sft, native.repair.merged]);
         assert.equal(await p.locator('#layers-chart rect.bar').count(), 3, 'a bar per layer');
-        assert.equal(await p.locator('#layers').inputValue(), native.top.join(','), 'the top layer is in the merge form');
+        const top = native.top.join(',');
+        assert.equal(await p.locator('#layers').inputValue(), top, 'the top layer is in the merge form');
         await p.locator('#merge').click();
         await waitForText(p, '#merge-status', /^Done|error/i);
         assert.match(await p.locator('#merge-status').textContent(), /^Done/);
+        // The merge restores exactly the top layer's q and k.
+        const merged = tensorBytes((await downloadAll(p, '#downloads a'))['model.safetensors']);
+        const [pre, sft] = [preDir, sftDir].map((d) => tensorBytes(fs.readFileSync(path.join(d, 'model.safetensors'))));
+        assert.deepEqual(Object.keys(merged).sort(), Object.keys(sft).sort(), 'every tensor kept');
+        for (const [name, bytes] of Object.entries(sft)) {
+          const fromPre = new RegExp(`^model\\.layers\\.(${native.top.join('|')})\\.self_attn\\.(q|k)_proj\\.weight$`).test(name);
+          assert.ok(merged[name].equals(fromPre ? pre[name] : bytes), `${name} should come from ${fromPre ? 'pre' : 'sft'}`);
+        }
         // Evaluate and routing take it as they take HypeNet (token-id prompts: no tokenizer).
         await fillForm(p, 'task', 'ids', { lengths: '64', depths: '0.5', samples: '1' });
         await p.locator('#run-sweep').click();
@@ -1124,7 +1152,7 @@ const checks = [
     },
   },
   {
-    // The Retrieval layers step on the demo: layer 6 carries retrieval
+    // The "Find the retrieval layers" step on the demo: layer 6 carries retrieval
     // (ablating it loses every needle), as `qklab layers` finds natively;
     // its bar is the one filled and the merge form gets it.
     name: 'demo-layers',
