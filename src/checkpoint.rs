@@ -204,9 +204,21 @@ impl<S: ByteSource> Checkpoint<S> {
         v.get(key)?.as_u64().and_then(|x| u32::try_from(x).ok())
     }
 
+    /// The token ids a field of config.json names: one id, or a list of
+    /// them (Llama 3.1's `eos_token_id` is three).
+    pub fn config_ids(&self, key: &str) -> Vec<u32> {
+        let Some(v) = self.config_json.as_deref().and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok()) else { return Vec::new() };
+        let id = |x: &serde_json::Value| x.as_u64().and_then(|x| u32::try_from(x).ok());
+        match v.get(key) {
+            Some(serde_json::Value::Array(ids)) => ids.iter().filter_map(id).collect(),
+            Some(x) => id(x).into_iter().collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// The special token ids config.json names (BOS, EOS, PAD).
     pub fn special_ids(&self) -> Vec<u32> {
-        ["bos_token_id", "eos_token_id", "pad_token_id"].iter().filter_map(|k| self.config_u32(k)).collect()
+        ["bos_token_id", "eos_token_id", "pad_token_id"].iter().flat_map(|k| self.config_ids(k)).collect()
     }
 
     /// Bytes of any range of one of the checkpoint's files, counted.

@@ -279,3 +279,17 @@ fn the_demo_checkpoints_and_fixtures_load() {
     assert_eq!(pre.tensor("attn_l3_h0_c").unwrap().shape, [t, t]);
     assert_eq!(pre.tensor("lightning_state_l0_c").unwrap().shape, [4, 48, 48]);
 }
+
+#[test]
+fn token_ids_in_the_config_may_be_one_or_a_list() {
+    // Llama 3.1's instruct models end on any of three EOS ids.
+    let mut config = qklab::synth::preset_config("tiny").unwrap();
+    config["eos_token_id"] = serde_json::json!([257, 7, 9]);
+    config["bos_token_id"] = serde_json::json!(256);
+    config["pad_token_id"] = serde_json::Value::Null;
+    let ck = common::mem_checkpoint(&config, qklab::safetensors::Dtype::F32, 1);
+    assert_eq!(ck.config_ids("eos_token_id"), vec![257, 7, 9]);
+    assert_eq!(ck.config_ids("bos_token_id"), vec![256]);
+    assert_eq!(ck.config_ids("pad_token_id"), Vec::<u32>::new());
+    assert_eq!(ck.special_ids(), vec![256, 257, 7, 9]);
+}

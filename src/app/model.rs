@@ -46,7 +46,7 @@ impl<S: ByteSource> OpenModel<S> {
 
     /// Token ids that end a greedy answer (the config's EOS).
     pub fn stop_ids(&self) -> Vec<u32> {
-        self.ck.config_u32("eos_token_id").into_iter().collect()
+        self.ck.config_ids("eos_token_id")
     }
 }
 
