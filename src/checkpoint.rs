@@ -200,18 +200,21 @@ impl<S: ByteSource> Checkpoint<S> {
 
     /// An integer field of config.json (e.g. `bos_token_id`), if present.
     pub fn config_u32(&self, key: &str) -> Option<u32> {
-        let v: serde_json::Value = serde_json::from_str(self.config_json.as_deref()?).ok()?;
-        v.get(key)?.as_u64().and_then(|x| u32::try_from(x).ok())
+        self.config_field(key).as_ref().and_then(as_id)
+    }
+
+    /// A field of config.json, if the file and the field are there.
+    fn config_field(&self, key: &str) -> Option<serde_json::Value> {
+        let mut v: serde_json::Value = serde_json::from_str(self.config_json.as_deref()?).ok()?;
+        v.get_mut(key).map(serde_json::Value::take)
     }
 
     /// The token ids a field of config.json names: one id, or a list of
     /// them (Llama 3.1's `eos_token_id` is three).
     pub fn config_ids(&self, key: &str) -> Vec<u32> {
-        let Some(v) = self.config_json.as_deref().and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok()) else { return Vec::new() };
-        let id = |x: &serde_json::Value| x.as_u64().and_then(|x| u32::try_from(x).ok());
-        match v.get(key) {
-            Some(serde_json::Value::Array(ids)) => ids.iter().filter_map(id).collect(),
-            Some(x) => id(x).into_iter().collect(),
+        match self.config_field(key) {
+            Some(serde_json::Value::Array(ids)) => ids.iter().filter_map(as_id).collect(),
+            Some(x) => as_id(&x).into_iter().collect(),
             None => Vec::new(),
         }
     }
@@ -290,6 +293,11 @@ impl<S: ByteSource> Checkpoint<S> {
 }
 
 /// Files that hold weights in some format.
+/// A config field's value as a token id.
+fn as_id(v: &serde_json::Value) -> Option<u32> {
+    v.as_u64().and_then(|x| u32::try_from(x).ok())
+}
+
 fn is_weight_file(name: &str) -> bool {
     const EXTENSIONS: [&str; 10] = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx", ".npz"];
     let lower = name.to_ascii_lowercase();

@@ -61,14 +61,17 @@ impl Ablation {
         }
     }
 
-    /// The tensors of `layer` it zeroes, of those `has` says exist.
-    pub fn tensors(self, layer: usize, has: impl Fn(&str) -> bool) -> Vec<String> {
+    /// The tensors of `layer` it zeroes: of the projection's weight and
+    /// bias, those `arch` uses (a checkpoint may hold others the engine
+    /// never loaded).
+    pub fn tensors(self, arch: &Arch, layer: usize) -> Vec<String> {
         let names = LayerNames::of(layer);
         let proj = names.proj(match self {
             Ablation::ZeroQuery => Proj::Q,
             Ablation::ZeroOutput => Proj::O,
         });
-        [&proj.weight, &proj.bias].into_iter().filter(|n| has(n)).cloned().collect()
+        let used = arch.layer_tensors(layer);
+        [&proj.weight, &proj.bias].into_iter().filter(|n| used.iter().any(|(u, _)| u == *n)).cloned().collect()
     }
 }
 
@@ -210,11 +213,9 @@ impl<'a, S: ByteSource> Ablator<'a, S> {
         Ablator { model, ablation }
     }
 
-    /// The tensors of `layer` it zeroes: those the architecture uses (a
-    /// checkpoint may hold others the engine never loaded).
+    /// The tensors of `layer` it zeroes.
     pub fn tensors(&self, layer: usize) -> Vec<String> {
-        let used = self.model.arch.layer_tensors(layer);
-        self.ablation.tensors(layer, |n| used.iter().any(|(u, _)| u == n))
+        self.ablation.tensors(&self.model.arch, layer)
     }
 
     /// Ablates `layer` in `engine`, or (`ablated` false) puts it back.

@@ -48,7 +48,7 @@ async fn run() -> Result<()> {
     status("Starting the engine…", false);
     let ended = engine::run(&Request::Layers { spec }, &models, &mut |event| match event {
         Event::Loading { model } => status(&format!("Loading {model}…"), false),
-        Event::LayersProgress { index, steps, label, done, total, engine } => {
+        Event::StepProgress { index, steps, label, done, total, engine } => {
             set_progress("layers-progress", index as f64 + done as f64 / total.max(1) as f64, steps as f64);
             status(&format!("Step {} of {steps}, {label}: prompt {} of {total} on {engine}", index + 1, (done + 1).min(total)), false);
         }

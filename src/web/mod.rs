@@ -10,9 +10,9 @@
 //!   plans as Blobs; `forms`: the forms read into the core's settings;
 //!   `share`: settings in the URL fragment; `state`: the page's state.
 //! - The panels: `summary` (inspect one checkpoint), `repair` (the pair
-//!   and the merge), `layers` (the retrieval layers, by ablation), `evaluate` (NIAH sweeps), `routing`, `tune` (the recall and
-//!   retention front), `report`; and
-//!   `story`, the demo's guided path over them.
+//!   and the merge), `layers` (the retrieval layers, by ablation),
+//!   `evaluate` (NIAH sweeps), `routing`, `tune` (the recall and retention
+//!   front), `report`; and `story`, the demo's guided path over them.
 //! - `engine` starts the engine's Web Worker and hears from it; `worker`
 //!   is the engine's side, inside that worker; `protocol` what they say.
 //! - `api`: functions scripts and tests call directly.

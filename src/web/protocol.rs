@@ -37,14 +37,13 @@ pub enum Event {
     Samples { samples: Vec<SampleResult> },
     /// One model's routing.
     Profile { profile: Profile },
-    /// Where a tune is: candidate `index` of `candidates`, its prompts done.
-    TuneProgress { index: usize, candidates: usize, label: String, done: usize, total: usize, engine: String },
+    /// Where a tune or a ranking is: step `index` of `steps` (a tune's
+    /// candidate, a ranking's sweep), its prompts done.
+    StepProgress { index: usize, steps: usize, label: String, done: usize, total: usize, engine: String },
     /// A tune's candidate is scored.
     Scored { scored: Box<Scored> },
     /// The tune is complete.
     Tuned { report: Box<TuneReport> },
-    /// Where a ranking is: step `index` of `steps`, its prompts done.
-    LayersProgress { index: usize, steps: usize, label: String, done: usize, total: usize, engine: String },
     /// A layer's ablation is scored.
     LayerScored { score: LayerScore },
     /// The ranking is complete.

@@ -90,9 +90,9 @@ async fn run() -> Result<()> {
     status("Starting the engine…", false);
     let ended = engine::run(&Request::Tune { spec: spec.clone() }, &models, &mut |event| match event {
         Event::Loading { .. } => status("Loading sft and letting it continue its reference prompts…", false),
-        Event::TuneProgress { index, candidates, label, done, total, engine } => {
-            set_progress("tune-progress", index as f64 + done as f64 / total.max(1) as f64, candidates as f64);
-            status(&format!("Candidate {} of {candidates}, {label}: prompt {} of {total} on {engine}", index + 1, (done + 1).min(total)), false);
+        Event::StepProgress { index, steps, label, done, total, engine } => {
+            set_progress("tune-progress", index as f64 + done as f64 / total.max(1) as f64, steps as f64);
+            status(&format!("Candidate {} of {steps}, {label}: prompt {} of {total} on {engine}", index + 1, (done + 1).min(total)), false);
         }
         Event::Scored { scored: s } => {
             scored.push(*s);

@@ -66,6 +66,20 @@ async fn open_models(models: &Array) -> Result<Vec<OpenModel<BrowserSource>>> {
     Ok(out)
 }
 
+/// The step a tune or a ranking is on, to label its prompts' progress.
+#[derive(Default)]
+struct Step {
+    index: usize,
+    steps: usize,
+    label: String,
+}
+
+impl Step {
+    fn progress(&self, done: usize, total: usize, engine: &str) -> Event {
+        Event::StepProgress { index: self.index, steps: self.steps, label: self.label.clone(), done, total, engine: engine.into() }
+    }
+}
+
 /// How a request is to run.
 struct Job<'a> {
     webgpu: bool,
@@ -124,14 +138,12 @@ async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event
         }
         Request::Tune { spec } => {
             let [pre, sft] = &models[..] else { return Err(Error::Usage("a tune takes two models: pre, then sft".into())) };
-            let (mut index, mut candidates, mut label) = (0, 0, String::new());
+            let mut step = Step::default();
             let report = run_tune(&backend, pre, sft, &spec, &mut |event| {
                 match event {
                     tune::Event::Loading => send(Event::Loading { model: sft.name.clone() }),
-                    tune::Event::Candidate { index: i, total, label: l } => (index, candidates, label) = (i, total, l.to_string()),
-                    tune::Event::Prompt { done, total, engine } => {
-                        send(Event::TuneProgress { index, candidates, label: label.clone(), done, total, engine: engine.into() })
-                    }
+                    tune::Event::Candidate { index, total, label } => step = Step { index, steps: total, label: label.into() },
+                    tune::Event::Prompt { done, total, engine } => send(step.progress(done, total, engine)),
                     tune::Event::Scored(s) => send(Event::Scored { scored: Box::new(s.clone()) }),
                 }
                 true
@@ -143,14 +155,12 @@ async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event
         }
         Request::Layers { spec } => {
             let Some(pre) = models.first() else { return Err(Error::Usage("ranking layers takes the model from before SFT".into())) };
-            let (mut index, mut steps, mut label) = (0, 0, String::new());
+            let mut step = Step::default();
             let report = run_layers(&backend, pre, models.get(1), &spec, &mut |event| {
                 match event {
                     layers::Event::Loading { model } => send(Event::Loading { model: model.into() }),
-                    layers::Event::Step { index: i, total, label: l } => (index, steps, label) = (i, total, l.to_string()),
-                    layers::Event::Prompt { done, total, engine } => {
-                        send(Event::LayersProgress { index, steps, label: label.clone(), done, total, engine: engine.into() })
-                    }
+                    layers::Event::Step { index, total, label } => step = Step { index, steps: total, label: label.into() },
+                    layers::Event::Prompt { done, total, engine } => send(step.progress(done, total, engine)),
                     layers::Event::Scored(s) => send(Event::LayerScored { score: s.clone() }),
                 }
                 true

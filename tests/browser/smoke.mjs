@@ -1177,8 +1177,14 @@ const checks = [
         assert.deepEqual(page.top, [6]);
         assert.equal(await p.locator('#layers').inputValue(), '6');
         assert.equal(await p.locator('#layers-chart rect.bar[data-layer="6"]').getAttribute('fill'), '#009E73', 'the restored layer is filled');
-        await scrollBelowGuide(p, '#layers-title');
-        await p.screenshot({ path: path.join(screensDir, 'demo-layers.png') });
+        for (const [w, h, name] of [[1366, 768, 'demo-layers-1366'], [390, 844, 'demo-layers-390']]) {
+          await p.setViewportSize({ width: w, height: h });
+          for (const part of ['title', 'chart']) {
+            await scrollBelowGuide(p, `#layers-${part}`);
+            await p.screenshot({ path: path.join(screensDir, `${name}-${part}.png`) });
+          }
+        }
+        await p.setViewportSize({ width: 1280, height: 900 });
         // The exported report carries the ranking and its chart.
         await p.locator('#export-report').click();
         await p.waitForSelector('#report-downloads a');
