@@ -198,6 +198,21 @@ async function scrollBelowGuide(pg, selector) {
   }, selector);
 }
 
+/**
+ * Screenshots `name-WIDTH-part.png` of each `#prefix-part`, scrolled to
+ * just below the sticky guide as a visitor sees it, at laptop and phone widths.
+ */
+async function screenshotsAtWidths(pg, name, prefix, parts) {
+  for (const [w, h] of [[1366, 768], [390, 844]]) {
+    await pg.setViewportSize({ width: w, height: h });
+    for (const part of parts) {
+      await scrollBelowGuide(pg, `#${prefix}-${part}`);
+      await pg.screenshot({ path: path.join(screensDir, `${name}-${w}-${part}.png`) });
+    }
+  }
+  await pg.setViewportSize({ width: 1280, height: 900 });
+}
+
 /** A fresh page on the demo pair, its sweep form set to S1 at `lengths` x `depths` x `samples`. */
 async function demoSweepForm(pg, lengths, depths, samples) {
   await openDemo(pg);
@@ -1029,15 +1044,7 @@ const checks = [
         // The scatter: one point per candidate, the front filled.
         assert.equal(await p.locator('#tune-scatter circle.candidate').count(), 3);
         assert.equal(await p.locator('#tune-scatter circle.on-front').count(), native.front.length);
-        for (const [w, h, name] of [[1366, 768, 'tune-1366'], [390, 844, 'tune-390']]) {
-          await p.setViewportSize({ width: w, height: h });
-          // Scrolled to just below the sticky guide, as a visitor sees it.
-          for (const part of ['scatter', 'table']) {
-            await scrollBelowGuide(p, `#tune-${part}`);
-            await p.screenshot({ path: path.join(screensDir, `${name}-${part}.png`) });
-          }
-        }
-        await p.setViewportSize({ width: 1280, height: 900 });
+        await screenshotsAtWidths(p, 'tune', 'tune', ['scatter', 'table']);
         // Download the QK-Pro merge from its row: the bytes `qklab merge` writes.
         const row = p.locator('#tune-table tr', { hasText: 'qk-pro 1 @3+6' });
         await row.locator('button.tune-merge').click();
@@ -1177,14 +1184,7 @@ const checks = [
         assert.deepEqual(page.top, [6]);
         assert.equal(await p.locator('#layers').inputValue(), '6');
         assert.equal(await p.locator('#layers-chart rect.bar[data-layer="6"]').getAttribute('fill'), '#009E73', 'the restored layer is filled');
-        for (const [w, h, name] of [[1366, 768, 'demo-layers-1366'], [390, 844, 'demo-layers-390']]) {
-          await p.setViewportSize({ width: w, height: h });
-          for (const part of ['title', 'chart']) {
-            await scrollBelowGuide(p, `#layers-${part}`);
-            await p.screenshot({ path: path.join(screensDir, `${name}-${part}.png`) });
-          }
-        }
-        await p.setViewportSize({ width: 1280, height: 900 });
+        await screenshotsAtWidths(p, 'demo-layers', 'layers', ['title', 'chart']);
         // The exported report carries the ranking and its chart.
         await p.locator('#export-report').click();
         await p.waitForSelector('#report-downloads a');
