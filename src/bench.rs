@@ -15,7 +15,7 @@ use crate::gpu::weights::GpuWeight;
 use crate::gpu::Gpu;
 use crate::gpu::params::Seg;
 use crate::model::engine::{Batch, Engine};
-use crate::model::gpu::Logits;
+use crate::model::engine::Logits;
 use crate::source::block_on;
 use crate::synth::SplitMix64;
 

@@ -12,7 +12,7 @@ use qklab::config::LogitsScaling;
 use qklab::model::cpu::{argmax, CpuModel};
 use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
-use qklab::model::gpu::Logits;
+use qklab::model::engine::Logits;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource};
 use qklab::summary::arch_of;

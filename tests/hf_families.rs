@@ -14,7 +14,7 @@ use qklab::config::{Arch, Family};
 use qklab::model::cpu::CpuModel;
 use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
-use qklab::model::gpu::Logits;
+use qklab::model::engine::Logits;
 use qklab::source::block_on;
 use qklab::summary::arch_of;
 

@@ -17,7 +17,7 @@ use qklab::app::model::{Backend, BackendChoice, OpenModel};
 use qklab::app::sweep::{mean_recall, run_sweep, SweepSpec};
 use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
-use qklab::model::gpu::Logits;
+use qklab::model::engine::Logits;
 use qklab::prompts::TaskKind;
 use qklab::source::{block_on, FsSource};
 use qklab::writer::write_to_dir;

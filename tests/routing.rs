@@ -8,7 +8,8 @@ use common::open;
 
 use qklab::model::cpu::CpuModel;
 use qklab::model::fit::EngineOptions;
-use qklab::model::gpu::{GpuModel, Logits};
+use qklab::model::engine::Logits;
+use qklab::model::gpu::GpuModel;
 use qklab::model::rowstats::RowStats;
 use qklab::routing::{log_ratio, most_affected};
 use qklab::source::block_on;

@@ -17,7 +17,7 @@ use qklab::merge::plan::plan_merge;
 use qklab::merge::{MergeSpec, Method};
 use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
-use qklab::model::gpu::Logits;
+use qklab::model::engine::Logits;
 use qklab::source::{block_on, FsSource};
 use qklab::tune::front::{dominates, within, Measure, Point, Tolerance};
 use qklab::tune::grid::Candidate;

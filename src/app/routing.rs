@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Backend, OpenModel};
 use crate::error::{Error, Result};
-use crate::model::gpu::Logits;
+use crate::model::engine::Logits;
 use crate::prompts::TaskKind;
 use crate::routing::{log_ratio, most_affected};
 use crate::source::ByteSource;

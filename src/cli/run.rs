@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use qklab::model::gpu::Logits;
+use qklab::model::engine::Logits;
 use qklab::safetensors::{encode_header, Dtype, TensorInfo};
 use qklab::source::block_on;
 use qklab::tokenizer::TOKENIZER_FILE;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::cpu::argmax;
 use crate::model::engine::Engine;
-use crate::model::gpu::Logits;
+use crate::model::engine::Logits;
 use crate::tokenizer::Tokenizer;
 
 /// sft's most likely tokens kept apart per position by the KL.

@@ -9,7 +9,7 @@ use super::files::BrowserSource;
 use crate::app::model::{Backend, BackendChoice, OpenModel};
 use crate::error::{Error, Result};
 use crate::model::engine::Engine;
-use crate::model::gpu::Logits;
+use crate::model::engine::Logits;
 
 fn to_js<T>(r: Result<T>) -> std::result::Result<T, JsError> {
     r.map_err(|e| JsError::new(&e.to_string()))

@@ -1,0 +1,63 @@
+//! The reference's arithmetic: plain loops in f32, one function per
+//! formula, shared by the driver and every mixer.
+
+pub(super) fn inv_sqrt(d: usize) -> f32 {
+    1.0 / (d as f32).sqrt()
+}
+
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+pub(super) fn add(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, b)| *a += b);
+}
+
+/// y = x W^T for x `[T, n_in]` and W `[n_out, n_in]` (PyTorch layout).
+pub(super) fn linear(x: &[f32], w: &[f32], n_in: usize, n_out: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(x.len() / n_in * n_out);
+    for row in x.chunks(n_in) {
+        y.extend((0..n_out).map(|o| dot(row, &w[o * n_in..(o + 1) * n_in])));
+    }
+    y
+}
+
+/// w * x / sqrt(mean(x^2) + eps) over each row of width w.len().
+pub(super) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for row in x.chunks(w.len()) {
+        let ms = row.iter().map(|v| v * v).sum::<f32>() / row.len() as f32;
+        let inv = 1.0 / (ms + eps as f32).sqrt();
+        out.extend(row.iter().zip(w).map(|(v, w)| w * (v * inv)));
+    }
+    out
+}
+
+/// RMSNorm of every head (width `dh`) of every row, in place.
+pub(super) fn norm_heads(x: &mut [f32], w: &[f32], dh: usize, eps: f64) {
+    debug_assert_eq!(w.len(), dh);
+    let normed = rmsnorm_rows(x, w, eps);
+    x.copy_from_slice(&normed);
+}
+
+/// RoPE, rotate-half layout, on every head (width 2 x `inv_freq`, from
+/// [`crate::config::Arch::rope_inv_freq`]) of each row of `row_width`
+/// values. Row i is at absolute position pos0 + i: during decoding the
+/// angle must come from the token's place in the whole sequence, not in
+/// this step.
+pub(super) fn rope(x: &mut [f32], row_width: usize, inv_freq: &[f64], pos0: usize) {
+    let half = inv_freq.len();
+    let dh = 2 * half;
+    for (i, row) in x.chunks_mut(row_width).enumerate() {
+        let t = (pos0 + i) as f64;
+        for head in row.chunks_mut(dh) {
+            for j in 0..half {
+                let (sin, cos) = (t * inv_freq[j]).sin_cos();
+                let (sin, cos) = (sin as f32, cos as f32);
+                let (x1, x2) = (head[j], head[j + half]);
+                head[j] = x1 * cos - x2 * sin;
+                head[j + half] = x2 * cos + x1 * sin;
+            }
+        }
+    }
+}

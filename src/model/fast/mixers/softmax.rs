@@ -1,0 +1,103 @@
+//! Softmax attention in the CPU engine: each sequence's new rows join its
+//! KV cache, then attend per (sequence, head, block of query rows), the
+//! scores and the weighted sum being matrix products.
+
+use std::ops::Range;
+
+use super::super::blas::{gemm_strided, with_scratch};
+use super::super::{FastModel, FastSeq, Span};
+use super::SeqLayer;
+use crate::model::cpu::Captured;
+use crate::model::par::map_tasks;
+use crate::model::simd;
+
+/// Query rows per attention block (each block packs its keys once).
+const QUERY_BLOCK: usize = 256;
+
+impl FastSeq {
+    /// Softmax layer `layer`'s capture (queries as they entered the dot
+    /// products and log-sum-exps), as the reference's.
+    pub fn captured(&self, layer: usize) -> Option<Captured<'_>> {
+        let SeqLayer::Softmax { k, v, capture: Some((q, lse)) } = self.layers.get(layer)? else { return None };
+        let (heads, kv_heads, head_dim) = self.attn_dims;
+        Some(Captured { pos: self.pos, heads, kv_heads, head_dim, q, k, v, lse })
+    }
+}
+
+impl FastModel {
+    /// Causal softmax attention with GQA of every sequence's new rows over
+    /// its cache (which they join first); o `[rows, heads * dh]`.
+    pub(super) fn softmax_attention(&self, l: usize, q: &[f32], k: &[f32], v: &[f32], spans: &[Span], seqs: &mut [&mut FastSeq]) -> Vec<f32> {
+        let at = &self.arch.attn;
+        let (heads, kv_heads, dh) = (at.heads as usize, at.kv_heads as usize, at.head_dim as usize);
+        let (qw, kw) = (heads * dh, kv_heads * dh);
+        for (s, span) in seqs.iter_mut().zip(spans) {
+            let SeqLayer::Softmax { k: kc, v: vc, .. } = &mut s.layers[l] else { unreachable!("layer {l} is softmax") };
+            kc.extend_from_slice(&k[span.row0 * kw..(span.row0 + span.rows) * kw]);
+            vc.extend_from_slice(&v[span.row0 * kw..(span.row0 + span.rows) * kw]);
+        }
+        let caches: Vec<(&[f32], &[f32])> = seqs
+            .iter()
+            .map(|s| match &s.layers[l] {
+                SeqLayer::Softmax { k, v, .. } => (k.as_slice(), v.as_slice()),
+                SeqLayer::Lightning(_) => unreachable!("layer {l} is softmax"),
+            })
+            .collect();
+        // One task per (sequence, head, block of query rows).
+        let mut tasks = Vec::new();
+        for (si, span) in spans.iter().enumerate() {
+            for h in 0..heads {
+                for b0 in (0..span.rows).step_by(QUERY_BLOCK) {
+                    tasks.push((si, h, b0..(b0 + QUERY_BLOCK).min(span.rows)));
+                }
+            }
+        }
+        let group = heads / kv_heads;
+        let scale = 1.0 / (dh as f32).sqrt();
+        let results = map_tasks(&tasks, |&(si, h, ref block): &(usize, usize, Range<usize>)| {
+            let span = spans[si];
+            let (kc, vc) = caches[si];
+            let g = h / group;
+            let nq = block.len();
+            let keys = span.pos0 + block.end;
+            let q0 = (span.row0 + block.start) * qw + h * dh;
+            with_scratch(nq * keys, |p| {
+                gemm_strided(nq, dh, keys, scale, &q[q0..], (qw, 1), &kc[g * dh..], (1, kw), p, 0.0);
+                let mut lse = Vec::with_capacity(nq);
+                let mut inv = Vec::with_capacity(nq);
+                for (i, row) in p.chunks_mut(keys).enumerate() {
+                    let t = span.pos0 + block.start + i;
+                    let (live, masked) = row.split_at_mut(t + 1);
+                    let (max, sum) = simd::softmax_in_place(live);
+                    lse.push(max + sum.ln());
+                    inv.push(1.0 / sum);
+                    masked.fill(0.0);
+                }
+                let mut o = vec![0.0f32; nq * dh];
+                gemm_strided(nq, keys, dh, 1.0, p, (keys, 1), &vc[g * dh..], (kw, 1), &mut o, 0.0);
+                for (row, f) in o.chunks_mut(dh).zip(inv) {
+                    simd::scale(row, f);
+                }
+                (o, lse)
+            })
+        });
+        let rows: usize = spans.iter().map(|s| s.rows).sum();
+        let mut o = vec![0.0f32; rows * qw];
+        let mut lse = vec![0.0f32; rows * heads];
+        for (&(si, h, ref block), (ob, lb)) in tasks.iter().zip(results) {
+            let span = spans[si];
+            for (i, (orow, l)) in ob.chunks(dh).zip(lb).enumerate() {
+                let r = span.row0 + block.start + i;
+                o[r * qw + h * dh..][..dh].copy_from_slice(orow);
+                lse[r * heads + h] = l;
+            }
+        }
+        for (s, span) in seqs.iter_mut().zip(spans) {
+            if let SeqLayer::Softmax { capture: Some((cq, cl)), .. } = &mut s.layers[l] {
+                cq.extend_from_slice(&q[span.row0 * qw..(span.row0 + span.rows) * qw]);
+                cl.extend_from_slice(&lse[span.row0 * heads..(span.row0 + span.rows) * heads]);
+            }
+        }
+        o
+    }
+}

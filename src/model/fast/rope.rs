@@ -1,0 +1,69 @@
+//! RoPE for the CPU engine: cos and sin tables per step, applied row by row.
+
+use crate::config::Arch;
+use crate::model::rope_on;
+
+/// cos and sin of every packed row's position for each head width that
+/// RoPE uses, computed once a step in f64 as the reference computes them.
+pub(super) struct RopeTables {
+    tables: Vec<(usize, Vec<(f32, f32)>)>,
+}
+
+impl RopeTables {
+    pub(super) fn new(a: &Arch, positions: &[usize]) -> RopeTables {
+        // One table per head width that some layer rotates.
+        let mut widths = Vec::new();
+        for &m in &a.mixers {
+            let dh = a.heads(m).head_dim as usize;
+            if rope_on(a, m) && !widths.contains(&dh) {
+                widths.push(dh);
+            }
+        }
+        let tables = widths
+            .into_iter()
+            .map(|dh| {
+                let inv_freq = a.rope_inv_freq(dh as u64);
+                let table = positions
+                    .iter()
+                    .flat_map(|&t| {
+                        inv_freq.iter().map(move |f| {
+                            let (sin, cos) = (t as f64 * f).sin_cos();
+                            (cos as f32, sin as f32)
+                        })
+                    })
+                    .collect();
+                (dh, table)
+            })
+            .collect();
+        RopeTables { tables }
+    }
+
+    pub(super) fn get(&self, dh: usize) -> Option<RopeTable<'_>> {
+        self.tables.iter().find(|(w, _)| *w == dh).map(|(_, t)| RopeTable { half: dh / 2, cs: t })
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct RopeTable<'a> {
+    half: usize,
+    cs: &'a [(f32, f32)],
+}
+
+impl<'a> RopeTable<'a> {
+    pub(super) fn row(&self, r: usize) -> &'a [(f32, f32)] {
+        &self.cs[r * self.half..][..self.half]
+    }
+}
+
+/// RoPE, rotate-half layout, on every head (width `dh`) of one row.
+pub(super) fn apply_rope(row: &mut [f32], dh: usize, cs: &[(f32, f32)]) {
+    let half = dh / 2;
+    for head in row.chunks_mut(dh) {
+        let (x1s, x2s) = head.split_at_mut(half);
+        for ((x1, x2), &(cos, sin)) in x1s.iter_mut().zip(x2s.iter_mut()).zip(cs) {
+            let (a, b) = (*x1, *x2);
+            *x1 = a * cos - b * sin;
+            *x2 = b * cos + a * sin;
+        }
+    }
+}
