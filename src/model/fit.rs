@@ -3,15 +3,11 @@
 //! against the adapter's limits (and an optional memory budget), so a
 //! model that cannot run is refused with the limit it hits and by how much.
 
+use super::mixer;
 use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::WDtype;
 use crate::gpu::weights::rows_per_chunk;
-
-/// The largest head sizes the kernels hold in workgroup memory
-/// (`MAX_DH` in attention.wgsl, `MAX_DK` in lightning.wgsl).
-pub const MAX_ATTN_HEAD_DIM: u64 = 256;
-pub const MAX_LIGHTNING_HEAD_DIM: u64 = 128;
 
 /// Choices that shape the engine's buffers.
 #[derive(Debug, Clone)]
@@ -111,11 +107,11 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
     };
 
     let (a, l) = (&arch.attn, &arch.lightning);
-    if arch.mixers.contains(&Mixer::Softmax) && a.head_dim > MAX_ATTN_HEAD_DIM {
-        return too_large(format!("softmax head_dim {} exceeds the kernels' {MAX_ATTN_HEAD_DIM}", a.head_dim));
-    }
-    if arch.mixers.contains(&Mixer::Lightning) && l.head_dim > MAX_LIGHTNING_HEAD_DIM {
-        return too_large(format!("Lightning head_dim {} exceeds the kernels' {MAX_LIGHTNING_HEAD_DIM}", l.head_dim));
+    for m in distinct(&arch.mixers) {
+        let (dh, max) = (arch.heads(m).head_dim, mixer::max_gpu_head_dim(m));
+        if dh > max {
+            return too_large(format!("{} head_dim {dh} exceeds the kernels' {max}", mixer::label(m)));
+        }
     }
 
     let mut weights = 0u64;
@@ -132,16 +128,11 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
         weights += rows * cols * dtype.bytes();
     }
 
-    // One buffer per cache must fit a binding.
+    // Each buffer that grows with the context must fit a binding.
     let ctx = opts.max_context.max(1) as u64;
-    let softmax_layers = arch.mixers.iter().filter(|m| **m == Mixer::Softmax).count() as u64;
-    let lightning_layers = arch.mixers.len() as u64 - softmax_layers;
-    let kv_row = a.kv_heads * a.head_dim * 4;
-    let per_buffer = [
-        ("the KV cache of a softmax layer", kv_row),
-        ("the captured queries of a softmax layer", if opts.capture { a.heads * a.head_dim * 4 } else { 0 }),
-    ];
-    for (what, row) in per_buffer {
+    let states: Vec<mixer::GpuState> = arch.mixers.iter().map(|&m| mixer::gpu_state(arch, m, opts.capture)).collect();
+    let per_buffer: Vec<(&str, u64)> = states.iter().flat_map(|st| st.per_token.iter().copied()).collect();
+    for &(what, row) in &per_buffer {
         if row * ctx > binding {
             return too_large(format!(
                 "{what} for {ctx} tokens needs {}, over {limit_name} ({}) by {}; at most {} tokens fit",
@@ -152,10 +143,7 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
             ));
         }
     }
-    let mut session = softmax_layers * ctx * (2 * kv_row + a.heads * 4) + lightning_layers * l.heads * l.head_dim * l.head_dim * 4;
-    if opts.capture {
-        session += softmax_layers * ctx * a.heads * a.head_dim * 4;
-    }
+    let session: u64 = states.iter().map(|st| ctx * st.per_token.iter().map(|(_, row)| row).sum::<u64>() + st.fixed).sum();
 
     // Activations: the widest row any scratch buffer holds.
     let widest = arch.widest() * 4;
@@ -206,9 +194,8 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
 pub fn flops_per_token(arch: &Arch, tokens: u32) -> f64 {
     let params: u64 = arch.expected_tensors().iter().filter(|(n, _)| n != crate::names::EMBED).map(|(_, s)| s.iter().product::<u64>()).sum();
     let head = if arch.tie_word_embeddings { arch.vocab_size * arch.hidden_size } else { 0 };
-    let softmax = arch.mixers.iter().filter(|m| **m == Mixer::Softmax).count() as f64;
-    let attention = softmax * 2.0 * 2.0 * (arch.attn.heads * arch.attn.head_dim) as f64 * tokens as f64 / 2.0;
-    2.0 * (params + head) as f64 + attention
+    let mixing: f64 = arch.mixers.iter().map(|&m| mixer::mixing_flops(arch, m, tokens)).sum();
+    2.0 * (params + head) as f64 + mixing
 }
 
 /// What the CPU engine holds for one sequence of `tokens`: its weights in
@@ -234,9 +221,7 @@ pub fn cpu_footprint(arch: &Arch, tokens: u32) -> CpuFootprint {
     let weights: u64 = arch.expected_tensors().iter().map(|(_, s)| s.iter().product::<u64>() * 4).sum();
     let (a, l) = (&arch.attn, &arch.lightning);
     let t = tokens.max(1) as u64;
-    let softmax = arch.mixers.iter().filter(|m| **m == Mixer::Softmax).count() as u64;
-    let lightning = arch.mixers.len() as u64 - softmax;
-    let state = 4 * (softmax * t * (2 * a.kv_heads * a.head_dim + a.heads * (a.head_dim + 1)) + lightning * l.heads * l.head_dim * l.head_dim);
+    let state = 4 * arch.mixers.iter().map(|&m| mixer::cpu_state_floats(arch, m, t)).sum::<u64>();
     // The widest pass buffers: x, h, projections, MLP (gate, up, act), o;
     // and per thread a block of attention scores.
     let (d, i) = (arch.hidden_size, arch.intermediate_size);
@@ -261,4 +246,15 @@ pub fn check_cpu(arch: &Arch, tokens: u32) -> Result<CpuFootprint> {
         )));
     }
     Ok(f)
+}
+
+/// Each mixer the model uses, once, in order of first use.
+fn distinct(mixers: &[Mixer]) -> Vec<Mixer> {
+    let mut out: Vec<Mixer> = Vec::new();
+    for &m in mixers {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    out
 }

@@ -6,23 +6,10 @@ pub mod engine;
 pub mod fast;
 pub mod fit;
 pub mod gpu;
+pub mod mixer;
 mod par;
 pub mod rowstats;
 mod simd;
 
-use crate::config::{Arch, Mixer};
+pub(crate) use mixer::{rope_on, scales_queries};
 
-/// Whether a `mixer` layer rotates its queries and keys (RoPE): each
-/// mixer has its own switch in the config.
-pub(crate) fn rope_on(arch: &Arch, mixer: Mixer) -> bool {
-    match mixer {
-        Mixer::Softmax => arch.attn_use_rope,
-        Mixer::Lightning => arch.lightning_use_rope,
-    }
-}
-
-/// Whether a `mixer` layer's queries take the logits scaling (HyPE or a
-/// constant): softmax attention's do, a linear mixer's state does not.
-pub(crate) fn scales_queries(mixer: Mixer) -> bool {
-    mixer == Mixer::Softmax
-}

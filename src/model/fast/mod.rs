@@ -78,6 +78,15 @@ impl FastSeq {
 
 }
 
+/// What a step's mixers read of its rows: each packed row's position,
+/// their RoPE tables, and where each sequence's rows sit.
+#[derive(Clone, Copy)]
+struct Pass<'a> {
+    positions: &'a [usize],
+    ropes: &'a RopeTables,
+    spans: &'a [Span],
+}
+
 /// Where a sequence's rows sit in a packed step.
 #[derive(Clone, Copy)]
 struct Span {
@@ -213,7 +222,7 @@ impl FastModel {
         let mut h = vec![0.0; rows * d];
         for (l, layer) in self.layers.iter().enumerate() {
             rmsnorm_into(&x, &layer.input_norm, eps, &mut h);
-            self.mixer(l, layer, &h, &positions, &ropes, &spans, seqs, &mut x);
+            self.mix(l, layer, &h, &Pass { positions: &positions, ropes: &ropes, spans: &spans }, seqs, &mut x);
             rmsnorm_into(&x, &layer.post_norm, eps, &mut h);
             self.mlp(layer, &h, rows, &mut x);
         }
@@ -252,9 +261,12 @@ impl FastModel {
         gemm_nt(&act, i, &layer.mlp_down, rows, i, d, x, true);
     }
 
-    /// x += the layer's mixer over every sequence's rows.
-    #[allow(clippy::too_many_arguments)]
-    fn mixer(&self, l: usize, layer: &Layer, h: &[f32], positions: &[usize], ropes: &RopeTables, spans: &[Span], seqs: &mut [&mut FastSeq], x: &mut [f32]) {
+    /// x += a mixer of the attention kind over every sequence's rows: one
+    /// fused q/k/v(/gate) product, the heads prepared (bias, q/k norm, RoPE,
+    /// query scaling) as the mixer's settings say, its core (`attend`),
+    /// then its output norm and gate and o_proj.
+    fn qkv_mixer(&self, l: usize, layer: &Layer, h: &[f32], pass: &Pass, seqs: &mut [&mut FastSeq], x: &mut [f32]) {
+        let Pass { positions, ropes, spans } = *pass;
         let a = &self.arch;
         let d = a.hidden_size as usize;
         let rows = h.len() / d;

@@ -1,12 +1,15 @@
 //! The CPU engine's token mixers, one file each, and the one place that
 //! maps a layer's `Mixer` to its state, its extra tensors and its forward.
-//! Adding a mixer here means: a file with its `FastModel` forward over
-//! prepared heads, a `SeqLayer` variant, and an arm in each `match` below.
+//! Adding a mixer here means: a file with its `FastModel` forward, a
+//! `SeqLayer` variant, and an arm in each `match` below. A mixer of the
+//! attention kind (q, k, v projections, heads normed and rotated as its
+//! settings say) takes its heads prepared by `qkv_mixer` and adds only its
+//! core to `attend`; any other mixer's arm in `mix` calls its own forward.
 
 pub(super) mod lightning;
 pub(super) mod softmax;
 
-use super::{FastModel, FastSeq, Span};
+use super::{FastModel, FastSeq, Layer, Pass, Span};
 use crate::config::{Arch, Mixer};
 use crate::names::LayerNames;
 
@@ -48,7 +51,14 @@ pub(super) fn output_norm(arch: &Arch, mixer: Mixer, n: &LayerNames) -> Option<S
 }
 
 impl FastModel {
-    /// Layer `l`'s mixer over prepared heads `q`, `k`, `v` of every
+    /// x += layer `l`'s mixer over every sequence's rows (normed in `h`).
+    pub(super) fn mix(&self, l: usize, layer: &Layer, h: &[f32], pass: &Pass, seqs: &mut [&mut FastSeq], x: &mut [f32]) {
+        match layer.mixer {
+            Mixer::Softmax | Mixer::Lightning => self.qkv_mixer(l, layer, h, pass, seqs, x),
+        }
+    }
+
+    /// The core of a mixer of the attention kind (see `qkv_mixer`): layer `l`'s mixer over prepared heads `q`, `k`, `v` of every
     /// sequence's rows, advancing their states; o `[rows, q width]`.
     pub(super) fn attend(&self, l: usize, mixer: Mixer, [q, k, v]: [&[f32]; 3], spans: &[Span], seqs: &mut [&mut FastSeq]) -> Vec<f32> {
         match mixer {

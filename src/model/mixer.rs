@@ -1,0 +1,94 @@
+//! What every engine needs to know of each mixer, apart from how it
+//! computes: which head settings it takes, and what a sequence keeps for
+//! one of its layers (for sizing buffers and checking that a model fits).
+//! With `config::Mixer` and each engine's `mixers/` folder, this is where
+//! a new mixer is described.
+
+use crate::config::{Arch, Mixer};
+
+/// The mixer's name in messages.
+pub fn label(mixer: Mixer) -> &'static str {
+    match mixer {
+        Mixer::Softmax => "softmax",
+        Mixer::Lightning => "Lightning",
+    }
+}
+
+/// Whether a `mixer` layer rotates its queries and keys (RoPE): each
+/// mixer has its own switch in the config.
+pub(crate) fn rope_on(arch: &Arch, mixer: Mixer) -> bool {
+    match mixer {
+        Mixer::Softmax => arch.attn_use_rope,
+        Mixer::Lightning => arch.lightning_use_rope,
+    }
+}
+
+/// Whether a `mixer` layer's queries take the logits scaling (HyPE or a
+/// constant): softmax attention's do, a linear mixer's state does not.
+pub(crate) fn scales_queries(mixer: Mixer) -> bool {
+    mixer == Mixer::Softmax
+}
+
+/// The largest head size a mixer's GPU kernel holds in workgroup memory
+/// (`MAX_DH` in attention.wgsl, `MAX_DK` in lightning.wgsl).
+pub fn max_gpu_head_dim(mixer: Mixer) -> u64 {
+    match mixer {
+        Mixer::Softmax => 256,
+        Mixer::Lightning => 128,
+    }
+}
+
+/// What one sequence keeps for one `mixer` layer on the GPU, in bytes:
+/// buffers that grow with the context (`ctx` rows, each named for the
+/// message when one outgrows a binding) and those of a fixed size.
+pub struct GpuState {
+    pub per_token: Vec<(&'static str, u64)>,
+    pub fixed: u64,
+}
+
+pub fn gpu_state(arch: &Arch, mixer: Mixer, capture: bool) -> GpuState {
+    match mixer {
+        Mixer::Softmax => {
+            let a = &arch.attn;
+            let mut per_token = vec![
+                ("the KV cache of a softmax layer", a.kv_heads * a.head_dim * 4),
+                ("the KV cache of a softmax layer", a.kv_heads * a.head_dim * 4),
+                ("the log-sum-exps of a softmax layer", a.heads * 4),
+            ];
+            if capture {
+                per_token.push(("the captured queries of a softmax layer", a.heads * a.head_dim * 4));
+            }
+            GpuState { per_token, fixed: 0 }
+        }
+        Mixer::Lightning => {
+            let l = &arch.lightning;
+            GpuState { per_token: Vec::new(), fixed: l.heads * l.head_dim * l.head_dim * 4 }
+        }
+    }
+}
+
+/// Floats the CPU engines keep for one sequence of `tokens` in one
+/// `mixer` layer (caches with the capture, or the state).
+pub fn cpu_state_floats(arch: &Arch, mixer: Mixer, tokens: u64) -> u64 {
+    match mixer {
+        Mixer::Softmax => {
+            let a = &arch.attn;
+            tokens * (2 * a.kv_heads * a.head_dim + a.heads * (a.head_dim + 1))
+        }
+        Mixer::Lightning => {
+            let l = &arch.lightning;
+            l.heads * l.head_dim * l.head_dim
+        }
+    }
+}
+
+/// FLOPs (2 per multiply-add) one token spends in a `mixer` layer beyond
+/// its projections, at a context of `tokens`: softmax attention reads
+/// half the context on average; a linear mixer's state costs no more than
+/// a projection and is left out.
+pub fn mixing_flops(arch: &Arch, mixer: Mixer, tokens: u32) -> f64 {
+    match mixer {
+        Mixer::Softmax => 2.0 * 2.0 * (arch.attn.heads * arch.attn.head_dim) as f64 * tokens as f64 / 2.0,
+        Mixer::Lightning => 0.0,
+    }
+}
