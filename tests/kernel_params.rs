@@ -1,31 +1,38 @@
-//! Every kernel's Rust parameter struct (`qklab::gpu::params`) against its
-//! WGSL `Params` struct, as naga reflects the shader the engine compiles:
-//! the same fields in the same order, with the same names, scalar types
-//! and offsets, and the same size; and the constants both sides name
-//! (flag bits, the matvec row limit) equal.
+//! Every struct the GPU reads, Rust (`qklab::gpu::params`) against WGSL as
+//! naga reflects the shader the engine compiles: each kernel's parameter
+//! struct against its file's `Params`, and the batch segment `Seg` against
+//! every `struct Seg` a kernel compiles (one definition, segments.wgsl,
+//! prepended where needed; a copy written into a kernel is checked too).
+//! The same fields in the same order, with the same names, scalar types
+//! and offsets, and the same size; and the constants both sides name (flag
+//! bits, the matvec row limit) equal.
 
 use naga::{Literal, Module, ScalarKind, TypeInner};
-use qklab::gpu::kernels::sources;
-use qklab::gpu::params::{Field, LAYOUTS, SHARED_CONSTANTS};
+use qklab::gpu::kernels::{sources, PRELUDES};
+use qklab::gpu::params::{Field, Layout, LAYOUTS, SEG, SHARED_CONSTANTS};
 
+/// A kernel file as the engine composes it, or a prelude on its own.
 fn module(file: &str) -> Module {
     let sources = sources();
-    let (_, src) = sources.iter().find(|(n, _)| *n == file).unwrap_or_else(|| panic!("no shader file {file}.wgsl"));
-    naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(src)))
+    let src = match sources.iter().find(|(n, _)| *n == file) {
+        Some((_, src)) => src.clone(),
+        None => PRELUDES.iter().find(|(n, _)| *n == file).unwrap_or_else(|| panic!("no shader file {file}.wgsl")).1.to_string(),
+    };
+    naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&src)))
 }
 
-/// The fields of the WGSL struct `Params`, and its size.
-fn wgsl_params(m: &Module) -> Option<(Vec<Field>, u32)> {
+/// The fields of the WGSL struct `name`, and its size.
+fn wgsl_struct(m: &Module, name: &str) -> Option<(Vec<Field>, u32)> {
     m.types.iter().find_map(|(_, ty)| {
         let TypeInner::Struct { members, span } = &ty.inner else { return None };
-        (ty.name.as_deref() == Some("Params")).then(|| {
+        (ty.name.as_deref() == Some(name)).then(|| {
             let fields = members
                 .iter()
                 .map(|mem| {
                     let ty = match m.types[mem.ty].inner {
                         TypeInner::Scalar(s) if s.kind == ScalarKind::Uint && s.width == 4 => "u32",
                         TypeInner::Scalar(s) if s.kind == ScalarKind::Float && s.width == 4 => "f32",
-                        ref other => panic!("a Params field of type {other:?}"),
+                        ref other => panic!("a {name} field of type {other:?}"),
                     };
                     let name: &'static str = Box::leak(mem.name.clone().unwrap_or_default().into_boxed_str());
                     Field { name, ty, offset: mem.offset }
@@ -36,27 +43,42 @@ fn wgsl_params(m: &Module) -> Option<(Vec<Field>, u32)> {
     })
 }
 
+fn wgsl_params(m: &Module) -> Option<(Vec<Field>, u32)> {
+    wgsl_struct(m, "Params")
+}
+
+/// Where `layout` and the struct of its name in `file` disagree.
+fn compare(layout: &Layout, file: &str, out: &mut Vec<String>) {
+    let Some((wgsl, span)) = wgsl_struct(&module(file), layout.wgsl) else {
+        out.push(format!("{}: {file}.wgsl has no struct {}", layout.rust, layout.wgsl));
+        return;
+    };
+    let what = format!("{file}.wgsl's {}", layout.wgsl);
+    if wgsl.len() != layout.fields.len() {
+        out.push(format!("{}: {} fields, {what} has {}", layout.rust, layout.fields.len(), wgsl.len()));
+    }
+    for (i, (r, w)) in layout.fields.iter().zip(&wgsl).enumerate() {
+        if r != w {
+            out.push(format!("{} field {i}: Rust {r:?}, {what} {w:?}", layout.rust));
+        }
+    }
+    if span != layout.size {
+        out.push(format!("{}: {} bytes, {what} {span}", layout.rust, layout.size));
+    }
+}
+
 /// Every disagreement between the Rust layouts and the shaders.
 fn mismatches() -> Vec<String> {
     let mut out = Vec::new();
     for layout in LAYOUTS {
-        let m = module(layout.file);
-        let Some((wgsl, span)) = wgsl_params(&m) else {
-            out.push(format!("{}: {}.wgsl has no struct Params", layout.rust, layout.file));
-            continue;
-        };
-        if wgsl.len() != layout.fields.len() {
-            out.push(format!("{}: {} fields, {}.wgsl's Params has {}", layout.rust, layout.fields.len(), layout.file, wgsl.len()));
-        }
-        for (i, (r, w)) in layout.fields.iter().zip(&wgsl).enumerate() {
-            if r != w {
-                out.push(format!("{} field {i}: Rust {r:?}, {}.wgsl {w:?}", layout.rust, layout.file));
-            }
-        }
-        if span != layout.size {
-            out.push(format!("{}: {} bytes, {}.wgsl's Params {span}", layout.rust, layout.size, layout.file));
+        compare(layout, layout.file, &mut out);
+    }
+    for (file, _) in sources() {
+        if wgsl_struct(&module(file), SEG.wgsl).is_some() {
+            compare(&SEG, file, &mut out);
         }
     }
+    compare(&SEG, SEG.file, &mut out);
     for (file, name, value) in SHARED_CONSTANTS {
         let m = module(file);
         let found = m.constants.iter().find(|(_, c)| c.name.as_deref() == Some(*name)).map(|(_, c)| &m.global_expressions[c.init]);
@@ -72,6 +94,15 @@ fn mismatches() -> Vec<String> {
 fn rust_params_mirror_every_wgsl_params_struct() {
     let bad = mismatches();
     assert!(bad.is_empty(), "kernel parameters disagree:\n  {}", bad.join("\n  "));
+}
+
+#[test]
+fn the_kernels_that_take_segments_compile_the_rust_seg() {
+    // Both batched attention kernels read `array<Seg>`; the check above
+    // covers them only if their compiled source has the struct.
+    for file in ["attention", "lightning"] {
+        assert!(wgsl_struct(&module(file), "Seg").is_some(), "{file}.wgsl compiles no struct Seg");
+    }
 }
 
 #[test]
