@@ -6,8 +6,15 @@
 //! The same fields in the same order, with the same names, scalar types
 //! and offsets, and the same size; and the constants both sides name (flag
 //! bits, the matvec row limit) equal.
+//!
+//! Likewise every buffer binding: `qklab::gpu::bindings` names each
+//! shader's storage buffers with their binding numbers; each must be the
+//! shader's variable of that name at that number, every storage buffer of
+//! a shader must have one, and the binding table in the shader's opening
+//! comment must list what naga sees.
 
-use naga::{Literal, Module, ScalarKind, TypeInner};
+use naga::{AddressSpace, Literal, Module, ScalarKind, TypeInner};
+use qklab::gpu::bindings::{self, Binding};
 use qklab::gpu::kernels::{sources, PRELUDES};
 use qklab::gpu::params::{Field, Layout, LAYOUTS, SEG, SHARED_CONSTANTS};
 
@@ -112,4 +119,63 @@ fn every_shader_with_params_has_a_rust_struct() {
             assert!(LAYOUTS.iter().any(|l| l.file == file), "{file}.wgsl has a Params struct but no Rust mirror in gpu::params");
         }
     }
+}
+
+/// A shader's bindings in group 0 as naga sees them: (number, name, whether
+/// it is a storage buffer), by number.
+fn wgsl_bindings(m: &Module) -> Vec<(u32, String, bool)> {
+    let mut out: Vec<_> = m
+        .global_variables
+        .iter()
+        .filter_map(|(_, g)| {
+            let b = g.binding.as_ref()?;
+            assert_eq!(b.group, 0, "{:?} is bound outside group 0", g.name);
+            Some((b.binding, g.name.clone().unwrap_or_default(), matches!(g.space, AddressSpace::Storage { .. })))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The binding table a shader's opening comment gives: the lines after
+/// `Bindings (group 0):` of the form `//   N  name : ...`.
+fn comment_table(src: &str) -> Vec<(u32, String)> {
+    let mut lines = src.lines().skip_while(|l| !l.contains("Bindings (group 0):")).skip(1);
+    let mut out = Vec::new();
+    while let Some(row) = lines.next().and_then(|l| l.strip_prefix("//")) {
+        let mut words = row.split_whitespace();
+        let (Some(n), Some(name)) = (words.next().and_then(|n| n.parse().ok()), words.next()) else { break };
+        out.push((n, name.trim_end_matches(':').to_string()));
+    }
+    out
+}
+
+#[test]
+fn named_bindings_match_every_shader() {
+    let mut bad = Vec::new();
+    for (file, src) in sources() {
+        let wgsl = wgsl_bindings(&module(file));
+        let rust: Vec<&Binding> = bindings::ALL.iter().filter(|b| b.file == file).collect();
+        for b in &rust {
+            match wgsl.iter().find(|(_, name, _)| name == b.name) {
+                Some((n, _, true)) if *n == b.index => {}
+                Some((n, _, storage)) => bad.push(format!("{file}.wgsl: Rust binds {} at {}, the shader at {n} (storage: {storage})", b.name, b.index)),
+                None => bad.push(format!("{file}.wgsl has no binding {} (Rust: {})", b.name, b.index)),
+            }
+        }
+        for (n, name, storage) in &wgsl {
+            if *storage && !rust.iter().any(|b| b.name == name) {
+                bad.push(format!("{file}.wgsl: storage buffer {name} (binding {n}) has no name in gpu::bindings"));
+            }
+            if !*storage && *n != 0 {
+                bad.push(format!("{file}.wgsl: {name} at binding {n}; the recorder binds only Params (0) and storage buffers"));
+            }
+        }
+        let table = comment_table(&src);
+        let seen: Vec<(u32, String)> = wgsl.iter().map(|(n, name, _)| (*n, name.clone())).collect();
+        if table != seen {
+            bad.push(format!("{file}.wgsl: binding table comment {table:?}, the shader declares {seen:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "bindings disagree:\n  {}", bad.join("\n  "));
 }
