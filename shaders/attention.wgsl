@@ -2,10 +2,10 @@
 // exists. Queries arrive normalised, rotated and scaled by HyPE
 // (heads.wgsl); keys and values are the layer's cache.
 //
-// A batch's new rows are packed: segment z holds `rows` query rows from
-// packed row `row0`, of the sequence whose cache starts at cache row
-// slot * ctx; its row r sits at absolute position pos0 + r and sees keys
-// 0 ..= pos0 + r of that cache.
+// A batch's new rows are packed: segment z (a Seg, from segments.wgsl)
+// holds `rows` query rows from packed row `row0`, of the sequence whose
+// cache starts at cache row slot * ctx; its row r sits at absolute
+// position pos0 + r and sees keys 0 ..= pos0 + r of that cache.
 //
 // Per row and head it also writes the log-sum-exp of the scaled logits,
 // at the row's cache row, from which the routing diagnostics rebuild any
@@ -41,13 +41,6 @@ struct Params {
     col0: u32,
     split_keys: u32,
     splits: u32,
-}
-
-struct Seg {
-    row0: u32,
-    rows: u32,
-    slot: u32,
-    pos0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -5,11 +5,11 @@
 // switched by flags; with packed.wgsl for the norm weight.
 //
 // Bindings (group 0):
-//   0  p    : Params      uniform
-//   1  w    : array<u32>  read        packed norm weight [dh] (unused without FLAG_NORM)
-//   2  rope : array<f32>  read        [pos][dh / 2][cos, sin], computed in f64 on the CPU
-//   3  x    : array<f32>  read_write  rows of heads * dh; row x_row0 + r is at position pos[r]
-//   4  pos  : array<u32>  read        [rows] absolute positions (packed rows of a batch differ)
+//   0  p         : Params      uniform
+//   1  w         : array<u32>  read        packed norm weight [dh] (unused without FLAG_NORM)
+//   2  rope      : array<f32>  read        [pos][dh / 2][cos, sin], computed in f64 on the CPU
+//   3  x         : array<f32>  read_write  rows of heads * dh; row x_row0 + r is at position positions[r]
+//   4  positions : array<u32>  read        [rows] absolute positions (packed rows of a batch differ)
 
 struct Params {
     rows: u32,

@@ -10,8 +10,9 @@
 // in workgroup memory (head dims up to 128; 14 KiB in all); `step`
 // (decode) is the recurrence for one token.
 //
-// A batch's new rows are packed: segment z holds `rows` rows from packed
-// row `row0` of the sequence whose state is number `slot` (pos0 unused).
+// A batch's new rows are packed: segment z (a Seg, from segments.wgsl)
+// holds `rows` rows from packed row `row0` of the sequence whose state is
+// number `slot` (pos0 unused).
 // `chunk` takes segment z = workgroup z; `step` segment y = global y, one
 // row each.
 //
@@ -45,13 +46,6 @@ struct Params {
     scale: f32,
     parts: u32,
     part_rows: u32,
-}
-
-struct Seg {
-    row0: u32,
-    rows: u32,
-    slot: u32,
-    pos0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

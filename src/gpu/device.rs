@@ -111,22 +111,6 @@ impl Gpu {
         format!("{name} ({:?}, {:?})", self.info.backend, self.info.device_type)
     }
 
-    /// A compute pipeline from WGSL source and an entry point.
-    pub fn pipeline(&self, label: &str, source: &str, entry: &str) -> wgpu::ComputePipeline {
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(label),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        });
-        self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(label),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: Default::default(),
-            cache: None,
-        })
-    }
-
     /// Workgroup counts for `n` invocations of `size` threads, folded into
     /// a second dimension when one exceeds the per-dimension limit.
     pub fn dispatch_size(&self, n: u32, size: u32) -> (u32, u32) {

@@ -1,6 +1,8 @@
 //! The WGSL kernels: their sources (one family per file in `shaders/`,
-//! with `packed.wgsl` prepended to those that read checkpoint weights) and
-//! a cache of compiled pipelines, one per kernel and weight dtype.
+//! with the preludes they need prepended: `packed.wgsl` to those that read
+//! checkpoint weights, `segments.wgsl` to those that take a batch by
+//! segments) and a cache of compiled pipelines, one per kernel and weight
+//! dtype.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -9,35 +11,47 @@ use super::device::Gpu;
 use crate::error::{Error, Result};
 use crate::safetensors::Dtype;
 
-const PACKED: &str = include_str!("../../shaders/packed.wgsl");
+/// Files prepended to the kernel files that name them, by file name: naga
+/// has no `#include`, and one definition cannot drift the way copies do.
+pub const PRELUDES: &[(&str, &str)] = &[
+    ("packed", include_str!("../../shaders/packed.wgsl")),
+    ("segments", include_str!("../../shaders/segments.wgsl")),
+];
 
-/// Shader files: (name, source, whether it reads packed weights).
-const FILES: &[(&str, &str, bool)] = &[
-    ("unpack", include_str!("../../shaders/unpack.wgsl"), true),
-    ("matmul", include_str!("../../shaders/matmul.wgsl"), true),
-    ("norm", include_str!("../../shaders/norm.wgsl"), true),
-    ("heads", include_str!("../../shaders/heads.wgsl"), true),
-    ("bias", include_str!("../../shaders/bias.wgsl"), true),
-    ("embed", include_str!("../../shaders/embed.wgsl"), true),
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl"), false),
-    ("argmax", include_str!("../../shaders/argmax.wgsl"), false),
-    ("attention", include_str!("../../shaders/attention.wgsl"), false),
-    ("lightning", include_str!("../../shaders/lightning.wgsl"), false),
-    ("routing", include_str!("../../shaders/routing.wgsl"), false),
-    ("rows", include_str!("../../shaders/rows.wgsl"), false),
+/// The prelude that decodes packed weights: its kernels are compiled once
+/// per weight dtype (`W_DTYPE`).
+const PACKED: &str = "packed";
+
+/// Shader files: (name, source, preludes prepended, in order).
+const FILES: &[(&str, &str, &[&str])] = &[
+    ("unpack", include_str!("../../shaders/unpack.wgsl"), &[PACKED]),
+    ("matmul", include_str!("../../shaders/matmul.wgsl"), &[PACKED]),
+    ("norm", include_str!("../../shaders/norm.wgsl"), &[PACKED]),
+    ("heads", include_str!("../../shaders/heads.wgsl"), &[PACKED]),
+    ("bias", include_str!("../../shaders/bias.wgsl"), &[PACKED]),
+    ("embed", include_str!("../../shaders/embed.wgsl"), &[PACKED]),
+    ("elementwise", include_str!("../../shaders/elementwise.wgsl"), &[]),
+    ("argmax", include_str!("../../shaders/argmax.wgsl"), &[]),
+    ("attention", include_str!("../../shaders/attention.wgsl"), &["segments"]),
+    ("lightning", include_str!("../../shaders/lightning.wgsl"), &["segments"]),
+    ("routing", include_str!("../../shaders/routing.wgsl"), &[]),
+    ("rows", include_str!("../../shaders/rows.wgsl"), &[]),
 ];
 
 /// Every kernel's complete WGSL source, by file name (for validation).
 pub fn sources() -> Vec<(&'static str, String)> {
-    FILES.iter().map(|&(name, src, packed)| (name, compose(src, packed))).collect()
+    FILES.iter().map(|&(name, src, preludes)| (name, compose(src, preludes))).collect()
 }
 
-fn compose(src: &str, packed: bool) -> String {
-    if packed {
-        format!("{PACKED}\n{src}")
-    } else {
-        src.to_string()
+fn compose(src: &str, preludes: &[&str]) -> String {
+    let mut out = String::new();
+    for name in preludes {
+        let (_, prelude) = PRELUDES.iter().find(|p| p.0 == *name).expect("every prelude is listed");
+        out.push_str(prelude);
+        out.push('\n');
     }
+    out.push_str(src);
+    out
 }
 
 /// How a weight tensor is stored, as the shaders' `W_DTYPE` counts.
@@ -146,7 +160,8 @@ impl Kernels {
     /// kernels without weights).
     pub fn pipeline(&self, kernel: Kernel, dtype: WDtype) -> wgpu::ComputePipeline {
         let (file, entry) = kernel.entry();
-        let &(_, src, packed) = FILES.iter().find(|f| f.0 == file).expect("every kernel's file is listed");
+        let &(_, src, preludes) = FILES.iter().find(|f| f.0 == file).expect("every kernel's file is listed");
+        let packed = preludes.contains(&PACKED);
         let dtype = if packed { dtype } else { WDtype::F32 };
         if let Some(p) = self.pipelines.borrow().get(&(kernel, dtype)) {
             return p.clone();
@@ -158,7 +173,7 @@ impl Kernels {
             .or_insert_with(|| {
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(file),
-                    source: wgpu::ShaderSource::Wgsl(compose(&tuning_source(file).unwrap_or_else(|| src.to_string()), packed).into()),
+                    source: wgpu::ShaderSource::Wgsl(compose(&tuning_source(file).unwrap_or_else(|| src.to_string()), preludes).into()),
                 };
                 if unchecked_shaders() {
                     // SAFETY: every kernel guards its own indices against the

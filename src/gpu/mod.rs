@@ -2,6 +2,7 @@
 //! browser. `Gpu` is created by the caller and passed in, so tests bring
 //! their own adapter and skip cleanly where none exists.
 
+pub mod bindings;
 pub mod calibrate;
 mod device;
 pub mod kernels;

@@ -1,7 +1,9 @@
 //! One typed function per kernel: the shapes and parameter layout each
-//! shader's `Params` struct expects, in one place. Activations are f32
-//! buffers of rows; `row0` arguments select where a kernel starts.
+//! shader's `Params` struct expects, and which buffer goes to which of its
+//! named bindings, in one place. Activations are f32 buffers of rows;
+//! `row0` arguments select where a kernel starts.
 
+use super::bindings::{ARGMAX, ATTENTION, BIAS, ELEMENTWISE, EMBED, HEADS, LIGHTNING, MATMUL, NORM, ROUTING, ROWS};
 use super::kernels::{Kernel, WDtype};
 use super::params::*;
 use super::recorder::Recorder;
@@ -51,7 +53,7 @@ pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, ac
             y_col0: c.row0,
             accumulate: accumulate as u32,
         };
-        let buffers = [x.buffer, &c.buffer, y.buffer];
+        let buffers = [(MATMUL.x, x.buffer), (MATMUL.w, &c.buffer), (MATMUL.y, y.buffer)];
         if rows <= MATVEC_ROWS {
             let (gx, gy) = rec.gpu().dispatch_size(c.rows, MATVEC_OUT);
             rec.dispatch(Kernel::Matvec, w.dtype, &params, &buffers, [gx, gy, 1]);
@@ -65,7 +67,7 @@ pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, ac
 pub fn rmsnorm(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, eps: f32, y: &wgpu::Buffer) {
     let (gx, gy) = rec.gpu().dispatch_size(rows, 1);
     let params = NormParams { rows, width: x.stride, x_row0: x.row0, eps };
-    rec.dispatch(Kernel::RmsNorm, w.dtype, &params, &[x.buffer, w.single(), y], [gx, gy, 1]);
+    rec.dispatch(Kernel::RmsNorm, w.dtype, &params, &[(NORM.x, x.buffer), (NORM.w, w.single()), (NORM.y, y)], [gx, gy, 1]);
 }
 
 /// The heads of a row and what `heads` does to each, in order.
@@ -99,43 +101,44 @@ pub fn heads(rec: &mut Recorder, x: Rows, rows: u32, positions: &wgpu::Buffer, p
     };
     let (w, dtype) = prep.norm.map_or((dummy, WDtype::F32), |w| (w.single(), w.dtype));
     let (gx, gy) = rec.gpu().dispatch_size(rows * heads, 1);
-    rec.dispatch(Kernel::Heads, dtype, &params, &[w, prep.rope.unwrap_or(dummy), x.buffer, positions], [gx, gy, 1]);
+    let buffers = [(HEADS.w, w), (HEADS.rope, prep.rope.unwrap_or(dummy)), (HEADS.x, x.buffer), (HEADS.positions, positions)];
+    rec.dispatch(Kernel::Heads, dtype, &params, &buffers, [gx, gy, 1]);
 }
 
 /// y[r, :] += b for rows starting at y.row0.
 pub fn bias(rec: &mut Recorder, b: &GpuWeight, y: Rows, rows: u32) {
     let params = BiasParams { n: rows * y.stride, width: y.stride, y_row0: y.row0 };
-    rec.dispatch_1d(Kernel::Bias, b.dtype, &params, &[b.single(), y.buffer], rows * y.stride, 256);
+    rec.dispatch_1d(Kernel::Bias, b.dtype, &params, &[(BIAS.w, b.single()), (BIAS.y, y.buffer)], rows * y.stride, 256);
 }
 
 /// x[t] = E[ids[t]] for `tokens` ids.
 pub fn embed(rec: &mut Recorder, ids: &wgpu::Buffer, tokens: u32, e: &GpuWeight, x: &wgpu::Buffer) {
     for c in &e.chunks {
         let params = EmbedParams { tokens, width: e.cols, row0: c.row0, rows: c.rows };
-        rec.dispatch_1d(Kernel::Embed, e.dtype, &params, &[ids, &c.buffer, x], tokens * e.cols, 256);
+        rec.dispatch_1d(Kernel::Embed, e.dtype, &params, &[(EMBED.ids, ids), (EMBED.w, &c.buffer), (EMBED.x, x)], tokens * e.cols, 256);
     }
 }
 
 /// a = silu(a) * b over the first n values.
 pub fn swiglu(rec: &mut Recorder, a: &wgpu::Buffer, b: &wgpu::Buffer, n: u32) {
-    rec.dispatch_1d(Kernel::Swiglu, WDtype::F32, &ElementwiseParams { n, width: 0 }, &[b, a], n, 256);
+    rec.dispatch_1d(Kernel::Swiglu, WDtype::F32, &ElementwiseParams { n, width: 0 }, &[(ELEMENTWISE.b, b), (ELEMENTWISE.a, a)], n, 256);
 }
 
 /// a = a * sigmoid(b) over the first n values.
 pub fn gate(rec: &mut Recorder, a: &wgpu::Buffer, b: &wgpu::Buffer, n: u32) {
-    rec.dispatch_1d(Kernel::Gate, WDtype::F32, &ElementwiseParams { n, width: 0 }, &[b, a], n, 256);
+    rec.dispatch_1d(Kernel::Gate, WDtype::F32, &ElementwiseParams { n, width: 0 }, &[(ELEMENTWISE.b, b), (ELEMENTWISE.a, a)], n, 256);
 }
 
 /// out[slot + i] = argmax of row `row + i` of `logits` (rows of width n)
 /// for i < count.
 pub fn argmax(rec: &mut Recorder, logits: &wgpu::Buffer, row: u32, n: u32, out: &wgpu::Buffer, slot: u32, count: u32) {
-    rec.dispatch(Kernel::Argmax, WDtype::F32, &ArgmaxParams { n, row, slot }, &[logits, out], [count, 1, 1]);
+    rec.dispatch(Kernel::Argmax, WDtype::F32, &ArgmaxParams { n, row, slot }, &[(ARGMAX.logits, logits), (ARGMAX.out, out)], [count, 1, 1]);
 }
 
 /// dst row `map[map0 + i].1` = src row `map[map0 + i].0` for i < count,
 /// rows of `width`.
 pub fn copy_rows(rec: &mut Recorder, (map, map0): (&wgpu::Buffer, u32), count: u32, width: u32, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
-    rec.dispatch_1d(Kernel::CopyRows, WDtype::F32, &RowsParams { width, count, map0 }, &[map, src, dst], count * width, 256);
+    rec.dispatch_1d(Kernel::CopyRows, WDtype::F32, &RowsParams { width, count, map0 }, &[(ROWS.map, map), (ROWS.src, src), (ROWS.dst, dst)], count * width, 256);
 }
 
 /// A pass's packed rows as the batched kernels read them: `segments`
@@ -195,14 +198,18 @@ pub fn attend(rec: &mut Recorder, s: &AttnShape, segs: Segments, [q, k, v]: [&wg
         splits: segs.max_end.div_ceil(SPLIT_KEYS).max(1),
     };
     let part_floats = segs.count as u64 * s.heads as u64 * params.splits as u64 * (s.dh as u64 + 2);
+    let b = ATTENTION;
     if segs.max_rows == 1 && part_floats <= spare.floats {
-        rec.dispatch_bound(Kernel::AttendPartial, WDtype::F32, &params, &[(1, q), (2, k), (3, v), (6, segs.segs), (7, spare.buffer)], [params.splits, s.heads, segs.count]);
-        rec.dispatch_bound(Kernel::AttendCombine, WDtype::F32, &params, &[(4, o), (5, lse), (6, segs.segs), (7, spare.buffer)], [s.heads, segs.count, 1]);
+        let partial = [(b.q, q), (b.k, k), (b.v, v), (b.segs, segs.segs), (b.part, spare.buffer)];
+        rec.dispatch(Kernel::AttendPartial, WDtype::F32, &params, &partial, [params.splits, s.heads, segs.count]);
+        let combine = [(b.o, o), (b.lse, lse), (b.segs, segs.segs), (b.part, spare.buffer)];
+        rec.dispatch(Kernel::AttendCombine, WDtype::F32, &params, &combine, [s.heads, segs.count, 1]);
         return;
     }
+    let attend = [(b.q, q), (b.k, k), (b.v, v), (b.o, o), (b.lse, lse), (b.segs, segs.segs)];
     for col0 in (0..s.dh).step_by(ATTEND_COLUMNS as usize) {
         params.col0 = col0;
-        rec.dispatch(Kernel::Attend, WDtype::F32, &params, &[q, k, v, o, lse, segs.segs], [segs.max_rows.div_ceil(64), s.heads, segs.count]);
+        rec.dispatch(Kernel::Attend, WDtype::F32, &params, &attend, [segs.max_rows.div_ceil(64), s.heads, segs.count]);
     }
 }
 
@@ -226,28 +233,30 @@ pub const MAX_PARTS: u32 = 32;
 #[allow(clippy::too_many_arguments)]
 pub fn lightning(rec: &mut Recorder, s: &LightningShape, segs: Segments, qkv: [&wgpu::Buffer; 3], slopes: &wgpu::Buffer, state: &wgpu::Buffer, o: &wgpu::Buffer, spare: Spare) {
     let mut params = LightningParams { heads: s.heads, kv_heads: s.kv_heads, dk: s.dk, scale: s.scale, parts: 1, part_rows: 0 };
-    let buffers = [qkv[0], qkv[1], qkv[2], slopes, state, o, segs.segs];
+    let b = LIGHTNING;
+    let step = [(b.q, qkv[0]), (b.k, qkv[1]), (b.v, qkv[2]), (b.slopes, slopes), (b.state, state), (b.o, o), (b.segs, segs.segs)];
     if segs.max_rows == 1 {
-        rec.dispatch(Kernel::LightningStep, WDtype::F32, &params, &buffers, [(s.heads * s.dk).div_ceil(64), segs.count, 1]);
+        rec.dispatch(Kernel::LightningStep, WDtype::F32, &params, &step, [(s.heads * s.dk).div_ceil(64), segs.count, 1]);
         return;
     }
     let per_part = s.heads as u64 * s.dk as u64 * s.dk as u64;
     let parts = (segs.max_rows / PART_ROWS).min(MAX_PARTS).min((spare.floats / per_part.max(1)) as u32);
     let groups = [s.dk.div_ceil(16), s.heads, segs.count];
     // `chunk` binds the carry whether it splits or not.
-    let all: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).chain([(8, spare.buffer)]).collect();
+    let all: Vec<_> = step.iter().copied().chain([(b.carry, spare.buffer)]).collect();
     if segs.count != 1 || parts < 2 {
-        rec.dispatch_bound(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
+        rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
         return;
     }
     // Parts of whole 16-token chunks.
     params.part_rows = segs.max_rows.div_ceil(parts).next_multiple_of(16);
     params.parts = segs.max_rows.div_ceil(params.part_rows);
     let groups = [groups[0], groups[1], params.parts];
-    rec.dispatch_bound(Kernel::LightningPartState, WDtype::F32, &params, &all, groups);
+    rec.dispatch(Kernel::LightningPartState, WDtype::F32, &params, &all, groups);
     let (gx, gy) = rec.gpu().dispatch_size((per_part) as u32, 256);
-    rec.dispatch_bound(Kernel::LightningCarryIn, WDtype::F32, &params, &[(4, slopes), (5, state), (7, segs.segs), (8, spare.buffer)], [gx, gy, 1]);
-    rec.dispatch_bound(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
+    let carry_in = [(b.slopes, slopes), (b.state, state), (b.segs, segs.segs), (b.carry, spare.buffer)];
+    rec.dispatch(Kernel::LightningCarryIn, WDtype::F32, &params, &carry_in, [gx, gy, 1]);
+    rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
 }
 
 /// Shapes of the routing reductions: one sequence of `rows` tokens.
@@ -281,5 +290,7 @@ pub fn row_stats(
         scale: 1.0 / (s.dh as f32).sqrt(),
     };
     let (gx, gy) = rec.gpu().dispatch_size(s.rows * s.heads, 1);
-    rec.dispatch(Kernel::RowStats, WDtype::F32, &params, &[q, k, lse, dist, mass, pooled], [gx, gy, 1]);
+    let b = ROUTING;
+    let buffers = [(b.q, q), (b.k, k), (b.lse, lse), (b.dist, dist), (b.mass, mass), (b.pooled, pooled)];
+    rec.dispatch(Kernel::RowStats, WDtype::F32, &params, &buffers, [gx, gy, 1]);
 }

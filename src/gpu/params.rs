@@ -1,8 +1,9 @@
 //! Each kernel's uniform parameters as a Rust struct, mirrored field for
 //! field (names, order, scalar types) by the `Params` struct of its WGSL
-//! file. `tests/kernel_params.rs` reads every shader with naga and fails
-//! when the two disagree, so a slot can no longer be filled by position
-//! with something its shader calls otherwise.
+//! file; and the batch segment, mirrored by `struct Seg` (segments.wgsl).
+//! `tests/kernel_params.rs` reads every shader with naga and fails when
+//! the two disagree, so a slot can no longer be filled by position with
+//! something its shader calls otherwise.
 
 /// One field of a parameter struct, as the reflection test compares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,41 +34,58 @@ impl Scalar for f32 {
     const WGSL: &'static str = "f32";
 }
 
-/// What the reflection test needs of one parameter struct.
+/// What the reflection test needs of one struct the GPU reads: the WGSL
+/// struct named `wgsl` in shaders/`file`.wgsl mirrors the Rust one.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout {
     pub rust: &'static str,
+    pub wgsl: &'static str,
     pub file: &'static str,
     pub size: u32,
     pub fields: &'static [Field],
 }
 
+/// A `#[repr(C)]` plain-old-data struct and its fields as the reflection
+/// test sees them (`NAME::FIELDS`), from one declaration so the two
+/// cannot drift.
+macro_rules! gpu_struct {
+    ($(#[$attr:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? }) => {
+        $(#[$attr])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+        pub struct $name {
+            $(pub $field: $ty),*
+        }
+
+        impl $name {
+            /// The fields in order, for the reflection test.
+            pub const FIELDS: &'static [Field] = &[$(Field {
+                name: stringify!($field),
+                ty: <$ty as Scalar>::WGSL,
+                offset: std::mem::offset_of!($name, $field) as u32,
+            }),*];
+        }
+    };
+}
+
 macro_rules! params {
     ($($(#[$doc:meta])* $name:ident in $file:literal { $($field:ident: $ty:ty),* $(,)? })*) => {
         $(
-            $(#[$doc])*
-            #[repr(C)]
-            #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-            pub struct $name {
-                $(pub $field: $ty),*
-            }
+            gpu_struct! { $(#[$doc])* $name { $($field: $ty),* } }
 
             impl KernelParams for $name {
                 const FILE: &'static str = $file;
-                const FIELDS: &'static [Field] = &[$(Field {
-                    name: stringify!($field),
-                    ty: <$ty as Scalar>::WGSL,
-                    offset: std::mem::offset_of!($name, $field) as u32,
-                }),*];
+                const FIELDS: &'static [Field] = $name::FIELDS;
             }
         )*
 
         /// Every parameter struct, for the reflection test.
         pub const LAYOUTS: &[Layout] = &[$(Layout {
             rust: stringify!($name),
+            wgsl: "Params",
             file: $file,
             size: std::mem::size_of::<$name>() as u32,
-            fields: <$name as KernelParams>::FIELDS,
+            fields: $name::FIELDS,
         }),*];
     };
 }
@@ -161,18 +179,23 @@ pub const HEADS_NORM: u32 = 1;
 pub const HEADS_ROPE: u32 = 2;
 pub const HEADS_HYPE: u32 = 4;
 
-/// A segment of a batch's packed rows, as attention.wgsl and
-/// lightning.wgsl read it (`struct Seg`): `rows` rows from packed row
-/// `row0`, of the sequence in cache slot `slot`, the first at absolute
-/// position `pos0`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Seg {
-    pub row0: u32,
-    pub rows: u32,
-    pub slot: u32,
-    pub pos0: u32,
+gpu_struct! {
+    /// A segment of a batch's packed rows, as attention.wgsl and
+    /// lightning.wgsl read it (`struct Seg`, from segments.wgsl): `rows`
+    /// rows from packed row `row0`, of the sequence in cache slot `slot`,
+    /// the first at absolute position `pos0`.
+    #[derive(Eq)]
+    Seg {
+        row0: u32,
+        rows: u32,
+        slot: u32,
+        pos0: u32,
+    }
 }
+
+/// [`Seg`] for the reflection test, which compares it with every WGSL
+/// `struct Seg` a kernel compiles.
+pub const SEG: Layout = Layout { rust: "Seg", wgsl: "Seg", file: "segments", size: std::mem::size_of::<Seg>() as u32, fields: Seg::FIELDS };
 
 /// Rows of x at or below this use the bandwidth-bound matvec kernel;
 /// matmul.wgsl's `MV_ROWS` (compared by the reflection test).

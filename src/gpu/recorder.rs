@@ -11,6 +11,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use super::bindings::Binding;
 use super::kernels::{Kernel, Kernels, WDtype};
 use super::params::KernelParams;
 
@@ -65,18 +66,12 @@ impl<'k> Recorder<'k> {
         self.kernels.gpu()
     }
 
-    /// Dispatches `kernel` with `params` at binding 0 and `buffers` at
-    /// bindings 1, 2, … in order.
-    pub fn dispatch<P: KernelParams>(&mut self, kernel: Kernel, dtype: WDtype, params: &P, buffers: &[&wgpu::Buffer], groups: [u32; 3]) {
-        let numbered: Vec<(u32, &wgpu::Buffer)> = buffers.iter().enumerate().map(|(i, b)| (i as u32 + 1, *b)).collect();
-        self.dispatch_bound(kernel, dtype, params, &numbered, groups);
-    }
-
     /// Dispatches `kernel` with `params` at binding 0 and each buffer at
-    /// the binding number beside it: for entry points of one shader file
-    /// that use different subsets of its bindings.
-    pub fn dispatch_bound<P: KernelParams>(&mut self, kernel: Kernel, dtype: WDtype, params: &P, buffers: &[(u32, &wgpu::Buffer)], groups: [u32; 3]) {
+    /// the binding beside it (entry points of one shader file may use
+    /// different subsets of its bindings).
+    pub fn dispatch<P: KernelParams>(&mut self, kernel: Kernel, dtype: WDtype, params: &P, buffers: &[(Binding, &wgpu::Buffer)], groups: [u32; 3]) {
         debug_assert_eq!(P::FILE, kernel.file(), "{kernel:?} takes the parameters of {}.wgsl", kernel.file());
+        debug_assert!(buffers.iter().all(|(b, _)| b.file == kernel.file()), "{kernel:?} takes the bindings of {}.wgsl", kernel.file());
         if groups.contains(&0) {
             return;
         }
@@ -88,7 +83,7 @@ impl<'k> Recorder<'k> {
         self.params.resize(offset + size, 0);
         self.steps.push(Step::Dispatch {
             pipeline: self.kernels.pipeline(kernel, dtype),
-            buffers: buffers.iter().map(|&(i, b)| (i, b.clone())).collect(),
+            buffers: buffers.iter().map(|&(binding, b)| (binding.index, b.clone())).collect(),
             params: (offset as u64, size as u64),
             groups,
         });
@@ -97,7 +92,7 @@ impl<'k> Recorder<'k> {
     /// A dispatch over `n` threads in workgroups of `size`, folded into a
     /// second dimension past the per-dimension limit (kernels index with
     /// `gid.x + gid.y * groups.x * size`).
-    pub fn dispatch_1d<P: KernelParams>(&mut self, kernel: Kernel, dtype: WDtype, params: &P, buffers: &[&wgpu::Buffer], n: u32, size: u32) {
+    pub fn dispatch_1d<P: KernelParams>(&mut self, kernel: Kernel, dtype: WDtype, params: &P, buffers: &[(Binding, &wgpu::Buffer)], n: u32, size: u32) {
         if n == 0 {
             return;
         }

@@ -3,6 +3,7 @@
 
 use wgpu::util::DeviceExt;
 
+use super::bindings::UNPACK;
 use super::kernels::{Kernel, Kernels, WDtype};
 use super::params::UnpackParams;
 use super::recorder::Recorder;
@@ -43,7 +44,7 @@ pub async fn unpack(gpu: &Gpu, kind: Half, words: &[u32], n: u32) -> Result<Vec<
     });
     let kernels = Kernels::new(gpu);
     let mut rec = Recorder::new(&kernels);
-    rec.dispatch_1d(Kernel::Unpack, dtype, &UnpackParams { n }, &[&input, &output], n, 64);
+    rec.dispatch_1d(Kernel::Unpack, dtype, &UnpackParams { n }, &[(UNPACK.w, &input), (UNPACK.out, &output)], n, 64);
     rec.submit();
     let bytes = read_buffer(gpu, &output, out_size).await?;
     Ok(bytemuck::cast_slice::<u8, f32>(&bytes)[..n as usize].to_vec())
