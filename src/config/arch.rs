@@ -63,6 +63,17 @@ pub struct Arch {
     pub guesses: Vec<String>,
 }
 
+impl Mixer {
+    /// The name a config's `mixer_types` gives this mixer (the spelling
+    /// HypeNet writes; [`mixer_of`] also reads "lightning_attn").
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Mixer::Softmax => "attn",
+            Mixer::Lightning => "lightning-attn",
+        }
+    }
+}
+
 fn mixer_of(name: &str) -> Option<Mixer> {
     match name {
         "attn" => Some(Mixer::Softmax),
@@ -94,7 +105,7 @@ impl Arch {
         let mut guesses = Vec::new();
         let layers = c.num_hidden_layers as usize;
         let mixer_names: Vec<String> = if c.mixer_types.is_empty() {
-            vec!["attn".to_string(); layers]
+            vec![Mixer::Softmax.config_name().to_string(); layers]
         } else {
             c.mixer_types.clone()
         };

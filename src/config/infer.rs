@@ -19,18 +19,20 @@ impl Arch {
         let shape = |name: &str| shapes.get(name).copied();
         let embed = shape(names::EMBED)
             .filter(|s| s.len() == 2)
-            .ok_or_else(|| infer_err("no 2-D model.embed_tokens.weight".into()))?;
+            .ok_or_else(|| infer_err(format!("no 2-D {}", names::EMBED)))?;
         let (vocab_size, hidden_size) = (embed[0], embed[1]);
         let layers = tensors
             .iter()
             .filter_map(|t| names::layer_of(&t.name))
             .max()
             .map(|m| m + 1)
-            .ok_or_else(|| infer_err("no tensor named model.layers.N.*".into()))?;
+            .ok_or_else(|| infer_err(format!("no tensor named {}N.*", names::LAYER_PREFIX)))?;
         if layers > 4096 {
             return Err(infer_err(format!("layer index {} is implausible", layers - 1)));
         }
-        let has = |i: usize, leaf: &str| shapes.contains_key(names::attn_tensor(i, leaf).as_str());
+        // Every name below comes from LayerNames, the one schema of names.
+        let layer_names: Vec<LayerNames> = (0..layers).map(LayerNames::of).collect();
+        let has = |name: &str| shapes.contains_key(name);
         let mut guesses = vec![
             "no config.json: architecture inferred from tensor names and shapes".to_string(),
             "rms_norm_eps guessed as 1e-6".into(),
@@ -39,10 +41,10 @@ impl Arch {
             "lightning_scale guessed as \"1/sqrt(d)\"".into(),
         ];
         let mut mixers = Vec::with_capacity(layers);
-        for i in 0..layers {
-            let m = if has(i, "o_gate.weight") {
+        for (i, n) in layer_names.iter().enumerate() {
+            let m = if has(&n.o_gate) {
                 Mixer::Softmax
-            } else if has(i, "z_proj.weight") || has(i, "o_norm.weight") {
+            } else if has(&n.z_proj) || has(&n.o_norm) {
                 Mixer::Lightning
             } else {
                 guesses.push(format!("layer {i}: neither o_gate nor z_proj/o_norm, taken as softmax"));
@@ -52,14 +54,15 @@ impl Arch {
         }
         let first = |m: Mixer| mixers.iter().position(|&x| x == m);
         let heads_of = |i: usize, what: &str| -> Result<Heads> {
-            let get = |leaf: &str| {
-                shape(&names::attn_tensor(i, leaf))
+            let n = &layer_names[i];
+            let get = |name: &str| {
+                shape(name)
                     .filter(|s| !s.is_empty())
-                    .ok_or_else(|| infer_err(format!("layer {i} ({what}) has no self_attn.{leaf}")))
+                    .ok_or_else(|| infer_err(format!("layer {i} ({what}) has no self_attn.{}", names::attn_leaf(name))))
             };
-            let q = get("q_proj.weight")?[0];
-            let k = get("k_proj.weight")?[0];
-            let dh = match get("q_norm.weight") {
+            let q = get(&n.q.weight)?[0];
+            let k = get(&n.k.weight)?[0];
+            let dh = match get(&n.q_norm) {
                 Ok(s) => s[0],
                 Err(_) => return Err(infer_err(format!("layer {i} ({what}) has no q_norm to read the head width from"))),
             };
@@ -76,29 +79,30 @@ impl Arch {
             Some(i) => heads_of(i, "lightning")?,
             None => attn,
         };
-        let intermediate_size = shape(&LayerNames::of(0).mlp_gate)
+        let mlp_gate = &layer_names[0].mlp_gate;
+        let intermediate_size = shape(mlp_gate)
             .filter(|s| s.len() == 2)
             .map(|s| s[0])
-            .ok_or_else(|| infer_err("no 2-D model.layers.0.mlp.gate_proj.weight".into()))?;
-        let any = |m: Mixer, leaf: &str| (0..layers).any(|i| mixers[i] == m && has(i, leaf));
+            .ok_or_else(|| infer_err(format!("no 2-D {mlp_gate}")))?;
+        // Whether any layer (of mixer `m`, if given) has the tensor `pick` names.
+        let any = |m: Option<Mixer>, pick: fn(&LayerNames) -> &String| {
+            layer_names.iter().zip(&mixers).any(|(n, &x)| m.is_none_or(|m| m == x) && has(pick(n)))
+        };
         Ok(Arch {
             vocab_size,
             hidden_size,
             intermediate_size,
-            mixer_names: mixers
-                .iter()
-                .map(|m| if *m == Mixer::Softmax { "attn" } else { "lightning-attn" }.to_string())
-                .collect(),
-            attn_use_output_gate: any(Mixer::Softmax, "o_gate.weight"),
-            lightning_use_qk_norm: any(Mixer::Lightning, "q_norm.weight"),
-            lightning_use_output_norm: any(Mixer::Lightning, "o_norm.weight"),
-            lightning_use_output_gate: any(Mixer::Lightning, "z_proj.weight"),
-            attention_bias: (0..layers).any(|i| has(i, "q_proj.bias")),
-            o_bias: (0..layers).any(|i| has(i, "o_proj.bias")),
+            mixer_names: mixers.iter().map(|m| m.config_name().to_string()).collect(),
+            attn_use_output_gate: any(Some(Mixer::Softmax), |n| &n.o_gate),
+            lightning_use_qk_norm: any(Some(Mixer::Lightning), |n| &n.q_norm),
+            lightning_use_output_norm: any(Some(Mixer::Lightning), |n| &n.o_norm),
+            lightning_use_output_gate: any(Some(Mixer::Lightning), |n| &n.z_proj),
+            attention_bias: any(None, |n| &n.q.bias),
+            o_bias: any(None, |n| &n.o.bias),
             attn_use_qk_norm: true,
             rope_scaling: RopeScaling::None,
             family: Family::HypeNet,
-            tie_word_embeddings: !shapes.contains_key(names::LM_HEAD),
+            tie_word_embeddings: !has(names::LM_HEAD),
             mixers,
             attn,
             lightning,
