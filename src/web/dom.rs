@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Blob, Document, Element, File, HtmlInputElement, HtmlSelectElement};
 
 use crate::error::{Error, Result};
-use crate::summary::human_bytes;
+use crate::units::human_bytes;
 
 pub fn document() -> Option<Document> {
     web_sys::window()?.document()

@@ -16,7 +16,9 @@ use crate::error::{Error, Result};
 use crate::merge::compat::check_pair;
 use crate::merge::recipe::RECIPE_FILE;
 use crate::merge::MergeSpec;
-use crate::summary::{arch_of, human_bytes, human_count, summarize};
+use crate::config::arch_of;
+use crate::summary::summarize;
+use crate::units::{human_bytes, human_count};
 use crate::writer::SourceFingerprint;
 
 const SIDES: [&str; 2] = ["pre", "sft"];
