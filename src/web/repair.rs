@@ -25,7 +25,7 @@ const SIDES: [&str; 2] = ["pre", "sft"];
 const DEMO_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
 fn side_index(side: &str) -> Result<usize> {
-    SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Usage(format!("unknown side {side:?}")))
+    SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Page(format!("unknown side {side:?}")))
 }
 
 /// Opens `files` as one side of the pair and shows what they hold (the
@@ -159,7 +159,7 @@ async fn show_drift() -> Result<()> {
         let tr = el("tr")?;
         add(&doc, &tr, "th", &format!("{}{}", l.index, if l.softmax { " (softmax)" } else { "" }));
         for v in [l.q, l.k, l.v, l.o, l.gate, l.mlp] {
-            let td = add(&doc, &tr, "td", &format!("{v:.3}")).ok_or_else(|| Error::Usage("cannot add a cell".into()))?;
+            let td = add(&doc, &tr, "td", &format!("{v:.3}")).ok_or_else(|| Error::Page("cannot add a cell".into()))?;
             let x = v / max;
             // CSSOM, not a style attribute: the page's CSP forbids inline styles.
             if let Ok(td) = td.dyn_into::<web_sys::HtmlElement>() {
