@@ -110,8 +110,16 @@ pub enum Error {
     #[error("the model does not fit here: {0}")]
     TooLarge(String),
 
+    /// Something the user asked for or gave that cannot be done as asked.
     #[error("{0}")]
     Usage(String),
+
+    /// The page's own machinery failed: a part of the DOM missing, a
+    /// browser API refusing, the engine's worker unreachable or speaking
+    /// out of turn. Never the user's doing, unlike [`Error::Usage`], so
+    /// the page can tell a bug from a mistake; printed as is.
+    #[error("{0}")]
+    Page(String),
 }
 
 fn lines(items: &[String]) -> String {

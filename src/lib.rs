@@ -27,6 +27,7 @@ pub mod sweep;
 pub mod synth;
 pub mod tune;
 pub mod tokenizer;
+pub mod units;
 pub mod writer;
 
 #[cfg(target_arch = "wasm32")]

@@ -14,7 +14,9 @@ use qklab::app::merge::spec_of_recipe;
 use qklab::merge::{MergeSpec, Method};
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, FsSource};
-use qklab::summary::{arch_of, human_bytes, summarize};
+use qklab::config::arch_of;
+use qklab::summary::summarize;
+use qklab::units::human_bytes;
 use qklab::{Error, Result};
 
 #[derive(Parser)]

@@ -9,7 +9,10 @@ pub const EMBED: &str = "model.embed_tokens.weight";
 pub const FINAL_NORM: &str = "model.norm.weight";
 pub const LM_HEAD: &str = "lm_head.weight";
 
-const LAYER_PREFIX: &str = "model.layers.";
+/// What every layer's tensor names start with, before the layer index.
+pub const LAYER_PREFIX: &str = "model.layers.";
+/// Between a layer's index and the leaf of its attention tensors.
+const ATTN: &str = ".self_attn.";
 
 /// The projections of a layer's attention block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,9 +67,15 @@ pub struct LayerNames {
 }
 
 /// A tensor of layer `layer`'s attention block by its leaf name
-/// (`"q_proj.weight"`, `"o_gate.weight"`), as inference from shapes asks.
+/// (`"q_proj.weight"`, `"o_gate.weight"`); [`attn_leaf`] is its inverse.
 pub fn attn_tensor(layer: usize, leaf: &str) -> String {
-    format!("{LAYER_PREFIX}{layer}.self_attn.{leaf}")
+    format!("{LAYER_PREFIX}{layer}{ATTN}{leaf}")
+}
+
+/// The leaf of an attention tensor's name (`"q_norm.weight"`), as
+/// messages quote it; other names come back whole.
+pub fn attn_leaf(name: &str) -> &str {
+    name.split_once(ATTN).map_or(name, |(_, leaf)| leaf)
 }
 
 impl LayerNames {
@@ -182,5 +191,12 @@ mod tests {
         assert_eq!(role_of("model.layers.7.self_attn.rotary.inv_freq"), None);
         assert_eq!(layer_of("model.layers.12.mlp.up_proj.weight"), Some(12));
         assert_eq!(layer_of("model.layersX.1"), None);
+    }
+
+    #[test]
+    fn attention_leaves_read_off_full_names() {
+        assert_eq!(attn_leaf(&LayerNames::of(3).q_norm), "q_norm.weight");
+        assert_eq!(attn_leaf(&attn_tensor(0, "o_gate.weight")), "o_gate.weight");
+        assert_eq!(attn_leaf(EMBED), EMBED);
     }
 }

@@ -6,6 +6,7 @@
 use std::ops::Range;
 
 use crate::checkpoint::Checkpoint;
+use crate::config::Arch;
 use crate::error::{Error, Result};
 use crate::niah::{id_prompt, ids_text, niah_prompt, IdPrompt, NiahPrompt, Task, ID_TASK};
 use crate::source::ByteSource;
@@ -140,10 +141,11 @@ pub struct PromptMaker<'a> {
 }
 
 impl<'a> PromptMaker<'a> {
-    /// What `ck` offers, with `tokenizer` (its tokenizer.json, if any).
-    pub fn of<S: ByteSource>(ck: &Checkpoint<S>, tokenizer: Option<&'a Tokenizer>) -> Result<PromptMaker<'a>> {
-        let vocab = crate::summary::arch_of(ck)?.vocab_size as u32;
-        Ok(PromptMaker { tokenizer, vocab, special: ck.special_ids() })
+    /// What `ck` offers, with `arch` (its architecture, already resolved:
+    /// the vocabulary comes from it) and `tokenizer` (its tokenizer.json,
+    /// if any).
+    pub fn of<S: ByteSource>(ck: &Checkpoint<S>, arch: &Arch, tokenizer: Option<&'a Tokenizer>) -> PromptMaker<'a> {
+        PromptMaker { tokenizer, vocab: arch.vocab_size as u32, special: ck.special_ids() }
     }
 
     fn tokenizer_for(&self, what: &str) -> Result<&'a Tokenizer> {

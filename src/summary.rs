@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::{Arch, Mixer};
-use crate::error::Result;
 use crate::source::ByteSource;
+use crate::units::{human_bytes, human_count};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerSummary {
@@ -56,15 +56,6 @@ pub struct FileSummary {
     pub name: String,
     pub size: u64,
     pub tensors: usize,
-}
-
-/// Resolves the architecture: from config.json when there is one, else inferred.
-pub fn arch_of<S: ByteSource>(ckpt: &Checkpoint<S>) -> Result<Arch> {
-    let has_lm_head = ckpt.tensor(crate::names::LM_HEAD).is_some();
-    match &ckpt.config_json {
-        Some(text) => Arch::from_config_json(text, has_lm_head),
-        None => Arch::infer(&ckpt.tensors),
-    }
 }
 
 pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
@@ -118,36 +109,6 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
         problems,
         extra_tensors,
         ignored_files: ckpt.ignored_files.iter().map(|f| f.name.clone()).collect(),
-    }
-}
-
-/// Human-readable units for byte counts.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.2} {}", UNITS[u])
-    }
-}
-
-/// Human-readable parameter counts (1.23M, 2.03B).
-pub fn human_count(n: u64) -> String {
-    let f = n as f64;
-    if n < 10_000 {
-        n.to_string()
-    } else if n < 1_000_000 {
-        format!("{:.1}K", f / 1e3)
-    } else if n < 1_000_000_000 {
-        format!("{:.2}M", f / 1e6)
-    } else {
-        format!("{:.2}B", f / 1e9)
     }
 }
 

@@ -15,7 +15,7 @@ use qklab::model::fit::EngineOptions;
 use qklab::model::engine::Logits;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource};
-use qklab::summary::arch_of;
+use qklab::config::arch_of;
 
 fn engine<S: ByteSource>(device: Device, ck: &Checkpoint<S>, opts: EngineOptions) -> Engine {
     block_on(Engine::load(device, ck, arch_of(ck).unwrap(), opts, &mut |_| {})).unwrap()

@@ -11,7 +11,8 @@ use qklab::checkpoint::Checkpoint;
 use qklab::config::Arch;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource, FsSource, MemSource};
-use qklab::summary::{arch_of, summarize};
+use qklab::config::arch_of;
+use qklab::summary::summarize;
 use qklab::synth;
 use qklab::writer::{verify_written, write_to_dir, PlanBuilder, Provenance, SourceFingerprint, TensorData};
 

@@ -79,7 +79,7 @@ fn niah_without_a_tokenizer_runs_the_token_id_task_only() {
     assert_eq!(samples.len(), 8);
     assert_eq!(report["results"].as_array().unwrap().len(), 4);
     let opened = block_on(Checkpoint::open(FsSource::open(&ck).unwrap())).unwrap();
-    let vocab = qklab::summary::arch_of(&opened).unwrap().vocab_size as u32;
+    let vocab = qklab::config::arch_of(&opened).unwrap().vocab_size as u32;
     for s in samples {
         let (length, depth, seed) = (s["length"].as_u64().unwrap() as u32, s["depth"].as_f64().unwrap(), s["seed"].as_u64().unwrap());
         let p = qklab::niah::id_prompt(vocab, &opened.special_ids(), length, depth, seed).unwrap();
@@ -105,7 +105,7 @@ fn routing_runs_on_the_token_id_task_without_a_tokenizer() {
                "--layer", &layer, "--block", "8", "--backend", "cpu", "--json", json.to_str().unwrap()]));
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     let opened = block_on(Checkpoint::open(FsSource::open(&ck).unwrap())).unwrap();
-    let vocab = qklab::summary::arch_of(&opened).unwrap().vocab_size as u32;
+    let vocab = qklab::config::arch_of(&opened).unwrap().vocab_size as u32;
     let p = qklab::niah::id_prompt(vocab, &opened.special_ids(), 80, 0.5, 9).unwrap();
     let model = &report["models"][0];
     assert_eq!(model["tokens"].as_u64().unwrap() as usize, p.ids.len());

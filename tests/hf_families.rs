@@ -16,7 +16,7 @@ use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
 use qklab::model::engine::Logits;
 use qklab::source::block_on;
-use qklab::summary::arch_of;
+use qklab::config::arch_of;
 
 const CHECKPOINTS: [(&str, Family); 8] = [
     ("qwen2-f32", Family::Qwen2),

@@ -11,7 +11,7 @@ use common::{fixture, floats, ints, open, rel_diff};
 use qklab::checkpoint::Checkpoint;
 use qklab::model::cpu::{alibi_slopes, argmax, CpuModel};
 use qklab::source::{block_on, FsSource};
-use qklab::summary::arch_of;
+use qklab::config::arch_of;
 
 const MODELS: [(&str, &str); 2] = [("www/demo/pre", "pre.safetensors"), ("www/demo/sft", "sft.safetensors")];
 

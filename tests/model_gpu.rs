@@ -17,7 +17,7 @@ use qklab::model::engine::Logits;
 use qklab::model::gpu::GpuModel;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource, FsSource};
-use qklab::summary::arch_of;
+use qklab::config::arch_of;
 
 fn load<S: ByteSource>(gpu: &Gpu, ck: &Checkpoint<S>, opts: EngineOptions) -> GpuModel {
     let arch = arch_of(ck).unwrap();

@@ -13,7 +13,7 @@ use qklab::model::gpu::GpuModel;
 use qklab::model::rowstats::RowStats;
 use qklab::routing::{log_ratio, most_affected};
 use qklab::source::block_on;
-use qklab::summary::arch_of;
+use qklab::config::arch_of;
 
 
 fn prompt() -> Vec<u32> {

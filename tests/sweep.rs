@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
 use qklab::source::block_on;
-use qklab::summary::arch_of;
+use qklab::config::arch_of;
 use qklab::niah::Task;
 use qklab::prompts::{Sample, TaskKind};
 use qklab::sweep::{cells, run, score};

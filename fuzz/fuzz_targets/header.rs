@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = qklab::safetensors::parse_header("f", data, data.len() as u64 + 64);
     let src = MemSource::new().with("model.safetensors", data.to_vec());
     if let Ok(ck) = block_on(Checkpoint::open(src)) {
-        let _ = qklab::summary::arch_of(&ck).map(|a| qklab::summary::summarize(&ck, &a));
+        let _ = qklab::config::arch_of(&ck).map(|a| qklab::summary::summarize(&ck, &a));
         let _ = block_on(ck.check_values(|_, _| {}));
     }
 });

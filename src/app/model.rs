@@ -6,10 +6,10 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::engine::{Device, Engine};
 use crate::model::fit::{check_cpu, flops_per_token, EngineOptions};
-use crate::summary::human_bytes;
+use crate::units::human_bytes;
 use crate::prompts::PromptMaker;
 use crate::source::ByteSource;
-use crate::summary::arch_of;
+use crate::config::arch_of;
 use crate::tokenizer::Tokenizer;
 
 /// A checkpoint with what running it needs: its architecture and, when it
@@ -41,7 +41,7 @@ impl<S: ByteSource> OpenModel<S> {
     }
 
     pub fn prompts(&self) -> Result<PromptMaker<'_>> {
-        PromptMaker::of(&self.ck, self.tokenizer.as_ref())
+        Ok(PromptMaker::of(&self.ck, &self.arch, self.tokenizer.as_ref()))
     }
 
     /// Token ids that end a greedy answer (the config's EOS).

@@ -10,7 +10,7 @@ use qklab::gpu::kernels::WDtype;
 use qklab::model::engine::Engine;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource, FsSource};
-use qklab::summary::human_bytes;
+use qklab::units::human_bytes;
 use qklab::synth::SynthSource;
 use qklab::{Error, Result};
 

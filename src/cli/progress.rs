@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use qklab::summary::human_bytes;
+use qklab::units::human_bytes;
 
 /// Progress on stderr, at most twice a second, only for work that lasts.
 pub struct Progress {

@@ -8,7 +8,7 @@ use crate::checkpoint::Checkpoint;
 use crate::config::Arch;
 use crate::error::{Error, Result};
 use crate::source::ByteSource;
-use crate::summary::arch_of;
+use crate::config::arch_of;
 
 /// The architecture both checkpoints share (sft's config), or every reason
 /// they cannot be merged.

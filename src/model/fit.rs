@@ -89,7 +89,7 @@ impl Footprint {
 }
 
 fn human(bytes: u64) -> String {
-    crate::summary::human_bytes(bytes)
+    crate::units::human_bytes(bytes)
 }
 
 /// Sizes every buffer for `arch` with weights `tensors` (name, dtype,

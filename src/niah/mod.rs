@@ -2,7 +2,7 @@
 //! reference/data.py that is byte for byte identical to it: the same
 //! (task, length, depth, seed) gives the same prompt here, natively, in wasm
 //! and in the PyTorch reference, so results of the three can be compared
-//! sample by sample. The contract is /work/shared/SPEC-methods.md, "NIAH
+//! sample by sample. The contract is `../shared/SPEC-methods.md`, "NIAH
 //! tasks"; data.py's module docstring says how the length is fitted and
 //! where the needle goes. tests/niah_gen.rs checks the port against the
 //! Python on many prompts.

@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use web_sys::{Blob, Document, Element, File, HtmlInputElement, HtmlSelectElement};
 
 use crate::error::{Error, Result};
-use crate::summary::human_bytes;
+use crate::units::human_bytes;
 
 pub fn document() -> Option<Document> {
     web_sys::window()?.document()
@@ -19,11 +19,11 @@ pub fn by_id(id: &str) -> Option<Element> {
 
 /// `#id`, or an error naming it (the page is missing a part).
 pub fn need(id: &str) -> Result<Element> {
-    by_id(id).ok_or_else(|| Error::Usage(format!("no #{id}")))
+    by_id(id).ok_or_else(|| Error::Page(format!("no #{id}")))
 }
 
 pub fn need_document() -> Result<Document> {
-    document().ok_or_else(|| Error::Usage("no document".into()))
+    document().ok_or_else(|| Error::Page("no document".into()))
 }
 
 /// A new `tag` element.
@@ -136,7 +136,7 @@ pub fn offer_downloads(list_id: &str, files: &[(String, Blob)]) -> Result<()> {
     for (name, blob) in files {
         let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js_err(name, e))?;
         let li = element(&doc, "li")?;
-        let a = add(&doc, &li, "a", &format!("{name} ({})", human_bytes(blob.size() as u64))).ok_or_else(|| Error::Usage("cannot add a link".into()))?;
+        let a = add(&doc, &li, "a", &format!("{name} ({})", human_bytes(blob.size() as u64))).ok_or_else(|| Error::Page("cannot add a link".into()))?;
         let _ = a.set_attribute("href", &url);
         let _ = a.set_attribute("download", name);
         let _ = list.append_child(&li);

@@ -63,7 +63,7 @@ pub async fn run(request: &Request, models: &[(&str, Vec<File>)], on_event: &mut
     cancel();
     let opts = WorkerOptions::new();
     opts.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options("worker.js", &opts).map_err(|e| Error::Usage(format!("cannot start the engine's worker: {}", js_text(&e))))?;
+    let worker = Worker::new_with_options("worker.js", &opts).map_err(|e| Error::Page(format!("cannot start the engine's worker: {}", js_text(&e))))?;
     let (tx, mut rx): (UnboundedSender<Message>, UnboundedReceiver<Message>) = unbounded();
     let on_message = {
         let tx = tx.clone();
@@ -101,7 +101,7 @@ pub async fn run(request: &Request, models: &[(&str, Vec<File>)], on_event: &mut
     if let Some(fault) = web_sys::window().and_then(|w| Reflect::get(&w, &"__qklabFault".into()).ok()).and_then(|f| f.as_string()) {
         let _ = Reflect::set(&message, &"fault".into(), &JsValue::from_str(&fault));
     }
-    worker.post_message(&message).map_err(|e| Error::Usage(format!("cannot reach the engine's worker: {}", js_text(&e))))?;
+    worker.post_message(&message).map_err(|e| Error::Page(format!("cannot reach the engine's worker: {}", js_text(&e))))?;
     RUNNING.with(|r| *r.borrow_mut() = Some(Running { worker: worker.clone(), tx }));
 
     let ended = loop {
@@ -110,7 +110,7 @@ pub async fn run(request: &Request, models: &[(&str, Vec<File>)], on_event: &mut
             Some(Message::Event(Event::Done)) => break Ok(Ended::Done),
             Some(Message::Event(Event::Failed { message })) => break Err(Error::Usage(message)),
             Some(Message::Event(e)) => on_event(e),
-            Some(Message::Broken(message)) => break Err(Error::Usage(message)),
+            Some(Message::Broken(message)) => break Err(Error::Page(message)),
             Some(Message::Cancelled) | None => break Ok(Ended::Cancelled),
         }
     };

@@ -114,7 +114,7 @@ pub fn to_files(blobs: Vec<(String, Blob)>) -> Result<Array> {
 
 /// Fetches `url` (of the page's own origin) as text.
 pub async fn fetch_text(url: &str) -> Result<String> {
-    let window = web_sys::window().ok_or_else(|| Error::Usage("no window".into()))?;
+    let window = web_sys::window().ok_or_else(|| Error::Page("no window".into()))?;
     let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| js_err(url, e))?.unchecked_into();
     if !resp.ok() {
         return Err(Error::io(url, format!("HTTP {}", resp.status())));
@@ -125,7 +125,7 @@ pub async fn fetch_text(url: &str) -> Result<String> {
 
 /// Fetches `url` as a `File` named `name` (the demo's files).
 pub async fn fetch_file(url: &str, name: &str) -> Result<File> {
-    let window = web_sys::window().ok_or_else(|| Error::Usage("no window".into()))?;
+    let window = web_sys::window().ok_or_else(|| Error::Page("no window".into()))?;
     let resp: web_sys::Response = JsFuture::from(window.fetch_with_str(url)).await.map_err(|e| js_err(url, e))?.unchecked_into();
     if !resp.ok() {
         return Err(Error::io(url, format!("HTTP {}", resp.status())));

@@ -68,7 +68,7 @@ async fn run() -> Result<()> {
             status("The pair changed while its layers were ranked: that ranking is dropped. Rank the pair now open.", true);
         }
         Ended::Done => {
-            let r = report.ok_or_else(|| Error::Usage("the engine ended the ranking without its report".into()))?;
+            let r = report.ok_or_else(|| Error::Page("the engine ended the ranking without its report".into()))?;
             draw(&r.layers, &r.top)?;
             offer_json("layers-report", "layers.json", &r)?;
             status(&summary(&r), false);

@@ -16,14 +16,16 @@ use crate::error::{Error, Result};
 use crate::merge::compat::check_pair;
 use crate::merge::recipe::RECIPE_FILE;
 use crate::merge::MergeSpec;
-use crate::summary::{arch_of, human_bytes, human_count, summarize};
+use crate::config::arch_of;
+use crate::summary::summarize;
+use crate::units::{human_bytes, human_count};
 use crate::writer::SourceFingerprint;
 
 const SIDES: [&str; 2] = ["pre", "sft"];
 const DEMO_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
 fn side_index(side: &str) -> Result<usize> {
-    SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Usage(format!("unknown side {side:?}")))
+    SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Page(format!("unknown side {side:?}")))
 }
 
 /// Opens `files` as one side of the pair and shows what they hold (the
@@ -157,7 +159,7 @@ async fn show_drift() -> Result<()> {
         let tr = el("tr")?;
         add(&doc, &tr, "th", &format!("{}{}", l.index, if l.softmax { " (softmax)" } else { "" }));
         for v in [l.q, l.k, l.v, l.o, l.gate, l.mlp] {
-            let td = add(&doc, &tr, "td", &format!("{v:.3}")).ok_or_else(|| Error::Usage("cannot add a cell".into()))?;
+            let td = add(&doc, &tr, "td", &format!("{v:.3}")).ok_or_else(|| Error::Page("cannot add a cell".into()))?;
             let x = v / max;
             // CSSOM, not a style attribute: the page's CSP forbids inline styles.
             if let Ok(td) = td.dyn_into::<web_sys::HtmlElement>() {

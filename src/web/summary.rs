@@ -9,7 +9,9 @@ use super::dom::{add, by_id, document, files_of, set_status, wire_picker};
 use super::files::{open_files, plan_to_blobs, to_files};
 use super::state;
 use crate::error::Result;
-use crate::summary::{arch_of, human_bytes, human_count, summarize, Summary};
+use crate::config::arch_of;
+use crate::summary::{summarize, Summary};
+use crate::units::{human_bytes, human_count};
 use crate::writer::{PlanBuilder, Provenance, SourceFingerprint};
 
 fn status(text: &str, error: bool) {

@@ -58,7 +58,7 @@ pub async fn worker_run(request: String, models: Array, webgpu: bool, engine: St
 async fn open_models(models: &Array) -> Result<Vec<OpenModel<BrowserSource>>> {
     let mut out = Vec::new();
     for m in models.iter() {
-        let field = |k: &str| Reflect::get(&m, &JsValue::from_str(k)).map_err(|_| Error::Usage(format!("a model without {k}")));
+        let field = |k: &str| Reflect::get(&m, &JsValue::from_str(k)).map_err(|_| Error::Page(format!("a model without {k}")));
         let name = field("name")?.as_string().unwrap_or_default();
         let files: Vec<File> = Array::from(&field("files")?).iter().filter_map(|f| f.dyn_into::<File>().ok()).collect();
         out.push(OpenModel::open(name, BrowserSource::new(files)?).await?);
@@ -88,7 +88,7 @@ struct Job<'a> {
 }
 
 async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event)) -> Result<()> {
-    let request: Request = serde_json::from_str(request).map_err(|e| Error::Usage(format!("a request the worker does not know: {e}")))?;
+    let request: Request = serde_json::from_str(request).map_err(|e| Error::Page(format!("a request the worker does not know: {e}")))?;
     if job.fault == "panic" {
         panic!("a test asked the engine to panic");
     }
@@ -137,7 +137,7 @@ async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event
             }
         }
         Request::Tune { spec } => {
-            let [pre, sft] = &models[..] else { return Err(Error::Usage("a tune takes two models: pre, then sft".into())) };
+            let [pre, sft] = &models[..] else { return Err(Error::Page("a tune takes two models: pre, then sft".into())) };
             let mut step = Step::default();
             let report = run_tune(&backend, pre, sft, &spec, &mut |event| {
                 match event {
@@ -154,7 +154,7 @@ async fn serve(request: &str, models: &Array, job: &Job<'_>, send: &dyn Fn(Event
             }
         }
         Request::Layers { spec } => {
-            let Some(pre) = models.first() else { return Err(Error::Usage("ranking layers takes the model from before SFT".into())) };
+            let Some(pre) = models.first() else { return Err(Error::Page("ranking layers takes the model from before SFT".into())) };
             let mut step = Step::default();
             let report = run_layers(&backend, pre, models.get(1), &spec, &mut |event| {
                 match event {

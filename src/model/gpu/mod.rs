@@ -196,7 +196,7 @@ impl GpuModel {
         let slopes: Vec<f32> = alibi_slopes(l.heads as usize).into_iter().map(|s| s as f32).collect();
         let slopes = f32_buffer(gpu, "slopes", &slopes);
         if let Some(e) = scope.pop().await {
-            return Err(Error::TooLarge(format!("the GPU ran out of memory loading {} of weights: {e}", crate::summary::human_bytes(footprint.weights))));
+            return Err(Error::TooLarge(format!("the GPU ran out of memory loading {} of weights: {e}", crate::units::human_bytes(footprint.weights))));
         }
         let names = (0..arch.num_layers()).map(LayerNames::of).collect();
         let pass_rows = std::cell::Cell::new(footprint.chunk);

@@ -1,158 +1,15 @@
-//! HypeNet's `config.json` (field for field as upstream, `SPEC-hypenet.md`),
-//! the resolved architecture, its inference from tensor names and shapes
-//! when no config is given, and the check of tensors against it.
+//! The architecture the engines and the merge work from: resolved from a
+//! parsed config per family, and the tensors it expects (names and
+//! shapes), checked against a checkpoint's.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use super::mirror::{cfg_err, Family, HypeNetConfig, LightningScale, LogitsScaling, RopeScaling};
 use crate::checkpoint::TensorEntry;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::names::{self, LayerNames};
-
-/// `config.json` as upstream writes it. Unknown fields are ignored.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct HypeNetConfig {
-    #[serde(default)]
-    pub model_type: Option<String>,
-    pub vocab_size: u64,
-    pub hidden_size: u64,
-    pub intermediate_size: u64,
-    pub num_hidden_layers: u64,
-    #[serde(default)]
-    pub mixer_types: Vec<String>,
-    pub num_attention_heads: u64,
-    #[serde(default)]
-    pub num_key_value_heads: Option<u64>,
-    #[serde(default)]
-    pub head_dim: Option<u64>,
-    #[serde(default)]
-    pub lightning_nh: Option<u64>,
-    #[serde(default)]
-    pub lightning_nkv: Option<u64>,
-    #[serde(default)]
-    pub lightning_head_dim: Option<u64>,
-    #[serde(default)]
-    pub rms_norm_eps: Option<f64>,
-    #[serde(default)]
-    pub rope_theta: Option<f64>,
-    #[serde(default)]
-    pub rope_scaling: Option<serde_json::Value>,
-    #[serde(default)]
-    pub attn_use_rope: Option<bool>,
-    #[serde(default)]
-    pub lightning_use_rope: Option<bool>,
-    #[serde(default)]
-    pub attn_use_output_gate: Option<bool>,
-    #[serde(default)]
-    pub attn_logits_scaling: Option<serde_json::Value>,
-    #[serde(default)]
-    pub lightning_use_qk_norm: Option<bool>,
-    #[serde(default)]
-    pub lightning_use_output_norm: Option<bool>,
-    #[serde(default)]
-    pub lightning_use_output_gate: Option<bool>,
-    #[serde(default)]
-    pub lightning_scale: Option<String>,
-    #[serde(default)]
-    pub lightning_use_short_conv: Option<bool>,
-    #[serde(default)]
-    pub attention_bias: Option<bool>,
-    #[serde(default)]
-    pub tie_word_embeddings: Option<bool>,
-    #[serde(default)]
-    pub bos_token_id: Option<serde_json::Value>,
-    #[serde(default)]
-    pub eos_token_id: Option<serde_json::Value>,
-    #[serde(default)]
-    pub torch_dtype: Option<String>,
-    // Fields of the pure softmax families (Qwen2/3, Llama, Mistral), read
-    // to map them or to refuse what the engine lacks.
-    #[serde(default)]
-    pub rope_parameters: Option<serde_json::Value>,
-    #[serde(default)]
-    pub sliding_window: Option<serde_json::Value>,
-    #[serde(default)]
-    pub use_sliding_window: Option<bool>,
-    #[serde(default)]
-    pub layer_types: Option<Vec<String>>,
-    #[serde(default)]
-    pub hidden_act: Option<String>,
-    #[serde(default)]
-    pub mlp_bias: Option<bool>,
-    #[serde(default)]
-    pub num_experts: Option<serde_json::Value>,
-    #[serde(default)]
-    pub num_local_experts: Option<serde_json::Value>,
-}
-
-/// The model family a checkpoint belongs to (`model_type`). HypeNet mixes
-/// Lightning and softmax layers; the others are every layer softmax,
-/// mapped onto the same engine (see [`Arch::from_family_config`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Family {
-    HypeNet,
-    Qwen2,
-    Qwen3,
-    Llama,
-    Mistral,
-}
-
-impl Family {
-    fn of(model_type: Option<&str>) -> Option<Family> {
-        match model_type {
-            None | Some("hypenet") => Some(Family::HypeNet),
-            Some("qwen2") => Some(Family::Qwen2),
-            Some("qwen3") => Some(Family::Qwen3),
-            Some("llama") => Some(Family::Llama),
-            Some("mistral") => Some(Family::Mistral),
-            Some(_) => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Family::HypeNet => "HypeNet",
-            Family::Qwen2 => "Qwen2",
-            Family::Qwen3 => "Qwen3",
-            Family::Llama => "Llama",
-            Family::Mistral => "Mistral",
-        }
-    }
-}
-
-/// How RoPE's frequencies are scaled (`rope_scaling` / `rope_parameters`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-pub enum RopeScaling {
-    None,
-    /// Llama 3.1 / 3.2: long wavelengths divided by `factor`, short ones
-    /// kept, a smooth blend between.
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
-}
-
-impl RopeScaling {
-    /// A config's scaling object; `None`/null and the type "default" are
-    /// plain RoPE. Any other type is refused by name.
-    fn parse(v: Option<&serde_json::Value>) -> Result<RopeScaling> {
-        let Some(obj) = v.filter(|v| !v.is_null()) else { return Ok(RopeScaling::None) };
-        let kind = obj.get("rope_type").or_else(|| obj.get("type")).and_then(|t| t.as_str()).unwrap_or("default");
-        let num = |key: &str| {
-            obj.get(key).and_then(|x| x.as_f64()).filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| cfg_err(format!("rope scaling \"llama3\" needs a positive {key}")))
-        };
-        match kind {
-            "default" => Ok(RopeScaling::None),
-            "llama3" => Ok(RopeScaling::Llama3 {
-                factor: num("factor")?,
-                low_freq_factor: num("low_freq_factor")?,
-                high_freq_factor: num("high_freq_factor")?,
-                original_max_position_embeddings: num("original_max_position_embeddings")?,
-            }),
-            other => Err(cfg_err(format!("rope scaling type {other:?} is not supported (only the default and \"llama3\")"))),
-        }
-    }
-}
 
 /// How a layer mixes tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -160,68 +17,6 @@ impl RopeScaling {
 pub enum Mixer {
     Softmax,
     Lightning,
-}
-
-/// Query-side scaling of softmax logits (`attn_logits_scaling`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(tag = "kind", content = "value", rename_all = "lowercase")]
-pub enum LogitsScaling {
-    None,
-    /// q *= s
-    Constant(f64),
-    /// HyPE: q *= ln(t + A) / ln(A)
-    Hype(f64),
-}
-
-impl LogitsScaling {
-    /// `"hype"` alone means A = 362 (SPEC-hypenet).
-    pub const DEFAULT_HYPE_A: f64 = 362.0;
-
-    pub fn parse(v: &serde_json::Value) -> std::result::Result<Self, String> {
-        match v {
-            serde_json::Value::Null => Ok(LogitsScaling::None),
-            serde_json::Value::Number(n) => Ok(LogitsScaling::Constant(n.as_f64().unwrap_or(1.0))),
-            serde_json::Value::String(s) => {
-                let mut words = s.split_whitespace();
-                match (words.next(), words.next(), words.next()) {
-                    (Some("hype"), None, None) => Ok(LogitsScaling::Hype(Self::DEFAULT_HYPE_A)),
-                    (Some("hype"), Some(a), None) => match a.parse::<f64>() {
-                        Ok(a) if a > 1.0 && a.is_finite() => Ok(LogitsScaling::Hype(a)),
-                        _ => Err(format!("attn_logits_scaling {s:?}: A must be a number above 1")),
-                    },
-                    _ => Err(format!("attn_logits_scaling {s:?}: expected null, a number, or \"hype A\"")),
-                }
-            }
-            other => Err(format!("attn_logits_scaling {other}: expected null, a number, or \"hype A\"")),
-        }
-    }
-}
-
-/// `lightning_scale`: "1/sqrt(d)" -> d^-1/2, "1/d" -> d^-1, anything else -> 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LightningScale {
-    InvSqrtD,
-    InvD,
-    One,
-}
-
-impl LightningScale {
-    pub fn parse(s: &str) -> Self {
-        match s {
-            "1/sqrt(d)" => LightningScale::InvSqrtD,
-            "1/d" => LightningScale::InvD,
-            _ => LightningScale::One,
-        }
-    }
-
-    pub fn value(self, d: u64) -> f64 {
-        match self {
-            LightningScale::InvSqrtD => 1.0 / (d as f64).sqrt(),
-            LightningScale::InvD => 1.0 / d as f64,
-            LightningScale::One => 1.0,
-        }
-    }
 }
 
 /// Head layout of one kind of mixer.
@@ -268,16 +63,23 @@ pub struct Arch {
     pub guesses: Vec<String>,
 }
 
+impl Mixer {
+    /// The name a config's `mixer_types` gives this mixer (the spelling
+    /// HypeNet writes; [`mixer_of`] also reads "lightning_attn").
+    pub fn config_name(self) -> &'static str {
+        match self {
+            Mixer::Softmax => "attn",
+            Mixer::Lightning => "lightning-attn",
+        }
+    }
+}
+
 fn mixer_of(name: &str) -> Option<Mixer> {
     match name {
         "attn" => Some(Mixer::Softmax),
         "lightning-attn" | "lightning_attn" => Some(Mixer::Lightning),
         _ => None,
     }
-}
-
-fn cfg_err(reason: impl Into<String>) -> Error {
-    Error::Config { file: crate::checkpoint::CONFIG_FILE.into(), reason: reason.into() }
 }
 
 impl Arch {
@@ -303,7 +105,7 @@ impl Arch {
         let mut guesses = Vec::new();
         let layers = c.num_hidden_layers as usize;
         let mixer_names: Vec<String> = if c.mixer_types.is_empty() {
-            vec!["attn".to_string(); layers]
+            vec![Mixer::Softmax.config_name().to_string(); layers]
         } else {
             c.mixer_types.clone()
         };
@@ -496,109 +298,6 @@ impl Arch {
     pub fn from_config_json(text: &str, has_lm_head: bool) -> Result<Arch> {
         let c: HypeNetConfig = serde_json::from_str(text).map_err(|e| cfg_err(e.to_string()))?;
         Arch::from_config(&c, has_lm_head)
-    }
-
-    /// Infers the architecture from tensor names and shapes alone. A softmax
-    /// layer has `self_attn.o_gate`, a Lightning layer `z_proj` or `o_norm`;
-    /// values no tensor can tell (eps, RoPE, HyPE, scale) are listed as guesses.
-    pub fn infer(tensors: &[TensorEntry]) -> Result<Arch> {
-        let shapes: BTreeMap<&str, &[u64]> = tensors.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect();
-        let infer_err = |reason: String| Error::Infer { reason };
-        let shape = |name: &str| shapes.get(name).copied();
-        let embed = shape(names::EMBED)
-            .filter(|s| s.len() == 2)
-            .ok_or_else(|| infer_err("no 2-D model.embed_tokens.weight".into()))?;
-        let (vocab_size, hidden_size) = (embed[0], embed[1]);
-        let layers = tensors
-            .iter()
-            .filter_map(|t| names::layer_of(&t.name))
-            .max()
-            .map(|m| m + 1)
-            .ok_or_else(|| infer_err("no tensor named model.layers.N.*".into()))?;
-        if layers > 4096 {
-            return Err(infer_err(format!("layer index {} is implausible", layers - 1)));
-        }
-        let has = |i: usize, leaf: &str| shapes.contains_key(names::attn_tensor(i, leaf).as_str());
-        let mut guesses = vec![
-            "no config.json: architecture inferred from tensor names and shapes".to_string(),
-            "rms_norm_eps guessed as 1e-6".into(),
-            "rope_theta guessed as 1e6, attn_use_rope as false, lightning_use_rope as true".into(),
-            "attn_logits_scaling guessed as null (HyPE off; \"hype 500\" is recommended at inference)".into(),
-            "lightning_scale guessed as \"1/sqrt(d)\"".into(),
-        ];
-        let mut mixers = Vec::with_capacity(layers);
-        for i in 0..layers {
-            let m = if has(i, "o_gate.weight") {
-                Mixer::Softmax
-            } else if has(i, "z_proj.weight") || has(i, "o_norm.weight") {
-                Mixer::Lightning
-            } else {
-                guesses.push(format!("layer {i}: neither o_gate nor z_proj/o_norm, taken as softmax"));
-                Mixer::Softmax
-            };
-            mixers.push(m);
-        }
-        let first = |m: Mixer| mixers.iter().position(|&x| x == m);
-        let heads_of = |i: usize, what: &str| -> Result<Heads> {
-            let get = |leaf: &str| {
-                shape(&names::attn_tensor(i, leaf))
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| infer_err(format!("layer {i} ({what}) has no self_attn.{leaf}")))
-            };
-            let q = get("q_proj.weight")?[0];
-            let k = get("k_proj.weight")?[0];
-            let dh = match get("q_norm.weight") {
-                Ok(s) => s[0],
-                Err(_) => return Err(infer_err(format!("layer {i} ({what}) has no q_norm to read the head width from"))),
-            };
-            if dh == 0 || q % dh != 0 || k % dh != 0 {
-                return Err(infer_err(format!("layer {i}: q_proj rows {q} / k_proj rows {k} are not multiples of head width {dh}")));
-            }
-            Ok(Heads { heads: q / dh, kv_heads: k / dh, head_dim: dh })
-        };
-        let attn = match first(Mixer::Softmax) {
-            Some(i) => heads_of(i, "softmax")?,
-            None => return Err(infer_err("no softmax layer (none has self_attn.o_gate)".into())),
-        };
-        let lightning = match first(Mixer::Lightning) {
-            Some(i) => heads_of(i, "lightning")?,
-            None => attn,
-        };
-        let intermediate_size = shape(&LayerNames::of(0).mlp_gate)
-            .filter(|s| s.len() == 2)
-            .map(|s| s[0])
-            .ok_or_else(|| infer_err("no 2-D model.layers.0.mlp.gate_proj.weight".into()))?;
-        let any = |m: Mixer, leaf: &str| (0..layers).any(|i| mixers[i] == m && has(i, leaf));
-        Ok(Arch {
-            vocab_size,
-            hidden_size,
-            intermediate_size,
-            mixer_names: mixers
-                .iter()
-                .map(|m| if *m == Mixer::Softmax { "attn" } else { "lightning-attn" }.to_string())
-                .collect(),
-            attn_use_output_gate: any(Mixer::Softmax, "o_gate.weight"),
-            lightning_use_qk_norm: any(Mixer::Lightning, "q_norm.weight"),
-            lightning_use_output_norm: any(Mixer::Lightning, "o_norm.weight"),
-            lightning_use_output_gate: any(Mixer::Lightning, "z_proj.weight"),
-            attention_bias: (0..layers).any(|i| has(i, "q_proj.bias")),
-            o_bias: (0..layers).any(|i| has(i, "o_proj.bias")),
-            attn_use_qk_norm: true,
-            rope_scaling: RopeScaling::None,
-            family: Family::HypeNet,
-            tie_word_embeddings: !shapes.contains_key(names::LM_HEAD),
-            mixers,
-            attn,
-            lightning,
-            rms_norm_eps: 1e-6,
-            rope_theta: 1e6,
-            attn_use_rope: false,
-            lightning_use_rope: true,
-            logits_scaling: LogitsScaling::None,
-            lightning_scale: LightningScale::InvSqrtD,
-            from_config: false,
-            guesses,
-        })
     }
 
     pub fn num_layers(&self) -> usize {
