@@ -28,6 +28,7 @@ pub mod synth;
 pub mod tune;
 pub mod tokenizer;
 pub mod writer;
+pub mod zipfile;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

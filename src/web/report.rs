@@ -93,7 +93,7 @@ async fn export() -> Result<()> {
         entries.push((format!("figures/{stem}.svg"), svg.clone().into_bytes()));
         entries.push((format!("figures/{stem}.png"), bytes_of(&png_of(svg).await?).await?));
     }
-    let zip = crate::figures::bundle(&entries)?;
+    let zip = crate::zipfile::bundle(&entries)?;
     let bag = BlobPropertyBag::new();
     bag.set_type("application/zip");
     let zip = Blob::new_with_u8_array_sequence_and_options(&Array::of1(&js_sys::Uint8Array::from(zip.as_slice())), &bag).map_err(|e| js_err("zip", e))?;
