@@ -6,6 +6,7 @@
 
 use std::fmt::Write;
 
+use crate::prompts::TaskKind;
 use crate::sweep::CellResult;
 
 /// Viridis at nine evenly spaced stops.
@@ -99,7 +100,7 @@ fn svg_open(out: &mut String, w: f64, h: f64, title: &str) {
 /// One model's NIAH accuracy as context length (columns) x needle depth
 /// (rows), on the shared scale 0-100 %; each cell says its number and,
 /// on hover, its full coordinates.
-pub fn niah_heat_map(model: &str, task: &str, lengths: &[u32], depths: &[f64], cells: &[CellResult]) -> String {
+pub fn niah_heat_map(model: &str, task: TaskKind, lengths: &[u32], depths: &[f64], cells: &[CellResult]) -> String {
     let (cell_w, cell_h, left, top) = (64.0, 28.0, 56.0, 40.0);
     let plot_w = cell_w * lengths.len() as f64;
     // Room for the axis title and the legend's labels however few the columns.
@@ -107,8 +108,9 @@ pub fn niah_heat_map(model: &str, task: &str, lengths: &[u32], depths: &[f64], c
     let h = top + cell_h * depths.len() as f64 + 56.0;
     let mut s = String::new();
     svg_open(&mut s, w, h, &format!("NIAH {task}: {model}"));
+    let task_name = escape(task.name());
     let _ = write!(s, r##"<text x="{left}" y="16" font-weight="bold">{}</text>"##, escape(model));
-    let _ = write!(s, r##"<text x="{left}" y="32" fill="#555">{} accuracy, %</text>"##, escape(task));
+    let _ = write!(s, r##"<text x="{left}" y="32" fill="#555">{task_name} accuracy, %</text>"##);
     for (j, len) in lengths.iter().enumerate() {
         let x = left + cell_w * (j as f64 + 0.5);
         let _ = write!(s, r##"<text x="{x}" y="{}" text-anchor="middle">{len}</text>"##, top + cell_h * depths.len() as f64 + 16.0);
@@ -128,7 +130,7 @@ pub fn niah_heat_map(model: &str, task: &str, lengths: &[u32], depths: &[f64], c
                         r##"<g class="cell" data-length="{len}" data-depth="{d}" data-accuracy="{a}"><title>{m}, {task} at {len} tokens, depth {d}: {pct}% of {n} sample(s)</title><rect x="{x0}" y="{y0}" width="{cell_w}" height="{cell_h}" fill="{fill}" stroke="#fff"/><text x="{tx}" y="{ty}" text-anchor="middle" fill="{ink}">{pct}</text></g>"##,
                         a = c.accuracy,
                         m = escape(model),
-                        task = escape(task),
+                        task = task_name,
                         n = c.samples,
                         fill = viridis(c.accuracy),
                         tx = x0 + cell_w / 2.0,
@@ -431,22 +433,6 @@ pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &
     s
 }
 
-/// Files in one ZIP archive, stored uncompressed (SVG and PNG gain little,
-/// and a report should open anywhere). Times are the format's epoch, so the
-/// same report gives the same bytes.
-pub fn bundle(entries: &[(String, Vec<u8>)]) -> crate::Result<Vec<u8>> {
-    use std::io::Write as _;
-    use zip::write::SimpleFileOptions;
-    let fail = |e: &dyn std::fmt::Display| crate::Error::Usage(format!("cannot build the report archive: {e}"));
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in entries {
-        zip.start_file(name.as_str(), options).map_err(|e| fail(&e))?;
-        zip.write_all(bytes).map_err(|e| fail(&e))?;
-    }
-    Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,23 +467,11 @@ mod tests {
     }
 
     #[test]
-    fn bundle_reads_back_file_for_file_and_is_reproducible() {
-        let entries = vec![("report.json".to_string(), b"{}".to_vec()), ("figures/a.svg".to_string(), vec![7u8; 1000])];
-        let bytes = bundle(&entries).unwrap();
-        assert_eq!(bytes, bundle(&entries).unwrap());
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        for (name, want) in &entries {
-            let mut got = Vec::new();
-            std::io::Read::read_to_end(&mut zip.by_name(name).unwrap(), &mut got).unwrap();
-            assert_eq!(&got, want);
-        }
-    }
-
-    #[test]
     fn heat_map_has_one_cell_per_result_and_escapes_names() {
-        let cell = |length, depth, accuracy| CellResult { model: "<m>".into(), task: "s1".into(), length, depth, samples: 2, accuracy };
+        let s1 = TaskKind::Text(crate::niah::Task::S1);
+        let cell = |length, depth, accuracy| CellResult { model: "<m>".into(), task: s1, length, depth, samples: 2, accuracy };
         let cells = [cell(512, 0.0, 1.0), cell(512, 1.0, 0.5), cell(1024, 0.0, 0.0)];
-        let svg = niah_heat_map("<m>", "s1", &[512, 1024], &[0.0, 1.0], &cells);
+        let svg = niah_heat_map("<m>", s1, &[512, 1024], &[0.0, 1.0], &cells);
         assert_eq!(svg.matches(r##"class="cell""##).count(), 3);
         assert_eq!(svg.matches("not run").count(), 1);
         assert!(!svg.contains("<m>") && svg.contains("&lt;m&gt;"));

@@ -29,6 +29,7 @@ pub mod tune;
 pub mod tokenizer;
 pub mod units;
 pub mod writer;
+pub mod zipfile;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -56,6 +56,13 @@ impl std::fmt::Display for TaskKind {
     }
 }
 
+impl std::str::FromStr for TaskKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<TaskKind> {
+        TaskKind::parse(s)
+    }
+}
+
 /// One prompt to run.
 #[derive(Debug, Clone)]
 pub struct Sample {

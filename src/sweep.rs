@@ -10,14 +10,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::engine::Engine;
-use crate::prompts::Sample;
+use crate::prompts::{Sample, TaskKind};
 pub use crate::niah::score;
+
+/// Tokens one sequence of `samples` needs: the longest prompt plus its
+/// answer allowance (1 for none). What an engine is loaded for, and what
+/// sizes a batch.
+pub fn tokens_needed(samples: &[Sample]) -> usize {
+    samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1)
+}
 
 /// What one sample gave.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct SampleResult {
     pub model: String,
-    pub task: String,
+    pub task: TaskKind,
     pub length: u32,
     pub depth: f64,
     pub seed: u64,
@@ -28,8 +35,28 @@ pub struct SampleResult {
 
 impl SampleResult {
     /// Identifies the sample for resuming: a finished one is not run again.
-    pub fn key(&self) -> (String, String, u32, u64, u64) {
-        (self.model.clone(), self.task.clone(), self.length, self.depth.to_bits(), self.seed)
+    pub fn key(&self) -> SampleKey {
+        SampleKey { model: self.model.clone(), task: self.task, length: self.length, depth: self.depth.to_bits(), seed: self.seed }
+    }
+}
+
+/// What tells one sample of a model from every other, across runs: a
+/// resumed sweep skips the samples whose key it already holds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SampleKey {
+    pub model: String,
+    pub task: TaskKind,
+    pub length: u32,
+    /// The depth's bits: f64 is not `Eq`, and a depth always comes from
+    /// the same spec literal, so equal depths have equal bits.
+    pub depth: u64,
+    pub seed: u64,
+}
+
+impl SampleKey {
+    /// The key `s` gets when run under `model`'s name.
+    pub fn of(model: &str, s: &Sample) -> SampleKey {
+        SampleKey { model: model.to_string(), task: s.task, length: s.length, depth: s.depth.to_bits(), seed: s.seed }
     }
 }
 
@@ -37,7 +64,7 @@ impl SampleResult {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CellResult {
     pub model: String,
-    pub task: String,
+    pub task: TaskKind,
     pub length: u32,
     pub depth: f64,
     pub samples: usize,
@@ -63,14 +90,13 @@ pub async fn run(
     samples: &[Sample],
     stop: &[u32],
     detok: &dyn Fn(&[u32]) -> Result<String>,
-    done: &HashSet<(String, String, u32, u64, u64)>,
+    done: &HashSet<SampleKey>,
     out: &mut Vec<SampleResult>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
     finished: &mut dyn FnMut(&[SampleResult]),
     batch: Option<usize>,
 ) -> Result<bool> {
-    let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1);
-    let size = batch.unwrap_or(usize::MAX).min(engine.max_batch(longest)).max(1);
+    let size = batch.unwrap_or(usize::MAX).min(engine.max_batch(tokens_needed(samples))).max(1);
     let mut i = 0;
     loop {
         let mut group: Vec<&Sample> = Vec::new();
@@ -82,8 +108,7 @@ pub async fn run(
             }
             let s = &samples[i];
             i += 1;
-            let key = (model.to_string(), s.task.name().to_string(), s.length, s.depth.to_bits(), s.seed);
-            if !done.contains(&key) {
+            if !done.contains(&SampleKey::of(model, s)) {
                 group.push(s);
             }
         }
@@ -92,7 +117,7 @@ pub async fn run(
         for (s, generated) in group.iter().zip(answers) {
             out.push(SampleResult {
                 model: model.to_string(),
-                task: s.task.name().into(),
+                task: s.task,
                 length: s.length,
                 depth: s.depth,
                 seed: s.seed,
@@ -190,7 +215,7 @@ pub fn cells(results: &[SampleResult]) -> Vec<CellResult> {
             }
             None => out.push(CellResult {
                 model: r.model.clone(),
-                task: r.task.clone(),
+                task: r.task,
                 length: r.length,
                 depth: r.depth,
                 samples: 1,

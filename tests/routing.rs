@@ -6,6 +6,8 @@
 mod common;
 use common::open;
 
+use qklab::app::model::{Backend, BackendChoice};
+use qklab::app::routing::RoutingReport;
 use qklab::model::cpu::CpuModel;
 use qklab::model::fit::EngineOptions;
 use qklab::model::engine::Logits;
@@ -89,11 +91,15 @@ fn pooled_maps_log_ratios_and_rankings_behave() {
 /// in tests/fixtures/demo/routing-reference.json): the same mean attention
 /// distance per head (so the same heads attending closer after SFT), the
 /// same needle mass from the question, and the same most affected layer
-/// and head (the largest loss of needle mass).
+/// and head (the largest loss of needle mass). It runs on whatever
+/// `--backend auto` picks: the GPU where there is one, else the CPU engine
+/// (CI), and says which.
 #[test]
 fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
-    if common::gpu().is_none() {
-        return;
+    let backend = block_on(Backend::open(BackendChoice::Auto)).unwrap();
+    match backend.gpu() {
+        Some(g) => eprintln!("qklab routing --backend auto runs on the GPU: {}", g.describe()),
+        None => eprintln!("qklab routing --backend auto runs on the CPU engine{}", backend.note),
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let reference: serde_json::Value =
@@ -107,10 +113,17 @@ fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
     let out = common::ok(common::qklab(&[
         "routing", "www/demo/pre", "www/demo/sft", merged.to_str().unwrap(),
         "--task", &s(&p["task"]), "--length", &s(&p["length"]), "--depth", &s(&p["depth"]), "--prompt-seed", &s(&p["seed"]),
-        "--layer", "6", "--head", "0", "--block", "64", "--json", json.to_str().unwrap(),
+        "--layer", "6", "--head", "0", "--block", "64", "--backend", "auto", "--json", json.to_str().unwrap(),
     ]));
     eprintln!("{out}");
-    let ours: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let bytes = std::fs::read(&json).unwrap();
+    let ours: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    // The file reads back as the report type it was written from, byte for byte.
+    let typed: RoutingReport = serde_json::from_slice(&bytes).unwrap();
+    let again = serde_json::to_vec_pretty(&typed).unwrap();
+    assert_eq!(again.len(), bytes.len(), "the report written back: bytes");
+    assert!(again == bytes, "the report written back differs");
+    assert_eq!(ours["models"].as_array().unwrap().len(), 3, "one entry per model");
     let distance = |model: usize, layer: &str| -> Vec<f64> {
         let layers = ours["models"][model]["layers"].as_array().unwrap();
         let l = layers.iter().find(|l| l["layer"].as_u64().map(|x| x.to_string()).as_deref() == Some(layer)).unwrap();
@@ -119,8 +132,12 @@ fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
     let mut worst = 0.0f64;
     for (m, name) in ["pre", "sft", "qk-restore"].iter().enumerate() {
         assert_eq!(ours["models"][m]["tokens"], reference["tokens"], "{name}: prompt length in tokens");
-        for (layer, want) in reference["mean_distance"][name].as_object().unwrap() {
-            for (got, want) in distance(m, layer).iter().zip(want.as_array().unwrap()) {
+        let layers = reference["mean_distance"][name].as_object().unwrap();
+        assert_eq!(ours["models"][m]["layers"].as_array().unwrap().len(), layers.len(), "{name}: softmax layers");
+        for (layer, want) in layers {
+            let (got, want) = (distance(m, layer), want.as_array().unwrap());
+            assert_eq!(got.len(), want.len(), "{name} layer {layer}: heads");
+            for (got, want) in got.iter().zip(want) {
                 worst = worst.max((got - want.as_f64().unwrap()).abs() / want.as_f64().unwrap());
             }
         }
@@ -129,6 +146,7 @@ fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
     assert!(worst < 2e-5, "mean attention distances differ from the reference by {worst:.2e} relative");
     for (layer, heads) in reference["heads_closer_after_sft"].as_object().unwrap() {
         let (pre, sft) = (distance(0, layer), distance(1, layer));
+        assert_eq!(pre.len(), sft.len(), "layer {layer}: heads of pre and sft");
         let closer: Vec<serde_json::Value> = (0..pre.len()).filter(|&h| sft[h] < pre[h]).map(|h| h.into()).collect();
         assert_eq!(&closer, heads.as_array().unwrap(), "layer {layer}: heads closer after SFT");
     }
@@ -139,7 +157,9 @@ fn qklab_routing_finds_the_heads_the_reference_says_attend_closer_after_sft() {
         for (layer, want) in reference["needle_mass"][name].as_object().unwrap() {
             let layers = ours["models"][m]["layers"].as_array().unwrap();
             let l = layers.iter().find(|l| l["layer"].as_u64().map(|n| n.to_string()).as_deref() == Some(layer.as_str())).unwrap();
-            for (got, want) in l["needle_mass"].as_array().unwrap().iter().zip(want.as_array().unwrap()) {
+            let (got, want) = (l["needle_mass"].as_array().unwrap(), want.as_array().unwrap());
+            assert_eq!(got.len(), want.len(), "{name} layer {layer}: needle mass per head");
+            for (got, want) in got.iter().zip(want) {
                 worst_mass = worst_mass.max((got.as_f64().unwrap() - want.as_f64().unwrap()).abs());
             }
         }

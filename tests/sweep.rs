@@ -84,3 +84,37 @@ fn sweeps_score_stop_early_resume_and_cancel_on_both_backends() {
         assert_eq!(&all[0], other, "the engines' sweeps differ");
     }
 }
+
+/// The results in the repository, typed task and all, read back and write
+/// out as they were: the task is a value in memory, the same string in JSON.
+#[test]
+fn saved_results_read_and_write_back_unchanged() {
+    use qklab::app::demo::Recorded;
+    use qklab::app::sweep::SweepReport;
+    use qklab::app::tune::TuneReport;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(root.join(rel)).unwrap()).unwrap() };
+    fn same<T: serde::de::DeserializeOwned + serde::Serialize>(rel: &str, json: serde_json::Value) -> T {
+        let typed: T = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(serde_json::to_value(&typed).unwrap(), json, "{rel}: written back differently");
+        typed
+    }
+    let mut tasks = 0;
+    for rel in ["docs/demo-results/qklab-niah/sweep-s1.json", "docs/demo-results/qklab-niah/niah-s1-2048.json", "docs/bench-h200-kernels/sweep-0.json"] {
+        let r: SweepReport = same(rel, read(rel));
+        assert!(r.samples.iter().all(|s| s.task == TaskKind::Text(Task::S1)), "{rel}: every sample is of s1");
+        tasks += r.samples.len() + r.results.len();
+    }
+    let rel = "docs/bench-h200/sweep-600-cells.json";
+    let cells: Vec<qklab::sweep::CellResult> = same(rel, read(rel)["results"].clone());
+    tasks += cells.len();
+    let recorded: Recorded = same("www/demo/results.json", read("www/demo/results.json"));
+    for task in [Task::S1, Task::Mk] {
+        let report = &recorded.niah[&TaskKind::Text(task)];
+        assert!(report.samples.iter().all(|s| s.task == TaskKind::Text(task)), "www/demo/results.json: {task} holds only {task}");
+        tasks += report.samples.len();
+    }
+    assert!(recorded.accuracy(TaskKind::Text(Task::S1), "pre").is_some());
+    let _: TuneReport = same("docs/bench-tune/tune-gpu.json", read("docs/bench-tune/tune-gpu.json"));
+    assert!(tasks > 0);
+}

@@ -15,8 +15,8 @@ pub struct Recorded {
     /// The checkpoints they were recorded with (tests/demo_results.rs checks them).
     pub checkpoints: HashMap<String, SourceFingerprint>,
     pub models: Vec<String>,
-    /// By task ("s1", "mk"): every sample, at 2048 tokens.
-    pub niah: HashMap<String, SweepReport>,
+    /// By task (s1, mk): every sample, at 2048 tokens.
+    pub niah: HashMap<TaskKind, SweepReport>,
     /// The SFT skill in % by model, and `source`: how it was scored.
     pub arithmetic: HashMap<String, serde_json::Value>,
 }
@@ -30,8 +30,8 @@ pub struct Provenance {
 
 impl Recorded {
     /// NIAH accuracy (%) of `model` on `task` at 2048 tokens.
-    pub fn accuracy(&self, task: &str, model: &str) -> Option<f64> {
-        table_cell(&self.niah.get(task)?.samples, model, TaskKind::parse(task).ok()?, 2048)
+    pub fn accuracy(&self, task: TaskKind, model: &str) -> Option<f64> {
+        table_cell(&self.niah.get(&task)?.samples, model, task, 2048)
     }
 
     /// Arithmetic (%) of `model`, where it was scored.

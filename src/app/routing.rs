@@ -52,7 +52,7 @@ pub struct Profile {
 }
 
 /// One softmax layer's numbers per head.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerRouting {
     pub layer: usize,
     /// Eq. 17: the mean over queries of each row's expected distance.
@@ -128,7 +128,7 @@ pub async fn profile<S: ByteSource>(backend: &Backend, m: &OpenModel<S>, spec: &
 
 /// A softmax layer ranked by how much attention its heads' question rows
 /// pay the needle lost from the first model to the second.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Affected {
     pub layer: usize,
     /// The head that lost the most needle mass, and how much (before - after).
@@ -175,4 +175,90 @@ pub fn last_log_ratio(profiles: &[Profile], layer: usize, head: usize) -> Option
     }
     let map = |p: &Profile| p.layer(layer).and_then(|l| l.maps.get(head)).cloned();
     Some(log_ratio(&map(&profiles[n - 1])?, &map(&profiles[n - 2])?, 1e-9))
+}
+
+/// A routing computation as saved: what `qklab routing --json` writes and
+/// the page's "Export report" carries under `routing` (README, "The
+/// routing report"). The maps of one layer and head only: every map of
+/// every layer would be most of the file and says nothing the numbers
+/// of `models` do not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingReport {
+    pub prompt: PromptReport,
+    /// The softmax layer and head whose maps are given.
+    pub layer: usize,
+    pub head: usize,
+    /// Tokens per block of the pooled maps.
+    pub block: usize,
+    pub models: Vec<ModelRouting>,
+    /// `layer`, `head`'s block-pooled map in each model, `[blocks, blocks]`.
+    pub pooled_maps: Vec<Vec<f32>>,
+    /// With two models or more: the first against the second, most
+    /// affected layer first ([`compare`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub most_affected: Option<Vec<Affected>>,
+    /// With two models or more: ln(last / second to last) of `pooled_maps`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_ratio: Option<Vec<f32>>,
+}
+
+/// The prompt profiled, and its answer (None without a model).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromptReport {
+    pub task: TaskKind,
+    pub length: u32,
+    pub depth: f64,
+    pub seed: u64,
+    pub key: Option<String>,
+    pub value: Option<String>,
+}
+
+/// One model's numbers: every softmax layer's per-head distances and
+/// needle mass, and where the prompt's parts fell in its tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelRouting {
+    pub model: String,
+    pub layers: Vec<LayerRouting>,
+    pub tokens: usize,
+    /// [start, end) of the needle's tokens, and of the question's rows.
+    pub needle_tokens: [u32; 2],
+    pub query_tokens: [usize; 2],
+}
+
+impl RoutingReport {
+    /// The report of `profiles` (in the order given: before SFT first) of
+    /// `spec`'s prompt, with the maps of `layer`, `head`.
+    pub fn of(spec: &RoutingSpec, profiles: &[Profile], layer: usize, head: usize) -> RoutingReport {
+        let last = profiles.last();
+        let prompt = PromptReport {
+            task: spec.task,
+            length: spec.length,
+            depth: spec.depth,
+            seed: spec.seed,
+            key: last.map(|p| p.key.clone()),
+            value: last.map(|p| p.value.clone()),
+        };
+        // The block asked for, as the command line says it; for a number
+        // of blocks per side, the tokens per block it came to.
+        let block = match spec.blocks {
+            Blocks::Tokens(t) => t as usize,
+            Blocks::PerSide(_) => last.map_or(1, |p| p.block),
+        };
+        let models = profiles
+            .iter()
+            .map(|p| ModelRouting {
+                model: p.model.clone(),
+                layers: p.summary(),
+                tokens: p.tokens,
+                needle_tokens: [p.needle.start, p.needle.end],
+                query_tokens: [p.queries.start, p.queries.end],
+            })
+            .collect();
+        let pooled_maps = profiles.iter().filter_map(|p| p.layer(layer).and_then(|l| l.maps.get(head)).cloned()).collect();
+        let (most_affected, log_ratio) = match profiles {
+            [before, after, ..] => (Some(compare(before, after).ranking), last_log_ratio(profiles, layer, head)),
+            _ => (None, None),
+        };
+        RoutingReport { prompt, layer, head, block, models, pooled_maps, most_affected, log_ratio }
+    }
 }

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::engine::Engine;
 use crate::prompts::{Sample, TaskKind};
 use crate::source::ByteSource;
-use crate::sweep::{self, SampleResult};
+use crate::sweep::{self, SampleKey, SampleResult};
 
 /// What to sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +95,7 @@ pub async fn run_sweep<S: ByteSource>(
     results: &mut Vec<SampleResult>,
     on: &mut dyn FnMut(Event) -> bool,
 ) -> Result<bool> {
+    // The one check of the spec: the faces leave it to this.
     spec.check()?;
     let per_model = spec.per_model();
     let total = per_model * models.len();
@@ -107,8 +108,7 @@ pub async fn run_sweep<S: ByteSource>(
         let maker = model.prompts()?;
         let named = |e: Error| Error::Usage(format!("{name}: {e}"));
         let samples = maker.samples(spec.task, &spec.lengths, &spec.depths, spec.samples, spec.seed, spec.distractors).map_err(named)?;
-        let longest = samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
-        let mut engine = backend.load(model, longest, false).await?;
+        let mut engine = backend.load(model, sweep::tokens_needed(&samples) as u32, false).await?;
         let described = format!("{}{}", engine.backend(), backend.note);
         let first = m * per_model;
         let complete = sweep_loaded(&mut engine, model, name, &samples, spec, batch, results, &mut |event| match event {
@@ -123,10 +123,11 @@ pub async fn run_sweep<S: ByteSource>(
     Ok(true)
 }
 
-/// Runs `samples` (made from `spec` by `model`'s prompt maker) on an
-/// engine already loaded with `model`'s weights, or with weights swapped
-/// into them, labelling results `name`; samples of `name` already in
-/// `results` are skipped. Progress counts this model's prompts only.
+/// Runs `samples` (made from `spec` by `model`'s prompt maker, so in the
+/// sweep's order: length by length) on an engine already loaded with
+/// `model`'s weights, or with weights swapped into them, labelling results
+/// `name`; samples of `name` already in `results` are skipped. Progress
+/// counts this model's prompts only.
 #[allow(clippy::too_many_arguments)]
 pub async fn sweep_loaded<S: ByteSource>(
     engine: &mut Engine,
@@ -140,16 +141,21 @@ pub async fn sweep_loaded<S: ByteSource>(
 ) -> Result<bool> {
     let maker = model.prompts()?;
     let per_model = samples.len();
-    let done: HashSet<_> = results.iter().map(|r| r.key()).collect();
+    if per_model != spec.per_model() {
+        return Err(Error::Usage(format!("{name}: {per_model} prompts for a sweep of {}", spec.per_model())));
+    }
+    let done: HashSet<SampleKey> = results.iter().map(|r| r.key()).collect();
     let stop = model.stop_ids();
     let detok = |ids: &[u32]| maker.text(spec.task, ids);
     let base = model.arch.logits_scaling;
     let mut model_done = 0;
-    for &length in &spec.lengths {
+    // The grid runs length by length: each length's prompts are the next
+    // depths x samples of them.
+    let per_length = spec.depths.len() * spec.samples as usize;
+    for (&length, cell) in spec.lengths.iter().zip(samples.chunks(per_length)) {
         // HyPE only past hype_above tokens, as the reference evaluates.
         let hype = spec.hype.filter(|_| length > spec.hype_above);
         engine.set_logits_scaling(hype.map_or(base, LogitsScaling::Hype));
-        let cell: Vec<Sample> = samples.iter().filter(|s| s.length == length).cloned().collect();
         let mut out = Vec::new();
         // Each batch's results are reported as it ends: a face can save
         // or draw them before the cell is complete.
@@ -163,7 +169,7 @@ pub async fn sweep_loaded<S: ByteSource>(
         let complete = sweep::run(
             engine,
             name,
-            &cell,
+            cell,
             &stop,
             &detok,
             &done,
@@ -249,7 +255,7 @@ impl SweepReport {
 /// Accuracy in % of `model` at `length` over every depth and sample, as
 /// the paper's Table 1 gives it; None before any sample is done.
 pub fn table_cell(results: &[SampleResult], model: &str, task: TaskKind, length: u32) -> Option<f64> {
-    let scores: Vec<f64> = results.iter().filter(|r| r.model == model && r.length == length && r.task == task.name()).map(|r| r.score).collect();
+    let scores: Vec<f64> = results.iter().filter(|r| r.model == model && r.length == length && r.task == task).map(|r| r.score).collect();
     (!scores.is_empty()).then(|| sweep::percent(scores))
 }
 

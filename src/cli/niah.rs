@@ -53,7 +53,6 @@ pub fn run(a: NiahArgs) -> Result<()> {
         hype: a.hype,
         hype_above: a.hype_above,
     };
-    spec.check()?;
     let backend = super::backend(&a.backend)?;
     let mut all = load_previous(&a.json);
     if !all.is_empty() {

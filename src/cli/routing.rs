@@ -7,9 +7,7 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
-use qklab::app::routing::{check_focus, compare, last_log_ratio, profile, Blocks, RoutingSpec};
+use qklab::app::routing::{check_focus, profile, Blocks, RoutingReport, RoutingSpec};
 use qklab::prompts::TaskKind;
 use qklab::source::block_on;
 use qklab::{Error, Result};
@@ -41,29 +39,12 @@ pub fn run(a: RoutingArgs) -> Result<()> {
         }
         profiles.push(p);
     }
-    let maps: Vec<&Vec<f32>> = profiles.iter().filter_map(|p| p.layer(a.layer).and_then(|l| l.maps.get(a.head))).collect();
-    let models: Vec<_> = profiles
-        .iter()
-        .map(|p| {
-            json!({ "model": p.model, "layers": p.summary(), "tokens": p.tokens,
-                    "needle_tokens": [p.needle.start, p.needle.end], "query_tokens": [p.queries.start, p.queries.end] })
-        })
-        .collect();
-    let answer = profiles.last().map(|p| (&p.key, &p.value));
-    let mut report = json!({
-        "prompt": { "task": spec.task.name(), "length": a.length, "depth": a.depth, "seed": a.prompt_seed,
-                    "key": answer.map(|a| a.0), "value": answer.map(|a| a.1) },
-        "layer": a.layer, "head": a.head, "block": a.block, "models": models,
-        "pooled_maps": maps,
-    });
-    if let [before, after, ..] = profiles.as_slice() {
-        let ranking = compare(before, after).ranking;
+    let report = RoutingReport::of(&spec, &profiles, a.layer, a.head);
+    if let Some(ranking) = &report.most_affected {
         println!("most affected (needle mass from the question lost from the first model to the second):");
-        for r in &ranking {
+        for r in ranking {
             println!("  layer {}: head {} lost {:.3}; {} of {} heads attend closer", r.layer, r.head, r.needle_mass_drop, r.heads_closer, r.heads);
         }
-        report["most_affected"] = json!(ranking);
-        report["log_ratio"] = json!(last_log_ratio(&profiles, a.layer, a.head));
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_vec_pretty(&report).expect("json")).map_err(|e| Error::io(path.display(), e))?;

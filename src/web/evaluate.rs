@@ -91,7 +91,7 @@ fn render(st: &SweepSpec, results: &[SampleResult]) -> Result<()> {
     maps.set_text_content(None);
     let mut figures = Vec::new();
     for m in &models {
-        let svg = niah_heat_map(m, st.task.name(), &st.lengths, &st.depths, &cells);
+        let svg = niah_heat_map(m, st.task, &st.lengths, &st.depths, &cells);
         show_svg(&maps, &svg, &format!("heatmap-{m}"))?;
         figures.push((format!("niah-{}-{m}", st.task), svg));
     }

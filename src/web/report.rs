@@ -11,18 +11,19 @@ use web_sys::{Blob, BlobPropertyBag, CanvasRenderingContext2d, HtmlCanvasElement
 use super::dom::{field, js_err, need_document, offer_downloads, on_click_async, set_status, text_blob};
 use super::state::{self, PageState};
 use super::share;
+use crate::app::routing::RoutingReport;
 use crate::error::{Error, Result};
 use crate::sweep::cells;
 
-/// Distances and needle mass of every layer and model.
-fn routing_json(s: &PageState) -> Option<serde_json::Value> {
+/// The routing panel's computation as `qklab routing --json` writes it,
+/// with the maps of the layer and head the pickers show (the first layer's
+/// first head before they are filled).
+fn routing_report(s: &PageState) -> Option<RoutingReport> {
     let r = s.routing.as_ref()?;
-    let last = r.profiles.last()?;
-    let (needle, queries) = (&last.needle, &last.queries);
-    let models: Vec<_> = r.profiles.iter().map(|p| json!({ "model": p.model, "layers": p.summary() })).collect();
-    Some(json!({ "prompt": r.prompt, "block": last.block, "needle_tokens": [needle.start, needle.end],
-                 "query_tokens": [queries.start, queries.end], "layer": field("routing-layer"),
-                 "head": field("routing-head"), "models": models }))
+    let picked = |id: &str| field(id).parse::<usize>().ok();
+    let layer = picked("routing-layer").or_else(|| r.profiles.first()?.layers.first().map(|l| l.layer)).unwrap_or(0);
+    let head = picked("routing-head").unwrap_or(0);
+    Some(RoutingReport::of(&r.spec, &r.profiles, layer, head))
 }
 
 fn report_json() -> serde_json::Value {
@@ -34,7 +35,7 @@ fn report_json() -> serde_json::Value {
             "checkpoints": { "pre": share::get("pre"), "sft": share::get("sft"), "demo": share::get("demo").as_deref() == Some("1") },
             "merge": s.merged.as_ref().map(|(spec, _)| spec),
             "niah": sweep,
-            "routing": routing_json(s),
+            "routing": routing_report(s),
             "layers": s.layers,
         })
     })
@@ -87,13 +88,13 @@ async fn bytes_of(b: &Blob) -> Result<Vec<u8>> {
 /// throttle a page that starts many downloads), and the JSON on its own.
 async fn export() -> Result<()> {
     let figures = state::with(|s| s.figures.clone());
-    let json = serde_json::to_string_pretty(&report_json()).expect("json");
+    let json = serde_json::to_string_pretty(&report_json()).map_err(|e| Error::Usage(format!("the report as JSON: {e}")))?;
     let mut entries = vec![("qklab-report.json".to_string(), json.clone().into_bytes())];
     for (stem, svg) in &figures {
         entries.push((format!("figures/{stem}.svg"), svg.clone().into_bytes()));
         entries.push((format!("figures/{stem}.png"), bytes_of(&png_of(svg).await?).await?));
     }
-    let zip = crate::figures::bundle(&entries)?;
+    let zip = crate::zipfile::bundle(&entries)?;
     let bag = BlobPropertyBag::new();
     bag.set_type("application/zip");
     let zip = Blob::new_with_u8_array_sequence_and_options(&Array::of1(&js_sys::Uint8Array::from(zip.as_slice())), &bag).map_err(|e| js_err("zip", e))?;

@@ -5,8 +5,6 @@
 //! bars. Everything is computed once per prompt; picking another layer or
 //! head only redraws.
 
-use serde_json::json;
-
 use super::dom::{by_id, field, need, on, on_click_async, set_field, set_options, set_status, show_svg};
 use super::engine::{self, Ended};
 use super::protocol::{Event, Request};
@@ -39,11 +37,11 @@ pub(super) async fn compute() -> Result<()> {
         status("Cancelled.", false);
         return Ok(());
     }
-    let last = profiles.last().ok_or_else(|| Error::Usage("no model".into()))?;
-    let answer = json!({ "key": last.key, "value": last.value });
-    let prompt = json!({ "task": spec.task.name(), "length": spec.length, "depth": spec.depth, "seed": spec.seed, "answer": answer, "tokens": last.tokens });
+    if profiles.is_empty() {
+        return Err(Error::Usage("no model".into()));
+    }
     choose_defaults(&profiles);
-    state::with(|s| s.routing = Some(Routing { prompt, profiles }));
+    state::with(|s| s.routing = Some(Routing { spec, profiles }));
     draw()
 }
 
@@ -112,7 +110,7 @@ fn draw_routing(r: &Routing, layer: usize, head: usize) -> Result<(Vec<(String, 
     show_svg(&question_root, &question, "routing-question")?;
     figures.push((format!("routing-l{layer}h{head}-question"), question));
     numbers(r, layer, head)?;
-    let line = format!("Prompt: {} tokens, needle at tokens {}–{}; maps pooled over {block} x {block} token blocks.", r.prompt["tokens"], needle.start, needle.end);
+    let line = format!("Prompt: {} tokens, needle at tokens {}–{}; maps pooled over {block} x {block} token blocks.", last.tokens, needle.start, needle.end);
     Ok((figures, line))
 }
 

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use web_sys::File;
 
 use crate::app::demo::Recorded;
-use crate::app::routing::Profile;
+use crate::app::routing::{Profile, RoutingSpec};
 use crate::app::sweep::SweepSpec;
 use crate::error::{Error, Result};
 use crate::merge::MergeSpec;
@@ -15,7 +15,7 @@ use crate::sweep::SampleResult;
 
 /// The routing panel's last computation.
 pub struct Routing {
-    pub prompt: serde_json::Value,
+    pub spec: RoutingSpec,
     /// pre, sft and the merge (when there is one).
     pub profiles: Vec<Profile>,
 }

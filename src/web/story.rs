@@ -13,13 +13,16 @@ use super::files::fetch_text;
 use super::state;
 use crate::app::demo::Recorded;
 use crate::error::{Error, Result};
+use crate::niah::Task;
+use crate::prompts::TaskKind;
 use crate::sweep::SampleResult;
 
 /// The rows of the paper's Table 1 and of its ablation: (recorded model, label).
 const TABLE1: [(&str, &str); 3] = [("pre", "Before SFT"), ("sft", "After SFT"), ("qk-restore", "QK-Restore")];
 const ABLATION: [(&str, &str); 5] =
     [("qk-restore", "QK-Restore"), ("q-restore", "Q-Restore"), ("k-restore", "K-Restore"), ("v-restore", "V-Restore"), ("qk-pro", "QK-Pro (beta 1)")];
-const TASKS: [(&str, &str); 2] = [("s1", "S1@2048"), ("mk", "MK@2048")];
+const S1: TaskKind = TaskKind::Text(Task::S1);
+const TASKS: [(TaskKind, &str); 2] = [(S1, "S1@2048"), (TaskKind::Text(Task::Mk), "MK@2048")];
 
 /// What "Run it here" runs: the recorded prompts of S1 at 2048 for the
 /// first two depths and samples (the seeds equal the recording's), a
@@ -35,7 +38,7 @@ fn recorded_name(page: &str) -> &str {
     }
 }
 
-fn accuracy(r: &Recorded, task: &str, model: &str) -> Option<f64> {
+fn accuracy(r: &Recorded, task: TaskKind, model: &str) -> Option<f64> {
     r.accuracy(task, model)
 }
 
@@ -63,7 +66,7 @@ fn table(r: &Recorded, caption: &str, rows: &[(&str, &str)], class: &str) -> Res
         add(&doc, &tr, "th", label);
         for (task, _) in TASKS {
             let td = add(&doc, &tr, "td", &accuracy(r, task, model).map_or("–".into(), |a| format!("{a:.0}"))).ok_or_else(|| Error::Usage("no cell".into()))?;
-            let _ = td.set_attribute("data-task", task);
+            let _ = td.set_attribute("data-task", task.name());
         }
         add(&doc, &tr, "td", &arithmetic(r, model).map_or("–".into(), |a| format!("{a:.1}")));
         let _ = t.append_child(&tr);
@@ -98,12 +101,12 @@ fn render(r: &Recorded) -> Result<()> {
     }
     let _ = root.append_child(&side);
     // The S1 heat maps of Table 1's models: where in the prompt SFT forgets.
-    if let Some(s1) = r.niah.get("s1") {
+    if let Some(s1) = r.niah.get(&S1) {
         let maps = element(&doc, "div")?;
         let _ = maps.set_attribute("class", "figures");
         let cells = crate::sweep::cells(&s1.samples);
         for (model, _) in TABLE1 {
-            let svg = crate::figures::niah_heat_map(model, "s1", &[2048], &[0.0, 0.25, 0.5, 0.75, 1.0], &cells);
+            let svg = crate::figures::niah_heat_map(model, S1, &[2048], &[0.0, 0.25, 0.5, 0.75, 1.0], &cells);
             super::dom::show_svg(&maps, &svg, &format!("recorded-heatmap-{model}"))?;
         }
         let _ = root.append_child(&maps);
@@ -115,7 +118,7 @@ fn render(r: &Recorded) -> Result<()> {
 
 /// The four steps: (panel to show, title, what to look at).
 fn steps(r: Option<&Recorded>) -> [(&'static str, &'static str, String); 4] {
-    let cell = |m: &str| r.and_then(|r| accuracy(r, "s1", m)).map_or("?".into(), |a| format!("{a:.0}%"));
+    let cell = |m: &str| r.and_then(|r| accuracy(r, S1, m)).map_or("?".into(), |a| format!("{a:.0}%"));
     let skill = |m: &str| r.and_then(|r| arithmetic(r, m)).map_or("?".into(), |a| format!("{a:.0}%"));
     [
         (
@@ -323,7 +326,7 @@ async fn run_here((depths, samples): (&str, &str)) {
     super::evaluate::run_now().await;
     let (live, recorded) = state::with(|s| (s.sweep.as_ref().map(|x| x.1.clone()), s.recorded.clone()));
     let (Some(live), Some(recorded)) = (live, recorded) else { return };
-    let Some(rec) = recorded.niah.get("s1") else { return };
+    let Some(rec) = recorded.niah.get(&S1) else { return };
     let same = |x: &SampleResult| {
         rec.samples.iter().any(|y| y.model == recorded_name(&x.model) && y.seed == x.seed && y.depth == x.depth && y.generated == x.generated && y.score == x.score)
     };
