@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
 use serde_json::json;
 
 use qklab::app::routing::{check_focus, compare, last_log_ratio, profile, Blocks, RoutingSpec};
@@ -14,16 +15,28 @@ use qklab::prompts::TaskKind;
 use qklab::source::block_on;
 use qklab::{Error, Result};
 
+#[derive(Args)]
 pub struct RoutingArgs {
+    #[arg(required = true)]
     pub ckpts: Vec<PathBuf>,
+    /// s1, s2, s3, mk (text), or ids (token ids, for checkpoints without a tokenizer).
+    #[arg(long, default_value = "s2")]
     pub task: String,
+    #[arg(long)]
     pub layer: usize,
+    #[arg(long, default_value_t = 0)]
     pub head: usize,
+    #[arg(long, default_value_t = 0)]
     pub prompt_seed: u64,
+    #[arg(long, default_value_t = 1024)]
     pub length: u32,
+    #[arg(long, default_value_t = 0.5)]
     pub depth: f64,
+    #[arg(long, default_value_t = 32)]
     pub block: u32,
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    #[arg(long)]
     pub json: Option<PathBuf>,
 }
 
