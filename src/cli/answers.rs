@@ -11,11 +11,15 @@ use qklab::{Error, Result};
 
 #[derive(Args)]
 pub struct AnswersArgs {
+    /// A .safetensors file or a Hugging Face checkpoint folder.
     pub ckpt: PathBuf,
+    /// JSONL of {"prompt", "answer"}.
     #[arg(long)]
     pub answers: PathBuf,
+    /// auto, gpu, cpu or reference (see `run`).
     #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// The exact match and, per answer, whether it matched.
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

@@ -37,7 +37,9 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct FingerprintArgs {
+    /// A .safetensors file or a Hugging Face checkpoint folder.
     pub ckpt: PathBuf,
+    /// The role the fingerprint names it by (a recipe's sources are pre and sft).
     #[arg(long, default_value = "model")]
     pub role: String,
 }
@@ -50,6 +52,7 @@ pub fn fingerprint(a: FingerprintArgs) -> Result<()> {
 
 #[derive(Args)]
 pub struct VerifyArgs {
+    /// A .safetensors file or a Hugging Face checkpoint folder.
     pub ckpt: PathBuf,
 }
 

@@ -10,10 +10,13 @@ use qklab::Result;
 
 #[derive(Args)]
 pub struct DriftArgs {
+    /// The checkpoint from before SFT.
     #[arg(long)]
     pub pre: PathBuf,
+    /// The fine-tuned checkpoint.
     #[arg(long)]
     pub sft: PathBuf,
+    /// Print JSON (every tensor, per head for softmax q/k) instead of the table.
     #[arg(long)]
     pub json: bool,
 }

@@ -28,6 +28,7 @@ pub struct LayersArgs {
     /// Layers to hand to the merge (default: a quarter of the layers for a pure softmax model, every softmax layer of a hybrid).
     #[arg(long)]
     pub top: Option<usize>,
+    /// auto, gpu, cpu or reference (see `run`).
     #[arg(long, default_value = "auto")]
     pub backend: String,
     /// The ranking with every layer's cells.

@@ -18,8 +18,10 @@ use qklab::{Error, Result};
 
 #[derive(Args)]
 pub struct MergeArgs {
+    /// The checkpoint from before SFT.
     #[arg(long)]
     pub pre: PathBuf,
+    /// The fine-tuned checkpoint.
     #[arg(long)]
     pub sft: PathBuf,
     /// qk-restore (default), q-restore, k-restore, v-restore or qk-pro.

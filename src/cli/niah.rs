@@ -22,10 +22,13 @@ pub struct NiahArgs {
     /// Distractor needles (mk: default 8).
     #[arg(long)]
     pub distractors: Option<u32>,
+    /// Prompt lengths in tokens.
     #[arg(long, value_delimiter = ',', default_value = "512,1024,2048,4096")]
     pub lengths: Vec<u32>,
+    /// Needle depths, from 0 (the start of the context) to 1 (its end).
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub depths: Vec<f64>,
+    /// Prompts per length and depth.
     #[arg(long, default_value_t = 20)]
     pub samples: u32,
     /// Sample s at depth index d and length L uses seed + 1000 s + 17 d + L (the reference's scheme).

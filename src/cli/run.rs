@@ -14,6 +14,7 @@ use qklab::{Error, Result};
 
 #[derive(Args)]
 pub struct RunArgs {
+    /// A .safetensors file or a Hugging Face checkpoint folder.
     pub ckpt: PathBuf,
     /// Token ids, e.g. 256,72,105.
     #[arg(long, value_delimiter = ',', conflicts_with = "text")]
@@ -21,6 +22,7 @@ pub struct RunArgs {
     /// Text, tokenized with the checkpoint's tokenizer.json.
     #[arg(long)]
     pub text: Option<String>,
+    /// Tokens to generate at most.
     #[arg(long, default_value_t = 32)]
     pub max_new: usize,
     /// auto (the faster here), gpu (wgpu), cpu (the CPU engine) or reference (the plain f32 oracle).

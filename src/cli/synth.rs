@@ -13,8 +13,10 @@ pub struct SynthArgs {
     /// tiny, demo, or 2b (HypeNet-2B's shapes).
     #[arg(long, default_value = "tiny")]
     pub preset: String,
+    /// Weight files to split the tensors over.
     #[arg(long, default_value_t = 1)]
     pub shards: usize,
+    /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// bf16, f16 or f32.
@@ -23,6 +25,7 @@ pub struct SynthArgs {
     /// Write headers only; tensor data is a hole of zeros (sparse files).
     #[arg(long)]
     pub sparse: bool,
+    /// The folder to write the checkpoint into.
     #[arg(long)]
     pub out: PathBuf,
 }

@@ -17,8 +17,10 @@ use super::recall::RecallArgs;
 
 #[derive(Args)]
 pub struct TuneArgs {
+    /// The checkpoint from before SFT.
     #[arg(long)]
     pub pre: PathBuf,
+    /// The fine-tuned checkpoint.
     #[arg(long)]
     pub sft: PathBuf,
     #[command(flatten)]
@@ -44,6 +46,7 @@ pub struct TuneArgs {
     /// Without answers: the largest mean KL(sft || merge) a recommended merge may have.
     #[arg(long, default_value_t = 0.01)]
     pub kl_tolerance: f64,
+    /// auto, gpu, cpu or reference (see `run`).
     #[arg(long, default_value = "auto")]
     pub backend: String,
     /// Every candidate with its cells and samples, the front and the recommendation.
