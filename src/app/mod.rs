@@ -11,8 +11,10 @@
 //! - [`merge`]: merge a pair, in steps a progress bar can show.
 //! - [`tune`]: the recall and retention front of a pair's merges.
 //! - [`layers`]: which softmax layers carry retrieval, by leave-one-out ablation.
+//! - [`answers`]: a model's exact match on prompts with answers, by greedy decoding.
 //! - [`demo`]: the results recorded with the demo pair.
 
+pub mod answers;
 pub mod demo;
 pub mod layers;
 pub mod merge;

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
 use qklab::app::model::OpenModel;
 use qklab::bench;
 use qklab::gpu::kernels::WDtype;
@@ -14,13 +15,27 @@ use qklab::units::human_bytes;
 use qklab::synth::SynthSource;
 use qklab::{Error, Result};
 
+#[derive(Args)]
 pub struct BenchArgs {
+    /// A checkpoint, a preset (tiny, demo, 2b) or `matmul`.
     pub target: String,
+    /// Prompt lengths to time prefill at.
+    #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
     pub tokens: Vec<u32>,
+    /// For `matmul`: MxNxK,... with y[M,N] = x[M,K] W[N,K]^T.
+    #[arg(long, value_delimiter = ',', default_value = "4096x2048x2048")]
     pub shapes: Vec<String>,
+    /// auto, gpu, cpu or reference (see `run`); `matmul` always runs on the GPU.
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Greedy decode steps to time after the longest prefill.
+    #[arg(long, default_value_t = 32)]
     pub decode: u32,
+    /// Timed runs of each measurement after a warm-up (the median is reported).
+    #[arg(long, default_value_t = 3)]
     pub reps: usize,
+    /// Every timing as JSON.
+    #[arg(long)]
     pub json: Option<PathBuf>,
 }
 

@@ -5,19 +5,34 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::Args;
 use qklab::app::layers::{join, run_layers, Ablation, Event, LayersReport, LayersSpec};
 use qklab::source::block_on;
 use qklab::{Error, Result};
 
 use super::recall::RecallArgs;
 
+#[derive(Args)]
 pub struct LayersArgs {
+    /// The model to rank: the checkpoint from before SFT.
+    #[arg(long)]
     pub pre: PathBuf,
+    /// The fine-tuned checkpoint: also score it and QK-Restore of the top layers.
+    #[arg(long)]
     pub sft: Option<PathBuf>,
+    #[command(flatten)]
     pub recall: RecallArgs,
+    /// zero-query (W_Q zeroed: uniform attention, the paper's reading) or zero-output (W_O zeroed).
+    #[arg(long, default_value = "zero-query")]
     pub ablation: String,
+    /// Layers to hand to the merge (default: a quarter of the layers for a pure softmax model, every softmax layer of a hybrid).
+    #[arg(long)]
     pub top: Option<usize>,
+    /// auto, gpu, cpu or reference (see `run`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// The ranking with every layer's cells.
+    #[arg(long)]
     pub json: Option<PathBuf>,
 }
 

@@ -5,24 +5,49 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Args;
 use qklab::app::sweep::{run_sweep, table_cell, Event, SweepReport, SweepSpec};
 use qklab::prompts::TaskKind;
 use qklab::source::block_on;
 use qklab::sweep::SampleResult;
 use qklab::{Error, Result};
 
+#[derive(Args)]
 pub struct NiahArgs {
+    #[arg(required = true)]
     pub ckpts: Vec<PathBuf>,
+    /// s1, s2, s3 or mk (text: needs tokenizer.json), or ids (token ids: needs none).
+    #[arg(long)]
     pub task: String,
+    /// Distractor needles (mk: default 8).
+    #[arg(long)]
     pub distractors: Option<u32>,
+    /// Prompt lengths in tokens.
+    #[arg(long, value_delimiter = ',', default_value = "512,1024,2048,4096")]
     pub lengths: Vec<u32>,
+    /// Needle depths, from 0 (the start of the context) to 1 (its end).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub depths: Vec<f64>,
+    /// Prompts per length and depth.
+    #[arg(long, default_value_t = 20)]
     pub samples: u32,
+    /// Sample s at depth index d and length L uses seed + 1000 s + 17 d + L (the reference's scheme).
+    #[arg(long, default_value_t = 12345)]
     pub seed: u64,
+    /// Evaluate with attn_logits_scaling "hype A" ...
+    #[arg(long)]
     pub hype: Option<f64>,
+    /// ... at lengths above this (0: all).
+    #[arg(long, default_value_t = 0)]
     pub hype_above: u32,
+    /// auto, gpu, cpu or reference (see `run`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Prompts run together at most (default: as many as fit); results do not depend on it.
+    #[arg(long)]
     pub batch: Option<usize>,
+    /// Results and every sample; an existing file is resumed.
+    #[arg(long)]
     pub json: Option<PathBuf>,
 }
 

@@ -11,18 +11,25 @@ pub struct RecallArgs {
     /// NIAH tasks for recall: s1, s2, s3, mk or ids, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "s1")]
     pub task: Vec<String>,
+    /// Distractor needles (mk: default 8).
     #[arg(long)]
     pub distractors: Option<u32>,
+    /// Prompt lengths in tokens.
     #[arg(long, value_delimiter = ',', default_value = "2048")]
     pub lengths: Vec<u32>,
+    /// Needle depths, from 0 (the start of the context) to 1 (its end).
     #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
     pub depths: Vec<f64>,
+    /// Prompts per length and depth.
     #[arg(long, default_value_t = 4)]
     pub samples: u32,
+    /// Seed of the prompts, as `niah --seed`.
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
+    /// Evaluate with attn_logits_scaling "hype A" ...
     #[arg(long)]
     pub hype: Option<f64>,
+    /// ... at lengths above this (0: all).
     #[arg(long, default_value_t = 0)]
     pub hype_above: u32,
 }

@@ -7,21 +7,43 @@
 
 use std::path::PathBuf;
 
+use clap::Args;
+
 use qklab::app::routing::{check_focus, profile, Blocks, RoutingReport, RoutingSpec};
 use qklab::prompts::TaskKind;
 use qklab::source::block_on;
 use qklab::{Error, Result};
 
+#[derive(Args)]
 pub struct RoutingArgs {
+    #[arg(required = true)]
     pub ckpts: Vec<PathBuf>,
+    /// s1, s2, s3, mk (text), or ids (token ids, for checkpoints without a tokenizer).
+    #[arg(long, default_value = "s2")]
     pub task: String,
+    /// The softmax layer whose pooled map (and log-ratio) is reported.
+    #[arg(long)]
     pub layer: usize,
+    /// The head of that layer.
+    #[arg(long, default_value_t = 0)]
     pub head: usize,
+    /// Seed of the NIAH prompt.
+    #[arg(long, default_value_t = 0)]
     pub prompt_seed: u64,
+    /// Prompt length in tokens.
+    #[arg(long, default_value_t = 1024)]
     pub length: u32,
+    /// Needle depth, from 0 (the start of the context) to 1 (its end).
+    #[arg(long, default_value_t = 0.5)]
     pub depth: f64,
+    /// Tokens per block of the pooled map.
+    #[arg(long, default_value_t = 32)]
     pub block: u32,
+    /// auto, gpu, cpu or reference (see `run`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// The report: distances, needle mass, the pooled maps and the comparison.
+    #[arg(long)]
     pub json: Option<PathBuf>,
 }
 

@@ -5,20 +5,37 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use clap::Args;
 use qklab::model::engine::Logits;
 use qklab::safetensors::{encode_header, Dtype, TensorInfo};
 use qklab::source::block_on;
 use qklab::tokenizer::TOKENIZER_FILE;
 use qklab::{Error, Result};
 
+#[derive(Args)]
 pub struct RunArgs {
+    /// A .safetensors file or a Hugging Face checkpoint folder.
     pub ckpt: PathBuf,
+    /// Token ids, e.g. 256,72,105.
+    #[arg(long, value_delimiter = ',', conflicts_with = "text")]
     pub ids: Option<Vec<u32>>,
+    /// Text, tokenized with the checkpoint's tokenizer.json.
+    #[arg(long)]
     pub text: Option<String>,
+    /// Tokens to generate at most.
+    #[arg(long, default_value_t = 32)]
     pub max_new: usize,
+    /// auto (the faster here), gpu (wgpu), cpu (the CPU engine) or reference (the plain f32 oracle).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Set attn_logits_scaling to "hype A".
+    #[arg(long)]
     pub hype: Option<f64>,
+    /// Write the prompt's logits here: safetensors, one F32 tensor `logits` [T, V].
+    #[arg(long)]
     pub logits_out: Option<PathBuf>,
+    /// Do not stop at the config's eos_token_id.
+    #[arg(long)]
     pub no_stop: bool,
 }
 

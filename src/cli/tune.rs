@@ -1,33 +1,59 @@
-//! `qklab tune`: the recall and retention front of a pair, and `qklab
-//! answers`: a checkpoint's exact match on prompts with answers, by
-//! greedy decoding (the independent check of tune's teacher-forced score).
+//! `qklab tune`: the recall and retention front of a pair's merges, the
+//! table of every candidate, and with `--out` the recommended merge written.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use clap::Args;
 use qklab::app::tune::{run_tune, Event, TuneReport, TuneSpec};
 use qklab::merge::Method;
 use qklab::source::block_on;
 use qklab::tune::front::Tolerance;
 use qklab::tune::grid::{Grid, LayerSets};
-use qklab::tune::retention::{forced_answer, parse_answers, parse_prompts};
+use qklab::tune::retention::{parse_answers, parse_prompts};
 use qklab::{Error, Result};
 
 use super::recall::RecallArgs;
 
+#[derive(Args)]
 pub struct TuneArgs {
+    /// The checkpoint from before SFT.
+    #[arg(long)]
     pub pre: PathBuf,
+    /// The fine-tuned checkpoint.
+    #[arg(long)]
     pub sft: PathBuf,
+    #[command(flatten)]
     pub recall: RecallArgs,
+    /// Merge methods to try.
+    #[arg(long, value_delimiter = ',', default_value = "qk-restore,qk-pro,q-restore,k-restore")]
     pub methods: Vec<String>,
+    /// QK-Pro strengths to try.
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,1")]
     pub betas: Vec<f32>,
+    /// all, each (each softmax layer alone), leave-one-out, or layers like 3+6.
+    #[arg(long, value_delimiter = ',', default_value = "all,each,leave-one-out")]
     pub layer_sets: Vec<String>,
+    /// JSONL of {"prompt", "answer"}: retention is exact match on them.
+    #[arg(long)]
     pub answers: Option<PathBuf>,
+    /// Prompts (one a line) sft continues for the agreement score (default: built-in ones).
+    #[arg(long)]
     pub prompts: Option<PathBuf>,
+    /// With answers: points of exact match below sft's a recommended merge may lose.
+    #[arg(long, default_value_t = 1.0)]
     pub tolerance: f64,
+    /// Without answers: the largest mean KL(sft || merge) a recommended merge may have.
+    #[arg(long, default_value_t = 0.01)]
     pub kl_tolerance: f64,
+    /// auto, gpu, cpu or reference (see `run`).
+    #[arg(long, default_value = "auto")]
     pub backend: String,
+    /// Every candidate with its cells and samples, the front and the recommendation.
+    #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Write the recommended merge (with its recipe) into this new or empty folder.
+    #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
@@ -83,7 +109,7 @@ pub fn run(a: TuneArgs) -> Result<()> {
         let best = &report.candidates[report.recommended];
         match &best.spec {
             Some(spec) => {
-                let merge = super::merge_to_dir(&pre.ck, &sft.ck, spec, out)?;
+                let merge = super::merge::merge_to_dir(&pre.ck, &sft.ck, spec, out)?;
                 println!("wrote the recommended merge ({}) with its recipe to {}", merge.recipe.spec.method.name(), out.display());
             }
             None => println!("the recommended point is sft itself (no repair keeps the skill within the tolerance): nothing written to {}", out.display()),
@@ -105,44 +131,4 @@ fn print_table(r: &TuneReport) {
         println!("{:<24} {:>7.1} {:>9.1} {:>9.1} {:>8.4}{mark}", c.label, c.recall, c.retention, c.agreement, c.kl);
     }
     println!("* the Pareto front on (recall, retention); {what}; KL(sft || candidate) per token ({}); {} candidates in {:.1} s on {}", r.kl_note, r.candidates.len(), r.seconds, r.engine);
-}
-
-pub struct AnswersArgs {
-    pub ckpt: PathBuf,
-    pub answers: PathBuf,
-    pub backend: String,
-    pub json: Option<PathBuf>,
-}
-
-/// Greedy answers of `ckpt` to each prompt, as many tokens as the answer
-/// has, compared token for token.
-pub fn answers(a: AnswersArgs) -> Result<()> {
-    let m = super::open_model(&a.ckpt)?;
-    let tok = m.tokenizer.as_ref().ok_or_else(|| Error::Usage("scoring answers needs the checkpoint's tokenizer.json".into()))?;
-    let items = parse_answers(&read_text(&a.answers)?)?.iter().map(|x| forced_answer(tok, x)).collect::<Result<Vec<_>>>()?;
-    // Each answer of a batch decodes as long as the batch's longest.
-    let longest = items.iter().map(|f| f.prompt.len()).max().unwrap_or(1) + items.iter().map(|f| f.target.len()).max().unwrap_or(1);
-    let backend = super::backend(&a.backend)?;
-    let engine = block_on(backend.load(&m, longest as u32, false))?;
-    let mut matched = Vec::with_capacity(items.len());
-    // Batched greedy decoding, each answer cut to its own length.
-    for group in items.chunks(engine.max_batch(longest).max(1)) {
-        let mut b = block_on(engine.batch(group.len(), false))?;
-        let prompts: Vec<&[u32]> = group.iter().map(|f| f.prompt.as_slice()).collect();
-        let first = block_on(engine.next_tokens(&mut b, &prompts))?;
-        let steps = group.iter().map(|f| f.target.len()).max().unwrap_or(1).saturating_sub(1);
-        let seqs: Vec<usize> = (0..group.len()).collect();
-        let rest = block_on(engine.decode(&mut b, &seqs, &first, steps))?;
-        for ((f, t0), more) in group.iter().zip(first).zip(rest) {
-            let got: Vec<u32> = std::iter::once(t0).chain(more).take(f.target.len()).collect();
-            matched.push(got == f.target);
-        }
-    }
-    let exact = qklab::sweep::percent_true(&matched);
-    println!("exact match: {exact:.1}% of {} answers ({})", matched.len(), engine.backend());
-    if let Some(path) = &a.json {
-        let v = serde_json::json!({ "exact": exact, "answers": matched });
-        std::fs::write(path, serde_json::to_vec_pretty(&v).expect("json")).map_err(|e| Error::io(path.display(), e))?;
-    }
-    Ok(())
 }
