@@ -18,7 +18,7 @@ pub struct NiahArgs {
     pub ckpts: Vec<PathBuf>,
     /// s1, s2, s3 or mk (text: needs tokenizer.json), or ids (token ids: needs none).
     #[arg(long)]
-    pub task: String,
+    pub task: TaskKind,
     /// Distractor needles (mk: default 8).
     #[arg(long)]
     pub distractors: Option<u32>,
@@ -69,7 +69,7 @@ fn save(path: &Option<PathBuf>, samples: &[SampleResult]) -> Result<()> {
 
 pub fn run(a: NiahArgs) -> Result<()> {
     let spec = SweepSpec {
-        task: TaskKind::parse(&a.task)?,
+        task: a.task,
         lengths: a.lengths.clone(),
         depths: a.depths.clone(),
         samples: a.samples,

@@ -10,7 +10,7 @@ use qklab::Result;
 pub struct RecallArgs {
     /// NIAH tasks for recall: s1, s2, s3, mk or ids, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "s1")]
-    pub task: Vec<String>,
+    pub task: Vec<TaskKind>,
     /// Distractor needles (mk: default 8).
     #[arg(long)]
     pub distractors: Option<u32>,
@@ -40,7 +40,7 @@ impl RecallArgs {
         self.task
             .iter()
             .map(|t| {
-                let mut s = SweepSpec::new(TaskKind::parse(t)?, self.lengths.clone(), self.depths.clone(), self.samples, self.seed);
+                let mut s = SweepSpec::new(*t, self.lengths.clone(), self.depths.clone(), self.samples, self.seed);
                 s.distractors = self.distractors;
                 s.hype = self.hype;
                 s.hype_above = self.hype_above;

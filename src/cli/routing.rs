@@ -20,7 +20,7 @@ pub struct RoutingArgs {
     pub ckpts: Vec<PathBuf>,
     /// s1, s2, s3, mk (text), or ids (token ids, for checkpoints without a tokenizer).
     #[arg(long, default_value = "s2")]
-    pub task: String,
+    pub task: TaskKind,
     /// The softmax layer whose pooled map (and log-ratio) is reported.
     #[arg(long)]
     pub layer: usize,
@@ -48,7 +48,7 @@ pub struct RoutingArgs {
 }
 
 pub fn run(a: RoutingArgs) -> Result<()> {
-    let spec = RoutingSpec { task: TaskKind::parse(&a.task)?, length: a.length, depth: a.depth, seed: a.prompt_seed, blocks: Blocks::Tokens(a.block) };
+    let spec = RoutingSpec { task: a.task, length: a.length, depth: a.depth, seed: a.prompt_seed, blocks: Blocks::Tokens(a.block) };
     let backend = super::backend(&a.backend)?;
     let mut profiles = Vec::new();
     for ckpt in &a.ckpts {
