@@ -6,40 +6,25 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use clap::Args;
-use qklab::app::sweep::{run_sweep, table_cell, Event, SweepReport, SweepSpec};
+
+use super::recall::SweepFlags;
+use qklab::app::sweep::{run_sweep, table_cell, Event, SweepReport};
 use qklab::prompts::TaskKind;
 use qklab::source::block_on;
 use qklab::sweep::SampleResult;
 use qklab::{Error, Result};
 
+/// `niah` draws the whole picture by default: four lengths, 20 prompts a cell.
 #[derive(Args)]
+#[command(mut_arg("lengths", |a| a.default_value("512,1024,2048,4096")), mut_arg("samples", |a| a.default_value("20")))]
 pub struct NiahArgs {
     #[arg(required = true)]
     pub ckpts: Vec<PathBuf>,
     /// s1, s2, s3 or mk (text: needs tokenizer.json), or ids (token ids: needs none).
     #[arg(long)]
     pub task: TaskKind,
-    /// Distractor needles (mk: default 8).
-    #[arg(long)]
-    pub distractors: Option<u32>,
-    /// Prompt lengths in tokens.
-    #[arg(long, value_delimiter = ',', default_value = "512,1024,2048,4096")]
-    pub lengths: Vec<u32>,
-    /// Needle depths, from 0 (the start of the context) to 1 (its end).
-    #[arg(long, value_delimiter = ',', default_value = "0,0.25,0.5,0.75,1")]
-    pub depths: Vec<f64>,
-    /// Prompts per length and depth.
-    #[arg(long, default_value_t = 20)]
-    pub samples: u32,
-    /// Sample s at depth index d and length L uses seed + 1000 s + 17 d + L (the reference's scheme).
-    #[arg(long, default_value_t = 12345)]
-    pub seed: u64,
-    /// Evaluate with attn_logits_scaling "hype A" ...
-    #[arg(long)]
-    pub hype: Option<f64>,
-    /// ... at lengths above this (0: all).
-    #[arg(long, default_value_t = 0)]
-    pub hype_above: u32,
+    #[command(flatten)]
+    pub sweep: SweepFlags,
     /// auto, gpu, cpu or reference (see `run`).
     #[arg(long, default_value = "auto")]
     pub backend: String,
@@ -68,16 +53,7 @@ fn save(path: &Option<PathBuf>, samples: &[SampleResult]) -> Result<()> {
 }
 
 pub fn run(a: NiahArgs) -> Result<()> {
-    let spec = SweepSpec {
-        task: a.task,
-        lengths: a.lengths.clone(),
-        depths: a.depths.clone(),
-        samples: a.samples,
-        seed: a.seed,
-        distractors: a.distractors,
-        hype: a.hype,
-        hype_above: a.hype_above,
-    };
+    let spec = a.sweep.spec(a.task);
     let backend = super::backend(&a.backend)?;
     let mut all = load_previous(&a.json);
     if !all.is_empty() {
@@ -111,14 +87,14 @@ pub fn run(a: NiahArgs) -> Result<()> {
 /// One row per model, one column per length (accuracy over depths, %).
 fn print_table(a: &NiahArgs, task: TaskKind, all: &[SampleResult]) {
     print!("{:<40}", "model");
-    for l in &a.lengths {
+    for l in &a.sweep.lengths {
         print!("  {:>8}", format!("{task}@{l}"));
     }
     println!();
     for ckpt in &a.ckpts {
         let name = ckpt.display().to_string();
         print!("{:<40}", shorten(Path::new(&name)));
-        for &l in &a.lengths {
+        for &l in &a.sweep.lengths {
             print!("  {:>8.1}", table_cell(all, &name, task, l).unwrap_or(0.0));
         }
         println!();

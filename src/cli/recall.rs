@@ -11,6 +11,15 @@ pub struct RecallArgs {
     /// NIAH tasks for recall: s1, s2, s3, mk or ids, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "s1")]
     pub task: Vec<TaskKind>,
+    #[command(flatten)]
+    pub sweep: SweepFlags,
+}
+
+/// The flags of a NIAH sweep but its task, shared by `niah` (which sets
+/// its own defaults for lengths and samples: a full picture rather than a
+/// quick score) and the recall of `tune` and `layers`.
+#[derive(Args, Debug, Clone)]
+pub struct SweepFlags {
     /// Distractor needles (mk: default 8).
     #[arg(long)]
     pub distractors: Option<u32>,
@@ -23,7 +32,7 @@ pub struct RecallArgs {
     /// Prompts per length and depth.
     #[arg(long, default_value_t = 4)]
     pub samples: u32,
-    /// Seed of the prompts, as `niah --seed`.
+    /// Sample s at depth index d and length L uses seed + 1000 s + 17 d + L (the reference's scheme).
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
     /// Evaluate with attn_logits_scaling "hype A" ...
@@ -34,16 +43,24 @@ pub struct RecallArgs {
     pub hype_above: u32,
 }
 
+impl SweepFlags {
+    /// The sweep of `task` these flags describe (not yet checked).
+    pub fn spec(&self, task: TaskKind) -> SweepSpec {
+        let mut s = SweepSpec::new(task, self.lengths.clone(), self.depths.clone(), self.samples, self.seed);
+        s.distractors = self.distractors;
+        s.hype = self.hype;
+        s.hype_above = self.hype_above;
+        s
+    }
+}
+
 impl RecallArgs {
     /// One sweep per task, checked.
     pub fn sweeps(&self) -> Result<Vec<SweepSpec>> {
         self.task
             .iter()
             .map(|t| {
-                let mut s = SweepSpec::new(*t, self.lengths.clone(), self.depths.clone(), self.samples, self.seed);
-                s.distractors = self.distractors;
-                s.hype = self.hype;
-                s.hype_above = self.hype_above;
+                let s = self.sweep.spec(*t);
                 s.check()?;
                 Ok(s)
             })
