@@ -116,7 +116,7 @@ pub fn text_blob(text: &str, mime: &str) -> Result<Blob> {
 
 /// Offers `value` as the one JSON file `name` in the list `list_id`.
 pub fn offer_json(list_id: &str, name: &str, value: &impl serde::Serialize) -> Result<()> {
-    let json = serde_json::to_string_pretty(value).map_err(|e| Error::Usage(format!("{name}: {e}")))?;
+    let json = serde_json::to_string_pretty(value).map_err(|e| Error::Page(format!("{name}: {e}")))?;
     offer_downloads(list_id, &[(name.into(), text_blob(&json, "application/json")?)])
 }
 

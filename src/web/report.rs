@@ -62,7 +62,7 @@ async fn png_of(svg: &str) -> Result<Blob> {
     let ctx: CanvasRenderingContext2d = canvas
         .get_context("2d")
         .map_err(|e| js_err("canvas", e))?
-        .ok_or_else(|| Error::Usage("no 2D canvas".into()))?
+        .ok_or_else(|| Error::Page("no 2D canvas".into()))?
         .unchecked_into();
     ctx.draw_image_with_html_image_element_and_dw_and_dh(&img, 0.0, 0.0, 2.0 * w, 2.0 * h).map_err(|e| js_err("canvas", e))?;
     let mut failed = None;
@@ -76,7 +76,7 @@ async fn png_of(svg: &str) -> Result<Blob> {
         return Err(js_err("png", e));
     }
     let png = JsFuture::from(promise).await.map_err(|e| js_err("png", e))?;
-    png.dyn_into::<Blob>().map_err(|_| Error::Usage("the canvas gave no PNG".into()))
+    png.dyn_into::<Blob>().map_err(|_| Error::Page("the canvas gave no PNG".into()))
 }
 
 async fn bytes_of(b: &Blob) -> Result<Vec<u8>> {
@@ -88,7 +88,7 @@ async fn bytes_of(b: &Blob) -> Result<Vec<u8>> {
 /// throttle a page that starts many downloads), and the JSON on its own.
 async fn export() -> Result<()> {
     let figures = state::with(|s| s.figures.clone());
-    let json = serde_json::to_string_pretty(&report_json()).map_err(|e| Error::Usage(format!("the report as JSON: {e}")))?;
+    let json = serde_json::to_string_pretty(&report_json()).map_err(|e| Error::Page(format!("the report as JSON: {e}")))?;
     let mut entries = vec![("qklab-report.json".to_string(), json.clone().into_bytes())];
     for (stem, svg) in &figures {
         entries.push((format!("figures/{stem}.svg"), svg.clone().into_bytes()));

@@ -38,7 +38,7 @@ pub(super) async fn compute() -> Result<()> {
         return Ok(());
     }
     if profiles.is_empty() {
-        return Err(Error::Usage("no model".into()));
+        return Err(Error::Page("no model".into()));
     }
     choose_defaults(&profiles);
     state::with(|s| s.routing = Some(Routing { spec, profiles }));

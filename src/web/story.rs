@@ -65,7 +65,7 @@ fn table(r: &Recorded, caption: &str, rows: &[(&str, &str)], class: &str) -> Res
         let _ = tr.set_attribute("data-model", model);
         add(&doc, &tr, "th", label);
         for (task, _) in TASKS {
-            let td = add(&doc, &tr, "td", &accuracy(r, task, model).map_or("–".into(), |a| format!("{a:.0}"))).ok_or_else(|| Error::Usage("no cell".into()))?;
+            let td = add(&doc, &tr, "td", &accuracy(r, task, model).map_or("–".into(), |a| format!("{a:.0}"))).ok_or_else(|| Error::Page("no cell".into()))?;
             let _ = td.set_attribute("data-task", task.name());
         }
         add(&doc, &tr, "td", &arithmetic(r, model).map_or("–".into(), |a| format!("{a:.1}")));
@@ -111,7 +111,7 @@ fn render(r: &Recorded) -> Result<()> {
         }
         let _ = root.append_child(&maps);
     }
-    let note = add(&doc, &root, "p", &format!("Command: {}", p.command)).ok_or_else(|| Error::Usage("note".into()))?;
+    let note = add(&doc, &root, "p", &format!("Command: {}", p.command)).ok_or_else(|| Error::Page("cannot add the command note".into()))?;
     let _ = note.set_attribute("class", "note");
     Ok(())
 }
@@ -272,7 +272,7 @@ async fn begin() {
     if let Some(g) = by_id("guide") {
         let _ = g.remove_attribute("hidden");
     }
-    match fetch_text("demo/results.json").await.and_then(|t| serde_json::from_str::<Recorded>(&t).map_err(|e| Error::Usage(format!("demo/results.json: {e}")))) {
+    match fetch_text("demo/results.json").await.and_then(|t| serde_json::from_str::<Recorded>(&t).map_err(|e| Error::Page(format!("demo/results.json: {e}")))) {
         Ok(r) => {
             if let Err(e) = render(&r) {
                 set_status("guide-status", &e.to_string(), true);

@@ -110,7 +110,7 @@ async fn run() -> Result<()> {
         Err(e) => status(&format!("{e}. The {kept} candidates scored before are shown."), true),
         Ok(Ended::Cancelled) => status(&format!("Cancelled after {kept} candidates."), false),
         Ok(Ended::Done) => {
-            let r = report.ok_or_else(|| Error::Usage("the engine ended the tune without its report".into()))?;
+            let r = report.ok_or_else(|| Error::Page("the engine ended the tune without its report".into()))?;
             offer_json("tune-report", "tune.json", &r)?;
             status(&summary(&r), false);
         }
@@ -173,7 +173,7 @@ fn table(scored: &[Scored], front: &[usize], rec: Option<usize>, retention: &str
         add(&doc, &tr, "td", mark);
         let cell = element(&doc, "td")?;
         if c.spec.is_some() {
-            let b = add(&doc, &cell, "button", "Download this merge").ok_or_else(|| Error::Usage("cannot add a button".into()))?;
+            let b = add(&doc, &cell, "button", "Download this merge").ok_or_else(|| Error::Page("cannot add a button".into()))?;
             let _ = b.set_attribute("type", "button");
             let _ = b.set_attribute("class", "tune-merge");
             let _ = b.set_attribute("aria-label", &format!("Download the merge {}", c.label));
