@@ -116,19 +116,32 @@ fn routing_runs_on_the_token_id_task_without_a_tokenizer() {
     }
 }
 
-/// `--backend auto` (the default) takes the CPU engine where the GPU is a
-/// CPU emulation (llvmpipe here), and says why.
+/// `--backend auto` (the default) takes the GPU wgpu finds when it is a
+/// real one, and the CPU engine where it is a CPU emulation (llvmpipe
+/// here) or there is none, saying why. Whichever this machine has is
+/// checked, and named on stderr (`--nocapture` shows it).
 #[test]
-fn auto_backend_prefers_the_cpu_engine_to_an_emulated_gpu() {
-    let Some(gpu) = common::gpu() else { return };
-    if !gpu.is_cpu_emulation() {
-        eprintln!("skipped: {} is a real GPU", gpu.describe());
-        return;
-    }
+fn auto_backend_takes_a_real_gpu_and_the_cpu_engine_otherwise() {
+    let gpu = common::gpu();
     let out = qklab(&["run", "www/demo/pre", "--ids", "256,72,105", "--max-new", "2"]);
-    assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("loaded on CPU engine") && err.contains("is emulated on the CPU"), "{err}");
+    assert!(out.status.success(), "{err}");
+    let checked = match &gpu {
+        Some(gpu) if gpu.is_cpu_emulation() => {
+            assert!(err.contains("loaded on CPU engine") && err.contains("is emulated on the CPU"), "{err}");
+            format!("{}, a CPU emulation: auto took the CPU engine", gpu.describe())
+        }
+        Some(gpu) => {
+            assert!(err.contains(&format!("loaded on {} in ", gpu.describe())), "auto should load on {}: {err}", gpu.describe());
+            assert!(!err.contains("CPU engine"), "{err}");
+            format!("{}, a real GPU: auto took it", gpu.describe())
+        }
+        None => {
+            assert!(err.contains("loaded on CPU engine") && err.contains("(no GPU here: "), "{err}");
+            "no GPU: auto took the CPU engine".to_string()
+        }
+    };
+    eprintln!("checked --backend auto on {checked}");
 }
 
 /// A sweep's results do not depend on how many prompts run together.

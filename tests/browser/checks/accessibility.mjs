@@ -1,0 +1,135 @@
+// Accessibility and the guided demo: every control is named and reachable
+// from the keyboard; the four-step story passes axe-core at a laptop's and
+// a phone's size, light and dark.
+//
+// Run in order by tests/browser/smoke.mjs, which lists every check by name.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  gotoReady, inNewContext, page, repoRoot, screensDir, waitForText,
+} from '../harness.mjs';
+
+export const checks = [
+  {
+    // Every control has a name a screen reader can say, and the drop zones
+    // open their file pickers from the keyboard.
+    name: 'keyboard-and-labels',
+    needs: 'page-loads',
+    async run() {
+      const unnamed = await page.evaluate(() => [...document.querySelectorAll('main input, main select, main button, main progress')]
+        .filter((e) => !(e.closest('label') || e.getAttribute('aria-label') || (e.tagName === 'BUTTON' && e.textContent.trim())))
+        .map((e) => e.id || e.outerHTML));
+      assert.deepEqual(unnamed, [], 'controls without a label');
+      // Enter on a focused zone clicks its first file input (the click is
+      // recorded and its chooser suppressed, so no dialog is left open).
+      await page.evaluate(() => {
+        window.__picked = [];
+        for (const input of document.querySelectorAll('input[type=file]')) {
+          input.addEventListener('click', (ev) => { window.__picked.push(ev.target.id); ev.preventDefault(); });
+        }
+      });
+      for (const zone of ['#pre-zone', '#sft-zone', '#drop']) {
+        await page.locator(zone).focus();
+        await page.keyboard.press('Enter');
+      }
+      assert.deepEqual(await page.evaluate(() => window.__picked), ['pre-files', 'sft-files', 'pick-files']);
+    },
+  },
+  {
+    // A newcomer: "Open the demo" and nothing else shows the effect within
+    // 10 s (the recorded Table 1); Next walks the four steps, each
+    // screenshotted at a laptop's and a phone's size, light and dark, and
+    // checked by axe-core; "Run it here" re-runs recorded prompts and gets
+    // the recorded answers sample for sample.
+    name: 'demo-story',
+    needs: 'page-loads',
+    async run() {
+      const recorded = JSON.parse(fs.readFileSync(path.join(repoRoot, 'www', 'demo', 'results.json'), 'utf8'));
+      const axeSource = fs.readFileSync(path.join(repoRoot, 'tests', 'browser', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+      const percent = (task, model, keep = () => true) => {
+        const xs = recorded.niah[task].samples.filter((x) => x.model === model && keep(x));
+        return 100 * xs.reduce((a, x) => a + x.score, 0) / xs.length;
+      };
+      await inNewContext(async (pg) => {
+        const errors = [];
+        pg.on('pageerror', (e) => errors.push(String(e)));
+        await pg.setViewportSize({ width: 1366, height: 768 });
+        await gotoReady(pg);
+        const t0 = Date.now();
+        await pg.locator('#open-demo').click();
+        await pg.waitForSelector('#recorded-table1 tr[data-model="qk-restore"] td', { timeout: 10_000 });
+        console.log(`browser: demo-story: the recorded Table 1 is on screen ${Date.now() - t0} ms after "Open the demo"`);
+        const table = async (id) => Object.fromEntries(await pg.locator(`#${id} tr[data-model]`).evaluateAll((trs) =>
+          trs.map((tr) => [tr.dataset.model, [...tr.querySelectorAll('td')].map((td) => parseFloat(td.textContent))])));
+        const t1 = await table('recorded-table1');
+        const tasks = ['s1', 'mk'];
+        // The page's cells are the recording's samples, averaged here.
+        for (const m of ['pre', 'sft', 'qk-restore']) {
+          tasks.forEach((task, c) => assert.equal(t1[m][c], Math.round(percent(task, m)), `Table 1 ${m} ${task}`));
+        }
+        assert.ok(tasks.some((_, c) => t1.pre[c] - t1.sft[c] >= 10 && t1['qk-restore'][c] > t1.sft[c]),
+          `Table 1 shows no amnesia and repair: ${JSON.stringify(t1)}`);
+        const ablation = await table('recorded-ablation');
+        assert.deepEqual(Object.keys(ablation), ['qk-restore', 'q-restore', 'k-restore', 'v-restore', 'qk-pro']);
+        // Each step: what to look at is on screen, and nothing axe calls serious.
+        const look = async (step) => {
+          for (const [w, h] of [[1366, 768], [390, 844]]) {
+            for (const scheme of ['light', 'dark']) {
+              await pg.setViewportSize({ width: w, height: h });
+              await pg.emulateMedia({ colorScheme: scheme });
+              // The page scrolls the step's panel below the guide: ask it
+              // again at this size, as a visitor's step button would.
+              await pg.locator(`#step-${step - 1}`).click();
+              await pg.screenshot({ path: path.join(screensDir, `story-${step}-${w}x${h}${scheme === 'dark' ? '-dark' : ''}.png`) });
+              if (!(await pg.evaluate(() => typeof window.axe === 'object'))) await pg.addScriptTag({ content: axeSource });
+              const bad = await pg.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+                .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                .map((v) => `${v.id} (${v.impact}): ${v.help}: ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`));
+              assert.deepEqual(bad, [], `axe-core, step ${step} at ${w}x${h} ${scheme}`);
+            }
+          }
+          await pg.setViewportSize({ width: 1366, height: 768 });
+          await pg.emulateMedia({ colorScheme: 'light' });
+        };
+        const panels = ['drift', 'merge-form', 'recorded', 'routing-view'];
+        for (let i = 0; i < 4; i++) {
+          if (i > 0) await pg.locator('#step-next').click();
+          await waitForText(pg, '#step-title', new RegExp(`^Step ${i + 1} of 4`));
+          assert.equal(await pg.locator('.current').getAttribute('id'), panels[i], `step ${i + 1} highlights its panel`);
+          if (i === 0) await pg.waitForSelector('#drift table');
+          if (i === 2) {
+            const t2 = Date.now();
+            await pg.locator('#step-run-here').click();
+            await waitForText(pg, '#guide-status', /recorded prompts run here|error|fail/i, 600_000);
+            console.log(`browser: demo-story: "Run it here" (12 prompts at 2048 tokens) took ${((Date.now() - t2) / 1000).toFixed(1)} s`);
+            assert.match(await pg.locator('#guide-status').textContent(), /^12 recorded prompts run here/);
+            const marks = await pg.locator('#recorded-table1 td[data-matches]').evaluateAll((tds) => tds.map((td) => td.dataset.matches));
+            assert.deepEqual(marks, ['yes', 'yes', 'yes'], 'each model\'s S1 cell matches the recording');
+            // Independently of the page's marks: its heat-map cells are the
+            // recorded samples of those seeds (the first two of each depth).
+            const cells = await pg.locator('#heatmaps g.cell').evaluateAll((gs) => gs.map((g) =>
+              [g.closest('figure').dataset.figure.replace('heatmap-', ''), Number(g.dataset.depth), Number(g.dataset.accuracy)]));
+            assert.equal(cells.length, 6);
+            for (const [model, depth, accuracy] of cells) {
+              const name = model === 'merged' ? 'qk-restore' : model;
+              const seeds = recorded.niah.s1.samples.filter((x) => x.model === name && x.depth === depth).map((x) => x.seed).sort((a, b) => a - b).slice(0, 2);
+              assert.equal(accuracy, percent('s1', name, (x) => x.depth === depth && seeds.includes(x.seed)) / 100, `${model} depth ${depth}`);
+            }
+          }
+          if (i === 3) {
+            await waitForText(pg, '#routing-status', /^(Prompt|.*error)/i, 300_000);
+            const tokens = Number((await pg.locator('#routing-status').textContent()).match(/^Prompt: (\d+) tokens/)?.[1]);
+            assert.ok(tokens > 1900 && tokens <= 2048, `the routing prompt is the recording's length, not ${tokens} tokens`);
+            const numbers = await pg.locator('#routing-numbers tr[data-model]').evaluateAll((trs) => trs.map((tr) => tr.dataset.model));
+            assert.deepEqual(numbers, ['pre', 'sft', 'merged']);
+            assert.equal(await pg.locator('#step-next').isHidden(), true, 'the last step has no Next');
+          }
+          await look(i + 1);
+        }
+        assert.deepEqual(errors, [], 'uncaught exceptions in the page');
+      }, async () => {}, { bypassCSP: true });
+    },
+  },
+];
