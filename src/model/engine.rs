@@ -6,6 +6,7 @@
 use super::cpu::{argmax, CpuModel, CpuState};
 use super::fast::{FastModel, FastSeq};
 use super::fit::EngineOptions;
+pub use super::calls::{LoadProgress, Logits};
 use super::gpu::{GpuBatch, GpuModel};
 use super::rowstats::RowStats;
 use crate::checkpoint::Checkpoint;
@@ -14,21 +15,6 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::safetensors::{decode_f32, Dtype};
 use crate::source::ByteSource;
-
-/// Which rows of logits a call returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Logits {
-    None,
-    Last,
-    All,
-}
-
-/// Loading progress: bytes uploaded so far of the total, and the tensor.
-pub struct LoadProgress<'a> {
-    pub done: u64,
-    pub total: u64,
-    pub tensor: &'a str,
-}
 
 /// Where a model is loaded.
 #[derive(Clone, Copy)]

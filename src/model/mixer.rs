@@ -5,6 +5,7 @@
 //! a new mixer is described.
 
 use crate::config::{Arch, Mixer};
+use crate::names::LayerNames;
 
 /// The mixer's name in messages.
 pub fn label(mixer: Mixer) -> &'static str {
@@ -27,6 +28,20 @@ pub(crate) fn rope_on(arch: &Arch, mixer: Mixer) -> bool {
 /// constant): softmax attention's do, a linear mixer's state does not.
 pub(crate) fn scales_queries(mixer: Mixer) -> bool {
     mixer == Mixer::Softmax
+}
+
+/// The projection whose sigmoid gates the mixer's output, when on.
+pub fn output_gate(arch: &Arch, mixer: Mixer, n: &LayerNames) -> Option<String> {
+    match mixer {
+        Mixer::Softmax if arch.attn_use_output_gate => Some(n.o_gate.clone()),
+        Mixer::Lightning if arch.lightning_use_output_gate => Some(n.z_proj.clone()),
+        _ => None,
+    }
+}
+
+/// The RMSNorm over the mixer's whole output width, when on.
+pub fn output_norm(arch: &Arch, mixer: Mixer, n: &LayerNames) -> Option<String> {
+    (mixer == Mixer::Lightning && arch.lightning_use_output_norm).then(|| n.o_norm.clone())
 }
 
 /// The largest head size a mixer's GPU kernel holds in workgroup memory

@@ -1,6 +1,7 @@
 //! The HypeNet model (`../shared/SPEC-hypenet.md`). `cpu` is the plain f32
 //! reference: the oracle for the GPU kernels and the fallback without WebGPU.
 
+pub mod calls;
 pub mod cpu;
 pub mod engine;
 pub mod fast;
@@ -10,6 +11,4 @@ pub mod mixer;
 mod par;
 pub mod rowstats;
 mod simd;
-
-pub(crate) use mixer::{rope_on, scales_queries};
 

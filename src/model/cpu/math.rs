@@ -1,6 +1,8 @@
 //! The reference's arithmetic: plain loops in f32, one function per
 //! formula, shared by the driver and every mixer.
 
+use crate::config::LogitsScaling;
+
 pub(super) fn inv_sqrt(d: usize) -> f32 {
     1.0 / (d as f32).sqrt()
 }
@@ -61,3 +63,43 @@ pub(super) fn rope(x: &mut [f32], row_width: usize, inv_freq: &[f64], pos0: usiz
         }
     }
 }
+
+/// Index of the first maximum of `row` under f32's total order: ties go to
+/// the lowest index, as torch.argmax does, and a NaN cannot make the answer
+/// depend on where it sits. `row` must not be empty.
+pub fn argmax(row: &[f32]) -> u32 {
+    assert!(!row.is_empty(), "argmax of an empty row");
+    let mut best = 0;
+    for (i, x) in row.iter().enumerate().skip(1) {
+        if x.total_cmp(&row[best]).is_gt() {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// ALiBi slopes: 2^(-8(h+1)/n) for n a power of two; otherwise those of the
+/// largest power of two m below n, then every other slope of 2m.
+pub fn alibi_slopes(n: usize) -> Vec<f64> {
+    let pow2 = |n: usize| (0..n).map(|h| 2f64.powf(-8.0 * (h + 1) as f64 / n as f64)).collect::<Vec<_>>();
+    if n.is_power_of_two() {
+        return pow2(n);
+    }
+    let m = 1usize << (usize::BITS - 1 - n.leading_zeros());
+    let mut s = pow2(m);
+    s.extend(pow2(2 * m).into_iter().step_by(2).take(n - m));
+    s
+}
+
+/// The query factor at absolute position t. HyPE (`"hype A"`): ln(t + A) /
+/// ln(A), growing with t so that late queries stay sharp over long
+/// contexts; it touches only the query, never the cached keys. A float s
+/// scales every position alike.
+pub(crate) fn query_scale(scaling: LogitsScaling, t: usize) -> f32 {
+    match scaling {
+        LogitsScaling::None => 1.0,
+        LogitsScaling::Constant(s) => s as f32,
+        LogitsScaling::Hype(big_a) => ((t as f64 + big_a).ln() / big_a.ln()) as f32,
+    }
+}
+

@@ -1,7 +1,7 @@
 //! RoPE for the CPU engine: cos and sin tables per step, applied row by row.
 
 use crate::config::Arch;
-use crate::model::rope_on;
+use crate::model::mixer::rope_on;
 
 /// cos and sin of every packed row's position for each head width that
 /// RoPE uses, computed once a step in f64 as the reference computes them.

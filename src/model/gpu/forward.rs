@@ -3,12 +3,13 @@
 //! the same for every mixer (projections, head preparation, output
 //! projection) lives here; each mixer's own part is in `mixers/`.
 
-use super::layout::{Layout, Piece};
-use super::{GpuBatch, GpuModel};
+use super::batch::GpuBatch;
+use super::model::GpuModel;
+use super::pass::{Layout, Piece};
 use crate::config::{LogitsScaling, Mixer};
 use crate::gpu::ops::{self, HeadPrep, Rows, Spare};
 use crate::gpu::recorder::Recorder;
-use crate::model::{rope_on, scales_queries};
+use crate::model::mixer::{rope_on, scales_queries};
 use crate::names::{self, Proj};
 
 impl GpuModel {

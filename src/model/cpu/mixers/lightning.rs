@@ -1,19 +1,9 @@
 //! Lightning attention in the reference (SPEC-hypenet.md, "Lightning
 //! attention"): the literal recurrence over a state per query head.
 
-use super::super::math::{inv_sqrt, rmsnorm_rows};
-use super::super::{alibi_slopes, CpuModel, CpuState};
-use super::LayerState;
+use crate::model::cpu::math::{alibi_slopes, inv_sqrt, rmsnorm_rows};
+use crate::model::cpu::model::CpuModel;
 use crate::config::{LightningScale, Mixer};
-
-impl CpuState {
-    /// Lightning layer `layer`'s state `[nh, dl, dl]` (`S_h[i][j]`, i over
-    /// the key dim, j over the value dim); `None` for a softmax layer.
-    pub fn lightning_state(&self, layer: usize) -> Option<&[f32]> {
-        let LayerState::Lightning(s) = self.layers.get(layer)? else { return None };
-        Some(s)
-    }
-}
 
 impl CpuModel {
     /// Lightning attention as the literal recurrence, continued from the

@@ -2,14 +2,14 @@
 //! maps a layer's `Mixer` to its state and its forward. Adding a mixer
 //! here means: a file with its state and `CpuModel::<mixer>` forward
 //! (written as the spec's formulas), a `LayerState` variant, and an arm in
-//! each `match` below. Nothing in the driver (`super`) names a mixer.
+//! each `match` below. Nothing in the driver (`step.rs`) names a mixer.
 
 pub(super) mod lightning;
 pub(super) mod softmax;
 
-use super::CpuModel;
+use super::model::CpuModel;
 use crate::config::{Arch, Mixer};
-use softmax::{Capture, KvCache};
+use softmax::{Capture, Captured, KvCache};
 
 #[derive(Clone)]
 pub(super) enum LayerState {
@@ -41,6 +41,21 @@ impl LayerState {
             }
             _ => false,
         }
+    }
+}
+
+impl LayerState {
+    /// A softmax layer's capture after `pos` tokens; `None` for another
+    /// mixer or a state made without capture.
+    pub(super) fn captured(&self, pos: usize, dims: (usize, usize, usize)) -> Option<Captured<'_>> {
+        let LayerState::Softmax(cache) = self else { return None };
+        cache.captured(pos, dims)
+    }
+
+    /// A Lightning layer's state `[nh, dl, dl]`.
+    pub(super) fn lightning_state(&self) -> Option<&[f32]> {
+        let LayerState::Lightning(s) = self else { return None };
+        Some(s)
     }
 }
 

@@ -2,30 +2,29 @@
 //! attention"): the KV cache a sequence keeps, what a capture keeps for
 //! the routing diagnostics, and the layer's forward.
 
-use super::super::math::{dot, inv_sqrt};
 use crate::config::Mixer;
-use super::super::{query_scale, CpuModel, CpuState};
-use super::LayerState;
+use crate::model::cpu::math::{dot, inv_sqrt, query_scale};
+use crate::model::cpu::model::CpuModel;
 
 /// Keys (after k_norm, and RoPE when on) and values of every processed
 /// position, `[pos, kv_heads * dh]` each. HyPE scales only the query, so
 /// cached keys stay valid however long the sequence grows.
 #[derive(Clone)]
-pub(in crate::model::cpu) struct KvCache {
-    pub(in crate::model::cpu) k: Vec<f32>,
-    pub(in crate::model::cpu) v: Vec<f32>,
-    pub(in crate::model::cpu) capture: Option<Capture>,
+pub(crate) struct KvCache {
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    pub(crate) capture: Option<Capture>,
 }
 
 /// Per processed position: the query as it entered the dot products
 /// (`[pos, heads * dh]`) and each head's log-sum-exp (`[pos, heads]`).
 #[derive(Clone, Default)]
-pub(in crate::model::cpu) struct Capture {
-    pub(in crate::model::cpu) q: Vec<f32>,
-    pub(in crate::model::cpu) lse: Vec<f32>,
+pub(crate) struct Capture {
+    pub(crate) q: Vec<f32>,
+    pub(crate) lse: Vec<f32>,
 }
 
-/// One softmax layer's capture, borrowed from a [`CpuState`] made with
+/// One softmax layer's capture, borrowed from a `CpuState` made with
 /// `capture = true`. Row-major, row t is absolute position t, `0 <= t < pos`:
 ///
 /// | field | shape | what |
@@ -83,14 +82,12 @@ impl<'a> Captured<'a> {
     }
 }
 
-impl CpuState {
-    /// The capture of softmax layer `layer`; `None` for a Lightning layer or
-    /// a state made without capture.
-    pub fn captured(&self, layer: usize) -> Option<Captured<'_>> {
-        let LayerState::Softmax(cache) = self.layers.get(layer)? else { return None };
-        let c = cache.capture.as_ref()?;
-        let (heads, kv_heads, head_dim) = self.attn_dims;
-        Some(Captured { pos: self.pos, heads, kv_heads, head_dim, q: &c.q, k: &cache.k, v: &cache.v, lse: &c.lse })
+impl KvCache {
+    /// The capture, if this cache keeps one, after `pos` tokens of heads
+    /// laid out as `(heads, kv_heads, head_dim)`.
+    pub(crate) fn captured(&self, pos: usize, (heads, kv_heads, head_dim): (usize, usize, usize)) -> Option<Captured<'_>> {
+        let c = self.capture.as_ref()?;
+        Some(Captured { pos, heads, kv_heads, head_dim, q: &c.q, k: &self.k, v: &self.v, lse: &c.lse })
     }
 }
 

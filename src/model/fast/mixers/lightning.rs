@@ -1,22 +1,14 @@
 //! Lightning attention in the CPU engine: per (sequence, head), the
 //! chunked form of the recurrence, continued from the sequence's state.
 
-use super::super::blas::gemm_strided;
-use super::super::{FastModel, FastSeq, Span};
-use super::SeqLayer;
+use crate::model::fast::blas::gemm_strided;
+use crate::model::fast::model::FastModel;
+use crate::model::fast::pass::Span;
 use crate::model::par::map_tasks;
 use crate::model::simd;
 
 /// Tokens per Lightning chunk.
 const CHUNK: usize = 64;
-
-impl FastSeq {
-    /// Lightning layer `layer`'s state `[nh, dl, dl]`.
-    pub fn lightning_state(&self, layer: usize) -> Option<&[f32]> {
-        let SeqLayer::Lightning(s) = self.layers.get(layer)? else { return None };
-        Some(s)
-    }
-}
 
 impl FastModel {
     /// Lightning attention of every sequence's new rows, continued from
@@ -24,7 +16,7 @@ impl FastModel {
     /// S0, o_a = scale (gamma^(a+1) q_a S0 + sum_{j<=a} gamma^(a-j) (q_a . k_j) v_j)
     /// and the state becomes gamma^C S0 + sum_j gamma^(C-1-j) k_j^T v_j,
     /// which is the recurrence S_t = gamma S_{t-1} + k_t^T v_t, o_t = scale q_t S_t.
-    pub(super) fn lightning(&self, l: usize, q: &[f32], k: &[f32], v: &[f32], spans: &[Span], seqs: &mut [&mut FastSeq]) -> Vec<f32> {
+    pub(super) fn lightning(&self, q: &[f32], k: &[f32], v: &[f32], spans: &[Span], states: &mut [&mut Vec<f32>]) -> Vec<f32> {
         let a = &self.arch;
         let lt = &a.lightning;
         let (nh, nkv, dl) = (lt.heads as usize, lt.kv_heads as usize, lt.head_dim as usize);
@@ -32,13 +24,7 @@ impl FastModel {
         let scale = a.lightning_scale.value(lt.head_dim) as f32;
         let group = nh / nkv;
         let tasks: Vec<(usize, usize)> = (0..spans.len()).flat_map(|si| (0..nh).map(move |h| (si, h))).collect();
-        let states: Vec<&[f32]> = seqs
-            .iter()
-            .map(|s| match &s.layers[l] {
-                SeqLayer::Lightning(st) => st.as_slice(),
-                SeqLayer::Softmax { .. } => unreachable!("layer {l} is Lightning"),
-            })
-            .collect();
+        let before: Vec<&[f32]> = states.iter().map(|s| s.as_slice()).collect();
         let results = map_tasks(&tasks, |&(si, h): &(usize, usize)| {
             let span = spans[si];
             let gamma = self.gammas[h];
@@ -50,7 +36,7 @@ impl FastModel {
             // rev_pow[CHUNK - i + j] = gamma^(i - j): row i's decays, key by key.
             let rev_pow: Vec<f32> = pow.iter().rev().copied().collect();
             let g = h / group;
-            let mut st = states[si][h * dl * dl..][..dl * dl].to_vec();
+            let mut st = before[si][h * dl * dl..][..dl * dl].to_vec();
             let mut out = vec![0.0f32; span.rows * dl];
             let mut scores = vec![0.0f32; CHUNK * CHUNK];
             let mut kd = vec![0.0f32; CHUNK * dl];
@@ -92,9 +78,7 @@ impl FastModel {
             for (i, row) in out.chunks(dl).enumerate() {
                 o[(span.row0 + i) * qw + h * dl..][..dl].copy_from_slice(row);
             }
-            if let SeqLayer::Lightning(s) = &mut seqs[si].layers[l] {
-                s[h * dl * dl..][..dl * dl].copy_from_slice(&st);
-            }
+            states[si][h * dl * dl..][..dl * dl].copy_from_slice(&st);
         }
         o
     }

@@ -4,45 +4,46 @@
 
 use std::ops::Range;
 
-use super::super::blas::{gemm_strided, with_scratch};
-use super::super::{FastModel, FastSeq, Span};
-use super::SeqLayer;
 use crate::model::cpu::Captured;
+use crate::model::fast::blas::{gemm_strided, with_scratch};
+use crate::model::fast::model::FastModel;
+use crate::model::fast::pass::Span;
 use crate::model::par::map_tasks;
 use crate::model::simd;
 
 /// Query rows per attention block (each block packs its keys once).
 const QUERY_BLOCK: usize = 256;
 
-impl FastSeq {
-    /// Softmax layer `layer`'s capture (queries as they entered the dot
-    /// products and log-sum-exps), as the reference's.
-    pub fn captured(&self, layer: usize) -> Option<Captured<'_>> {
-        let SeqLayer::Softmax { k, v, capture: Some((q, lse)) } = self.layers.get(layer)? else { return None };
-        let (heads, kv_heads, head_dim) = self.attn_dims;
-        Some(Captured { pos: self.pos, heads, kv_heads, head_dim, q, k, v, lse })
+/// One sequence's keys and values `[pos, kv_heads * dh]` in one softmax
+/// layer, and with capture its queries (as they entered the dot products)
+/// and log-sum-exps.
+#[derive(Clone)]
+pub(crate) struct KvCache {
+    pub(crate) k: Vec<f32>,
+    pub(crate) v: Vec<f32>,
+    pub(crate) capture: Option<(Vec<f32>, Vec<f32>)>,
+}
+
+impl KvCache {
+    /// The capture after `pos` tokens, as the reference's.
+    pub(crate) fn captured(&self, pos: usize, (heads, kv_heads, head_dim): (usize, usize, usize)) -> Option<Captured<'_>> {
+        let (q, lse) = self.capture.as_ref()?;
+        Some(Captured { pos, heads, kv_heads, head_dim, q, k: &self.k, v: &self.v, lse })
     }
 }
 
 impl FastModel {
     /// Causal softmax attention with GQA of every sequence's new rows over
     /// its cache (which they join first); o `[rows, heads * dh]`.
-    pub(super) fn softmax_attention(&self, l: usize, q: &[f32], k: &[f32], v: &[f32], spans: &[Span], seqs: &mut [&mut FastSeq]) -> Vec<f32> {
+    pub(super) fn softmax_attention(&self, q: &[f32], k: &[f32], v: &[f32], spans: &[Span], caches: &mut [&mut KvCache]) -> Vec<f32> {
         let at = &self.arch.attn;
         let (heads, kv_heads, dh) = (at.heads as usize, at.kv_heads as usize, at.head_dim as usize);
         let (qw, kw) = (heads * dh, kv_heads * dh);
-        for (s, span) in seqs.iter_mut().zip(spans) {
-            let SeqLayer::Softmax { k: kc, v: vc, .. } = &mut s.layers[l] else { unreachable!("layer {l} is softmax") };
-            kc.extend_from_slice(&k[span.row0 * kw..(span.row0 + span.rows) * kw]);
-            vc.extend_from_slice(&v[span.row0 * kw..(span.row0 + span.rows) * kw]);
+        for (c, span) in caches.iter_mut().zip(spans) {
+            c.k.extend_from_slice(&k[span.row0 * kw..(span.row0 + span.rows) * kw]);
+            c.v.extend_from_slice(&v[span.row0 * kw..(span.row0 + span.rows) * kw]);
         }
-        let caches: Vec<(&[f32], &[f32])> = seqs
-            .iter()
-            .map(|s| match &s.layers[l] {
-                SeqLayer::Softmax { k, v, .. } => (k.as_slice(), v.as_slice()),
-                SeqLayer::Lightning(_) => unreachable!("layer {l} is softmax"),
-            })
-            .collect();
+        let kv: Vec<(&[f32], &[f32])> = caches.iter().map(|c| (c.k.as_slice(), c.v.as_slice())).collect();
         // One task per (sequence, head, block of query rows).
         let mut tasks = Vec::new();
         for (si, span) in spans.iter().enumerate() {
@@ -56,7 +57,7 @@ impl FastModel {
         let scale = 1.0 / (dh as f32).sqrt();
         let results = map_tasks(&tasks, |&(si, h, ref block): &(usize, usize, Range<usize>)| {
             let span = spans[si];
-            let (kc, vc) = caches[si];
+            let (kc, vc) = kv[si];
             let g = h / group;
             let nq = block.len();
             let keys = span.pos0 + block.end;
@@ -92,8 +93,8 @@ impl FastModel {
                 lse[r * heads + h] = l;
             }
         }
-        for (s, span) in seqs.iter_mut().zip(spans) {
-            if let SeqLayer::Softmax { capture: Some((cq, cl)), .. } = &mut s.layers[l] {
+        for (c, span) in caches.iter_mut().zip(spans) {
+            if let Some((cq, cl)) = &mut c.capture {
                 cq.extend_from_slice(&q[span.row0 * qw..(span.row0 + span.rows) * qw]);
                 cl.extend_from_slice(&lse[span.row0 * heads..(span.row0 + span.rows) * heads]);
             }

@@ -1,7 +1,7 @@
 //! Lightning attention on the GPU (shaders/lightning.wgsl).
 
-use super::super::layout::Layout;
-use super::super::GpuModel;
+use crate::model::gpu::model::GpuModel;
+use crate::model::gpu::pass::Layout;
 use crate::config::Mixer;
 use crate::gpu::ops::{self, LightningShape, Rows};
 use crate::gpu::recorder::Recorder;

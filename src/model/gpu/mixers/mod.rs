@@ -7,8 +7,9 @@
 pub(super) mod lightning;
 pub(super) mod softmax;
 
-use super::layout::Layout;
-use super::{buffer, GpuModel};
+use super::buffers::buffer;
+use super::model::GpuModel;
+use super::pass::Layout;
 use crate::config::Mixer;
 use crate::gpu::recorder::Recorder;
 

@@ -1,0 +1,138 @@
+//! The CPU engine's weights: every tensor in f32, each layer's q, k, v and
+//! gate projections fused into one matrix, gate and up likewise, so that
+//! one product serves them all.
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{Arch, Mixer};
+use crate::error::{Error, Result};
+use crate::model::cpu::alibi_slopes;
+use crate::model::mixer::{output_gate, output_norm};
+use crate::names::{self, LayerNames};
+use crate::source::ByteSource;
+
+/// One layer's weights, f32, projections fused so that one product serves all.
+pub(super) struct Layer {
+    pub(super) input_norm: Vec<f32>,
+    pub(super) post_norm: Vec<f32>,
+    /// q, k, v and the output gate (o_gate or z_proj) rows, `[q + 2 kv + gate, D]`.
+    pub(super) qkvg: Vec<f32>,
+    /// Biases of q, k, v (`[q + 2 kv]`), where the model has them.
+    pub(super) qkv_bias: Option<Vec<f32>>,
+    pub(super) q_norm: Option<Vec<f32>>,
+    pub(super) k_norm: Option<Vec<f32>>,
+    /// Lightning's output norm.
+    pub(super) o_norm: Option<Vec<f32>>,
+    pub(super) o: Vec<f32>,
+    pub(super) o_bias: Option<Vec<f32>>,
+    /// gate_proj then up_proj rows, `[2 I, D]`.
+    pub(super) mlp_in: Vec<f32>,
+    pub(super) mlp_down: Vec<f32>,
+    pub(super) mixer: Mixer,
+    /// Widths of q, of k (= v) and of the gate (0 without one).
+    pub(super) q_width: usize,
+    pub(super) kv_width: usize,
+    pub(super) gate_width: usize,
+}
+
+/// All weights of a model in f32, laid out for the batched products.
+pub struct FastModel {
+    pub arch: Arch,
+    pub(super) embed: Vec<f32>,
+    pub(super) final_norm: Vec<f32>,
+    /// The untied LM head; None when it is the embedding.
+    pub(super) lm_head: Option<Vec<f32>>,
+    pub(super) layers: Vec<Layer>,
+    /// Lightning's per-head decay gamma_h = exp(-slope_h).
+    pub(super) gammas: Vec<f32>,
+}
+
+impl FastModel {
+    pub async fn load<S: ByteSource>(ck: &Checkpoint<S>, arch: Arch) -> Result<FastModel> {
+        let read = |name: String| async move { ck.read_tensor_f32(&name, "the CPU engine").await };
+        let embed = read(names::EMBED.into()).await?;
+        let final_norm = read(names::FINAL_NORM.into()).await?;
+        let lm_head = if arch.tie_word_embeddings { None } else { Some(read(names::LM_HEAD.into()).await?) };
+        let mut layers = Vec::with_capacity(arch.num_layers());
+        for (l, &mixer) in arch.mixers.iter().enumerate() {
+            let n = LayerNames::of(l);
+            let h = arch.heads(mixer);
+            let (q_width, kv_width) = ((h.heads * h.head_dim) as usize, (h.kv_heads * h.head_dim) as usize);
+            let gate = output_gate(&arch, mixer, &n);
+            let mut qkvg = read(n.q.weight.clone()).await?;
+            qkvg.extend(read(n.k.weight.clone()).await?);
+            qkvg.extend(read(n.v.weight.clone()).await?);
+            if let Some(g) = &gate {
+                qkvg.extend(read(g.clone()).await?);
+            }
+            let qkv_bias = if arch.attention_bias {
+                let mut b = read(n.q.bias.clone()).await?;
+                b.extend(read(n.k.bias.clone()).await?);
+                b.extend(read(n.v.bias.clone()).await?);
+                Some(b)
+            } else {
+                None
+            };
+            let qk_norm = arch.qk_norm(mixer);
+            let mut mlp_in = read(n.mlp_gate.clone()).await?;
+            mlp_in.extend(read(n.mlp_up.clone()).await?);
+            layers.push(Layer {
+                input_norm: read(n.input_norm.clone()).await?,
+                post_norm: read(n.post_norm.clone()).await?,
+                qkvg,
+                qkv_bias,
+                q_norm: if qk_norm { Some(read(n.q_norm.clone()).await?) } else { None },
+                k_norm: if qk_norm { Some(read(n.k_norm.clone()).await?) } else { None },
+                o_norm: match output_norm(&arch, mixer, &n) {
+                    Some(name) => Some(read(name).await?),
+                    None => None,
+                },
+                o: read(n.o.weight.clone()).await?,
+                o_bias: if arch.o_bias { Some(read(n.o.bias.clone()).await?) } else { None },
+                mlp_in,
+                mlp_down: read(n.mlp_down.clone()).await?,
+                mixer,
+                q_width,
+                kv_width,
+                gate_width: if gate.is_some() { q_width } else { 0 },
+            });
+        }
+        let gammas = alibi_slopes(arch.lightning.heads as usize).into_iter().map(|s| (-s).exp() as f32).collect();
+        Ok(FastModel { arch, embed, final_norm, lm_head, layers, gammas })
+    }
+
+    /// Puts `values` in place of tensor `name` (an attention projection's
+    /// weight or bias, or a q/k norm: what a merge replaces), exactly as
+    /// loading a checkpoint holding them would.
+    pub fn set_tensor(&mut self, name: &str, values: &[f32]) -> Result<()> {
+        use names::{Proj, Role};
+        let d = self.arch.hidden_size as usize;
+        let unknown = || Error::Usage(format!("the CPU engine cannot swap {name:?}: only attention projections and q/k norms"));
+        let (l, role) = names::role_of(name).filter(|(l, _)| *l < self.layers.len()).ok_or_else(unknown)?;
+        let layer = &mut self.layers[l];
+        let (q, kv) = (layer.q_width, layer.kv_width);
+        // Where each projection's rows sit in the fused qkvg (and its bias).
+        let rows = |p: Proj| match p {
+            Proj::Q => Some(0..q),
+            Proj::K => Some(q..q + kv),
+            Proj::V => Some(q + kv..q + 2 * kv),
+            Proj::O => None,
+        };
+        let slot: &mut [f32] = match role {
+            Role::ProjWeight(Proj::O) => &mut layer.o,
+            Role::ProjBias(Proj::O) => layer.o_bias.as_deref_mut().ok_or_else(unknown)?,
+            Role::ProjWeight(p) => {
+                let r = rows(p).ok_or_else(unknown)?;
+                &mut layer.qkvg[r.start * d..r.end * d]
+            }
+            Role::ProjBias(p) => &mut layer.qkv_bias.as_mut().ok_or_else(unknown)?[rows(p).ok_or_else(unknown)?],
+            Role::QNorm => layer.q_norm.as_deref_mut().ok_or_else(unknown)?,
+            Role::KNorm => layer.k_norm.as_deref_mut().ok_or_else(unknown)?,
+            _ => return Err(unknown()),
+        };
+        if slot.len() != values.len() {
+            return Err(Error::Usage(format!("{name}: the engine holds {} values, the replacement {}", slot.len(), values.len())));
+        }
+        slot.copy_from_slice(values);
+        Ok(())
+    }
+}

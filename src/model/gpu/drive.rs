@@ -1,0 +1,303 @@
+//! Loading the GPU engine and driving it: batches, prefill in passes,
+//! greedy tokens chosen on the GPU, decoding several steps a submission.
+
+use std::collections::HashMap;
+
+use super::batch::GpuBatch;
+use super::buffers::{buffer, f32_buffer};
+use super::model::{GpuModel, Scratch};
+use super::pass::plan_passes;
+use crate::checkpoint::Checkpoint;
+use crate::config::Arch;
+use crate::error::{Error, Result};
+use crate::gpu::kernels::{Kernels, WDtype};
+use crate::gpu::ops;
+use crate::gpu::params::Seg;
+use crate::gpu::recorder::{BindCache, Recorder};
+use crate::gpu::weights::GpuWeight;
+use crate::gpu::{read_buffer, Gpu};
+use crate::model::calls::{LoadProgress, Logits};
+use crate::model::cpu::alibi_slopes;
+use crate::model::fit::{plan, EngineOptions};
+use crate::model::mixer::rope_on;
+use crate::names::LayerNames;
+use crate::source::ByteSource;
+
+/// cos and sin of position x frequency, computed in f64 like the CPU
+/// reference (a GPU's f32 sin of large angles is far less accurate).
+fn rope_table(positions: u32, inv_freq: &[f64]) -> Vec<f32> {
+    let mut t = Vec::with_capacity(positions as usize * inv_freq.len() * 2);
+    for pos in 0..positions {
+        for f in inv_freq {
+            let (sin, cos) = (pos as f64 * f).sin_cos();
+            t.extend([cos as f32, sin as f32]);
+        }
+    }
+    t
+}
+
+impl GpuModel {
+    /// Checks that the model fits, then uploads its weights one tensor (one
+    /// chunk) at a time.
+    pub async fn load<S: ByteSource>(
+        gpu: &Gpu,
+        ck: &Checkpoint<S>,
+        arch: Arch,
+        opts: EngineOptions,
+        progress: &mut dyn FnMut(LoadProgress),
+    ) -> Result<GpuModel> {
+        let mut tensors = Vec::new();
+        for (name, shape) in arch.expected_tensors() {
+            let t = ck.tensor(&name).ok_or_else(|| Error::NoSuchTensor { tensor: name.clone() })?;
+            if t.shape != shape {
+                return Err(Error::Gpu(format!("{name} has shape {:?}, the config implies {shape:?}", t.shape)));
+            }
+            tensors.push((name, WDtype::of(t.dtype, &t.name)?, shape));
+        }
+        let footprint = plan(&arch, &tensors, &gpu.limits, &opts)?;
+
+        let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut w = HashMap::new();
+        let mut done = 0;
+        for (name, dtype, shape) in &tensors {
+            progress(LoadProgress { done, total: footprint.weights, tensor: name });
+            let entry = ck.tensor(name).expect("checked above");
+            let weight =
+                GpuWeight::upload(gpu, name, *dtype, shape, footprint.binding, |off, len| ck.read_tensor_range(entry, off, len))
+                    .await?;
+            done += weight.bytes();
+            w.insert(name.clone(), weight);
+            // Hands the staged bytes to the GPU now rather than holding a
+            // whole model in staging memory.
+            gpu.queue.submit([]);
+        }
+        progress(LoadProgress { done, total: footprint.weights, tensor: "" });
+
+        let l = &arch.lightning;
+        let chunk = footprint.chunk as u64;
+        let act = |label: &str| buffer(gpu, label, chunk * arch.widest() * 4);
+        let s = Scratch {
+            ids: buffer(gpu, "ids", chunk * 4),
+            x: act("x"),
+            h: act("h"),
+            q: act("q"),
+            k: act("k"),
+            v: act("v"),
+            o: act("o"),
+            o2: act("o2"),
+            gate: act("gate"),
+            up: act("up"),
+            logits: buffer(gpu, "logits", footprint.logit_rows as u64 * arch.vocab_size * 4),
+            argmax: buffer(gpu, "argmax", footprint.slots as u64 * 4),
+            dummy: buffer(gpu, "dummy", 16),
+        };
+        let mut rope = HashMap::new();
+        for &m in &arch.mixers {
+            let dh = arch.heads(m).head_dim;
+            if rope_on(&arch, m) && !rope.contains_key(&dh) {
+                rope.insert(dh, f32_buffer(gpu, "rope", &rope_table(opts.max_context, &arch.rope_inv_freq(dh))));
+            }
+        }
+        let slopes: Vec<f32> = alibi_slopes(l.heads as usize).into_iter().map(|s| s as f32).collect();
+        let slopes = f32_buffer(gpu, "slopes", &slopes);
+        if let Some(e) = scope.pop().await {
+            return Err(Error::TooLarge(format!("the GPU ran out of memory loading {} of weights: {e}", crate::units::human_bytes(footprint.weights))));
+        }
+        let names = (0..arch.num_layers()).map(LayerNames::of).collect();
+        let pass_rows = std::cell::Cell::new(footprint.chunk);
+        Ok(GpuModel { arch, footprint, opts, kernels: Kernels::new(gpu), w, names, s, rope, slopes, pass_rows })
+    }
+
+    /// A fresh batch of `n` sequences, its buffers' allocation checked
+    /// (an adapter may refuse memory the plan thought it had).
+    pub async fn batch_checked(&self, n: u32) -> Result<GpuBatch> {
+        let scope = self.gpu().device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let b = self.batch(n);
+        if let Some(e) = scope.pop().await {
+            return Err(Error::TooLarge(format!("the GPU refused the memory for a batch of {n} sequences of {} tokens: {e}", self.opts.max_context)));
+        }
+        b
+    }
+
+    /// A fresh batch of `n` sequences (position 0, empty caches, zero states).
+    pub fn batch(&self, n: u32) -> Result<GpuBatch> {
+        if n > self.footprint.slots {
+            return Err(Error::TooLarge(format!("a batch of {n} sequences; this model on this adapter takes at most {}", self.footprint.slots)));
+        }
+        let layers = self.arch.mixers.iter().map(|&m| self.layer_state(m, n)).collect();
+        Ok(GpuBatch { pos: vec![0; n as usize], layers, binds: BindCache::default(), layouts: Default::default() })
+    }
+
+    /// A fresh single sequence.
+    pub fn session(&self) -> GpuBatch {
+        self.batch(1).expect("one sequence always fits a loaded model")
+    }
+
+    /// Writes `bytes` (the tensor in its checkpoint dtype) over the
+    /// uploaded tensor `name`, chunk by chunk as `load` placed it: the
+    /// model then computes exactly what loading a checkpoint holding
+    /// those bytes would.
+    pub fn set_tensor(&self, name: &str, dtype: crate::safetensors::Dtype, bytes: &[u8]) -> Result<()> {
+        let w = self.w.get(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?;
+        if WDtype::of(dtype, name)? != w.dtype || bytes.len() as u64 != w.bytes() {
+            return Err(Error::Usage(format!("{name}: the replacement ({dtype}, {} bytes) differs from the loaded tensor ({} bytes)", bytes.len(), w.bytes())));
+        }
+        let row = w.cols as usize * w.dtype.bytes() as usize;
+        for c in &w.chunks {
+            let mut part = bytes[c.row0 as usize * row..][..c.rows as usize * row].to_vec();
+            part.resize(part.len().next_multiple_of(4).max(4), 0);
+            self.gpu().queue.write_buffer(&c.buffer, 0, &part);
+        }
+        Ok(())
+    }
+
+    fn check_ids(&self, b: &GpuBatch, ids: &[&[u32]]) -> Result<()> {
+        if ids.len() != b.len() {
+            return Err(Error::Usage(format!("{} token lists for a batch of {}", ids.len(), b.len())));
+        }
+        let v = self.arch.vocab_size;
+        for (i, t) in ids.iter().enumerate() {
+            if let Some(id) = t.iter().find(|&&id| id as u64 >= v) {
+                return Err(Error::Usage(format!("token id {id} is outside the vocabulary ({v})")));
+            }
+            let end = b.pos[i] as u64 + t.len() as u64;
+            if end > self.opts.max_context as u64 {
+                return Err(Error::Usage(format!(
+                    "{end} tokens exceed this session's context of {} (raise max_context)",
+                    self.opts.max_context
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `ids[i]` at the next positions of sequence i, every sequence
+    /// packed into passes of up to a chunk of rows, and returns per
+    /// sequence the logits asked for (`Last`: `[V]`, `All`: `[n_i, V]`).
+    pub async fn prefill_batch(&self, b: &mut GpuBatch, ids: &[&[u32]], logits: Logits) -> Result<Vec<Vec<f32>>> {
+        self.check_ids(b, ids)?;
+        let v = self.arch.vocab_size as usize;
+        let mut out: Vec<Vec<f32>> = ids.iter().map(|_| Vec::new()).collect();
+        for pass in plan_passes(ids, self.pass_rows.get() as usize) {
+            let segs = Self::segments_of(b, &pass);
+            let layout = self.layout(b, 0, &segs);
+            let mut rec = self.record_pass(b, &pass, &layout);
+            // Rows whose logits are wanted: (packed row, sequence).
+            let wanted: Vec<(u32, usize)> = match logits {
+                Logits::None => Vec::new(),
+                Logits::All => segs.iter().zip(&pass).flat_map(|(s, p)| (s.row0..s.row0 + s.rows).map(move |r| (r, p.seq))).collect(),
+                Logits::Last => segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq)).collect(),
+            };
+            for (g, group) in wanted.chunks(self.footprint.logit_rows as usize).enumerate() {
+                let mut r = std::mem::replace(&mut rec, Recorder::cached(&self.kernels, &b.binds));
+                let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
+                self.record_head(&mut r, &layout, g as u32 * self.footprint.logit_rows, &rows);
+                r.submit();
+                let bytes = read_buffer(self.gpu(), &self.s.logits, group.len() as u64 * v as u64 * 4).await?;
+                let floats: &[f32] = bytemuck::cast_slice(&bytes);
+                for (row, &(_, seq)) in floats.chunks(v).zip(group) {
+                    out[seq].extend_from_slice(row);
+                }
+            }
+            rec.submit();
+            for seg in &segs {
+                b.pos[seg.slot as usize] += seg.rows;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `ids[i]` for every sequence and returns each one's greedy next
+    /// token, chosen on the GPU: one read of 4 bytes a sequence.
+    pub async fn next_tokens(&self, b: &mut GpuBatch, ids: &[&[u32]]) -> Result<Vec<u32>> {
+        self.check_ids(b, ids)?;
+        for pass in plan_passes(ids, self.pass_rows.get() as usize) {
+            let segs = Self::segments_of(b, &pass);
+            let layout = self.layout(b, 0, &segs);
+            let mut rec = self.record_pass(b, &pass, &layout);
+            let ends: Vec<(u32, u32)> = segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq as u32)).collect();
+            for (g, group) in ends.chunks(self.footprint.logit_rows as usize).enumerate() {
+                let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
+                self.record_head(&mut rec, &layout, g as u32 * self.footprint.logit_rows, &rows);
+                // Sequence numbers are ascending within a pass, and each ends once.
+                for (i, &(_, seq)) in group.iter().enumerate() {
+                    ops::argmax(&mut rec, &self.s.logits, i as u32, self.arch.vocab_size as u32, &self.s.argmax, seq, 1);
+                }
+                rec.submit();
+                rec = Recorder::cached(&self.kernels, &b.binds);
+            }
+            rec.submit();
+            for seg in &segs {
+                b.pos[seg.slot as usize] += seg.rows;
+            }
+        }
+        let bytes = read_buffer(self.gpu(), &self.s.argmax, b.len() as u64 * 4).await?;
+        Ok(bytemuck::cast_slice::<u8, u32>(&bytes)[..b.len()].to_vec())
+    }
+
+    /// `steps` greedy tokens of each sequence in `seqs`, feeding `last[j]`
+    /// to `seqs[j]` first. Each step's tokens go from the argmax straight
+    /// into the next step's input: the steps are one submission and one
+    /// read back.
+    pub async fn decode(&self, b: &mut GpuBatch, seqs: &[usize], last: &[u32], steps: usize) -> Result<Vec<Vec<u32>>> {
+        let n = seqs.len() as u32;
+        if n == 0 || steps == 0 {
+            return Ok(vec![Vec::new(); seqs.len()]);
+        }
+        if n > self.footprint.chunk {
+            return Err(Error::Usage(format!("{n} sequences in one decode step; a pass takes {}", self.footprint.chunk)));
+        }
+        for &s in seqs {
+            let end = b.pos[s] as u64 + steps as u64;
+            if end > self.opts.max_context as u64 {
+                return Err(Error::Usage(format!("{end} tokens exceed this session's context of {} (raise max_context)", self.opts.max_context)));
+            }
+        }
+        let gpu = self.gpu();
+        let history = buffer(gpu, "generated", n as u64 * steps as u64 * 4);
+        gpu.queue.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(last));
+        let mut rec = Recorder::cached(&self.kernels, &b.binds);
+        let mut layouts = Vec::with_capacity(steps);
+        for step in 0..steps {
+            let segs: Vec<Seg> = seqs.iter().enumerate().map(|(j, &s)| Seg { row0: j as u32, rows: 1, slot: s as u32, pos0: b.pos[s] + step as u32 }).collect();
+            layouts.push(self.layout(b, step, &segs));
+        }
+        let rows: Vec<u32> = (0..n).collect();
+        for (step, layout) in layouts.iter().enumerate() {
+            self.record_layers(&mut rec, b, n, layout);
+            for (g, group) in rows.chunks(self.footprint.logit_rows as usize).enumerate() {
+                self.record_head(&mut rec, layout, g as u32 * self.footprint.logit_rows, group);
+                ops::argmax(&mut rec, &self.s.logits, 0, self.arch.vocab_size as u32, &self.s.ids, group[0], group.len() as u32);
+            }
+            rec.copy(&self.s.ids, 0, &history, step as u64 * n as u64 * 4, n as u64 * 4);
+        }
+        rec.submit();
+        let bytes = read_buffer(gpu, &history, n as u64 * steps as u64 * 4).await?;
+        let tokens: &[u32] = bytemuck::cast_slice(&bytes);
+        for &s in seqs {
+            b.pos[s] += steps as u32;
+        }
+        Ok((0..n as usize).map(|j| (0..steps).map(|step| tokens[step * n as usize + j]).collect()).collect())
+    }
+
+    /// Runs `ids` at sequence 0's next positions; the logits asked for.
+    pub async fn prefill(&self, s: &mut GpuBatch, ids: &[u32], logits: Logits) -> Result<Vec<f32>> {
+        let mut all: Vec<&[u32]> = vec![&[]; s.len()];
+        all[0] = ids;
+        Ok(self.prefill_batch(s, &all, logits).await?.swap_remove(0))
+    }
+
+    /// One token on sequence 0; its logits `[V]`.
+    pub async fn decode_step(&self, s: &mut GpuBatch, id: u32) -> Result<Vec<f32>> {
+        self.prefill(s, &[id], Logits::Last).await
+    }
+
+    /// Runs `ids` on a one-sequence batch and returns its greedy next token.
+    pub async fn next_token(&self, s: &mut GpuBatch, ids: &[u32]) -> Result<u32> {
+        if ids.is_empty() {
+            return Err(Error::Usage("no tokens to run".into()));
+        }
+        Ok(self.next_tokens(s, &[ids]).await?[0])
+    }
+
+}
