@@ -13,6 +13,7 @@
 mod math;
 mod mixers;
 mod model;
+mod sequence;
 mod state;
 mod step;
 
@@ -20,4 +21,5 @@ pub(crate) use math::query_scale;
 pub use math::{alibi_slopes, argmax};
 pub use mixers::softmax::Captured;
 pub use model::CpuModel;
+pub use sequence::{LayerKeeps, Sequence};
 pub use state::CpuState;

@@ -8,11 +8,12 @@ pub(super) mod lightning;
 pub(super) mod softmax;
 
 use super::model::CpuModel;
+use super::sequence::LayerKeeps;
 use crate::config::{Arch, Mixer};
 use softmax::{Capture, Captured, KvCache};
 
 #[derive(Clone)]
-pub(super) enum LayerState {
+pub enum LayerState {
     Softmax(KvCache),
     /// S_h for every query head, `[nh, dl, dl]`; `S_h[i][j]`: i over the key
     /// dim, j over the value dim. Per query head, not per kv head, because
@@ -44,16 +45,13 @@ impl LayerState {
     }
 }
 
-impl LayerState {
-    /// A softmax layer's capture after `pos` tokens; `None` for another
-    /// mixer or a state made without capture.
-    pub(super) fn captured(&self, pos: usize, dims: (usize, usize, usize)) -> Option<Captured<'_>> {
+impl LayerKeeps for LayerState {
+    fn captured(&self, pos: usize, dims: (usize, usize, usize)) -> Option<Captured<'_>> {
         let LayerState::Softmax(cache) = self else { return None };
         cache.captured(pos, dims)
     }
 
-    /// A Lightning layer's state `[nh, dl, dl]`.
-    pub(super) fn lightning_state(&self) -> Option<&[f32]> {
+    fn lightning_state(&self) -> Option<&[f32]> {
         let LayerState::Lightning(s) = self else { return None };
         Some(s)
     }

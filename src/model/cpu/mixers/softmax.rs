@@ -10,7 +10,7 @@ use crate::model::cpu::model::CpuModel;
 /// position, `[pos, kv_heads * dh]` each. HyPE scales only the query, so
 /// cached keys stay valid however long the sequence grows.
 #[derive(Clone)]
-pub(crate) struct KvCache {
+pub struct KvCache {
     pub(crate) k: Vec<f32>,
     pub(crate) v: Vec<f32>,
     pub(crate) capture: Option<Capture>,
@@ -19,7 +19,7 @@ pub(crate) struct KvCache {
 /// Per processed position: the query as it entered the dot products
 /// (`[pos, heads * dh]`) and each head's log-sum-exp (`[pos, heads]`).
 #[derive(Clone, Default)]
-pub(crate) struct Capture {
+pub struct Capture {
     pub(crate) q: Vec<f32>,
     pub(crate) lse: Vec<f32>,
 }

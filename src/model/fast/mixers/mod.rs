@@ -13,12 +13,12 @@ pub(super) mod softmax;
 use super::model::{FastModel, Layer};
 use super::pass::{Pass, Span};
 use crate::config::{Arch, Mixer};
-use crate::model::cpu::Captured;
+use crate::model::cpu::{Captured, LayerKeeps};
 use softmax::KvCache;
 
 /// What one layer of one sequence keeps between steps.
 #[derive(Clone)]
-pub(super) enum SeqLayer {
+pub enum SeqLayer {
     Softmax(KvCache),
     /// S_h for every query head, `[nh, dl, dl]`.
     Lightning(Vec<f32>),
@@ -36,14 +36,15 @@ impl SeqLayer {
         }
     }
 
-    /// A softmax layer's capture after `pos` tokens.
-    pub(super) fn captured(&self, pos: usize, dims: (usize, usize, usize)) -> Option<Captured<'_>> {
+}
+
+impl LayerKeeps for SeqLayer {
+    fn captured(&self, pos: usize, dims: (usize, usize, usize)) -> Option<Captured<'_>> {
         let SeqLayer::Softmax(cache) = self else { return None };
         cache.captured(pos, dims)
     }
 
-    /// A Lightning layer's state.
-    pub(super) fn lightning_state(&self) -> Option<&[f32]> {
+    fn lightning_state(&self) -> Option<&[f32]> {
         let SeqLayer::Lightning(s) = self else { return None };
         Some(s)
     }

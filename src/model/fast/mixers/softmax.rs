@@ -18,7 +18,7 @@ const QUERY_BLOCK: usize = 256;
 /// layer, and with capture its queries (as they entered the dot products)
 /// and log-sum-exps.
 #[derive(Clone)]
-pub(crate) struct KvCache {
+pub struct KvCache {
     pub(crate) k: Vec<f32>,
     pub(crate) v: Vec<f32>,
     pub(crate) capture: Option<(Vec<f32>, Vec<f32>)>,
