@@ -2,7 +2,9 @@
 // (the first on ties, as the CPU reference does), so a decode step reads
 // back 4 bytes per sequence instead of a vocabulary of logits. Workgroup
 // w takes row `row + w` and writes slot `slot + w`: one dispatch serves a
-// whole batch.
+// whole batch. A row holding NaN or infinity gives 0xffffffff, an id no
+// vocabulary has, so the host can say the model broke rather than print
+// whatever token won among the finite logits.
 //
 // Bindings (group 0):
 //   0  p      : Params      uniform
@@ -21,6 +23,13 @@ struct Params {
 
 var<workgroup> best_v: array<f32, 256>;
 var<workgroup> best_i: array<u32, 256>;
+var<workgroup> broken: array<u32, 256>;
+
+// Exponent all ones: NaN or an infinity. Read from the bits, since WGSL
+// lets an implementation assume floats are finite.
+fn non_finite(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u;
+}
 
 fn better(v: f32, i: u32, bv: f32, bi: u32) -> bool {
     return v > bv || (v == bv && i < bi);
@@ -31,8 +40,12 @@ fn argmax(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     let row = p.row + wg.x;
     var bv = bitcast<f32>(0xff7fffffu); // -f32::MAX, exactly
     var bi = 0xffffffffu;
+    var bad = 0u;
     for (var i = lid.x; i < p.n; i += 256u) {
         let v = logits[row * p.n + i];
+        if (non_finite(v)) {
+            bad = 1u;
+        }
         if (better(v, i, bv, bi)) {
             bv = v;
             bi = i;
@@ -40,15 +53,19 @@ fn argmax(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) w
     }
     best_v[lid.x] = bv;
     best_i[lid.x] = bi;
+    broken[lid.x] = bad;
     workgroupBarrier();
     for (var s = 128u; s > 0u; s >>= 1u) {
         if (lid.x < s && better(best_v[lid.x + s], best_i[lid.x + s], best_v[lid.x], best_i[lid.x])) {
             best_v[lid.x] = best_v[lid.x + s];
             best_i[lid.x] = best_i[lid.x + s];
         }
+        if (lid.x < s) {
+            broken[lid.x] = broken[lid.x] | broken[lid.x + s];
+        }
         workgroupBarrier();
     }
     if (lid.x == 0u) {
-        out[p.slot + wg.x] = best_i[0];
+        out[p.slot + wg.x] = select(best_i[0], 0xffffffffu, broken[0] != 0u);
     }
 }

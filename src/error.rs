@@ -81,8 +81,13 @@ pub enum Error {
     #[error("{file}: invalid config.json: {reason}")]
     Config { file: String, reason: String },
 
-    #[error("the checkpoint does not match its HypeNet config:\n{}", lines(.problems))]
+    #[error("the checkpoint does not match its config:\n{}", lines(.problems))]
     ConfigMismatch { problems: Vec<String> },
+
+    /// Activations that turned NaN or infinite: `at` says where ("at layer
+    /// 3 (softmax)", or the logits where the engine cannot tell the layer).
+    #[error("the model produced NaN/inf {at}: its weights or its config's numbers (rms_norm_eps, rope_theta, the scales) cannot be right")]
+    BrokeNumerically { at: String },
 
     #[error("the two checkpoints cannot be merged:\n{}", lines(.problems))]
     Incompatible { problems: Vec<String> },

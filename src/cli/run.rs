@@ -61,6 +61,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     if ids.is_empty() {
         return Err(Error::Usage("the prompt is empty".into()));
     }
+    // Past the trained positions a model may still run, but its answers
+    // mean little: say so, and run.
+    if let Some(max) = m.ck.config_u32("max_position_embeddings").filter(|&max| ids.len() + a.max_new > max as usize) {
+        eprintln!("warning: {} tokens (prompt and new) exceed the config's max_position_embeddings ({max})", ids.len() + a.max_new);
+    }
     let backend = super::backend(&a.backend)?;
     let started = Instant::now();
     let engine = block_on(backend.load(&m, (ids.len() + a.max_new) as u32, false))?;

@@ -5,6 +5,7 @@
 //! given, and [`arch_of`] picks between the two for a checkpoint.
 
 mod arch;
+pub mod gate;
 mod infer;
 mod mirror;
 
@@ -17,11 +18,18 @@ use crate::names;
 use crate::source::ByteSource;
 
 /// Resolves a checkpoint's architecture: from its config.json when it has
-/// one, else inferred from its tensors.
+/// one (its sizes bounded by the tensors first, its numbers and token ids
+/// checked after: see [`gate`]), else inferred from its tensors. What it
+/// returns may still disagree with the tensors; [`gate::check_tensors`]
+/// says how, and every engine runs it before loading.
 pub fn arch_of<S: ByteSource>(ckpt: &Checkpoint<S>) -> Result<Arch> {
     let has_lm_head = ckpt.tensor(names::LM_HEAD).is_some();
-    match &ckpt.config_json {
-        Some(text) => Arch::from_config_json(text, has_lm_head),
-        None => Arch::infer(&ckpt.tensors),
-    }
+    let Some(text) = &ckpt.config_json else { return Arch::infer(&ckpt.tensors) };
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| mirror::cfg_err(e.to_string()))?;
+    let config: HypeNetConfig = serde_json::from_value(raw.clone()).map_err(|e| mirror::cfg_err(e.to_string()))?;
+    gate::sizes_within(&config, gate::Bounds::of(&ckpt.tensors))?;
+    let arch = Arch::from_config(&config, has_lm_head)?;
+    gate::numbers_make_sense(&arch)?;
+    gate::token_ids(&raw, arch.vocab_size)?;
+    Ok(arch)
 }

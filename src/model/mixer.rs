@@ -15,6 +15,12 @@ pub fn label(mixer: Mixer) -> &'static str {
     }
 }
 
+/// The error for activations that turned non-finite in layer `l`.
+pub fn non_finite_at(arch: &Arch, l: usize) -> crate::error::Error {
+    let mixer = arch.mixers.get(l).map_or("?", |&m| label(m));
+    crate::error::Error::BrokeNumerically { at: format!("at layer {l} ({mixer})") }
+}
+
 /// Whether a `mixer` layer rotates its queries and keys (RoPE): each
 /// mixer has its own switch in the config.
 pub(crate) fn rope_on(arch: &Arch, mixer: Mixer) -> bool {

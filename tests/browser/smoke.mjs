@@ -56,6 +56,7 @@ const ORDER = [
   'no-webgpu-cpu-fallback',           // evaluate
   'pair-hostile-and-mismatched',      // hostile
   'rejects-png',                      // hostile
+  'hostile-config-and-nan',           // hostile
   'offline-after-first-load',         // open
   'demo-story',                       // accessibility
   'tune-demo',                        // tune

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use super::math::{add, linear, norm_heads, rope};
 use crate::checkpoint::Checkpoint;
+use crate::config::gate::check_tensors;
 use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
 use crate::model::mixer::rope_on;
@@ -23,6 +24,7 @@ pub struct CpuModel {
 impl CpuModel {
     /// Decodes every tensor the architecture names (BF16/F16/F32).
     pub async fn load<S: ByteSource>(ck: &Checkpoint<S>, arch: Arch) -> Result<CpuModel> {
+        check_tensors(&arch, &ck.tensors)?;
         let mut w = HashMap::new();
         for (name, _) in arch.expected_tensors() {
             w.insert(name.clone(), ck.read_tensor_f32(&name, "the CPU model").await?);

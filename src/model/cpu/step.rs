@@ -6,6 +6,7 @@ use super::mixers::LayerState;
 use super::model::CpuModel;
 use super::state::CpuState;
 use crate::error::{Error, Result};
+use crate::model::mixer::non_finite_at;
 use crate::names;
 
 impl CpuModel {
@@ -27,7 +28,7 @@ impl CpuModel {
     /// Runs `ids` at absolute positions `pos .. pos + n` of `state`, each
     /// token attending to everything before it (cache and new tokens), and
     /// returns their logits `[n, V]` (row-major). On error the state is left
-    /// as it was.
+    /// as it was, but for `Error::BrokeNumerically`, after which it is of no use.
     pub fn step(&self, state: &mut CpuState, ids: &[u32]) -> Result<Vec<f32>> {
         let a = &self.arch;
         let (d, v) = (a.hidden_size as usize, a.vocab_size as usize);
@@ -45,11 +46,19 @@ impl CpuModel {
             // x = x + mlp(rmsnorm(x, post_attention_layernorm))
             let h = rmsnorm_rows(&x, self.t(&n.post_norm), a.rms_norm_eps);
             add(&mut x, &self.mlp(l, &h));
+            // A NaN or an infinity never leaves again: say where it began.
+            if x.iter().any(|v| !v.is_finite()) {
+                return Err(non_finite_at(a, l));
+            }
         }
         state.pos += ids.len();
         let h = rmsnorm_rows(&x, self.t(names::FINAL_NORM), a.rms_norm_eps);
         let head = self.t(if a.tie_word_embeddings { names::EMBED } else { names::LM_HEAD });
-        Ok(linear(&h, head, d, v))
+        let logits = linear(&h, head, d, v);
+        if logits.iter().any(|x| !x.is_finite()) {
+            return Err(Error::BrokeNumerically { at: "in the logits (the LM head)".into() });
+        }
+        Ok(logits)
     }
 
     /// Greedy decoding as `generate` in reference/hypenet.py: step the

@@ -13,12 +13,18 @@ pub(super) fn gemm_nt(x: &[f32], x_stride: usize, w: &[f32], m: usize, k: usize,
     if m == 0 || n == 0 {
         return;
     }
+    // The bounds sgemm reads within. The config gate (config::gate) makes
+    // every size here one the tensors have; these asserts turn a size that
+    // slipped past it into a panic rather than a read out of bounds.
+    assert!(x_stride >= k && x.len() >= (m - 1) * x_stride + k, "gemm_nt: x holds {} values, [{m}, {k}] rows {x_stride} apart need more", x.len());
+    assert!(w.len() >= n * k, "gemm_nt: W holds {} values, [{n}, {k}] needs {}", w.len(), n * k);
+    assert!(y.len() >= m * n, "gemm_nt: y holds {} values, [{m}, {n}] needs {}", y.len(), m * n);
     let beta = if accumulate { 1.0 } else { 0.0 };
-    let rows_per_task = super::super::par::rows_per_task(m, m * n * k);
-    super::super::par::for_row_blocks(y, n, rows_per_task, |r0, block| {
+    let rows_per_task = rows_per_task(m, m * n * k);
+    for_row_blocks(&mut y[..m * n], n, rows_per_task, |r0, block| {
         let rows = block.len() / n;
-        // SAFETY: x holds rows r0..r0 + rows of `x_stride` values (k used),
-        // w is [n, k] and block is [rows, n], as the strides below say.
+        // SAFETY: by the asserts above, x holds rows r0..r0 + rows of
+        // `x_stride` values (k used), w is [n, k] and block is [rows, n].
         unsafe {
             matrixmultiply::sgemm(
                 rows,
@@ -63,9 +69,11 @@ pub(super) fn gemm_strided(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], 
     if m == 0 || n == 0 {
         return;
     }
-    debug_assert!(c.len() >= m * n);
-    debug_assert!(k == 0 || a.len() > (m - 1) * rsa + (k - 1) * csa);
-    debug_assert!(k == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb);
+    // Checked in release builds too: a wrong stride or size must panic, not
+    // read past a slice (the cost is nothing beside the product).
+    assert!(c.len() >= m * n, "gemm_strided: c holds {} values, [{m}, {n}] needs more", c.len());
+    assert!(k == 0 || a.len() > (m - 1) * rsa + (k - 1) * csa, "gemm_strided: a is too short for [{m}, {k}]");
+    assert!(k == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb, "gemm_strided: b is too short for [{k}, {n}]");
     // SAFETY: the asserts above bound every index the strides reach.
     unsafe {
         matrixmultiply::sgemm(m, k, n, alpha, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), rsb as isize, csb as isize, beta, c.as_mut_ptr(), n as isize, 1);

@@ -3,6 +3,7 @@
 //! one product serves them all.
 
 use crate::checkpoint::Checkpoint;
+use crate::config::gate::check_tensors;
 use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
 use crate::model::cpu::alibi_slopes;
@@ -48,6 +49,7 @@ pub struct FastModel {
 
 impl FastModel {
     pub async fn load<S: ByteSource>(ck: &Checkpoint<S>, arch: Arch) -> Result<FastModel> {
+        check_tensors(&arch, &ck.tensors)?;
         let read = |name: String| async move { ck.read_tensor_f32(&name, "the CPU engine").await };
         let embed = read(names::EMBED.into()).await?;
         let final_norm = read(names::FINAL_NORM.into()).await?;

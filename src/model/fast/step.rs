@@ -9,6 +9,7 @@ use super::pass::{Pass, Span};
 use super::rope::{apply_rope, RopeTables};
 use super::seq::FastSeq;
 use crate::error::{Error, Result};
+use crate::model::mixer::non_finite_at;
 use crate::model::calls::Logits;
 use crate::model::cpu::query_scale;
 use crate::model::mixer::{rope_on, scales_queries};
@@ -27,7 +28,8 @@ impl FastModel {
     /// Runs `ids[i]` at the next positions of `seqs[i]`, all sequences in
     /// one packed pass, and returns the logits asked for: `Last`, one row
     /// per sequence `[B, V]`; `All`, every row in order `[sum n_i, V]`.
-    /// On error no state has moved.
+    /// On error no state has moved, but for `Error::BrokeNumerically`, after which
+    /// the sequences are of no use.
     pub fn step(&self, seqs: &mut [&mut FastSeq], ids: &[&[u32]], logits: Logits) -> Result<Vec<f32>> {
         let a = &self.arch;
         let (d, v) = (a.hidden_size as usize, a.vocab_size as usize);
@@ -57,6 +59,10 @@ impl FastModel {
             self.mix(layer, &h, &Pass { positions: &positions, ropes: &ropes, spans: &spans }, &mut states, &mut x);
             rmsnorm_into(&x, &layer.post_norm, eps, &mut h);
             self.mlp(layer, &h, rows, &mut x);
+            // A NaN or an infinity never leaves again: say where it began.
+            if x.iter().any(|v| !v.is_finite()) {
+                return Err(non_finite_at(a, l));
+            }
         }
         for (s, span) in seqs.iter_mut().zip(&spans) {
             s.pos += span.rows;
@@ -74,6 +80,9 @@ impl FastModel {
         let head = self.lm_head.as_deref().unwrap_or(&self.embed);
         let mut out = vec![0.0; picked.len() * v];
         gemm_nt(&normed, d, head, picked.len(), d, v, &mut out, false);
+        if out.iter().any(|x| !x.is_finite()) {
+            return Err(Error::BrokeNumerically { at: "in the logits (the LM head)".into() });
+        }
         Ok(out)
     }
 

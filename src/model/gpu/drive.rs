@@ -8,6 +8,7 @@ use super::buffers::{buffer, f32_buffer};
 use super::model::{GpuModel, Scratch};
 use super::pass::plan_passes;
 use crate::checkpoint::Checkpoint;
+use crate::config::gate::check_tensors;
 use crate::config::Arch;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernels, WDtype};
@@ -36,6 +37,16 @@ fn rope_table(positions: u32, inv_freq: &[f64]) -> Vec<f32> {
     t
 }
 
+/// What the argmax kernel writes for a row of logits holding NaN or
+/// infinity (shaders/argmax.wgsl): an id no vocabulary has.
+const NON_FINITE: u32 = u32::MAX;
+
+/// The GPU reads back logits or tokens, not every layer, so it cannot
+/// name the layer where the numbers broke; the CPU engine can.
+fn non_finite_logits() -> Error {
+    Error::BrokeNumerically { at: "in its logits on the GPU (the CPU engine, --backend cpu, names the layer where it begins)".into() }
+}
+
 impl GpuModel {
     /// Checks that the model fits, then uploads its weights one tensor (one
     /// chunk) at a time.
@@ -46,12 +57,10 @@ impl GpuModel {
         opts: EngineOptions,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<GpuModel> {
+        check_tensors(&arch, &ck.tensors)?;
         let mut tensors = Vec::new();
         for (name, shape) in arch.expected_tensors() {
             let t = ck.tensor(&name).ok_or_else(|| Error::NoSuchTensor { tensor: name.clone() })?;
-            if t.shape != shape {
-                return Err(Error::Gpu(format!("{name} has shape {:?}, the config implies {shape:?}", t.shape)));
-            }
             tensors.push((name, WDtype::of(t.dtype, &t.name)?, shape));
         }
         let footprint = plan(&arch, &tensors, &gpu.limits, &opts)?;
@@ -195,6 +204,9 @@ impl GpuModel {
                 r.submit();
                 let bytes = read_buffer(self.gpu(), &self.s.logits, group.len() as u64 * v as u64 * 4).await?;
                 let floats: &[f32] = bytemuck::cast_slice(&bytes);
+                if floats[..group.len() * v].iter().any(|x| !x.is_finite()) {
+                    return Err(non_finite_logits());
+                }
                 for (row, &(_, seq)) in floats.chunks(v).zip(group) {
                     out[seq].extend_from_slice(row);
                 }
@@ -232,7 +244,11 @@ impl GpuModel {
             }
         }
         let bytes = read_buffer(self.gpu(), &self.s.argmax, b.len() as u64 * 4).await?;
-        Ok(bytemuck::cast_slice::<u8, u32>(&bytes)[..b.len()].to_vec())
+        let tokens = bytemuck::cast_slice::<u8, u32>(&bytes)[..b.len()].to_vec();
+        if tokens.contains(&NON_FINITE) {
+            return Err(non_finite_logits());
+        }
+        Ok(tokens)
     }
 
     /// `steps` greedy tokens of each sequence in `seqs`, feeding `last[j]`
@@ -274,6 +290,9 @@ impl GpuModel {
         rec.submit();
         let bytes = read_buffer(gpu, &history, n as u64 * steps as u64 * 4).await?;
         let tokens: &[u32] = bytemuck::cast_slice(&bytes);
+        if tokens[..n as usize * steps].contains(&NON_FINITE) {
+            return Err(non_finite_logits());
+        }
         for &s in seqs {
             b.pos[s] += steps as u32;
         }

@@ -7,10 +7,63 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  STEP_TIMEOUT_MS, fixtureFiles, page, repoRoot, screensDir, textOf, tmpDir, waitForText,
+  STEP_TIMEOUT_MS, demoSweepForm, fixtureFiles, inNewContext, page, repoRoot, screensDir, textOf, tmpDir, waitForText,
 } from '../harness.mjs';
 
+/** A checkpoint folder: `config` (text) beside `weights` (bytes) and the demo's tokenizer; its files. */
+function checkpointFiles(name, config, weights) {
+  const dir = fs.mkdtempSync(path.join(tmpDir, `${name}-`));
+  fs.writeFileSync(path.join(dir, 'config.json'), config);
+  fs.writeFileSync(path.join(dir, 'model.safetensors'), weights);
+  fs.copyFileSync(path.join(repoRoot, 'www', 'demo', 'pre', 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+  return fs.readdirSync(dir).map((f) => path.join(dir, f));
+}
+
+/** The demo's pre weights with every value of `tensor` set to bf16 infinity. */
+function withInfinite(tensor) {
+  const buf = Buffer.from(fs.readFileSync(path.join(repoRoot, 'www', 'demo', 'pre', 'model.safetensors')));
+  const n = Number(buf.readBigUInt64LE(0));
+  const [start, end] = JSON.parse(buf.subarray(8, 8 + n).toString('utf8'))[tensor].data_offsets;
+  for (let o = 8 + n + start; o < 8 + n + end; o += 2) buf.writeUInt16LE(0x7f80, o);
+  return buf;
+}
+
 export const checks = [
+  {
+    // A config that lies is refused by name when the checkpoint opens;
+    // weights that turn to NaN stop the sweep with a message, and the
+    // engine's worker still runs the demo pair afterwards.
+    name: 'hostile-config-and-nan',
+    needs: 'page-loads',
+    async run() {
+      await inNewContext(async (p) => {
+        await demoSweepForm(p, '512', '0', '1');
+        const demoPre = path.join(repoRoot, 'www', 'demo', 'pre');
+        const demoConfig = fs.readFileSync(path.join(demoPre, 'config.json'), 'utf8');
+        const demoWeights = fs.readFileSync(path.join(demoPre, 'model.safetensors'));
+        const lie = fs.readFileSync(path.join(repoRoot, 'tests', 'hostile', 'config', 'vocab-4e9.json'), 'utf8');
+        await p.locator('#pre-files').setInputFiles(checkpointFiles('lie', lie, demoWeights));
+        await waitForText(p, '#pre-status', /vocab_size is 4000000000, larger than any tensor dimension/);
+        await p.locator('#pre-status').scrollIntoViewIfNeeded();
+        await p.screenshot({ path: path.join(screensDir, 'hostile-config.png') });
+
+        await p.locator('#pre-files').setInputFiles(checkpointFiles('nan', demoConfig, withInfinite('model.layers.2.post_attention_layernorm.weight')));
+        await waitForText(p, '#pair-status', /^Compatible/);
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /NaN\/inf|^Done/, 300_000);
+        const broken = await p.locator('#eval-status').textContent();
+        assert.match(broken, /the model produced NaN\/inf (at layer 2 \(Lightning\)|in its logits on the GPU)/, `#eval-status: ${broken}`);
+        await p.locator('#eval-status').scrollIntoViewIfNeeded();
+        await p.screenshot({ path: path.join(screensDir, 'hostile-nan.png') });
+
+        await p.locator('#pre-files').setInputFiles(checkpointFiles('pre', demoConfig, demoWeights));
+        await waitForText(p, '#pair-status', /^Compatible/);
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /^Done|NaN|error/i, 300_000);
+        assert.match(await p.locator('#eval-status').textContent(), /^Done: /, 'the worker runs the demo pair after the NaN');
+      });
+    },
+  },
   {
     // Bad input beside the zone that got it: a tensor named like markup
     // stays text and runs nothing; a mismatched pair names its differences.
