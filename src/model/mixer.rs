@@ -15,10 +15,32 @@ pub fn label(mixer: Mixer) -> &'static str {
     }
 }
 
-/// The error for activations that turned non-finite in layer `l`.
-pub fn non_finite_at(arch: &Arch, l: usize) -> crate::error::Error {
-    let mixer = arch.mixers.get(l).map_or("?", |&m| label(m));
-    crate::error::Error::BrokeNumerically { at: format!("at layer {l} ({mixer})") }
+/// `Ok` when every value is finite; else the error that says where they
+/// broke: layer `l`'s output (`Some(l)`) or the logits (`None`). A NaN or
+/// an infinity never leaves the residual stream again, so the first layer
+/// that shows one is where it began.
+pub fn check_finite(arch: &Arch, layer: Option<usize>, values: &[f32]) -> crate::error::Result<()> {
+    if values.iter().all(|v| v.is_finite()) {
+        return Ok(());
+    }
+    let at = match layer {
+        Some(l) => format!("at layer {l} ({})", arch.mixers.get(l).map_or("?", |&m| label(m))),
+        None => "in the logits (the LM head)".into(),
+    };
+    Err(crate::error::Error::BrokeNumerically { at })
+}
+
+/// The head sizes whose queries and keys some layer rotates, each once in
+/// order of first use: the RoPE tables an engine makes.
+pub fn rope_head_dims(arch: &Arch) -> Vec<u64> {
+    let mut dims = Vec::new();
+    for &m in &arch.mixers {
+        let dh = arch.heads(m).head_dim;
+        if rope_on(arch, m) && !dims.contains(&dh) {
+            dims.push(dh);
+        }
+    }
+    dims
 }
 
 /// Whether a `mixer` layer rotates its queries and keys (RoPE): each

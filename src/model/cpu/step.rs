@@ -6,7 +6,7 @@ use super::mixers::LayerState;
 use super::model::CpuModel;
 use super::state::CpuState;
 use crate::error::{Error, Result};
-use crate::model::mixer::non_finite_at;
+use crate::model::mixer::check_finite;
 use crate::names;
 
 impl CpuModel {
@@ -46,18 +46,13 @@ impl CpuModel {
             // x = x + mlp(rmsnorm(x, post_attention_layernorm))
             let h = rmsnorm_rows(&x, self.t(&n.post_norm), a.rms_norm_eps);
             add(&mut x, &self.mlp(l, &h));
-            // A NaN or an infinity never leaves again: say where it began.
-            if x.iter().any(|v| !v.is_finite()) {
-                return Err(non_finite_at(a, l));
-            }
+            check_finite(a, Some(l), &x)?;
         }
         state.pos += ids.len();
         let h = rmsnorm_rows(&x, self.t(names::FINAL_NORM), a.rms_norm_eps);
         let head = self.t(if a.tie_word_embeddings { names::EMBED } else { names::LM_HEAD });
         let logits = linear(&h, head, d, v);
-        if logits.iter().any(|x| !x.is_finite()) {
-            return Err(Error::BrokeNumerically { at: "in the logits (the LM head)".into() });
-        }
+        check_finite(a, None, &logits)?;
         Ok(logits)
     }
 

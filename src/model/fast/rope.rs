@@ -1,7 +1,7 @@
 //! RoPE for the CPU engine: cos and sin tables per step, applied row by row.
 
 use crate::config::Arch;
-use crate::model::mixer::rope_on;
+use crate::model::mixer::rope_head_dims;
 
 /// cos and sin of every packed row's position for each head width that
 /// RoPE uses, computed once a step in f64 as the reference computes them.
@@ -11,14 +11,7 @@ pub(super) struct RopeTables {
 
 impl RopeTables {
     pub(super) fn new(a: &Arch, positions: &[usize]) -> RopeTables {
-        // One table per head width that some layer rotates.
-        let mut widths = Vec::new();
-        for &m in &a.mixers {
-            let dh = a.heads(m).head_dim as usize;
-            if rope_on(a, m) && !widths.contains(&dh) {
-                widths.push(dh);
-            }
-        }
+        let widths = rope_head_dims(a).into_iter().map(|dh| dh as usize);
         let tables = widths
             .into_iter()
             .map(|dh| {

@@ -9,7 +9,7 @@ use super::pass::{Pass, Span};
 use super::rope::{apply_rope, RopeTables};
 use super::seq::FastSeq;
 use crate::error::{Error, Result};
-use crate::model::mixer::non_finite_at;
+use crate::model::mixer::check_finite;
 use crate::model::calls::Logits;
 use crate::model::cpu::query_scale;
 use crate::model::mixer::{rope_on, scales_queries};
@@ -59,10 +59,7 @@ impl FastModel {
             self.mix(layer, &h, &Pass { positions: &positions, ropes: &ropes, spans: &spans }, &mut states, &mut x);
             rmsnorm_into(&x, &layer.post_norm, eps, &mut h);
             self.mlp(layer, &h, rows, &mut x);
-            // A NaN or an infinity never leaves again: say where it began.
-            if x.iter().any(|v| !v.is_finite()) {
-                return Err(non_finite_at(a, l));
-            }
+            check_finite(a, Some(l), &x)?;
         }
         for (s, span) in seqs.iter_mut().zip(&spans) {
             s.pos += span.rows;
@@ -80,9 +77,7 @@ impl FastModel {
         let head = self.lm_head.as_deref().unwrap_or(&self.embed);
         let mut out = vec![0.0; picked.len() * v];
         gemm_nt(&normed, d, head, picked.len(), d, v, &mut out, false);
-        if out.iter().any(|x| !x.is_finite()) {
-            return Err(Error::BrokeNumerically { at: "in the logits (the LM head)".into() });
-        }
+        check_finite(a, None, &out)?;
         Ok(out)
     }
 

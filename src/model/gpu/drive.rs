@@ -20,7 +20,7 @@ use crate::gpu::{read_buffer, Gpu};
 use crate::model::calls::{LoadProgress, Logits};
 use crate::model::cpu::alibi_slopes;
 use crate::model::fit::{plan, EngineOptions};
-use crate::model::mixer::rope_on;
+use crate::model::mixer::rope_head_dims;
 use crate::names::LayerNames;
 use crate::source::ByteSource;
 
@@ -101,11 +101,8 @@ impl GpuModel {
             dummy: buffer(gpu, "dummy", 16),
         };
         let mut rope = HashMap::new();
-        for &m in &arch.mixers {
-            let dh = arch.heads(m).head_dim;
-            if rope_on(&arch, m) && !rope.contains_key(&dh) {
-                rope.insert(dh, f32_buffer(gpu, "rope", &rope_table(opts.max_context, &arch.rope_inv_freq(dh))));
-            }
+        for dh in rope_head_dims(&arch) {
+            rope.insert(dh, f32_buffer(gpu, "rope", &rope_table(opts.max_context, &arch.rope_inv_freq(dh))));
         }
         let slopes: Vec<f32> = alibi_slopes(l.heads as usize).into_iter().map(|s| s as f32).collect();
         let slopes = f32_buffer(gpu, "slopes", &slopes);
