@@ -10,12 +10,12 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::gpu::kernels::{Kernels, WDtype};
 use crate::gpu::ops::{self, AttnShape, LightningShape, Rows};
+use crate::gpu::params::Seg;
 use crate::gpu::recorder::Recorder;
 use crate::gpu::weights::GpuWeight;
 use crate::gpu::Gpu;
-use crate::gpu::params::Seg;
-use crate::model::engine::{Batch, Engine};
 use crate::model::engine::Logits;
+use crate::model::engine::{Batch, Engine};
 use crate::source::block_on;
 use crate::synth::SplitMix64;
 
@@ -73,7 +73,9 @@ fn f32_buffer(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
     let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("bench"),
         size: (values.len() as u64 * 4).max(4),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_DST
+            | wgpu::BufferUsages::COPY_SRC,
         mapped_at_creation: false,
     });
     gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(values));
@@ -82,22 +84,46 @@ fn f32_buffer(gpu: &Gpu, values: &[f32]) -> wgpu::Buffer {
 
 /// A random weight [n, k] on the GPU, stored as `dtype`.
 pub fn random_weight(gpu: &Gpu, n: u64, k: u64, dtype: WDtype) -> Result<GpuWeight> {
-    let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    let binding = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size);
     let scale = 1.0 / (k as f32).sqrt();
-    block_on(GpuWeight::upload(gpu, "bench", dtype, &[n, k], binding, |off, len| {
-        let count = (len / dtype.bytes()) as usize;
-        let v: Vec<f32> = random_f32(count, off).into_iter().map(|x| x * scale).collect();
-        let bytes = match dtype {
-            WDtype::F32 => bytemuck::cast_slice(&v).to_vec(),
-            WDtype::Bf16 => v.iter().flat_map(|x| half::bf16::from_f32(*x).to_le_bytes()).collect(),
-            WDtype::F16 => v.iter().flat_map(|x| half::f16::from_f32(*x).to_le_bytes()).collect(),
-        };
-        std::future::ready(Ok(bytes))
-    }))
+    block_on(GpuWeight::upload(
+        gpu,
+        "bench",
+        dtype,
+        &[n, k],
+        binding,
+        |off, len| {
+            let count = (len / dtype.bytes()) as usize;
+            let v: Vec<f32> = random_f32(count, off)
+                .into_iter()
+                .map(|x| x * scale)
+                .collect();
+            let bytes = match dtype {
+                WDtype::F32 => bytemuck::cast_slice(&v).to_vec(),
+                WDtype::Bf16 => v
+                    .iter()
+                    .flat_map(|x| half::bf16::from_f32(*x).to_le_bytes())
+                    .collect(),
+                WDtype::F16 => v
+                    .iter()
+                    .flat_map(|x| half::f16::from_f32(*x).to_le_bytes())
+                    .collect(),
+            };
+            std::future::ready(Ok(bytes))
+        },
+    ))
 }
 
 /// Times `record` (one or more dispatches) run `inner` times per submission.
-fn time_kernel(kernels: &Kernels, inner: usize, reps: usize, record: impl Fn(&mut Recorder)) -> f64 {
+fn time_kernel(
+    kernels: &Kernels,
+    inner: usize,
+    reps: usize,
+    record: impl Fn(&mut Recorder),
+) -> f64 {
     let gpu = kernels.gpu();
     median_ms(reps, || {
         let mut rec = Recorder::new(kernels);
@@ -115,14 +141,28 @@ pub fn matmul(gpu: &Gpu, m: u32, n: u32, k: u32, dtype: WDtype) -> Result<Kernel
     let w = random_weight(gpu, n as u64, k as u64, dtype)?;
     let x = f32_buffer(gpu, &random_f32(m as usize * k as usize, 1));
     // An output larger than one binding is made in blocks of rows.
-    let binding = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
+    let binding = gpu
+        .limits
+        .max_storage_buffer_binding_size
+        .min(gpu.limits.max_buffer_size);
     let block = m.min((binding / (n as u64 * 4)).max(1) as u32);
     let y = f32_buffer(gpu, &vec![0.0; block as usize * n as usize]);
     let flops = 2.0 * m as f64 * n as f64 * k as f64;
-    let inner = if flops > 1e11 { 1 } else { (1e11 / flops).clamp(1.0, 50.0) as usize };
+    let inner = if flops > 1e11 {
+        1
+    } else {
+        (1e11 / flops).clamp(1.0, 50.0) as usize
+    };
     let ms = time_kernel(&kernels, inner, 5, |rec| {
         for r0 in (0..m).step_by(block as usize) {
-            ops::matmul(rec, Rows::new(&x, k).at(r0), block.min(m - r0), &w, Rows::new(&y, n), false);
+            ops::matmul(
+                rec,
+                Rows::new(&x, k).at(r0),
+                block.min(m - r0),
+                &w,
+                Rows::new(&y, n),
+                false,
+            );
         }
     });
     let bytes = w.bytes() as f64 + 4.0 * (m as f64 * k as f64 + m as f64 * n as f64);
@@ -143,15 +183,30 @@ const LIGHTNING_STEP: &str = "Lightning attention (step)";
 
 /// One segment of `rows` rows from row 0 of sequence 0, the first at `pos0`, on the GPU.
 fn one_segment(gpu: &Gpu, rows: u32, pos0: u32) -> wgpu::Buffer {
-    let seg = [Seg { row0: 0, rows, slot: 0, pos0 }];
-    wgpu::util::DeviceExt::create_buffer_init(&gpu.device, &wgpu::util::BufferInitDescriptor { label: Some("segments"), contents: bytemuck::cast_slice(&seg), usage: wgpu::BufferUsages::STORAGE })
+    let seg = [Seg {
+        row0: 0,
+        rows,
+        slot: 0,
+        pos0,
+    }];
+    wgpu::util::DeviceExt::create_buffer_init(
+        &gpu.device,
+        &wgpu::util::BufferInitDescriptor {
+            label: Some("segments"),
+            contents: bytemuck::cast_slice(&seg),
+            usage: wgpu::BufferUsages::STORAGE,
+        },
+    )
 }
 
 /// Each kernel family alone at the shapes of `engine`'s model for `t` tokens.
 pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<KernelTime>> {
     let kernels = Kernels::new(gpu);
     let (d, i) = (arch.hidden_size as u32, arch.intermediate_size as u32);
-    let mut out = vec![matmul(gpu, t, i, d, WDtype::Bf16)?, matmul(gpu, 1, i, d, WDtype::Bf16)?];
+    let mut out = vec![
+        matmul(gpu, t, i, d, WDtype::Bf16)?,
+        matmul(gpu, 1, i, d, WDtype::Bf16)?,
+    ];
     out[1].kernel = "matvec (Bf16 weights)".into();
 
     let (a, l) = (&arch.attn, &arch.lightning);
@@ -163,20 +218,57 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let lse = f32_buffer(gpu, &vec![0.0; (t * h) as usize]);
     // One sequence of t tokens from position 0, its cache the whole buffer.
     let segs_buffer = one_segment(gpu, t, 0);
-    let segs = ops::Segments { segs: &segs_buffer, count: 1, max_rows: t, max_end: t };
-    let shape = AttnShape { heads: h, kv_heads: hkv, dh, ctx: t };
-    let no_spare = ops::Spare { buffer: &o, floats: 0 };
-    let ms = time_kernel(&kernels, 1, 5, |rec| ops::attend(rec, &shape, segs, [&q, &k, &v], &o, &lse, no_spare));
+    let segs = ops::Segments {
+        segs: &segs_buffer,
+        count: 1,
+        max_rows: t,
+        max_end: t,
+    };
+    let shape = AttnShape {
+        heads: h,
+        kv_heads: hkv,
+        dh,
+        ctx: t,
+    };
+    let no_spare = ops::Spare {
+        buffer: &o,
+        floats: 0,
+    };
+    let ms = time_kernel(&kernels, 1, 5, |rec| {
+        ops::attend(rec, &shape, segs, [&q, &k, &v], &o, &lse, no_spare)
+    });
     let flops = 4.0 * (t as f64) * (t as f64 + 1.0) / 2.0 * h as f64 * dh as f64;
-    out.push(KernelTime { kernel: ATTENTION.into(), shape: format!("T={t} H={h}/{hkv} dh={dh}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
+    out.push(KernelTime {
+        kernel: ATTENTION.into(),
+        shape: format!("T={t} H={h}/{hkv} dh={dh}"),
+        ms,
+        gflops: flops / ms / 1e6,
+        gbps: 0.0,
+    });
     // Decode: the last row alone over the t keys, keys split across workgroups.
     let last_buffer = one_segment(gpu, 1, t - 1);
-    let one = ops::Segments { segs: &last_buffer, count: 1, max_rows: 1, max_end: t };
-    let part = f32_buffer(gpu, &vec![0.0; (h * t.div_ceil(ops::SPLIT_KEYS) * (dh + 2)) as usize]);
+    let one = ops::Segments {
+        segs: &last_buffer,
+        count: 1,
+        max_rows: 1,
+        max_end: t,
+    };
+    let part = f32_buffer(
+        gpu,
+        &vec![0.0; (h * t.div_ceil(ops::SPLIT_KEYS) * (dh + 2)) as usize],
+    );
     let spare = ops::Spare::all(&part);
-    let ms = time_kernel(&kernels, 20, 5, |rec| ops::attend(rec, &shape, one, [&q, &k, &v], &o, &lse, spare));
+    let ms = time_kernel(&kernels, 20, 5, |rec| {
+        ops::attend(rec, &shape, one, [&q, &k, &v], &o, &lse, spare)
+    });
     let bytes = 2.0 * 4.0 * t as f64 * hkv as f64 * dh as f64;
-    out.push(KernelTime { kernel: ATTENTION_DECODE.into(), shape: format!("1 row, T={t} H={h}/{hkv} dh={dh}"), ms, gflops: 4.0 * t as f64 * h as f64 * dh as f64 / ms / 1e6, gbps: bytes / ms / 1e6 });
+    out.push(KernelTime {
+        kernel: ATTENTION_DECODE.into(),
+        shape: format!("1 row, T={t} H={h}/{hkv} dh={dh}"),
+        ms,
+        gflops: 4.0 * t as f64 * h as f64 * dh as f64 / ms / 1e6,
+        gbps: bytes / ms / 1e6,
+    });
 
     let (lh, lkv, dk) = (l.heads as u32, l.kv_heads as u32, l.head_dim as u32);
     let q = f32_buffer(gpu, &random_f32((t * lh * dk) as usize, 5));
@@ -185,24 +277,64 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     let o = f32_buffer(gpu, &vec![0.0; (t * lh * dk) as usize]);
     let slopes = f32_buffer(gpu, &vec![0.1; lh as usize]);
     let state = f32_buffer(gpu, &vec![0.0; (lh * dk * dk) as usize]);
-    let shape = LightningShape { heads: lh, kv_heads: lkv, dk, scale: 0.1 };
+    let shape = LightningShape {
+        heads: lh,
+        kv_heads: lkv,
+        dk,
+        scale: 0.1,
+    };
     // Room for the split into parts the model's scratch gives a pass of t rows.
-    let carry = f32_buffer(gpu, &vec![0.0; (t as u64 * arch.widest()).min(ops::MAX_PARTS as u64 * (lh * dk * dk) as u64) as usize]);
+    let carry = f32_buffer(
+        gpu,
+        &vec![
+            0.0;
+            (t as u64 * arch.widest()).min(ops::MAX_PARTS as u64 * (lh * dk * dk) as u64) as usize
+        ],
+    );
     let spare = ops::Spare::all(&carry);
-    let ms = time_kernel(&kernels, 1, 5, |rec| ops::lightning(rec, &shape, segs, [&q, &k, &v], &slopes, &state, &o, spare));
+    let ms = time_kernel(&kernels, 1, 5, |rec| {
+        ops::lightning(rec, &shape, segs, [&q, &k, &v], &slopes, &state, &o, spare)
+    });
     // Per 16-token chunk: scores 16x16xdk, outputs 16x(16+dk)xdk, state 16xdkxdk.
     let flops = 2.0 * t as f64 * lh as f64 * dk as f64 * (16.0 + 16.0 + 2.0 * dk as f64);
-    out.push(KernelTime { kernel: LIGHTNING.into(), shape: format!("T={t} H={lh} dk={dk}"), ms, gflops: flops / ms / 1e6, gbps: 0.0 });
-    let one = ops::Segments { segs: &one_segment(gpu, 1, 0), count: 1, max_rows: 1, max_end: 1 };
-    let ms = time_kernel(&kernels, 20, 5, |rec| ops::lightning(rec, &shape, one, [&q, &k, &v], &slopes, &state, &o, spare));
+    out.push(KernelTime {
+        kernel: LIGHTNING.into(),
+        shape: format!("T={t} H={lh} dk={dk}"),
+        ms,
+        gflops: flops / ms / 1e6,
+        gbps: 0.0,
+    });
+    let one = ops::Segments {
+        segs: &one_segment(gpu, 1, 0),
+        count: 1,
+        max_rows: 1,
+        max_end: 1,
+    };
+    let ms = time_kernel(&kernels, 20, 5, |rec| {
+        ops::lightning(rec, &shape, one, [&q, &k, &v], &slopes, &state, &o, spare)
+    });
     let bytes = 2.0 * 4.0 * lh as f64 * dk as f64 * dk as f64;
-    out.push(KernelTime { kernel: LIGHTNING_STEP.into(), shape: format!("1 row, H={lh} dk={dk}"), ms, gflops: 4.0 * lh as f64 * (dk * dk) as f64 / ms / 1e6, gbps: bytes / ms / 1e6 });
+    out.push(KernelTime {
+        kernel: LIGHTNING_STEP.into(),
+        shape: format!("1 row, H={lh} dk={dk}"),
+        ms,
+        gflops: 4.0 * lh as f64 * (dk * dk) as f64 / ms / 1e6,
+        gbps: bytes / ms / 1e6,
+    });
 
     let x = f32_buffer(gpu, &random_f32((t * d) as usize, 8));
     let y = f32_buffer(gpu, &vec![0.0; (t * d) as usize]);
     let w = random_weight(gpu, 1, d as u64, WDtype::Bf16)?;
-    let ms = time_kernel(&kernels, 10, 5, |rec| ops::rmsnorm(rec, Rows::new(&x, d), t, &w, 1e-6, &y));
-    out.push(KernelTime { kernel: "rmsnorm".into(), shape: format!("{t}x{d}"), ms, gflops: 0.0, gbps: 8.0 * (t * d) as f64 / ms / 1e6 });
+    let ms = time_kernel(&kernels, 10, 5, |rec| {
+        ops::rmsnorm(rec, Rows::new(&x, d), t, &w, 1e-6, &y)
+    });
+    out.push(KernelTime {
+        kernel: "rmsnorm".into(),
+        shape: format!("{t}x{d}"),
+        ms,
+        gflops: 0.0,
+        gbps: 8.0 * (t * d) as f64 / ms / 1e6,
+    });
     Ok(out)
 }
 
@@ -223,12 +355,20 @@ pub struct Share {
 /// and counted per call, and `kernels` (from [`kernels_at`]) for
 /// attention, Lightning and RMSNorm. Element-wise kernels (RoPE,
 /// activations, residuals) are what remains of the measured time.
-pub fn shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTime]) -> Result<Vec<Share>> {
+pub fn shares(
+    gpu: &Gpu,
+    arch: &crate::config::Arch,
+    t: u32,
+    kernels: &[KernelTime],
+) -> Result<Vec<Share>> {
     use crate::config::Mixer;
     let (d, i) = (arch.hidden_size as u32, arch.intermediate_size as u32);
     // (m, n, k) -> (calls, what uses it), in the order first met.
     let mut shapes: Vec<((u32, u32, u32), u32, Vec<&str>)> = Vec::new();
-    let mut add = |m: u32, n: u32, k: u32, what: &'static str| match shapes.iter_mut().find(|s| s.0 == (m, n, k)) {
+    let mut add = |m: u32, n: u32, k: u32, what: &'static str| match shapes
+        .iter_mut()
+        .find(|s| s.0 == (m, n, k))
+    {
         Some(s) => {
             s.1 += 1;
             if !s.2.contains(&what) {
@@ -239,10 +379,29 @@ pub fn shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTi
     };
     for &mixer in &arch.mixers {
         let h = arch.heads(mixer);
-        let (q, kv) = ((h.heads * h.head_dim) as u32, (h.kv_heads * h.head_dim) as u32);
+        let (q, kv) = (
+            (h.heads * h.head_dim) as u32,
+            (h.kv_heads * h.head_dim) as u32,
+        );
         let (qn, gate, name) = match mixer {
             Mixer::Softmax => ("q", arch.attn_use_output_gate.then_some("o_gate"), "o"),
-            Mixer::Lightning => ("q (Lightning)", arch.lightning_use_output_gate.then_some("z_proj"), "o (Lightning)"),
+            Mixer::Lightning => (
+                "q (Lightning)",
+                arch.lightning_use_output_gate.then_some("z_proj"),
+                "o (Lightning)",
+            ),
+            Mixer::GatedDelta => {
+                let g = &arch.gdn;
+                let w = g.value_width() as u32;
+                add(t, g.conv_channels() as u32, d, "qkv (gated delta)");
+                add(t, w, d, "z (gated delta)");
+                add(t, 2 * g.value_heads as u32, d, "a, b (gated delta)");
+                add(t, d, w, "out (gated delta)");
+                add(t, i, d, "mlp gate, up");
+                add(t, i, d, "mlp gate, up");
+                add(t, d, i, "mlp down");
+                continue;
+            }
         };
         add(t, q, d, qn);
         add(t, kv, d, "k, v");
@@ -259,7 +418,12 @@ pub fn shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTi
     let mut out = Vec::new();
     for ((m, n, k), calls, what) in shapes {
         let one = matmul(gpu, m, n, k, WDtype::Bf16)?;
-        out.push(Share { kernel: format!("matmul: {}", what.join(", ")), shape: one.shape, calls, ms: one.ms * calls as f64 });
+        out.push(Share {
+            kernel: format!("matmul: {}", what.join(", ")),
+            shape: one.shape,
+            calls,
+            ms: one.ms * calls as f64,
+        });
     }
     let count = |m: Mixer| arch.mixers.iter().filter(|&&x| x == m).count() as u32;
     let norms = 2 * arch.mixers.len() as u32 + 1;
@@ -273,7 +437,12 @@ pub fn shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTi
             "rmsnorm" if !decode => norms,
             _ => continue,
         };
-        out.push(Share { kernel: k.kernel.clone(), shape: k.shape.clone(), calls, ms: k.ms * calls as f64 });
+        out.push(Share {
+            kernel: k.kernel.clone(),
+            shape: k.shape.clone(),
+            calls,
+            ms: k.ms * calls as f64,
+        });
     }
     Ok(out)
 }
@@ -281,7 +450,9 @@ pub fn shares(gpu: &Gpu, arch: &crate::config::Arch, t: u32, kernels: &[KernelTi
 /// Prefill of `t` random tokens from position 0, timed to the last logits.
 pub fn prefill(engine: &Engine, t: u32, reps: usize) -> Result<PrefillTime> {
     let v = engine.arch().vocab_size as u32;
-    let ids: Vec<u32> = (0..t).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % v).collect();
+    let ids: Vec<u32> = (0..t)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 7) % v)
+        .collect();
     let mut sessions: Vec<Batch> = (0..=reps.max(1)).map(|_| engine.session(false)).collect();
     let mut err = None;
     let ms = median_ms(reps, || {
@@ -293,7 +464,11 @@ pub fn prefill(engine: &Engine, t: u32, reps: usize) -> Result<PrefillTime> {
     if let Some(e) = err {
         return Err(e);
     }
-    Ok(PrefillTime { tokens: t, ms, tokens_per_s: t as f64 / ms * 1e3 })
+    Ok(PrefillTime {
+        tokens: t,
+        ms,
+        tokens_per_s: t as f64 / ms * 1e3,
+    })
 }
 
 /// Greedy decode steps after a prompt of `context` tokens: a submission
@@ -316,7 +491,18 @@ pub fn decode(engine: &Engine, context: u32, steps: u32) -> Result<DecodeTime> {
     let first = block_on(engine.next_token(&mut s, &ids))?;
     let warm = block_on(engine.decode(&mut s, &[0], &[first], steps as usize))?;
     let start = Instant::now();
-    block_on(engine.decode(&mut s, &[0], &[warm[0].last().copied().unwrap_or(first)], steps as usize))?;
+    block_on(engine.decode(
+        &mut s,
+        &[0],
+        &[warm[0].last().copied().unwrap_or(first)],
+        steps as usize,
+    ))?;
     let batched = start.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64;
-    Ok(DecodeTime { context, steps, ms_per_token: ms, tokens_per_s: 1e3 / ms, ms_per_token_one_submission: batched })
+    Ok(DecodeTime {
+        context,
+        steps,
+        ms_per_token: ms,
+        tokens_per_s: 1e3 / ms,
+        ms_per_token_one_submission: batched,
+    })
 }

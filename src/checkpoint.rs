@@ -72,7 +72,10 @@ impl<S: ByteSource> Checkpoint<S> {
     /// Opens a checkpoint, reading and validating every shard header.
     pub async fn open(source: S) -> Result<Self> {
         let files = source.files().to_vec();
-        let weight_files: Vec<&FileInfo> = files.iter().filter(|f| f.name.ends_with(".safetensors")).collect();
+        let weight_files: Vec<&FileInfo> = files
+            .iter()
+            .filter(|f| f.name.ends_with(".safetensors"))
+            .collect();
         let bytes_read = Cell::new(0);
 
         let index_info = files.iter().find(|f| f.name == INDEX_FILE);
@@ -82,7 +85,13 @@ impl<S: ByteSource> Checkpoint<S> {
         };
         if weight_files.is_empty() {
             let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
-            return Err(Error::NoWeights { files: if names.is_empty() { "no files".into() } else { names.join(", ") } });
+            return Err(Error::NoWeights {
+                files: if names.is_empty() {
+                    "no files".into()
+                } else {
+                    names.join(", ")
+                },
+            });
         }
 
         // With an index, the shards are exactly the files it names; without
@@ -94,9 +103,10 @@ impl<S: ByteSource> Checkpoint<S> {
                 names.dedup();
                 let mut out = Vec::new();
                 for name in names {
-                    let info = source
-                        .file(name)
-                        .ok_or_else(|| Error::MissingShard { index: INDEX_FILE.into(), shard: name.clone() })?;
+                    let info = source.file(name).ok_or_else(|| Error::MissingShard {
+                        index: INDEX_FILE.into(),
+                        shard: name.clone(),
+                    })?;
                     out.push(info.clone());
                 }
                 out
@@ -108,7 +118,11 @@ impl<S: ByteSource> Checkpoint<S> {
         for file in shard_files {
             let read = read_header(&source, &file.name).await?;
             bytes_read.set(bytes_read.get() + read.bytes_read);
-            shards.push(Shard { file, header: read.header, header_sha256: read.sha256 });
+            shards.push(Shard {
+                file,
+                header: read.header,
+                header_sha256: read.sha256,
+            });
         }
 
         let mut tensors = Vec::new();
@@ -138,12 +152,21 @@ impl<S: ByteSource> Checkpoint<S> {
 
         if let Some(index) = &index {
             for (tensor, shard) in &index.weight_map {
-                let held = by_name.get(tensor).map(|&i| shards[tensors[i].shard].file.name.as_str());
+                let held = by_name
+                    .get(tensor)
+                    .map(|&i| shards[tensors[i].shard].file.name.as_str());
                 if held != Some(shard.as_str()) {
-                    return Err(Error::IndexTensorMissing { index: INDEX_FILE.into(), tensor: tensor.clone(), shard: shard.clone() });
+                    return Err(Error::IndexTensorMissing {
+                        index: INDEX_FILE.into(),
+                        tensor: tensor.clone(),
+                        shard: shard.clone(),
+                    });
                 }
             }
-            if let Some(t) = tensors.iter().find(|t| !index.weight_map.contains_key(&t.name)) {
+            if let Some(t) = tensors
+                .iter()
+                .find(|t| !index.weight_map.contains_key(&t.name))
+            {
                 return Err(Error::TensorNotIndexed {
                     index: INDEX_FILE.into(),
                     tensor: t.name.clone(),
@@ -221,35 +244,58 @@ impl<S: ByteSource> Checkpoint<S> {
 
     /// The special token ids config.json names (BOS, EOS, PAD).
     pub fn special_ids(&self) -> Vec<u32> {
-        ["bos_token_id", "eos_token_id", "pad_token_id"].iter().flat_map(|k| self.config_ids(k)).collect()
+        ["bos_token_id", "eos_token_id", "pad_token_id"]
+            .iter()
+            .flat_map(|k| self.config_ids(k))
+            .collect()
     }
 
     /// Bytes of any range of one of the checkpoint's files, counted.
     pub async fn read_raw(&self, file: &str, range: std::ops::Range<u64>) -> Result<Vec<u8>> {
         let bytes = self.source.read(file, range).await?;
-        self.bytes_read.set(self.bytes_read.get() + bytes.len() as u64);
+        self.bytes_read
+            .set(self.bytes_read.get() + bytes.len() as u64);
         Ok(bytes)
     }
 
     /// Bytes of `[offset, offset + len)` within a tensor's data.
-    pub async fn read_tensor_range(&self, t: &TensorEntry, offset: u64, len: u64) -> Result<Vec<u8>> {
-        let start = t.start.checked_add(offset).filter(|s| s.checked_add(len).is_some_and(|e| e <= t.end));
-        let start = start.ok_or_else(|| Error::io(&t.name, format!("range {offset}+{len} outside the tensor")))?;
-        self.read_raw(&self.shards[t.shard].file.name, start..start + len).await
+    pub async fn read_tensor_range(
+        &self,
+        t: &TensorEntry,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>> {
+        let start = t
+            .start
+            .checked_add(offset)
+            .filter(|s| s.checked_add(len).is_some_and(|e| e <= t.end));
+        let start = start.ok_or_else(|| {
+            Error::io(&t.name, format!("range {offset}+{len} outside the tensor"))
+        })?;
+        self.read_raw(&self.shards[t.shard].file.name, start..start + len)
+            .await
     }
 
     /// The raw bytes of a whole tensor.
     pub async fn read_tensor_bytes(&self, name: &str) -> Result<Vec<u8>> {
-        let t = self.tensor(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?;
+        let t = self.tensor(name).ok_or_else(|| Error::NoSuchTensor {
+            tensor: name.into(),
+        })?;
         self.read_tensor_range(t, 0, t.end - t.start).await
     }
 
     /// A whole tensor decoded to f32 (BF16, F16, F32 only); `what` names the
     /// operation in the error for other dtypes.
     pub async fn read_tensor_f32(&self, name: &str, what: &str) -> Result<Vec<f32>> {
-        let t = self.tensor(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?;
+        let t = self.tensor(name).ok_or_else(|| Error::NoSuchTensor {
+            tensor: name.into(),
+        })?;
         if !t.dtype.is_float_readable() {
-            return Err(Error::UnsupportedDtype { tensor: name.into(), dtype: t.dtype.to_string(), what: what.into() });
+            return Err(Error::UnsupportedDtype {
+                tensor: name.into(),
+                dtype: t.dtype.to_string(),
+                what: what.into(),
+            });
         }
         let bytes = self.read_tensor_range(t, 0, t.end - t.start).await?;
         decode_f32(name, t.dtype, &bytes, what)
@@ -285,7 +331,12 @@ impl<S: ByteSource> Checkpoint<S> {
             }
             if let Some(first) = first {
                 let file = self.shards[t.shard].file.name.clone();
-                return Err(Error::NonFinite { file, tensor: t.name.clone(), count: bad, first });
+                return Err(Error::NonFinite {
+                    file,
+                    tensor: t.name.clone(),
+                    count: bad,
+                    first,
+                });
             }
         }
         Ok(())
@@ -299,21 +350,49 @@ fn as_id(v: &serde_json::Value) -> Option<u32> {
 }
 
 fn is_weight_file(name: &str) -> bool {
-    const EXTENSIONS: [&str; 10] = [".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".gguf", ".h5", ".msgpack", ".onnx", ".npz"];
+    const EXTENSIONS: [&str; 10] = [
+        ".safetensors",
+        ".bin",
+        ".pt",
+        ".pth",
+        ".ckpt",
+        ".gguf",
+        ".h5",
+        ".msgpack",
+        ".onnx",
+        ".npz",
+    ];
     let lower = name.to_ascii_lowercase();
     EXTENSIONS.iter().any(|e| lower.ends_with(e))
 }
 
-async fn read_small_text<S: ByteSource>(source: &S, info: &FileInfo, counter: &Cell<u64>) -> Result<String> {
+async fn read_small_text<S: ByteSource>(
+    source: &S,
+    info: &FileInfo,
+    counter: &Cell<u64>,
+) -> Result<String> {
     if info.size > MAX_JSON_FILE {
-        return Err(Error::io(&info.name, format!("{} bytes is too large for a JSON file of a checkpoint", info.size)));
+        return Err(Error::io(
+            &info.name,
+            format!(
+                "{} bytes is too large for a JSON file of a checkpoint",
+                info.size
+            ),
+        ));
     }
     let bytes = source.read(&info.name, 0..info.size).await?;
     counter.set(counter.get() + info.size);
     String::from_utf8(bytes).map_err(|_| Error::io(&info.name, "not UTF-8 text"))
 }
 
-async fn read_index<S: ByteSource>(source: &S, info: &FileInfo, counter: &Cell<u64>) -> Result<IndexFile> {
+async fn read_index<S: ByteSource>(
+    source: &S,
+    info: &FileInfo,
+    counter: &Cell<u64>,
+) -> Result<IndexFile> {
     let text = read_small_text(source, info, counter).await?;
-    serde_json::from_str(&text).map_err(|e| Error::Index { file: info.name.clone(), reason: e.to_string() })
+    serde_json::from_str(&text).map_err(|e| Error::Index {
+        file: info.name.clone(),
+        reason: e.to_string(),
+    })
 }

@@ -15,7 +15,9 @@ pub enum Error {
     #[error("{file}: this is {what}, not a safetensors file")]
     WrongFileKind { file: String, what: &'static str },
 
-    #[error("{file}: file is {size} bytes, too short to hold the 8-byte safetensors header length")]
+    #[error(
+        "{file}: file is {size} bytes, too short to hold the 8-byte safetensors header length"
+    )]
     TooShort { file: String, size: u64 },
 
     #[error("{file}: header length {len} bytes exceeds the {limit}-byte limit (corrupt or not a safetensors file)")]
@@ -28,37 +30,81 @@ pub enum Error {
     HeaderJson { file: String, reason: String },
 
     #[error("{file}: tensor {tensor:?} has unknown dtype {dtype:?}")]
-    UnknownDtype { file: String, tensor: String, dtype: String },
+    UnknownDtype {
+        file: String,
+        tensor: String,
+        dtype: String,
+    },
 
     #[error("{file}: tensor {tensor:?} appears twice in the header")]
     DuplicateTensor { file: String, tensor: String },
 
     #[error("{file}: tensor {tensor:?}: data_offsets [{begin}, {end}] are reversed")]
-    ReversedOffsets { file: String, tensor: String, begin: u64, end: u64 },
+    ReversedOffsets {
+        file: String,
+        tensor: String,
+        begin: u64,
+        end: u64,
+    },
 
     #[error("{file}: tensor {tensor:?}: shape {shape:?} of {dtype} needs {expected} bytes but data_offsets span {got}")]
-    LengthMismatch { file: String, tensor: String, shape: Vec<u64>, dtype: String, expected: u64, got: u64 },
+    LengthMismatch {
+        file: String,
+        tensor: String,
+        shape: Vec<u64>,
+        dtype: String,
+        expected: u64,
+        got: u64,
+    },
 
     #[error("{file}: tensor {tensor:?}: size arithmetic overflows 64 bits (shape {shape:?})")]
-    SizeOverflow { file: String, tensor: String, shape: Vec<u64> },
+    SizeOverflow {
+        file: String,
+        tensor: String,
+        shape: Vec<u64>,
+    },
 
     #[error("{file}: the tensors need {needed} bytes of data but the file holds {data_len}: the file is truncated")]
-    Truncated { file: String, needed: u64, data_len: u64 },
+    Truncated {
+        file: String,
+        needed: u64,
+        data_len: u64,
+    },
 
     #[error("{file}: tensor {tensor:?} ends at byte {end} of the data section, outside it ({data_len} bytes)")]
-    OffsetOutOfBounds { file: String, tensor: String, end: u64, data_len: u64 },
+    OffsetOutOfBounds {
+        file: String,
+        tensor: String,
+        end: u64,
+        data_len: u64,
+    },
 
     #[error("{file}: tensors {first:?} and {second:?} overlap in the data section")]
-    Overlap { file: String, first: String, second: String },
+    Overlap {
+        file: String,
+        first: String,
+        second: String,
+    },
 
-    #[error("{file}: {gap} bytes of the data section before tensor {tensor:?} belong to no tensor")]
-    Gap { file: String, tensor: String, gap: u64 },
+    #[error(
+        "{file}: {gap} bytes of the data section before tensor {tensor:?} belong to no tensor"
+    )]
+    Gap {
+        file: String,
+        tensor: String,
+        gap: u64,
+    },
 
     #[error("{file}: {extra} bytes after the last tensor belong to no tensor")]
     TrailingBytes { file: String, extra: u64 },
 
     #[error("{file}: tensor {tensor:?} holds {count} non-finite values (NaN or infinity), first at element {first}")]
-    NonFinite { file: String, tensor: String, count: u64, first: u64 },
+    NonFinite {
+        file: String,
+        tensor: String,
+        count: u64,
+        first: u64,
+    },
 
     #[error("{file}: invalid index: {reason}")]
     Index { file: String, reason: String },
@@ -67,13 +113,25 @@ pub enum Error {
     MissingShard { index: String, shard: String },
 
     #[error("index {index} places tensor {tensor:?} in shard {shard:?}, but that shard does not hold it")]
-    IndexTensorMissing { index: String, tensor: String, shard: String },
+    IndexTensorMissing {
+        index: String,
+        tensor: String,
+        shard: String,
+    },
 
     #[error("tensor {tensor:?} is in shard {shard:?} but not in the index {index}")]
-    TensorNotIndexed { index: String, tensor: String, shard: String },
+    TensorNotIndexed {
+        index: String,
+        tensor: String,
+        shard: String,
+    },
 
     #[error("tensor {tensor:?} appears in two shards: {first:?} and {second:?}")]
-    TensorInTwoShards { tensor: String, first: String, second: String },
+    TensorInTwoShards {
+        tensor: String,
+        first: String,
+        second: String,
+    },
 
     #[error("no .safetensors file among the files given ({files})")]
     NoWeights { files: String },
@@ -99,7 +157,11 @@ pub enum Error {
     Infer { reason: String },
 
     #[error("tensor {tensor:?} is {dtype}, which {what} cannot use (only BF16, F16 and F32)")]
-    UnsupportedDtype { tensor: String, dtype: String, what: String },
+    UnsupportedDtype {
+        tensor: String,
+        dtype: String,
+        what: String,
+    },
 
     #[error("no tensor named {tensor:?} in the checkpoint")]
     NoSuchTensor { tensor: String },
@@ -143,6 +205,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn io(file: impl fmt::Display, reason: impl fmt::Display) -> Self {
-        Error::Io { file: file.to_string(), reason: reason.to_string() }
+        Error::Io {
+            file: file.to_string(),
+            reason: reason.to_string(),
+        }
     }
 }

@@ -27,7 +27,11 @@ pub const MODEL_COLOURS: [&str; 3] = ["#0072B2", "#E69F00", "#009E73"];
 
 /// Text for XML content and attribute values.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 fn hex([r, g, b]: [u8; 3]) -> String {
@@ -68,7 +72,11 @@ fn luminance(colour: &str) -> f64 {
     let v = u32::from_str_radix(colour.trim_start_matches('#'), 16).unwrap_or(0);
     let linear = |c: u32| {
         let c = c as f64 / 255.0;
-        if c <= 0.04045 { c / 12.92 } else { ((c + 0.055) / 1.055).powf(2.4) }
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
     };
     0.2126 * linear(v >> 16) + 0.7152 * linear((v >> 8) & 255) + 0.0722 * linear(v & 255)
 }
@@ -100,7 +108,13 @@ fn svg_open(out: &mut String, w: f64, h: f64, title: &str) {
 /// One model's NIAH accuracy as context length (columns) x needle depth
 /// (rows), on the shared scale 0-100 %; each cell says its number and,
 /// on hover, its full coordinates.
-pub fn niah_heat_map(model: &str, task: TaskKind, lengths: &[u32], depths: &[f64], cells: &[CellResult]) -> String {
+pub fn niah_heat_map(
+    model: &str,
+    task: TaskKind,
+    lengths: &[u32],
+    depths: &[f64],
+    cells: &[CellResult],
+) -> String {
     let (cell_w, cell_h, left, top) = (64.0, 28.0, 56.0, 40.0);
     let plot_w = cell_w * lengths.len() as f64;
     // Room for the axis title and the legend's labels however few the columns.
@@ -109,18 +123,39 @@ pub fn niah_heat_map(model: &str, task: TaskKind, lengths: &[u32], depths: &[f64
     let mut s = String::new();
     svg_open(&mut s, w, h, &format!("NIAH {task}: {model}"));
     let task_name = escape(task.name());
-    let _ = write!(s, r##"<text x="{left}" y="16" font-weight="bold">{}</text>"##, escape(model));
-    let _ = write!(s, r##"<text x="{left}" y="32" fill="#555">{task_name} accuracy, %</text>"##);
+    let _ = write!(
+        s,
+        r##"<text x="{left}" y="16" font-weight="bold">{}</text>"##,
+        escape(model)
+    );
+    let _ = write!(
+        s,
+        r##"<text x="{left}" y="32" fill="#555">{task_name} accuracy, %</text>"##
+    );
     for (j, len) in lengths.iter().enumerate() {
         let x = left + cell_w * (j as f64 + 0.5);
-        let _ = write!(s, r##"<text x="{x}" y="{}" text-anchor="middle">{len}</text>"##, top + cell_h * depths.len() as f64 + 16.0);
+        let _ = write!(
+            s,
+            r##"<text x="{x}" y="{}" text-anchor="middle">{len}</text>"##,
+            top + cell_h * depths.len() as f64 + 16.0
+        );
     }
-    let _ = write!(s, r##"<text x="{left}" y="{}" fill="#555">context length (tokens)</text>"##, h - 22.0);
+    let _ = write!(
+        s,
+        r##"<text x="{left}" y="{}" fill="#555">context length (tokens)</text>"##,
+        h - 22.0
+    );
     for (i, d) in depths.iter().enumerate() {
         let y = top + cell_h * (i as f64 + 0.5) + 4.0;
-        let _ = write!(s, r##"<text x="{}" y="{y}" text-anchor="end">{d}</text>"##, left - 6.0);
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{y}" text-anchor="end">{d}</text>"##,
+            left - 6.0
+        );
         for (j, len) in lengths.iter().enumerate() {
-            let cell = cells.iter().find(|c| c.model == model && c.task == task && c.length == *len && c.depth == *d);
+            let cell = cells
+                .iter()
+                .find(|c| c.model == model && c.task == task && c.length == *len && c.depth == *d);
             let (x0, y0) = (left + cell_w * j as f64, top + cell_h * i as f64);
             match cell {
                 Some(c) => {
@@ -139,13 +174,28 @@ pub fn niah_heat_map(model: &str, task: TaskKind, lengths: &[u32], depths: &[f64
                     );
                 }
                 None => {
-                    let _ = write!(s, r##"<rect x="{x0}" y="{y0}" width="{cell_w}" height="{cell_h}" fill="#eee" stroke="#fff"><title>not run</title></rect>"##);
+                    let _ = write!(
+                        s,
+                        r##"<rect x="{x0}" y="{y0}" width="{cell_w}" height="{cell_h}" fill="#eee" stroke="#fff"><title>not run</title></rect>"##
+                    );
                 }
             }
         }
     }
-    let _ = write!(s, r##"<text x="12" y="{}" transform="rotate(-90 12 {0})" text-anchor="middle" fill="#555">depth</text>"##, top + cell_h * depths.len() as f64 / 2.0);
-    legend(&mut s, left, h - 14.0, plot_w.max(120.0), "0", "100 %", viridis);
+    let _ = write!(
+        s,
+        r##"<text x="12" y="{}" transform="rotate(-90 12 {0})" text-anchor="middle" fill="#555">depth</text>"##,
+        top + cell_h * depths.len() as f64 / 2.0
+    );
+    legend(
+        &mut s,
+        left,
+        h - 14.0,
+        plot_w.max(120.0),
+        "0",
+        "100 %",
+        viridis,
+    );
     s.push_str("</svg>");
     s
 }
@@ -155,10 +205,28 @@ fn legend(s: &mut String, x: f64, y: f64, w: f64, lo: &str, hi: &str, scale: fn(
     let steps = 24;
     for k in 0..steps {
         let t = k as f64 / (steps - 1) as f64;
-        let _ = write!(s, r##"<rect x="{}" y="{y}" width="{}" height="6" fill="{}"/>"##, x + w * k as f64 / steps as f64, w / steps as f64 + 0.5, scale(t));
+        let _ = write!(
+            s,
+            r##"<rect x="{}" y="{y}" width="{}" height="6" fill="{}"/>"##,
+            x + w * k as f64 / steps as f64,
+            w / steps as f64 + 0.5,
+            scale(t)
+        );
     }
-    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{}</text>"##, x - 4.0, y + 6.0, escape(lo));
-    let _ = write!(s, r##"<text x="{}" y="{}" font-size="10">{}</text>"##, x + w + 4.0, y + 6.0, escape(hi));
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{}</text>"##,
+        x - 4.0,
+        y + 6.0,
+        escape(lo)
+    );
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" font-size="10">{}</text>"##,
+        x + w + 4.0,
+        y + 6.0,
+        escape(hi)
+    );
 }
 
 /// Where the needle sits in a pooled map: its keys' blocks, drawn as a
@@ -181,15 +249,32 @@ pub enum MapValues<'a> {
 /// A `[blocks, blocks]` block-pooled attention map (queries down, keys
 /// across), in log scale over four decades below its largest cell, or a
 /// log-ratio map on a symmetric diverging scale.
-pub fn attention_map(title: &str, map: &[f32], blocks: usize, block: usize, needle: Option<NeedleBlocks>, values: MapValues) -> String {
+pub fn attention_map(
+    title: &str,
+    map: &[f32],
+    blocks: usize,
+    block: usize,
+    needle: Option<NeedleBlocks>,
+    values: MapValues,
+) -> String {
     let signed = matches!(values, MapValues::LogRatio { .. });
     let size = 256.0;
     let cell = size / blocks.max(1) as f64;
     let (left, top) = (8.0, 28.0);
     let mut s = String::new();
     svg_open(&mut s, left + size + 8.0, top + size + 52.0, title);
-    let _ = write!(s, r##"<text x="{left}" y="18" font-weight="bold">{}</text>"##, escape(title));
-    let max = map.iter().fold(0.0f32, |m, v| if signed { m.max(v.abs()) } else { m.max(*v) }).max(1e-30) as f64;
+    let _ = write!(
+        s,
+        r##"<text x="{left}" y="18" font-weight="bold">{}</text>"##,
+        escape(title)
+    );
+    let max = map
+        .iter()
+        .fold(
+            0.0f32,
+            |m, v| if signed { m.max(v.abs()) } else { m.max(*v) },
+        )
+        .max(1e-30) as f64;
     let colour = |v: f64| -> String {
         if signed {
             diverging(v / max)
@@ -220,17 +305,47 @@ pub fn attention_map(title: &str, map: &[f32], blocks: usize, block: usize, need
     if let Some(n) = needle {
         let x = left + cell * n.first as f64;
         let w = cell * (n.last + 1 - n.first) as f64;
-        let _ = write!(s, r##"<rect class="needle" x="{x:.2}" y="{top}" width="{w:.2}" height="{size}" fill="none" stroke="#d00" stroke-width="1.5" stroke-dasharray="4 2"><title>needle</title></rect>"##);
+        let _ = write!(
+            s,
+            r##"<rect class="needle" x="{x:.2}" y="{top}" width="{w:.2}" height="{size}" fill="none" stroke="#d00" stroke-width="1.5" stroke-dasharray="4 2"><title>needle</title></rect>"##
+        );
     }
-    let (lo, hi) = if signed { (format!("{:.2}", -max), format!("+{max:.2}")) } else { (format!("{:.1e}", max / 1e4), format!("{max:.1e}")) };
-    let scale: fn(f64) -> String = if signed { |t| diverging(2.0 * t - 1.0) } else { viridis };
-    legend(&mut s, left + 40.0, top + size + 12.0, size - 80.0, &lo, &hi, scale);
+    let (lo, hi) = if signed {
+        (format!("{:.2}", -max), format!("+{max:.2}"))
+    } else {
+        (format!("{:.1e}", max / 1e4), format!("{max:.1e}"))
+    };
+    let scale: fn(f64) -> String = if signed {
+        |t| diverging(2.0 * t - 1.0)
+    } else {
+        viridis
+    };
+    legend(
+        &mut s,
+        left + 40.0,
+        top + size + 12.0,
+        size - 80.0,
+        &lo,
+        &hi,
+        scale,
+    );
     let notes = match values {
-        MapValues::LogRatio { more, than } => [format!("orange: {more} attends more than {than};"), "blue: less (ln ratio per block); needle dashed".into()],
-        MapValues::Attention => ["mean attention per block, log scale;".into(), "needle dashed".into()],
+        MapValues::LogRatio { more, than } => [
+            format!("orange: {more} attends more than {than};"),
+            "blue: less (ln ratio per block); needle dashed".into(),
+        ],
+        MapValues::Attention => [
+            "mean attention per block, log scale;".into(),
+            "needle dashed".into(),
+        ],
     };
     for (k, note) in notes.iter().enumerate() {
-        let _ = write!(s, r##"<text x="{left}" y="{}" font-size="10" fill="#555">{}</text>"##, top + size + 34.0 + 12.0 * k as f64, escape(note));
+        let _ = write!(
+            s,
+            r##"<text x="{left}" y="{}" font-size="10" fill="#555">{}</text>"##,
+            top + size + 34.0 + 12.0 * k as f64,
+            escape(note)
+        );
     }
     s.push_str("</svg>");
     s
@@ -243,17 +358,41 @@ pub fn head_bars(title: &str, unit: &str, models: &[&str], values: &[Vec<f32>]) 
     let group_w = bar_w * models.len() as f64 + 12.0;
     let w = left + group_w * heads as f64 + 16.0;
     let h = top + plot_h + 48.0;
-    let max = values.iter().flatten().fold(0.0f32, |m, v| m.max(*v)).max(1e-30) as f64;
+    let max = values
+        .iter()
+        .flatten()
+        .fold(0.0f32, |m, v| m.max(*v))
+        .max(1e-30) as f64;
     let mut s = String::new();
     svg_open(&mut s, w.max(300.0), h, title);
-    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
+    let _ = write!(
+        s,
+        r##"<text x="8" y="16" font-weight="bold">{}</text>"##,
+        escape(title)
+    );
     for (m, name) in models.iter().enumerate() {
         let x = 8.0 + 96.0 * m as f64;
-        let _ = write!(s, r##"<rect x="{x}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"##, MODEL_COLOURS[m % 3], x + 14.0, escape(name));
+        let _ = write!(
+            s,
+            r##"<rect x="{x}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"##,
+            MODEL_COLOURS[m % 3],
+            x + 14.0,
+            escape(name)
+        );
     }
     let base = top + plot_h;
-    let _ = write!(s, r##"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="#888"/>"##, left + group_w * heads as f64);
-    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{max:.3}</text><text x="{}" y="{base}" text-anchor="end" font-size="10">0</text>"##, left - 4.0, top + 4.0, left - 4.0);
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="#888"/>"##,
+        left + group_w * heads as f64
+    );
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{max:.3}</text><text x="{}" y="{base}" text-anchor="end" font-size="10">0</text>"##,
+        left - 4.0,
+        top + 4.0,
+        left - 4.0
+    );
     for hd in 0..heads {
         let gx = left + group_w * hd as f64 + 6.0;
         for (m, v) in values.iter().enumerate() {
@@ -269,9 +408,20 @@ pub fn head_bars(title: &str, unit: &str, models: &[&str], values: &[Vec<f32>]) 
                 escape(unit),
             );
         }
-        let _ = write!(s, r##"<text x="{:.1}" y="{}" text-anchor="middle">{hd}</text>"##, gx + bar_w * models.len() as f64 / 2.0, base + 16.0);
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{}" text-anchor="middle">{hd}</text>"##,
+            gx + bar_w * models.len() as f64 / 2.0,
+            base + 16.0
+        );
     }
-    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">head ({})</text>"##, left + group_w * heads as f64 / 2.0, base + 34.0, escape(unit));
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">head ({})</text>"##,
+        left + group_w * heads as f64 / 2.0,
+        base + 34.0,
+        escape(unit)
+    );
     s.push_str("</svg>");
     s
 }
@@ -288,29 +438,71 @@ pub fn layer_drops(title: &str, drops: &[(usize, f64)], top: &[usize]) -> String
     let y = |v: f64| head + plot_h * (hi - v) / (hi - lo);
     let mut s = String::new();
     svg_open(&mut s, w, h, title);
-    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
-    let _ = write!(s, r##"<rect x="8" y="26" width="10" height="10" fill="{}"/><text x="22" y="35">restored by the merge</text>"##, MODEL_COLOURS[2]);
-    let _ = write!(s, r##"<rect x="170" y="26" width="10" height="10" fill="#bbb"/><text x="184" y="35">not restored</text>"##);
+    let _ = write!(
+        s,
+        r##"<text x="8" y="16" font-weight="bold">{}</text>"##,
+        escape(title)
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="8" y="26" width="10" height="10" fill="{}"/><text x="22" y="35">restored by the merge</text>"##,
+        MODEL_COLOURS[2]
+    );
+    let _ = write!(
+        s,
+        r##"<rect x="170" y="26" width="10" height="10" fill="#bbb"/><text x="184" y="35">not restored</text>"##
+    );
     let zero = y(0.0);
     let ticks = [Some(hi), Some(0.0), (lo < 0.0).then_some(lo)];
     for v in ticks.into_iter().flatten() {
-        let _ = write!(s, r##"<text x="{}" y="{:.1}" text-anchor="end" font-size="10">{v:.0}</text>"##, left - 4.0, y(v) + 4.0);
+        let _ = write!(
+            s,
+            r##"<text x="{}" y="{:.1}" text-anchor="end" font-size="10">{v:.0}</text>"##,
+            left - 4.0,
+            y(v) + 4.0
+        );
     }
     for (i, &(layer, drop)) in drops.iter().enumerate() {
         let x = left + gap / 2.0 + (bar_w + gap) * i as f64;
         let (top_y, bh) = (y(drop.max(0.0)), (y(drop) - zero).abs());
-        let fill = if top.contains(&layer) { MODEL_COLOURS[2] } else { "#bbb" };
+        let fill = if top.contains(&layer) {
+            MODEL_COLOURS[2]
+        } else {
+            "#bbb"
+        };
         let _ = write!(
             s,
             r##"<rect class="bar" data-layer="{layer}" x="{x:.1}" y="{top_y:.1}" width="{bar_w}" height="{bh:.1}" fill="{fill}"><title>layer {layer}: recall drops {drop:.1} points when ablated</title></rect>"##
         );
         // The value just outside the bar's end, above or below the zero line.
-        let value_y = if drop >= 0.0 { top_y - 3.0 } else { top_y + bh + 11.0 };
-        let _ = write!(s, r##"<text x="{:.1}" y="{value_y:.1}" text-anchor="middle" font-size="10">{drop:.0}</text>"##, x + bar_w / 2.0);
-        let _ = write!(s, r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">{layer}</text>"##, x + bar_w / 2.0, head + plot_h + 16.0);
+        let value_y = if drop >= 0.0 {
+            top_y - 3.0
+        } else {
+            top_y + bh + 11.0
+        };
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{value_y:.1}" text-anchor="middle" font-size="10">{drop:.0}</text>"##,
+            x + bar_w / 2.0
+        );
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle">{layer}</text>"##,
+            x + bar_w / 2.0,
+            head + plot_h + 16.0
+        );
     }
-    let _ = write!(s, r##"<line x1="{left}" y1="{zero:.1}" x2="{:.1}" y2="{zero:.1}" stroke="#888"/>"##, left + (bar_w + gap) * drops.len() as f64);
-    let _ = write!(s, r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#555">softmax layer (bar: points of recall lost when it is ablated)</text>"##, (w + left) / 2.0 - 20.0, head + plot_h + 36.0);
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" y1="{zero:.1}" x2="{:.1}" y2="{zero:.1}" stroke="#888"/>"##,
+        left + (bar_w + gap) * drops.len() as f64
+    );
+    let _ = write!(
+        s,
+        r##"<text x="{:.1}" y="{}" text-anchor="middle" fill="#555">softmax layer (bar: points of recall lost when it is ablated)</text>"##,
+        (w + left) / 2.0 - 20.0,
+        head + plot_h + 36.0
+    );
     s.push_str("</svg>");
     s
 }
@@ -318,19 +510,39 @@ pub fn layer_drops(title: &str, drops: &[(usize, f64)], top: &[usize]) -> String
 /// Where the question's attention lands along the prompt: for each model,
 /// the share of one head's attention from the question's last rows on each
 /// block of keys, as a line; the needle's blocks shaded.
-pub fn question_attention(title: &str, models: &[&str], series: &[Vec<f32>], block: usize, needle: Option<NeedleBlocks>) -> String {
+pub fn question_attention(
+    title: &str,
+    models: &[&str],
+    series: &[Vec<f32>],
+    block: usize,
+    needle: Option<NeedleBlocks>,
+) -> String {
     let blocks = series.iter().map(|v| v.len()).max().unwrap_or(0).max(1);
     let (left, top, plot_w, plot_h) = (56.0, 44.0, 480.0, 160.0);
     let (w, h) = (left + plot_w + 16.0, top + plot_h + 48.0);
-    let max = series.iter().flatten().fold(0.0f32, |m, v| m.max(*v)).max(1e-30) as f64;
+    let max = series
+        .iter()
+        .flatten()
+        .fold(0.0f32, |m, v| m.max(*v))
+        .max(1e-30) as f64;
     let x_of = |j: f64| left + plot_w * j / blocks as f64;
     let y_of = |v: f64| top + plot_h * (1.0 - v / max);
     let mut s = String::new();
     svg_open(&mut s, w, h, title);
-    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
+    let _ = write!(
+        s,
+        r##"<text x="8" y="16" font-weight="bold">{}</text>"##,
+        escape(title)
+    );
     for (m, name) in models.iter().enumerate() {
         let x = 8.0 + 110.0 * m as f64;
-        let _ = write!(s, r##"<rect x="{x}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"##, MODEL_COLOURS[m % 3], x + 14.0, escape(name));
+        let _ = write!(
+            s,
+            r##"<rect x="{x}" y="24" width="10" height="10" fill="{}"/><text x="{}" y="33">{}</text>"##,
+            MODEL_COLOURS[m % 3],
+            x + 14.0,
+            escape(name)
+        );
     }
     if let Some(n) = needle {
         let (x0, x1) = (x_of(n.first as f64), x_of(n.last as f64 + 1.0));
@@ -343,14 +555,38 @@ pub fn question_attention(title: &str, models: &[&str], series: &[Vec<f32>], blo
         );
     }
     let base = top + plot_h;
-    let _ = write!(s, r##"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="#888"/>"##, left + plot_w);
-    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{max:.3}</text><text x="{}" y="{base}" text-anchor="end" font-size="10">0</text>"##, left - 4.0, top + 4.0, left - 4.0);
+    let _ = write!(
+        s,
+        r##"<line x1="{left}" y1="{base}" x2="{}" y2="{base}" stroke="#888"/>"##,
+        left + plot_w
+    );
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="end" font-size="10">{max:.3}</text><text x="{}" y="{base}" text-anchor="end" font-size="10">0</text>"##,
+        left - 4.0,
+        top + 4.0,
+        left - 4.0
+    );
     for (m, v) in series.iter().enumerate() {
-        let points: Vec<String> = v.iter().enumerate().map(|(j, y)| format!("{:.1},{:.1}", x_of(j as f64 + 0.5), y_of(*y as f64))).collect();
+        let points: Vec<String> = v
+            .iter()
+            .enumerate()
+            .map(|(j, y)| format!("{:.1},{:.1}", x_of(j as f64 + 0.5), y_of(*y as f64)))
+            .collect();
         let name = escape(models.get(m).copied().unwrap_or(""));
-        let _ = write!(s, r##"<polyline class="series" fill="none" stroke="{}" stroke-width="2" points="{}"><title>{name}</title></polyline>"##, MODEL_COLOURS[m % 3], points.join(" "));
+        let _ = write!(
+            s,
+            r##"<polyline class="series" fill="none" stroke="{}" stroke-width="2" points="{}"><title>{name}</title></polyline>"##,
+            MODEL_COLOURS[m % 3],
+            points.join(" ")
+        );
     }
-    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">position in the prompt (blocks of {block} tokens): share of the question's attention</text>"##, left + plot_w / 2.0, base + 34.0);
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">position in the prompt (blocks of {block} tokens): share of the question's attention</text>"##,
+        left + plot_w / 2.0,
+        base + 34.0
+    );
     s.push_str("</svg>");
     s
 }
@@ -366,7 +602,13 @@ pub struct TunePoint<'a> {
 /// the Pareto front joined by a line and filled, the rest hollow, the
 /// recommended point ringed and named, each point naming its setting and
 /// scores on hover. Shapes as well as colours tell the kinds apart.
-pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &[usize], recommended: Option<usize>) -> String {
+pub fn tune_scatter(
+    title: &str,
+    retention: &str,
+    points: &[TunePoint],
+    front: &[usize],
+    recommended: Option<usize>,
+) -> String {
     let (left, top, plot_w, plot_h) = (56.0, 44.0, 440.0, 260.0);
     let (w, h) = (left + plot_w + 24.0, top + plot_h + 52.0);
     // Retention often sits near 100: zoom onto its range, in steps of 10.
@@ -376,7 +618,11 @@ pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &
     let y_of = |r: f64| top + plot_h * (1.0 - (r - y_lo) / (100.0 - y_lo));
     let mut s = String::new();
     svg_open(&mut s, w, h, title);
-    let _ = write!(s, r##"<text x="8" y="16" font-weight="bold">{}</text>"##, escape(title));
+    let _ = write!(
+        s,
+        r##"<text x="8" y="16" font-weight="bold">{}</text>"##,
+        escape(title)
+    );
     let _ = write!(
         s,
         r##"<circle cx="14" cy="30" r="5" fill="{c}"/><text x="24" y="34">Pareto front</text><circle cx="124" cy="30" r="5" fill="none" stroke="#666"/><text x="134" y="34">other candidates</text><circle cx="262" cy="30" r="8" fill="none" stroke="{o}" stroke-width="2.5"/><text x="276" y="34">recommended</text>"##,
@@ -386,20 +632,47 @@ pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &
     let base = top + plot_h;
     for t in 0..=10 {
         let x = x_of(t as f64 * 10.0);
-        let _ = write!(s, r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{base}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle" font-size="10">{}</text>"##, base + 14.0, t * 10);
+        let _ = write!(
+            s,
+            r##"<line x1="{x:.1}" y1="{top}" x2="{x:.1}" y2="{base}" stroke="#eee"/><text x="{x:.1}" y="{}" text-anchor="middle" font-size="10">{}</text>"##,
+            base + 14.0,
+            t * 10
+        );
     }
     let mut y = y_lo;
     while y <= 100.0 {
         let yy = y_of(y);
-        let _ = write!(s, r##"<line x1="{left}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end" font-size="10">{y}</text>"##, left + plot_w, left - 4.0, yy + 3.0);
+        let _ = write!(
+            s,
+            r##"<line x1="{left}" y1="{yy:.1}" x2="{}" y2="{yy:.1}" stroke="#eee"/><text x="{}" y="{:.1}" text-anchor="end" font-size="10">{y}</text>"##,
+            left + plot_w,
+            left - 4.0,
+            yy + 3.0
+        );
         y += 10.0;
     }
-    let _ = write!(s, r##"<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##);
-    let line: Vec<String> = front.iter().filter_map(|&i| points.get(i)).map(|p| format!("{:.1},{:.1}", x_of(p.recall), y_of(p.retention))).collect();
-    let _ = write!(s, r##"<polyline class="front" fill="none" stroke="{}" stroke-width="1.5" stroke-dasharray="4 3" points="{}"/>"##, MODEL_COLOURS[0], line.join(" "));
+    let _ = write!(
+        s,
+        r##"<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#888"/>"##
+    );
+    let line: Vec<String> = front
+        .iter()
+        .filter_map(|&i| points.get(i))
+        .map(|p| format!("{:.1},{:.1}", x_of(p.recall), y_of(p.retention)))
+        .collect();
+    let _ = write!(
+        s,
+        r##"<polyline class="front" fill="none" stroke="{}" stroke-width="1.5" stroke-dasharray="4 3" points="{}"/>"##,
+        MODEL_COLOURS[0],
+        line.join(" ")
+    );
     for (i, p) in points.iter().enumerate() {
         let on_front = front.contains(&i);
-        let (fill, stroke) = if on_front { (MODEL_COLOURS[0], MODEL_COLOURS[0]) } else { ("none", "#666") };
+        let (fill, stroke) = if on_front {
+            (MODEL_COLOURS[0], MODEL_COLOURS[0])
+        } else {
+            ("none", "#666")
+        };
         let _ = write!(
             s,
             r##"<circle class="candidate{}" data-index="{i}" cx="{:.1}" cy="{:.1}" r="5" fill="{fill}" stroke="{stroke}" stroke-width="1.5"><title>{}: recall {:.1}, {} {:.1}{}</title></circle>"##,
@@ -416,7 +689,11 @@ pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &
     if let Some(p) = recommended.and_then(|i| points.get(i)) {
         let (x, y) = (x_of(p.recall), y_of(p.retention));
         // Beside the ring, on its own line: below it may sit another point.
-        let anchor = if x > left + plot_w * 0.6 { "end" } else { "start" };
+        let anchor = if x > left + plot_w * 0.6 {
+            "end"
+        } else {
+            "start"
+        };
         let dx = if anchor == "end" { -14.0 } else { 14.0 };
         let _ = write!(
             s,
@@ -427,8 +704,18 @@ pub fn tune_scatter(title: &str, retention: &str, points: &[TunePoint], front: &
             escape(p.label)
         );
     }
-    let _ = write!(s, r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">recall: NIAH accuracy (%)</text>"##, left + plot_w / 2.0, base + 34.0);
-    let _ = write!(s, r##"<text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle" fill="#555">{} (%)</text>"##, top + plot_h / 2.0, escape(retention));
+    let _ = write!(
+        s,
+        r##"<text x="{}" y="{}" text-anchor="middle" fill="#555">recall: NIAH accuracy (%)</text>"##,
+        left + plot_w / 2.0,
+        base + 34.0
+    );
+    let _ = write!(
+        s,
+        r##"<text transform="translate(14 {:.1}) rotate(-90)" text-anchor="middle" fill="#555">{} (%)</text>"##,
+        top + plot_h / 2.0,
+        escape(retention)
+    );
     s.push_str("</svg>");
     s
 }
@@ -447,7 +734,10 @@ mod tests {
             0.299 * (v >> 16) as f64 + 0.587 * ((v >> 8) & 255) as f64 + 0.114 * (v & 255) as f64
         };
         let l: Vec<f64> = (0..=20).map(|i| luma(&viridis(i as f64 / 20.0))).collect();
-        assert!(l.windows(2).all(|w| w[1] > w[0]), "viridis must brighten steadily: {l:?}");
+        assert!(
+            l.windows(2).all(|w| w[1] > w[0]),
+            "viridis must brighten steadily: {l:?}"
+        );
     }
 
     #[test]
@@ -460,8 +750,16 @@ mod tests {
         for i in 0..=100 {
             let x = i as f64 / 100.0;
             for bg in [viridis(x), blues(x), diverging(2.0 * x - 1.0)] {
-                let text = if ink_on(&bg) == "#000" { "#000000" } else { "#ffffff" };
-                assert!(contrast(&bg, text) >= 4.5, "{text} on {bg}: {:.2}", contrast(&bg, text));
+                let text = if ink_on(&bg) == "#000" {
+                    "#000000"
+                } else {
+                    "#ffffff"
+                };
+                assert!(
+                    contrast(&bg, text) >= 4.5,
+                    "{text} on {bg}: {:.2}",
+                    contrast(&bg, text)
+                );
             }
         }
     }
@@ -469,8 +767,19 @@ mod tests {
     #[test]
     fn heat_map_has_one_cell_per_result_and_escapes_names() {
         let s1 = TaskKind::Text(crate::niah::Task::S1);
-        let cell = |length, depth, accuracy| CellResult { model: "<m>".into(), task: s1, length, depth, samples: 2, accuracy };
-        let cells = [cell(512, 0.0, 1.0), cell(512, 1.0, 0.5), cell(1024, 0.0, 0.0)];
+        let cell = |length, depth, accuracy| CellResult {
+            model: "<m>".into(),
+            task: s1,
+            length,
+            depth,
+            samples: 2,
+            accuracy,
+        };
+        let cells = [
+            cell(512, 0.0, 1.0),
+            cell(512, 1.0, 0.5),
+            cell(1024, 0.0, 0.0),
+        ];
         let svg = niah_heat_map("<m>", s1, &[512, 1024], &[0.0, 1.0], &cells);
         assert_eq!(svg.matches(r##"class="cell""##).count(), 3);
         assert_eq!(svg.matches("not run").count(), 1);
@@ -493,8 +802,14 @@ mod tests {
         assert_eq!(attr(9, "height"), 0.0);
         assert!((attr(2, "y") + attr(2, "height") - zero).abs() < 0.11);
         assert!((attr(5, "y") - zero).abs() < 0.11 && attr(5, "height") > 0.0);
-        assert!((attr(2, "height") / attr(5, "height") - 4.0).abs() < 0.01, "heights in proportion to the drops");
-        assert!(svg.contains(r##"data-layer="2" x="##) && svg.contains(&format!(r##"fill="{}"><title>layer 2"##, MODEL_COLOURS[2])));
+        assert!(
+            (attr(2, "height") / attr(5, "height") - 4.0).abs() < 0.01,
+            "heights in proportion to the drops"
+        );
+        assert!(
+            svg.contains(r##"data-layer="2" x="##)
+                && svg.contains(&format!(r##"fill="{}"><title>layer 2"##, MODEL_COLOURS[2]))
+        );
         assert!(svg.contains(r##"fill="#bbb"><title>layer 5"##));
     }
 }

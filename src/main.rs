@@ -11,7 +11,11 @@ mod cli;
 use cli::{answers, bench, checkpoint, drift, layers, merge, niah, routing, run, synth, tune};
 
 #[derive(Parser)]
-#[command(name = "qklab", version, about = "Repair and inspect long-context routing in hybrid linear-attention LLMs")]
+#[command(
+    name = "qklab",
+    version,
+    about = "Repair and inspect long-context routing in hybrid linear-attention LLMs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

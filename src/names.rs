@@ -1,7 +1,8 @@
-//! Tensor names: the one place that knows how a HypeNet checkpoint names
-//! its weights (SPEC-hypenet, "Tensor names and shapes"). The CPU
-//! reference, the GPU engine, the architecture check, the merge plan and
-//! drift all ask here, so a family with other names needs one change.
+//! Tensor names: the one place that knows how a checkpoint names its
+//! weights (SPEC-hypenet, "Tensor names and shapes"; SPEC-gdn for the
+//! gated delta rule's and Qwen3.5's wrapper). The CPU reference, the GPU
+//! engine, the architecture check, the merge plan and drift all ask here,
+//! so a family with other names needs one change.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +12,53 @@ pub const LM_HEAD: &str = "lm_head.weight";
 
 /// What every layer's tensor names start with, before the layer index.
 pub const LAYER_PREFIX: &str = "model.layers.";
+/// The same inside Qwen3.5's vision-language wrapper.
+const WRAPPED_LAYER_PREFIX: &str = "model.language_model.layers.";
 /// Between a layer's index and the leaf of its attention tensors.
 const ATTN: &str = ".self_attn.";
+/// Between a layer's index and the leaf of its gated-delta tensors.
+const LINEAR_ATTN: &str = ".linear_attn.";
+
+/// Where a checkpoint keeps its text model's tensors: under `model.`, or
+/// under `model.language_model.` in Qwen3.5's vision-language wrapper
+/// (whose `model.visual.*` tensors the text model does not use). The LM
+/// head is `lm_head.weight` in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Root {
+    #[default]
+    Plain,
+    Wrapped,
+}
+
+impl Root {
+    fn model(self) -> &'static str {
+        match self {
+            Root::Plain => "model.",
+            Root::Wrapped => "model.language_model.",
+        }
+    }
+
+    pub fn embed(self) -> String {
+        format!("{}embed_tokens.weight", self.model())
+    }
+
+    pub fn final_norm(self) -> String {
+        format!("{}norm.weight", self.model())
+    }
+
+    pub fn layer_prefix(self) -> &'static str {
+        match self {
+            Root::Plain => LAYER_PREFIX,
+            Root::Wrapped => WRAPPED_LAYER_PREFIX,
+        }
+    }
+}
+
+/// The wrapper's vision tower: carried through a merge, never computed with.
+pub fn is_vision(name: &str) -> bool {
+    name.starts_with("model.visual.")
+}
 
 /// The projections of a layer's attention block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,6 +110,27 @@ pub struct LayerNames {
     /// The Lightning layer's output RMSNorm and its gate.
     pub o_norm: String,
     pub z_proj: String,
+    /// A gated-delta layer's tensors (Qwen3.5's `linear_attn.*`).
+    pub gdn: GdnNames,
+}
+
+/// The tensors of a Qwen3.5 gated-delta layer (SPEC-gdn, "GDN layer").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GdnNames {
+    /// q, k and v rows, `[2 nk dk + nv dv, D]`.
+    pub in_qkv: String,
+    /// The depthwise causal convolution over q, k, v, `[C, 1, K]`.
+    pub conv: String,
+    /// The output gate z, `[nv dv, D]`.
+    pub in_z: String,
+    /// beta's and the decay's projections, `[nv, D]` each.
+    pub in_b: String,
+    pub in_a: String,
+    pub a_log: String,
+    pub dt_bias: String,
+    /// The gated RMSNorm over each value head, `[dv]`.
+    pub norm: String,
+    pub out: String,
 }
 
 /// A tensor of layer `layer`'s attention block by its leaf name
@@ -79,9 +146,16 @@ pub fn attn_leaf(name: &str) -> &str {
 }
 
 impl LayerNames {
+    /// Layer `layer`'s names in a plain (unwrapped) checkpoint.
     pub fn of(layer: usize) -> LayerNames {
-        let p = |s: &str| format!("{LAYER_PREFIX}{layer}.{s}");
-        let a = |leaf: &str| attn_tensor(layer, leaf);
+        LayerNames::at(Root::Plain, layer)
+    }
+
+    pub fn at(root: Root, layer: usize) -> LayerNames {
+        let prefix = root.layer_prefix();
+        let p = |s: &str| format!("{prefix}{layer}.{s}");
+        let a = |leaf: &str| format!("{prefix}{layer}{ATTN}{leaf}");
+        let g = |leaf: &str| format!("{prefix}{layer}{LINEAR_ATTN}{leaf}");
         let linear = |proj: Proj| Linear {
             weight: a(&format!("{}_proj.weight", proj.letter())),
             bias: a(&format!("{}_proj.bias", proj.letter())),
@@ -101,6 +175,17 @@ impl LayerNames {
             o_gate: a("o_gate.weight"),
             o_norm: a("o_norm.weight"),
             z_proj: a("z_proj.weight"),
+            gdn: GdnNames {
+                in_qkv: g("in_proj_qkv.weight"),
+                conv: g("conv1d.weight"),
+                in_z: g("in_proj_z.weight"),
+                in_b: g("in_proj_b.weight"),
+                in_a: g("in_proj_a.weight"),
+                a_log: g("A_log"),
+                dt_bias: g("dt_bias"),
+                norm: g("norm.weight"),
+                out: g("out_proj.weight"),
+            },
         }
     }
 
@@ -139,16 +224,24 @@ pub enum Role {
     ZProj,
 }
 
+/// The root and layer of a layer's tensor.
+fn root_and_layer(name: &str) -> Option<(Root, usize)> {
+    let (root, rest) = [Root::Plain, Root::Wrapped]
+        .into_iter()
+        .find_map(|r| Some((r, name.strip_prefix(r.layer_prefix())?)))?;
+    Some((root, rest.split('.').next()?.parse().ok()?))
+}
+
 /// The layer a tensor belongs to, if it is a layer's.
 pub fn layer_of(name: &str) -> Option<usize> {
-    name.strip_prefix(LAYER_PREFIX)?.split('.').next()?.parse().ok()
+    root_and_layer(name).map(|(_, l)| l)
 }
 
 /// The layer and role of a tensor named as [`LayerNames`] names them;
 /// `None` for model-level tensors and names this schema does not know.
 pub fn role_of(name: &str) -> Option<(usize, Role)> {
-    let layer = layer_of(name)?;
-    let n = LayerNames::of(layer);
+    let (root, layer) = root_and_layer(name)?;
+    let n = LayerNames::at(root, layer);
     let role = [
         (&n.input_norm, Role::InputNorm),
         (&n.post_norm, Role::PostNorm),
@@ -165,10 +258,14 @@ pub fn role_of(name: &str) -> Option<(usize, Role)> {
     .find(|(s, _)| s.as_str() == name)
     .map(|(_, r)| r)
     .or_else(|| {
-        [Proj::Q, Proj::K, Proj::V, Proj::O].into_iter().find_map(|p| {
-            let l = n.proj(p);
-            (l.weight == name).then_some(Role::ProjWeight(p)).or((l.bias == name).then_some(Role::ProjBias(p)))
-        })
+        [Proj::Q, Proj::K, Proj::V, Proj::O]
+            .into_iter()
+            .find_map(|p| {
+                let l = n.proj(p);
+                (l.weight == name)
+                    .then_some(Role::ProjWeight(p))
+                    .or((l.bias == name).then_some(Role::ProjBias(p)))
+            })
     })?;
     Some((layer, role))
 }
@@ -191,6 +288,27 @@ mod tests {
         assert_eq!(role_of("model.layers.7.self_attn.rotary.inv_freq"), None);
         assert_eq!(layer_of("model.layers.12.mlp.up_proj.weight"), Some(12));
         assert_eq!(layer_of("model.layersX.1"), None);
+    }
+
+    #[test]
+    fn wrapped_names_read_back_like_plain_ones() {
+        let n = LayerNames::at(Root::Wrapped, 3);
+        assert_eq!(
+            n.q.weight,
+            "model.language_model.layers.3.self_attn.q_proj.weight"
+        );
+        assert_eq!(
+            n.gdn.conv,
+            "model.language_model.layers.3.linear_attn.conv1d.weight"
+        );
+        assert_eq!(role_of(&n.k.weight), Some((3, Role::ProjWeight(Proj::K))));
+        assert_eq!(layer_of(&n.gdn.a_log), Some(3));
+        assert_eq!(
+            Root::Wrapped.embed(),
+            "model.language_model.embed_tokens.weight"
+        );
+        assert!(is_vision("model.visual.blocks.0.attn.qkv.weight"));
+        assert_eq!(layer_of("model.visual.blocks.0.attn.qkv.weight"), None);
     }
 
     #[test]

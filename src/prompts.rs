@@ -26,7 +26,11 @@ impl TaskKind {
         if s == ID_TASK {
             return Ok(TaskKind::Ids);
         }
-        Task::parse(s).map(TaskKind::Text).map_err(|_| Error::Usage(format!("unknown NIAH task {s:?}; one of s1, s2, s3, mk, {ID_TASK}")))
+        Task::parse(s).map(TaskKind::Text).map_err(|_| {
+            Error::Usage(format!(
+                "unknown NIAH task {s:?}; one of s1, s2, s3, mk, {ID_TASK}"
+            ))
+        })
     }
 
     pub fn name(self) -> &'static str {
@@ -83,9 +87,16 @@ pub fn sample_seed(seed: u64, sample: u32, depth_index: usize, length: u32) -> u
 }
 
 /// Every (length, depth, sample) of a sweep with its seed, in sweep order.
-fn grid<'a>(lengths: &'a [u32], depths: &'a [f64], samples: u32, seed: u64) -> impl Iterator<Item = (u32, f64, u64)> + 'a {
+fn grid<'a>(
+    lengths: &'a [u32],
+    depths: &'a [f64],
+    samples: u32,
+    seed: u64,
+) -> impl Iterator<Item = (u32, f64, u64)> + 'a {
     lengths.iter().flat_map(move |&length| {
-        depths.iter().enumerate().flat_map(move |(d, &depth)| (0..samples).map(move |s| (length, depth, sample_seed(seed, s, d, length))))
+        depths.iter().enumerate().flat_map(move |(d, &depth)| {
+            (0..samples).map(move |s| (length, depth, sample_seed(seed, s, d, length)))
+        })
     })
 }
 
@@ -102,7 +113,15 @@ pub fn niah_samples(
     grid(lengths, depths, samples, seed)
         .map(|(length, depth, seed)| {
             let (p, ids) = fitted_prompt(task, length, depth, seed, distractors, tok)?;
-            Ok(Sample { task: TaskKind::Text(task), length, depth, seed, ids, value: p.value, max_new: p.max_new_tokens as usize })
+            Ok(Sample {
+                task: TaskKind::Text(task),
+                length,
+                depth,
+                seed,
+                ids,
+                value: p.value,
+                max_new: p.max_new_tokens as usize,
+            })
         })
         .collect()
 }
@@ -112,7 +131,14 @@ pub fn niah_samples(
 /// tokenizers the byte budget is rescaled until the token count, answer
 /// allowance included, is within 1% of `length` (at most 8 tries; the
 /// closest is kept).
-pub fn fitted_prompt(task: Task, length: u32, depth: f64, seed: u64, distractors: Option<u32>, tok: &Tokenizer) -> Result<(NiahPrompt, Vec<u32>)> {
+pub fn fitted_prompt(
+    task: Task,
+    length: u32,
+    depth: f64,
+    seed: u64,
+    distractors: Option<u32>,
+    tok: &Tokenizer,
+) -> Result<(NiahPrompt, Vec<u32>)> {
     let mut budget = length;
     let mut best: Option<(u32, NiahPrompt, Vec<u32>)> = None;
     for _ in 0..8 {
@@ -151,17 +177,34 @@ impl<'a> PromptMaker<'a> {
     /// What `ck` offers, with `arch` (its architecture, already resolved:
     /// the vocabulary comes from it) and `tokenizer` (its tokenizer.json,
     /// if any).
-    pub fn of<S: ByteSource>(ck: &Checkpoint<S>, arch: &Arch, tokenizer: Option<&'a Tokenizer>) -> PromptMaker<'a> {
-        PromptMaker { tokenizer, vocab: arch.vocab_size as u32, special: ck.special_ids() }
+    pub fn of<S: ByteSource>(
+        ck: &Checkpoint<S>,
+        arch: &Arch,
+        tokenizer: Option<&'a Tokenizer>,
+    ) -> PromptMaker<'a> {
+        PromptMaker {
+            tokenizer,
+            vocab: arch.vocab_size as u32,
+            special: ck.special_ids(),
+        }
     }
 
     fn tokenizer_for(&self, what: &str) -> Result<&'a Tokenizer> {
-        self.tokenizer.ok_or_else(|| Error::Usage(format!("no {TOKENIZER_FILE}: {what}")))
+        self.tokenizer
+            .ok_or_else(|| Error::Usage(format!("no {TOKENIZER_FILE}: {what}")))
     }
 
     /// Every sample of a sweep of `task`: a text task needs the tokenizer;
     /// the token-id task does not.
-    pub fn samples(&self, task: TaskKind, lengths: &[u32], depths: &[f64], samples: u32, seed: u64, distractors: Option<u32>) -> Result<Vec<Sample>> {
+    pub fn samples(
+        &self,
+        task: TaskKind,
+        lengths: &[u32],
+        depths: &[f64],
+        samples: u32,
+        seed: u64,
+        distractors: Option<u32>,
+    ) -> Result<Vec<Sample>> {
         match task {
             TaskKind::Text(t) => {
                 let tok = self.tokenizer_for(&format!("text tasks cannot be tokenized; without one only the token-id task ({ID_TASK}) runs"))?;
@@ -170,7 +213,15 @@ impl<'a> PromptMaker<'a> {
             TaskKind::Ids => grid(lengths, depths, samples, seed)
                 .map(|(length, depth, seed)| {
                     let p = id_prompt(self.vocab, &self.special, length, depth, seed)?;
-                    Ok(Sample { task, length, depth, seed, ids: p.ids, value: ids_text(&p.value), max_new: p.max_new })
+                    Ok(Sample {
+                        task,
+                        length,
+                        depth,
+                        seed,
+                        ids: p.ids,
+                        value: ids_text(&p.value),
+                        max_new: p.max_new,
+                    })
                 })
                 .collect(),
         }
@@ -186,16 +237,32 @@ impl<'a> PromptMaker<'a> {
 
     /// The prompt a routing picture of `task` is drawn on, as this
     /// checkpoint sees it (a text task fitted to its tokenizer's tokens).
-    pub fn routing_prompt(&self, task: TaskKind, length: u32, depth: f64, seed: u64) -> Result<RoutingPrompt> {
+    pub fn routing_prompt(
+        &self,
+        task: TaskKind,
+        length: u32,
+        depth: f64,
+        seed: u64,
+    ) -> Result<RoutingPrompt> {
         match task {
             TaskKind::Ids => {
                 let p = id_prompt(self.vocab, &self.special, length, depth, seed)?;
-                Ok(RoutingPrompt { positions: PromptPositions::of_ids(&p), key: ids_text(&p.key), value: ids_text(&p.value) })
+                Ok(RoutingPrompt {
+                    positions: PromptPositions::of_ids(&p),
+                    key: ids_text(&p.key),
+                    value: ids_text(&p.value),
+                })
             }
             TaskKind::Text(t) => {
-                let tok = self.tokenizer_for(&format!("text prompts cannot be tokenized; use the token-id task ({ID_TASK})"))?;
+                let tok = self.tokenizer_for(&format!(
+                    "text prompts cannot be tokenized; use the token-id task ({ID_TASK})"
+                ))?;
                 let (p, ids) = fitted_prompt(t, length, depth, seed, None, tok)?;
-                Ok(RoutingPrompt { positions: PromptPositions::of(tok, &p, ids)?, key: p.key, value: p.value })
+                Ok(RoutingPrompt {
+                    positions: PromptPositions::of(tok, &p, ids)?,
+                    key: p.key,
+                    value: p.value,
+                })
             }
         }
     }
@@ -227,7 +294,11 @@ impl PromptPositions {
     /// A token-id prompt's positions: the question is the key at its end.
     pub fn of_ids(p: &IdPrompt) -> PromptPositions {
         let needle = p.needle.start as u32..p.needle.end as u32;
-        PromptPositions { ids: p.ids.clone(), needle, queries: p.ids.len() - p.key.len()..p.ids.len() }
+        PromptPositions {
+            ids: p.ids.clone(),
+            needle,
+            queries: p.ids.len() - p.key.len()..p.ids.len(),
+        }
     }
 
     /// A text prompt's positions, given its ids under `tok`. The queries
@@ -235,11 +306,16 @@ impl PromptPositions {
     /// answer is about to be produced: the rows a retrieval head looks
     /// back to the needle from (earlier question tokens still read it).
     pub fn of(tok: &Tokenizer, p: &NiahPrompt, ids: Vec<u32>) -> Result<PromptPositions> {
-        let tokens_before = |byte: usize| -> Result<u32> { Ok(tok.encode(&p.prompt[..byte])?.len() as u32) };
+        let tokens_before =
+            |byte: usize| -> Result<u32> { Ok(tok.encode(&p.prompt[..byte])?.len() as u32) };
         let needle = tokens_before(p.needle_span.0)?..tokens_before(p.needle_span.1)?;
         let tail = p.prompt.rfind('\n').unwrap_or(0);
         let question = tokens_before(tail)? as usize;
         let queries = question.max(ids.len().saturating_sub(QUESTION_ROWS))..ids.len();
-        Ok(PromptPositions { ids, needle, queries })
+        Ok(PromptPositions {
+            ids,
+            needle,
+            queries,
+        })
     }
 }

@@ -7,13 +7,19 @@
 /// ln(a / b) cell by cell, with both floored at `floor` so empty cells
 /// (above the diagonal) give 0 rather than NaN.
 pub fn log_ratio(a: &[f32], b: &[f32], floor: f32) -> Vec<f32> {
-    a.iter().zip(b).map(|(x, y)| (x.max(floor) / y.max(floor)).ln()).collect()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x.max(floor) / y.max(floor)).ln())
+        .collect()
 }
 
 /// Softmax layers ranked by how many heads attend closer after SFT
 /// (`after[l][h] < before[l][h]`), most affected first: (layer, heads that
 /// shrank, heads), ties broken by the larger total shrinkage.
-pub fn most_affected(before: &[(usize, Vec<f32>)], after: &[(usize, Vec<f32>)]) -> Vec<(usize, usize, usize)> {
+pub fn most_affected(
+    before: &[(usize, Vec<f32>)],
+    after: &[(usize, Vec<f32>)],
+) -> Vec<(usize, usize, usize)> {
     let mut ranked: Vec<(usize, usize, usize, f32)> = before
         .iter()
         .zip(after)

@@ -103,7 +103,9 @@ impl Dtype {
         match self {
             Dtype::F4 => 4,
             Dtype::F6E2M3 | Dtype::F6E3M2 => 6,
-            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E5M2 | Dtype::F8E4M3 | Dtype::F8E8M0 => 8,
+            Dtype::Bool | Dtype::U8 | Dtype::I8 | Dtype::F8E5M2 | Dtype::F8E4M3 | Dtype::F8E8M0 => {
+                8
+            }
             Dtype::I16 | Dtype::U16 | Dtype::F16 | Dtype::BF16 => 16,
             Dtype::I32 | Dtype::U32 | Dtype::F32 => 32,
             Dtype::F64 | Dtype::I64 | Dtype::U64 | Dtype::C64 => 64,
@@ -198,7 +200,10 @@ impl<'de> Deserialize<'de> for RawHeader {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a JSON object of tensor entries")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawHeader, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<RawHeader, A::Error> {
                 let mut entries = Vec::new();
                 let mut metadata = None;
                 while let Some(key) = map.next_key::<String>()? {
@@ -227,7 +232,10 @@ fn sniff(prefix: &[u8]) -> Option<&'static str> {
         (b"\x89PNG\r\n\x1a\n", "a PNG image"),
         (b"\xff\xd8\xff", "a JPEG image"),
         (b"GIF8", "a GIF image"),
-        (b"PK\x03\x04", "a ZIP archive (PyTorch .bin/.pt checkpoints are ZIP files)"),
+        (
+            b"PK\x03\x04",
+            "a ZIP archive (PyTorch .bin/.pt checkpoints are ZIP files)",
+        ),
         (b"GGUF", "a GGUF file (llama.cpp format)"),
         (b"\x1f\x8b", "a gzip-compressed file"),
         (b"\x80\x02", "a Python pickle"),
@@ -235,7 +243,10 @@ fn sniff(prefix: &[u8]) -> Option<&'static str> {
         (b"<html", "an HTML page"),
         (b"{", "a JSON text file"),
     ];
-    KINDS.iter().find(|(magic, _)| prefix.starts_with(magic)).map(|(_, what)| *what)
+    KINDS
+        .iter()
+        .find(|(magic, _)| prefix.starts_with(magic))
+        .map(|(_, what)| *what)
 }
 
 /// Decodes and bounds-checks the 8-byte length field.
@@ -244,18 +255,32 @@ pub fn parse_header_len(file: &str, prefix: &[u8], file_size: u64) -> Result<u64
         return Err(Error::EmptyFile { file: file.into() });
     }
     if file_size < 8 || prefix.len() < 8 {
-        return Err(Error::TooShort { file: file.into(), size: file_size });
+        return Err(Error::TooShort {
+            file: file.into(),
+            size: file_size,
+        });
     }
     let len = u64::from_le_bytes(prefix[..8].try_into().expect("8 bytes"));
     if len > MAX_HEADER_LEN {
         // A valid header is never this long, so naming the file's real kind cannot misfire.
         if let Some(what) = sniff(prefix) {
-            return Err(Error::WrongFileKind { file: file.into(), what });
+            return Err(Error::WrongFileKind {
+                file: file.into(),
+                what,
+            });
         }
-        return Err(Error::HeaderTooLarge { file: file.into(), len, limit: MAX_HEADER_LEN });
+        return Err(Error::HeaderTooLarge {
+            file: file.into(),
+            len,
+            limit: MAX_HEADER_LEN,
+        });
     }
     if len > file_size - 8 {
-        return Err(Error::HeaderPastEnd { file: file.into(), len, size: file_size });
+        return Err(Error::HeaderPastEnd {
+            file: file.into(),
+            len,
+            size: file_size,
+        });
     }
     Ok(len)
 }
@@ -263,26 +288,46 @@ pub fn parse_header_len(file: &str, prefix: &[u8], file_size: u64) -> Result<u64
 /// Parses and validates the JSON header of a file of `file_size` bytes.
 pub fn parse_header(file: &str, json: &[u8], file_size: u64) -> Result<Header> {
     let json_len = json.len() as u64;
-    let raw: RawHeader = serde_json::from_slice(json)
-        .map_err(|e| Error::HeaderJson { file: file.into(), reason: e.to_string() })?;
+    let raw: RawHeader = serde_json::from_slice(json).map_err(|e| Error::HeaderJson {
+        file: file.into(),
+        reason: e.to_string(),
+    })?;
     let data_len = file_size
         .checked_sub(8 + json_len)
-        .ok_or(Error::HeaderPastEnd { file: file.into(), len: json_len, size: file_size })?;
+        .ok_or(Error::HeaderPastEnd {
+            file: file.into(),
+            len: json_len,
+            size: file_size,
+        })?;
 
     let mut seen = HashSet::new();
     let mut tensors = Vec::with_capacity(raw.entries.len());
     for (name, e) in raw.entries {
         if !seen.insert(name.clone()) {
-            return Err(Error::DuplicateTensor { file: file.into(), tensor: name });
+            return Err(Error::DuplicateTensor {
+                file: file.into(),
+                tensor: name,
+            });
         }
-        let dtype = Dtype::parse(&e.dtype)
-            .ok_or_else(|| Error::UnknownDtype { file: file.into(), tensor: name.clone(), dtype: e.dtype.clone() })?;
+        let dtype = Dtype::parse(&e.dtype).ok_or_else(|| Error::UnknownDtype {
+            file: file.into(),
+            tensor: name.clone(),
+            dtype: e.dtype.clone(),
+        })?;
         let [begin, end] = e.data_offsets;
         if begin > end {
-            return Err(Error::ReversedOffsets { file: file.into(), tensor: name, begin, end });
+            return Err(Error::ReversedOffsets {
+                file: file.into(),
+                tensor: name,
+                begin,
+                end,
+            });
         }
-        let expected = byte_len(dtype, &e.shape)
-            .ok_or_else(|| Error::SizeOverflow { file: file.into(), tensor: name.clone(), shape: e.shape.clone() })?;
+        let expected = byte_len(dtype, &e.shape).ok_or_else(|| Error::SizeOverflow {
+            file: file.into(),
+            tensor: name.clone(),
+            shape: e.shape.clone(),
+        })?;
         if expected != end - begin {
             return Err(Error::LengthMismatch {
                 file: file.into(),
@@ -293,16 +338,34 @@ pub fn parse_header(file: &str, json: &[u8], file_size: u64) -> Result<Header> {
                 got: end - begin,
             });
         }
-        tensors.push(TensorInfo { name, dtype, shape: e.shape, begin, end });
+        tensors.push(TensorInfo {
+            name,
+            dtype,
+            shape: e.shape,
+            begin,
+            end,
+        });
     }
 
     // More data announced than present is a cut file; otherwise an offset is wrong.
-    let needed = tensors.iter().try_fold(0u64, |acc, t| acc.checked_add(t.end - t.begin));
+    let needed = tensors
+        .iter()
+        .try_fold(0u64, |acc, t| acc.checked_add(t.end - t.begin));
     match needed {
         Some(needed) if needed > data_len => {
-            return Err(Error::Truncated { file: file.into(), needed, data_len });
+            return Err(Error::Truncated {
+                file: file.into(),
+                needed,
+                data_len,
+            });
         }
-        None => return Err(Error::Truncated { file: file.into(), needed: u64::MAX, data_len }),
+        None => {
+            return Err(Error::Truncated {
+                file: file.into(),
+                needed: u64::MAX,
+                data_len,
+            })
+        }
         _ => {}
     }
     tensors.sort_by(|a, b| (a.begin, a.end, &a.name).cmp(&(b.begin, b.end, &b.name)));
@@ -310,22 +373,43 @@ pub fn parse_header(file: &str, json: &[u8], file_size: u64) -> Result<Header> {
     let mut previous: Option<&TensorInfo> = None;
     for t in &tensors {
         if t.end > data_len {
-            return Err(Error::OffsetOutOfBounds { file: file.into(), tensor: t.name.clone(), end: t.end, data_len });
+            return Err(Error::OffsetOutOfBounds {
+                file: file.into(),
+                tensor: t.name.clone(),
+                end: t.end,
+                data_len,
+            });
         }
         if t.begin < cursor {
             let first = previous.map(|p| p.name.clone()).unwrap_or_default();
-            return Err(Error::Overlap { file: file.into(), first, second: t.name.clone() });
+            return Err(Error::Overlap {
+                file: file.into(),
+                first,
+                second: t.name.clone(),
+            });
         }
         if t.begin > cursor {
-            return Err(Error::Gap { file: file.into(), tensor: t.name.clone(), gap: t.begin - cursor });
+            return Err(Error::Gap {
+                file: file.into(),
+                tensor: t.name.clone(),
+                gap: t.begin - cursor,
+            });
         }
         cursor = t.end;
         previous = Some(t);
     }
     if cursor != data_len {
-        return Err(Error::TrailingBytes { file: file.into(), extra: data_len - cursor });
+        return Err(Error::TrailingBytes {
+            file: file.into(),
+            extra: data_len - cursor,
+        });
     }
-    Ok(Header { tensors, metadata: raw.metadata.unwrap_or_default(), json_len, file_size })
+    Ok(Header {
+        tensors,
+        metadata: raw.metadata.unwrap_or_default(),
+        json_len,
+        file_size,
+    })
 }
 
 /// A header read from a source, with the SHA-256 of its raw bytes (length
@@ -339,7 +423,10 @@ pub struct ReadHeader {
 
 /// Reads and validates the header of `name`, touching only the header bytes.
 pub async fn read_header<S: ByteSource>(source: &S, name: &str) -> Result<ReadHeader> {
-    let size = source.file(name).ok_or_else(|| Error::io(name, "no such file"))?.size;
+    let size = source
+        .file(name)
+        .ok_or_else(|| Error::io(name, "no such file"))?
+        .size;
     let prefix = source.read(name, 0..size.min(16)).await?;
     let json_len = parse_header_len(name, &prefix, size)?;
     let json = source.read(name, 8..8 + json_len).await?;
@@ -348,7 +435,11 @@ pub async fn read_header<S: ByteSource>(source: &S, name: &str) -> Result<ReadHe
     sha2::Digest::update(&mut hasher, &prefix[..8]);
     sha2::Digest::update(&mut hasher, &json);
     let sha256 = sha2::Digest::finalize(hasher).into();
-    Ok(ReadHeader { header, sha256, bytes_read: prefix.len() as u64 + json_len })
+    Ok(ReadHeader {
+        header,
+        sha256,
+        bytes_read: prefix.len() as u64 + json_len,
+    })
 }
 
 /// Builds the bytes of a header for `tensors` (offsets already assigned),
@@ -356,7 +447,10 @@ pub async fn read_header<S: ByteSource>(source: &S, name: &str) -> Result<ReadHe
 pub fn encode_header(tensors: &[TensorInfo], metadata: &BTreeMap<String, String>) -> Vec<u8> {
     let mut obj = serde_json::Map::new();
     if !metadata.is_empty() {
-        obj.insert("__metadata__".into(), serde_json::to_value(metadata).expect("string map"));
+        obj.insert(
+            "__metadata__".into(),
+            serde_json::to_value(metadata).expect("string map"),
+        );
     }
     for t in tensors {
         obj.insert(
@@ -377,11 +471,24 @@ pub fn encode_header(tensors: &[TensorInfo], metadata: &BTreeMap<String, String>
 /// Decodes little-endian BF16/F16/F32 bytes to f32.
 pub fn decode_f32(tensor: &str, dtype: Dtype, bytes: &[u8], what: &str) -> Result<Vec<f32>> {
     Ok(match dtype {
-        Dtype::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
-        Dtype::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
         other => {
-            return Err(Error::UnsupportedDtype { tensor: tensor.into(), dtype: other.to_string(), what: what.into() })
+            return Err(Error::UnsupportedDtype {
+                tensor: tensor.into(),
+                dtype: other.to_string(),
+                what: what.into(),
+            })
         }
     })
 }
@@ -390,11 +497,21 @@ pub fn decode_f32(tensor: &str, dtype: Dtype, bytes: &[u8], what: &str) -> Resul
 pub fn encode_f32(tensor: &str, dtype: Dtype, values: &[f32], what: &str) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(values.len() * (dtype.bits() as usize / 8).max(1));
     match dtype {
-        Dtype::F32 => values.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        Dtype::BF16 => values.iter().for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes())),
-        Dtype::F16 => values.iter().for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
+        Dtype::F32 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        Dtype::BF16 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&half::bf16::from_f32(*v).to_le_bytes())),
+        Dtype::F16 => values
+            .iter()
+            .for_each(|v| out.extend_from_slice(&half::f16::from_f32(*v).to_le_bytes())),
         other => {
-            return Err(Error::UnsupportedDtype { tensor: tensor.into(), dtype: other.to_string(), what: what.into() })
+            return Err(Error::UnsupportedDtype {
+                tensor: tensor.into(),
+                dtype: other.to_string(),
+                what: what.into(),
+            })
         }
     }
     Ok(out)
@@ -420,11 +537,18 @@ mod tests {
     #[test]
     fn byte_len_is_checked_not_wrapped() {
         // Qwen3's embedding: 151936 x 2048 bf16 is over 2^32 bits.
-        assert_eq!(byte_len(Dtype::BF16, &[151936, 2048]), Some(151936 * 2048 * 2));
+        assert_eq!(
+            byte_len(Dtype::BF16, &[151936, 2048]),
+            Some(151936 * 2048 * 2)
+        );
         assert_eq!(byte_len(Dtype::F32, &[u64::MAX / 2, 3]), None);
         assert_eq!(byte_len(Dtype::F4, &[3]), None, "half a byte left over");
         assert_eq!(byte_len(Dtype::F4, &[4]), Some(2));
-        assert_eq!(byte_len(Dtype::F32, &[]), Some(4), "a scalar is one element");
+        assert_eq!(
+            byte_len(Dtype::F32, &[]),
+            Some(4),
+            "a scalar is one element"
+        );
     }
 
     #[test]
@@ -432,7 +556,11 @@ mod tests {
         for d in Dtype::ALL {
             assert_eq!(Dtype::parse(d.name()), Some(d));
         }
-        assert_eq!(Dtype::parse("bf16"), None, "names are case-sensitive as in the format");
+        assert_eq!(
+            Dtype::parse("bf16"),
+            None,
+            "names are case-sensitive as in the format"
+        );
     }
 
     #[test]
@@ -442,26 +570,60 @@ mod tests {
             12,
         )
         .unwrap();
-        assert_eq!(h.tensors.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["b", "a"]);
+        assert_eq!(
+            h.tensors
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+            ["b", "a"]
+        );
         assert_eq!(h.metadata["k"], "v");
     }
 
     #[test]
     fn structural_errors_are_specific() {
         let e = |json: &str, n| parse(json, n).unwrap_err().to_string();
-        assert!(e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#, 16).contains("belong to no tensor"));
+        assert!(e(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+            16
+        )
+        .contains("belong to no tensor"));
         assert!(e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}"#, 16).contains("appears twice"));
-        assert!(e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, 8).contains("reversed"));
-        assert!(e(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#, 12).contains("belong to no tensor"));
-        assert!(e(r#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#, 8).contains("not valid JSON"));
+        assert!(e(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#,
+            8
+        )
+        .contains("reversed"));
+        assert!(e(
+            r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}"#,
+            12
+        )
+        .contains("belong to no tensor"));
+        assert!(e(
+            r#"{"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}}"#,
+            8
+        )
+        .contains("not valid JSON"));
         assert!(e(r#"[1,2]"#, 0).contains("not valid JSON"));
     }
 
     #[test]
     fn header_bytes_round_trip() {
         let tensors = vec![
-            TensorInfo { name: "w".into(), dtype: Dtype::BF16, shape: vec![3, 2], begin: 0, end: 12 },
-            TensorInfo { name: "n".into(), dtype: Dtype::F32, shape: vec![2], begin: 12, end: 20 },
+            TensorInfo {
+                name: "w".into(),
+                dtype: Dtype::BF16,
+                shape: vec![3, 2],
+                begin: 0,
+                end: 12,
+            },
+            TensorInfo {
+                name: "n".into(),
+                dtype: Dtype::F32,
+                shape: vec![2],
+                begin: 12,
+                end: 20,
+            },
         ];
         let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
         let bytes = encode_header(&tensors, &meta);
@@ -481,6 +643,9 @@ mod tests {
         let b = encode_f32("t", Dtype::BF16, &[tie, above], "test").unwrap();
         assert_eq!(u16::from_le_bytes([b[0], b[1]]), 0x3F80);
         assert_eq!(u16::from_le_bytes([b[2], b[3]]), 0x3F81);
-        assert_eq!(decode_f32("t", Dtype::BF16, &b, "test").unwrap(), vec![1.0, f32::from_bits(0x3F81_0000)]);
+        assert_eq!(
+            decode_f32("t", Dtype::BF16, &b, "test").unwrap(),
+            vec![1.0, f32::from_bits(0x3F81_0000)]
+        );
     }
 }

@@ -44,7 +44,10 @@ pub trait ByteSource {
 /// Finds file `name` and checks that `range` lies inside it; the one
 /// precondition every [`ByteSource::read`] shares.
 pub fn locate(files: &[FileInfo], name: &str, range: &Range<u64>) -> Result<usize> {
-    let i = files.iter().position(|f| f.name == name).ok_or_else(|| Error::io(name, "no such file"))?;
+    let i = files
+        .iter()
+        .position(|f| f.name == name)
+        .ok_or_else(|| Error::io(name, "no such file"))?;
     check_range(&files[i], range)?;
     Ok(i)
 }
@@ -54,7 +57,10 @@ fn check_range(file: &FileInfo, range: &Range<u64>) -> Result<()> {
     if range.start > range.end || range.end > file.size {
         return Err(Error::io(
             &file.name,
-            format!("range {}..{} outside the file ({} bytes)", range.start, range.end, file.size),
+            format!(
+                "range {}..{} outside the file ({} bytes)",
+                range.start, range.end, file.size
+            ),
         ));
     }
     Ok(())
@@ -63,7 +69,12 @@ fn check_range(file: &FileInfo, range: &Range<u64>) -> Result<()> {
 /// Converts a byte count to `usize`, failing cleanly on 32-bit targets
 /// where a single read of 4 GiB or more cannot be held.
 pub fn to_usize(n: u64, file: &str) -> Result<usize> {
-    usize::try_from(n).map_err(|_| Error::io(file, format!("a single read of {n} bytes does not fit in memory on this platform")))
+    usize::try_from(n).map_err(|_| {
+        Error::io(
+            file,
+            format!("a single read of {n} bytes does not fit in memory on this platform"),
+        )
+    })
 }
 
 /// Files held in memory: for tests and for small generated outputs.
@@ -84,7 +95,10 @@ impl MemSource {
     }
 
     pub fn insert(&mut self, name: &str, bytes: Vec<u8>) {
-        let info = FileInfo { name: name.to_string(), size: bytes.len() as u64 };
+        let info = FileInfo {
+            name: name.to_string(),
+            size: bytes.len() as u64,
+        };
         match self.infos.iter().position(|f| f.name == name) {
             Some(i) => {
                 self.infos[i] = info;
@@ -148,15 +162,18 @@ mod native {
             } else {
                 entries.push((file_name(path), meta.len(), path.to_path_buf()));
             }
-            let (infos, paths) =
-                entries.into_iter().map(|(name, size, p)| (FileInfo { name, size }, p)).unzip();
+            let (infos, paths) = entries
+                .into_iter()
+                .map(|(name, size, p)| (FileInfo { name, size }, p))
+                .unzip();
             Ok(Self { infos, paths })
         }
-
     }
 
     fn file_name(p: &Path) -> String {
-        p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| p.display().to_string())
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| p.display().to_string())
     }
 
     impl ByteSource for FsSource {
@@ -165,15 +182,20 @@ mod native {
         }
 
         fn local_path(&self, name: &str) -> Option<&Path> {
-            self.infos.iter().position(|f| f.name == name).map(|i| self.paths[i].as_path())
+            self.infos
+                .iter()
+                .position(|f| f.name == name)
+                .map(|i| self.paths[i].as_path())
         }
 
         async fn read(&self, name: &str, range: Range<u64>) -> Result<Vec<u8>> {
             let i = locate(&self.infos, name, &range)?;
             let mut buf = vec![0u8; to_usize(range.end - range.start, name)?];
             let mut f = File::open(&self.paths[i]).map_err(|e| Error::io(name, e))?;
-            f.seek(SeekFrom::Start(range.start)).map_err(|e| Error::io(name, e))?;
-            f.read_exact(&mut buf).map_err(|e| Error::io(name, format!("{e} (the file changed or is truncated)")))?;
+            f.seek(SeekFrom::Start(range.start))
+                .map_err(|e| Error::io(name, e))?;
+            f.read_exact(&mut buf)
+                .map_err(|e| Error::io(name, format!("{e} (the file changed or is truncated)")))?;
             Ok(buf)
         }
     }

@@ -89,10 +89,18 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
         files: ckpt
             .shards
             .iter()
-            .map(|s| FileSummary { name: s.file.name.clone(), size: s.file.size, tensors: s.header.tensors.len() })
+            .map(|s| FileSummary {
+                name: s.file.name.clone(),
+                size: s.file.size,
+                tensors: s.header.tensors.len(),
+            })
             .collect(),
         family: arch.family.name(),
-        config: if arch.from_config { "config.json" } else { "inferred" },
+        config: if arch.from_config {
+            "config.json"
+        } else {
+            "inferred"
+        },
         guesses: arch.guesses.clone(),
         vocab_size: arch.vocab_size,
         hidden_size: arch.hidden_size,
@@ -122,7 +130,13 @@ impl Summary {
             let _ = writeln!(s, "  guess: {g}");
         }
         for f in &self.files {
-            let _ = writeln!(s, "file {} ({}, {} tensors)", f.name, human_bytes(f.size), f.tensors);
+            let _ = writeln!(
+                s,
+                "file {} ({}, {} tensors)",
+                f.name,
+                human_bytes(f.size),
+                f.tensors
+            );
         }
         let _ = writeln!(
             s,
@@ -148,7 +162,11 @@ impl Summary {
             );
         }
         let _ = writeln!(s, "softmax layers (*): {:?}", self.softmax_layers);
-        let dtypes: Vec<String> = self.dtypes.iter().map(|(d, n)| format!("{d} {}", human_count(*n))).collect();
+        let dtypes: Vec<String> = self
+            .dtypes
+            .iter()
+            .map(|(d, n)| format!("{d} {}", human_count(*n)))
+            .collect();
         let _ = writeln!(s, "dtypes: {}", dtypes.join(", "));
         let _ = writeln!(
             s,
@@ -159,10 +177,18 @@ impl Summary {
             human_bytes(self.bytes_read)
         );
         if !self.ignored_files.is_empty() {
-            let _ = writeln!(s, "ignored (weights not part of this checkpoint): {}", self.ignored_files.join(", "));
+            let _ = writeln!(
+                s,
+                "ignored (weights not part of this checkpoint): {}",
+                self.ignored_files.join(", ")
+            );
         }
         if !self.extra_tensors.is_empty() {
-            let _ = writeln!(s, "tensors the architecture does not use: {}", self.extra_tensors.join(", "));
+            let _ = writeln!(
+                s,
+                "tensors the architecture does not use: {}",
+                self.extra_tensors.join(", ")
+            );
         }
         if self.problems.is_empty() {
             let _ = writeln!(s, "tensors match the architecture");

@@ -10,14 +10,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::model::engine::Engine;
-use crate::prompts::{Sample, TaskKind};
 pub use crate::niah::score;
+use crate::prompts::{Sample, TaskKind};
 
 /// Tokens one sequence of `samples` needs: the longest prompt plus its
 /// answer allowance (1 for none). What an engine is loaded for, and what
 /// sizes a batch.
 pub fn tokens_needed(samples: &[Sample]) -> usize {
-    samples.iter().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1)
+    samples
+        .iter()
+        .map(|s| s.ids.len() + s.max_new)
+        .max()
+        .unwrap_or(1)
 }
 
 /// What one sample gave.
@@ -36,7 +40,13 @@ pub struct SampleResult {
 impl SampleResult {
     /// Identifies the sample for resuming: a finished one is not run again.
     pub fn key(&self) -> SampleKey {
-        SampleKey { model: self.model.clone(), task: self.task, length: self.length, depth: self.depth.to_bits(), seed: self.seed }
+        SampleKey {
+            model: self.model.clone(),
+            task: self.task,
+            length: self.length,
+            depth: self.depth.to_bits(),
+            seed: self.seed,
+        }
     }
 }
 
@@ -56,7 +66,13 @@ pub struct SampleKey {
 impl SampleKey {
     /// The key `s` gets when run under `model`'s name.
     pub fn of(model: &str, s: &Sample) -> SampleKey {
-        SampleKey { model: model.to_string(), task: s.task, length: s.length, depth: s.depth.to_bits(), seed: s.seed }
+        SampleKey {
+            model: model.to_string(),
+            task: s.task,
+            length: s.length,
+            depth: s.depth.to_bits(),
+            seed: s.seed,
+        }
     }
 }
 
@@ -96,7 +112,10 @@ pub async fn run(
     finished: &mut dyn FnMut(&[SampleResult]),
     batch: Option<usize>,
 ) -> Result<bool> {
-    let size = batch.unwrap_or(usize::MAX).min(engine.max_batch(tokens_needed(samples))).max(1);
+    let size = batch
+        .unwrap_or(usize::MAX)
+        .min(engine.max_batch(tokens_needed(samples)))
+        .max(1);
     let mut i = 0;
     loop {
         let mut group: Vec<&Sample> = Vec::new();
@@ -150,10 +169,17 @@ struct Answer<'a> {
 impl Answer<'_> {
     /// Takes the next greedy token: the answer ends after a stop token,
     /// once its value is out (RULER's early stop), or at its allowance.
-    fn push(&mut self, token: u32, stop: &[u32], detok: &dyn Fn(&[u32]) -> Result<String>) -> Result<()> {
+    fn push(
+        &mut self,
+        token: u32,
+        stop: &[u32],
+        detok: &dyn Fn(&[u32]) -> Result<String>,
+    ) -> Result<()> {
         self.ids.push(token);
         self.text = detok(&self.ids)?;
-        self.finished = stop.contains(&token) || score(&self.text, &self.sample.value) == 1.0 || self.ids.len() >= self.sample.max_new;
+        self.finished = stop.contains(&token)
+            || score(&self.text, &self.sample.value) == 1.0
+            || self.ids.len() >= self.sample.max_new;
         Ok(())
     }
 }
@@ -161,25 +187,56 @@ impl Answer<'_> {
 /// The greedy answers of `samples`, all in one batch: every prompt in one
 /// prefill, then decode steps for the unfinished, looked at every
 /// `CHECK_EVERY` steps. Each answer is the one its sample gets alone.
-async fn greedy_answers(engine: &Engine, samples: &[&Sample], stop: &[u32], detok: &dyn Fn(&[u32]) -> Result<String>) -> Result<Vec<String>> {
+async fn greedy_answers(
+    engine: &Engine,
+    samples: &[&Sample],
+    stop: &[u32],
+    detok: &dyn Fn(&[u32]) -> Result<String>,
+) -> Result<Vec<String>> {
     if samples.is_empty() {
         return Ok(Vec::new());
     }
     let mut batch = engine.batch(samples.len(), false).await?;
     let prompts: Vec<&[u32]> = samples.iter().map(|s| s.ids.as_slice()).collect();
     let first = engine.next_tokens(&mut batch, &prompts).await?;
-    let mut answers: Vec<Answer> = samples.iter().map(|&sample| Answer { sample, ids: Vec::new(), text: String::new(), finished: sample.max_new == 0 }).collect();
+    let mut answers: Vec<Answer> = samples
+        .iter()
+        .map(|&sample| Answer {
+            sample,
+            ids: Vec::new(),
+            text: String::new(),
+            finished: sample.max_new == 0,
+        })
+        .collect();
     for (a, &t) in answers.iter_mut().zip(&first) {
         if !a.finished {
             a.push(t, stop, detok)?;
         }
     }
     loop {
-        let active: Vec<usize> = (0..answers.len()).filter(|&j| !answers[j].finished).collect();
+        let active: Vec<usize> = (0..answers.len())
+            .filter(|&j| !answers[j].finished)
+            .collect();
         // No answer runs past its own allowance, so no sequence outgrows its context.
-        let Some(steps) = active.iter().map(|&j| answers[j].sample.max_new - answers[j].ids.len()).min() else { break };
-        let last: Vec<u32> = active.iter().map(|&j| *answers[j].ids.last().expect("an unfinished answer has a token")).collect();
-        let tokens = engine.decode(&mut batch, &active, &last, steps.min(CHECK_EVERY)).await?;
+        let Some(steps) = active
+            .iter()
+            .map(|&j| answers[j].sample.max_new - answers[j].ids.len())
+            .min()
+        else {
+            break;
+        };
+        let last: Vec<u32> = active
+            .iter()
+            .map(|&j| {
+                *answers[j]
+                    .ids
+                    .last()
+                    .expect("an unfinished answer has a token")
+            })
+            .collect();
+        let tokens = engine
+            .decode(&mut batch, &active, &last, steps.min(CHECK_EVERY))
+            .await?;
         for (&j, toks) in active.iter().zip(tokens) {
             for t in toks {
                 if answers[j].finished {
@@ -195,7 +252,9 @@ async fn greedy_answers(engine: &Engine, samples: &[&Sample], stop: &[u32], deto
 /// The mean of scores in [0, 1] as a percentage (0 for none): a sweep's
 /// accuracy, or with 0/1 scores the share that passed.
 pub fn percent(scores: impl IntoIterator<Item = f64>) -> f64 {
-    let (sum, n) = scores.into_iter().fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
+    let (sum, n) = scores
+        .into_iter()
+        .fold((0.0, 0usize), |(s, n), x| (s + x, n + 1));
     100.0 * sum / n.max(1) as f64
 }
 
@@ -208,7 +267,9 @@ pub fn percent_true(flags: &[bool]) -> f64 {
 pub fn cells(results: &[SampleResult]) -> Vec<CellResult> {
     let mut out: Vec<CellResult> = Vec::new();
     for r in results {
-        match out.iter_mut().find(|c| c.model == r.model && c.task == r.task && c.length == r.length && c.depth == r.depth) {
+        match out.iter_mut().find(|c| {
+            c.model == r.model && c.task == r.task && c.length == r.length && c.depth == r.depth
+        }) {
             Some(c) => {
                 c.accuracy += r.score;
                 c.samples += 1;

@@ -35,7 +35,15 @@ impl SplitMix64 {
 
 /// A config.json for one of the built-in shapes.
 pub fn preset_config(preset: &str) -> Result<serde_json::Value> {
-    let base = |vocab: u64, d: u64, i: u64, mixers: Vec<&str>, h: u64, hkv: u64, dh: u64, lnh: u64, ldh: u64| {
+    let base = |vocab: u64,
+                d: u64,
+                i: u64,
+                mixers: Vec<&str>,
+                h: u64,
+                hkv: u64,
+                dh: u64,
+                lnh: u64,
+                ldh: u64| {
         serde_json::json!({
             "model_type": "hypenet",
             "architectures": ["HypeNetForCausalLM"],
@@ -54,15 +62,37 @@ pub fn preset_config(preset: &str) -> Result<serde_json::Value> {
         })
     };
     let mixers = |n: usize, softmax: &[usize]| -> Vec<&'static str> {
-        (0..n).map(|i| if softmax.contains(&i) { "attn" } else { "lightning-attn" }).collect()
+        (0..n)
+            .map(|i| {
+                if softmax.contains(&i) {
+                    "attn"
+                } else {
+                    "lightning-attn"
+                }
+            })
+            .collect()
     };
     Ok(match preset {
         // Awkward on purpose: sizes that are not multiples of GPU tile sizes.
         "tiny" => base(259, 40, 72, mixers(4, &[1, 3]), 4, 2, 10, 2, 20),
         "demo" => base(259, 192, 512, mixers(8, &[3, 6]), 4, 2, 48, 4, 48),
         // HypeNet-2B's shapes; its attn layers as SPEC-hypenet lists them.
-        "2b" => base(151936, 2048, 6144, mixers(28, &[2, 3, 6, 8, 9, 21, 25]), 16, 8, 128, 16, 128),
-        other => return Err(Error::Usage(format!("unknown preset {other:?}: expected tiny, demo or 2b"))),
+        "2b" => base(
+            151936,
+            2048,
+            6144,
+            mixers(28, &[2, 3, 6, 8, 9, 21, 25]),
+            16,
+            8,
+            128,
+            16,
+            128,
+        ),
+        other => {
+            return Err(Error::Usage(format!(
+                "unknown preset {other:?}: expected tiny, demo or 2b"
+            )))
+        }
     })
 }
 
@@ -94,7 +124,9 @@ pub fn layout(arch: &Arch, shards: usize, dtype: Dtype) -> Result<SynthLayout> {
     let tensors = arch.expected_tensors();
     let sizes: Vec<u64> = tensors
         .iter()
-        .map(|(n, s)| byte_len(dtype, s).ok_or_else(|| Error::Usage(format!("{n}: size overflows"))))
+        .map(|(n, s)| {
+            byte_len(dtype, s).ok_or_else(|| Error::Usage(format!("{n}: size overflows")))
+        })
         .collect::<Result<_>>()?;
     let total: u64 = sizes.iter().sum();
     let target = total.div_ceil(shards as u64);
@@ -105,13 +137,21 @@ pub fn layout(arch: &Arch, shards: usize, dtype: Dtype) -> Result<SynthLayout> {
             g += 1;
             offset = 0;
         }
-        groups[g].push(TensorInfo { name, dtype, shape, begin: offset, end: offset + len });
+        groups[g].push(TensorInfo {
+            name,
+            dtype,
+            shape,
+            begin: offset,
+            end: offset + len,
+        });
         offset += len;
     }
     let names: Vec<String> = if shards == 1 {
         vec!["model.safetensors".into()]
     } else {
-        (1..=shards).map(|i| format!("model-{i:05}-of-{shards:05}.safetensors")).collect()
+        (1..=shards)
+            .map(|i| format!("model-{i:05}-of-{shards:05}.safetensors"))
+            .collect()
     };
     let metadata = BTreeMap::from([("format".to_string(), "pt".to_string())]);
     let mut weight_map = BTreeMap::new();
@@ -121,7 +161,11 @@ pub fn layout(arch: &Arch, shards: usize, dtype: Dtype) -> Result<SynthLayout> {
             weight_map.insert(t.name.clone(), name.clone());
         }
         let header = encode_header(&tensors, &metadata);
-        out.push(SynthShard { name, header, tensors });
+        out.push(SynthShard {
+            name,
+            header,
+            tensors,
+        });
     }
     let index_json = (shards > 1).then(|| {
         serde_json::to_string_pretty(&serde_json::json!({
@@ -130,19 +174,26 @@ pub fn layout(arch: &Arch, shards: usize, dtype: Dtype) -> Result<SynthLayout> {
         }))
         .expect("index serializes")
     });
-    Ok(SynthLayout { shards: out, index_json })
+    Ok(SynthLayout {
+        shards: out,
+        index_json,
+    })
 }
 
 /// Random values for one tensor: norm weights near 1, others small and
 /// centred, seeded by the tensor name so that shards can be made in any order.
 pub fn tensor_values(t: &TensorInfo, seed: u64) -> Vec<f32> {
-    let name_hash = t.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+    let name_hash = t.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+    });
     let mut rng = SplitMix64::new(seed ^ name_hash);
     let n = t.numel() as usize;
     let is_norm = t.name.ends_with("norm.weight");
     let fan_in = *t.shape.last().unwrap_or(&1) as f32;
     let scale = if is_norm { 0.1 } else { 1.0 / fan_in.sqrt() };
-    (0..n).map(|_| if is_norm { 1.0 } else { 0.0 } + scale * rng.next_signed()).collect()
+    (0..n)
+        .map(|_| if is_norm { 1.0 } else { 0.0 } + scale * rng.next_signed())
+        .collect()
 }
 
 /// The bytes of a tensor in the layout's dtype.
@@ -152,15 +203,28 @@ pub fn tensor_bytes(t: &TensorInfo, seed: u64) -> Result<Vec<u8>> {
 
 /// Every file of a small synthetic checkpoint in memory (name, bytes),
 /// config.json included.
-pub fn files_in_memory(preset: &str, shards: usize, dtype: Dtype, seed: u64) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn files_in_memory(
+    preset: &str,
+    shards: usize,
+    dtype: Dtype,
+    seed: u64,
+) -> Result<Vec<(String, Vec<u8>)>> {
     files_for_config(&preset_config(preset)?, shards, dtype, seed)
 }
 
 /// Every file of a synthetic checkpoint of any config in memory.
-pub fn files_for_config(config: &serde_json::Value, shards: usize, dtype: Dtype, seed: u64) -> Result<Vec<(String, Vec<u8>)>> {
+pub fn files_for_config(
+    config: &serde_json::Value,
+    shards: usize,
+    dtype: Dtype,
+    seed: u64,
+) -> Result<Vec<(String, Vec<u8>)>> {
     let arch = Arch::from_config_json(&config.to_string(), false)?;
     let lay = layout(&arch, shards, dtype)?;
-    let mut files = vec![("config.json".to_string(), serde_json::to_vec_pretty(config).expect("json"))];
+    let mut files = vec![(
+        "config.json".to_string(),
+        serde_json::to_vec_pretty(config).expect("json"),
+    )];
     for s in &lay.shards {
         let mut bytes = s.header.clone();
         for t in &s.tensors {
@@ -169,7 +233,10 @@ pub fn files_for_config(config: &serde_json::Value, shards: usize, dtype: Dtype,
         files.push((s.name.clone(), bytes));
     }
     if let Some(index) = lay.index_json {
-        files.push((crate::checkpoint::INDEX_FILE.to_string(), index.into_bytes()));
+        files.push((
+            crate::checkpoint::INDEX_FILE.to_string(),
+            index.into_bytes(),
+        ));
     }
     Ok(files)
 }
@@ -191,7 +258,11 @@ pub fn write_dir(
     let lay = layout(&arch, shards, dtype)?;
     let io = |e: std::io::Error| Error::io(dir.display(), e);
     std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::write(dir.join("config.json"), serde_json::to_vec_pretty(&config).expect("json")).map_err(io)?;
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_vec_pretty(&config).expect("json"),
+    )
+    .map_err(io)?;
     for s in &lay.shards {
         let mut f = std::io::BufWriter::new(std::fs::File::create(dir.join(&s.name)).map_err(io)?);
         f.write_all(&s.header).map_err(io)?;
@@ -227,14 +298,27 @@ impl SynthSource {
         let shard = layout(&arch, 1, dtype)?.shards.remove(0);
         let config = serde_json::to_vec_pretty(&config).expect("json");
         let files = vec![
-            crate::source::FileInfo { name: "config.json".into(), size: config.len() as u64 },
-            crate::source::FileInfo { name: shard.name.clone(), size: shard.size() },
+            crate::source::FileInfo {
+                name: "config.json".into(),
+                size: config.len() as u64,
+            },
+            crate::source::FileInfo {
+                name: shard.name.clone(),
+                size: shard.size(),
+            },
         ];
-        Ok(SynthSource { files, config, shard, seed })
+        Ok(SynthSource {
+            files,
+            config,
+            shard,
+            seed,
+        })
     }
 
     fn value(&self, t: &TensorInfo, name_hash: u64, element: u64) -> f32 {
-        let u = SplitMix64::new(self.seed ^ name_hash ^ element.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_signed();
+        let u =
+            SplitMix64::new(self.seed ^ name_hash ^ element.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .next_signed();
         if t.name.ends_with("norm.weight") {
             1.0 + 0.1 * u
         } else {
@@ -245,11 +329,20 @@ impl SynthSource {
     /// Bytes [start, end) of the shard's data section.
     fn data(&self, start: u64, end: u64) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity((end - start) as usize);
-        for t in self.shard.tensors.iter().filter(|t| t.end > start && t.begin < end) {
+        for t in self
+            .shard
+            .tensors
+            .iter()
+            .filter(|t| t.end > start && t.begin < end)
+        {
             let size = t.dtype.bits() / 8;
-            let name_hash = t.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+            let name_hash = t.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+            });
             let (a, b) = (start.max(t.begin) - t.begin, end.min(t.end) - t.begin);
-            let values: Vec<f32> = (a / size..b.div_ceil(size)).map(|e| self.value(t, name_hash, e)).collect();
+            let values: Vec<f32> = (a / size..b.div_ceil(size))
+                .map(|e| self.value(t, name_hash, e))
+                .collect();
             let bytes = encode_f32(&t.name, t.dtype, &values, "synthesis")?;
             let skip = (a - a / size * size) as usize;
             out.extend_from_slice(&bytes[skip..skip + (b - a) as usize]);
@@ -271,7 +364,9 @@ impl crate::source::ByteSource for SynthSource {
         let h = self.shard.header.len() as u64;
         let mut out = Vec::new();
         if range.start < h {
-            out.extend_from_slice(&self.shard.header[range.start as usize..range.end.min(h) as usize]);
+            out.extend_from_slice(
+                &self.shard.header[range.start as usize..range.end.min(h) as usize],
+            );
         }
         if range.end > h {
             out.extend(self.data(range.start.max(h) - h, range.end - h)?);

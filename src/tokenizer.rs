@@ -31,22 +31,30 @@ impl Tokenizer {
             return Ok(None);
         };
         let bytes = ck.read_raw(TOKENIZER_FILE, 0..size).await?;
-        let json = String::from_utf8(bytes).map_err(|_| Error::Usage(format!("{TOKENIZER_FILE} is not UTF-8")))?;
+        let json = String::from_utf8(bytes)
+            .map_err(|_| Error::Usage(format!("{TOKENIZER_FILE} is not UTF-8")))?;
         Tokenizer::from_json(&json, ck.config_u32("bos_token_id")).map(Some)
     }
 
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode(text, true).map_err(|e| Error::Usage(format!("cannot tokenize the text: {e}")))?;
+        let enc = self
+            .inner
+            .encode(text, true)
+            .map_err(|e| Error::Usage(format!("cannot tokenize the text: {e}")))?;
         let ids = enc.get_ids();
         match self.bos {
-            Some(b) if ids.first() != Some(&b) => Ok(std::iter::once(b).chain(ids.iter().copied()).collect()),
+            Some(b) if ids.first() != Some(&b) => {
+                Ok(std::iter::once(b).chain(ids.iter().copied()).collect())
+            }
             _ => Ok(ids.to_vec()),
         }
     }
 
     /// Text of `ids`, special tokens left out.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
-        self.inner.decode(ids, true).map_err(|e| Error::Usage(format!("cannot decode ids: {e}")))
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| Error::Usage(format!("cannot decode ids: {e}")))
     }
 
     pub fn vocab_size(&self) -> usize {

@@ -14,7 +14,9 @@ use serde::Serialize;
 
 use crate::checkpoint::{Checkpoint, TensorEntry, INDEX_FILE};
 use crate::error::{Error, Result};
-use crate::safetensors::{byte_len, encode_header, parse_header, parse_header_len, read_header, TensorInfo};
+use crate::safetensors::{
+    byte_len, encode_header, parse_header, parse_header_len, read_header, TensorInfo,
+};
 use crate::source::ByteSource;
 
 /// Key of our provenance record in a written header's `__metadata__`.
@@ -26,7 +28,12 @@ pub enum Part {
     /// Bytes made by us.
     Bytes(Arc<Vec<u8>>),
     /// Bytes `[start, end)` of file `file` of input number `source`.
-    Range { source: usize, file: String, start: u64, end: u64 },
+    Range {
+        source: usize,
+        file: String,
+        start: u64,
+        end: u64,
+    },
 }
 
 impl Part {
@@ -58,8 +65,17 @@ impl OutputFile {
 
     fn push(&mut self, part: Part) {
         // Adjacent ranges of one input file become one read.
-        if let (Some(Part::Range { source, file, end, .. }), Part::Range { source: s2, file: f2, start: b2, end: e2 }) =
-            (self.parts.last_mut(), &part)
+        if let (
+            Some(Part::Range {
+                source, file, end, ..
+            }),
+            Part::Range {
+                source: s2,
+                file: f2,
+                start: b2,
+                end: e2,
+            },
+        ) = (self.parts.last_mut(), &part)
         {
             if source == s2 && file == f2 && end == b2 {
                 *end = *e2;
@@ -151,13 +167,21 @@ impl SourceFingerprint {
                 sample_sha256: hex(&hasher.finalize()),
             });
         }
-        Ok(SourceFingerprint { role: role.into(), files })
+        Ok(SourceFingerprint {
+            role: role.into(),
+            files,
+        })
     }
 }
 
 impl Provenance {
     pub fn new(method: &str, params: serde_json::Value, sources: Vec<SourceFingerprint>) -> Self {
-        Provenance { tool: format!("qklab {}", env!("CARGO_PKG_VERSION")), method: method.into(), params, sources }
+        Provenance {
+            tool: format!("qklab {}", env!("CARGO_PKG_VERSION")),
+            method: method.into(),
+            params,
+            sources,
+        }
     }
 }
 
@@ -167,7 +191,11 @@ pub enum TensorData {
     /// Freshly computed bytes, already in the tensor's dtype.
     Bytes(Arc<Vec<u8>>),
     /// The bytes of a tensor of another input (QK-Restore copies pre's W_Q, W_K).
-    Copy { source: usize, file: String, entry: TensorEntry },
+    Copy {
+        source: usize,
+        file: String,
+        entry: TensorEntry,
+    },
 }
 
 /// Builds a plan that mirrors one input checkpoint (its sharding, tensor
@@ -181,15 +209,23 @@ pub struct PlanBuilder<'a, S> {
 impl<'a, S: ByteSource> PlanBuilder<'a, S> {
     /// `base_source` is the number the writer will know `base`'s source by.
     pub fn new(base: &'a Checkpoint<S>, base_source: usize) -> Self {
-        PlanBuilder { base, base_source, replaced: HashMap::new() }
+        PlanBuilder {
+            base,
+            base_source,
+            replaced: HashMap::new(),
+        }
     }
 
     /// Replaces tensor `name`; the new data must have the same dtype and shape.
     pub fn replace(&mut self, name: &str, data: TensorData) -> Result<()> {
-        let t = self.base.tensor(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?;
+        let t = self.base.tensor(name).ok_or_else(|| Error::NoSuchTensor {
+            tensor: name.into(),
+        })?;
         let (dtype, shape, len) = match &data {
             TensorData::Bytes(b) => (t.dtype, t.shape.clone(), b.len() as u64),
-            TensorData::Copy { entry, .. } => (entry.dtype, entry.shape.clone(), entry.end - entry.start),
+            TensorData::Copy { entry, .. } => {
+                (entry.dtype, entry.shape.clone(), entry.end - entry.start)
+            }
         };
         if dtype != t.dtype || shape != t.shape || Some(len) != byte_len(t.dtype, &t.shape) {
             return Err(Error::OutputCheck {
@@ -212,21 +248,41 @@ impl<'a, S: ByteSource> PlanBuilder<'a, S> {
         for shard in &self.base.shards {
             let name = shard.file.name.clone();
             let mut infos = Vec::with_capacity(shard.header.tensors.len());
-            let mut body = OutputFile { name: name.clone(), parts: Vec::new(), tensors: None };
+            let mut body = OutputFile {
+                name: name.clone(),
+                parts: Vec::new(),
+                tensors: None,
+            };
             let mut offset = 0u64;
             for t in &shard.header.tensors {
                 let len = t.end - t.begin;
-                infos.push(TensorInfo { begin: offset, end: offset + len, ..t.clone() });
+                infos.push(TensorInfo {
+                    begin: offset,
+                    end: offset + len,
+                    ..t.clone()
+                });
                 offset += len;
                 weight_map.insert(t.name.clone(), name.clone());
                 body.push(match self.replaced.get(&t.name) {
                     Some(TensorData::Bytes(b)) => Part::Bytes(b.clone()),
-                    Some(TensorData::Copy { source, file, entry }) => {
-                        Part::Range { source: *source, file: file.clone(), start: entry.start, end: entry.end }
-                    }
+                    Some(TensorData::Copy {
+                        source,
+                        file,
+                        entry,
+                    }) => Part::Range {
+                        source: *source,
+                        file: file.clone(),
+                        start: entry.start,
+                        end: entry.end,
+                    },
                     None => {
                         let start = shard.header.data_start() + t.begin;
-                        Part::Range { source: self.base_source, file: name.clone(), start, end: start + len }
+                        Part::Range {
+                            source: self.base_source,
+                            file: name.clone(),
+                            start,
+                            end: start + len,
+                        }
                     }
                 });
             }
@@ -235,18 +291,35 @@ impl<'a, S: ByteSource> PlanBuilder<'a, S> {
             metadata.insert(PROVENANCE_KEY.into(), provenance_json.clone());
             let header = encode_header(&infos, &metadata);
             check_header_bytes(&name, &header, header.len() as u64 + offset, &infos)?;
-            let mut file = OutputFile { name, parts: vec![Part::Bytes(Arc::new(header))], tensors: Some(infos) };
+            let mut file = OutputFile {
+                name,
+                parts: vec![Part::Bytes(Arc::new(header))],
+                tensors: Some(infos),
+            };
             body.parts.into_iter().for_each(|p| file.push(p));
             plan.files.push(file);
         }
         if self.base.indexed || self.base.shards.len() > 1 {
             let index = serde_json::json!({ "metadata": { "total_size": total_size }, "weight_map": weight_map });
             let bytes = serde_json::to_vec_pretty(&index).expect("index serializes");
-            plan.files.push(OutputFile { name: INDEX_FILE.into(), parts: vec![Part::Bytes(Arc::new(bytes))], tensors: None });
+            plan.files.push(OutputFile {
+                name: INDEX_FILE.into(),
+                parts: vec![Part::Bytes(Arc::new(bytes))],
+                tensors: None,
+            });
         }
         for f in &self.base.other_files {
-            let part = Part::Range { source: self.base_source, file: f.name.clone(), start: 0, end: f.size };
-            plan.files.push(OutputFile { name: f.name.clone(), parts: vec![part], tensors: None });
+            let part = Part::Range {
+                source: self.base_source,
+                file: f.name.clone(),
+                start: 0,
+                end: f.size,
+            };
+            plan.files.push(OutputFile {
+                name: f.name.clone(),
+                parts: vec![part],
+                tensors: None,
+            });
         }
         Ok(plan)
     }
@@ -254,11 +327,17 @@ impl<'a, S: ByteSource> PlanBuilder<'a, S> {
 
 /// Re-parses a header we made, as a reader of the written file would.
 fn check_header_bytes(file: &str, header: &[u8], size: u64, expected: &[TensorInfo]) -> Result<()> {
-    let fail = |reason: String| Error::OutputCheck { file: file.into(), reason };
+    let fail = |reason: String| Error::OutputCheck {
+        file: file.into(),
+        reason,
+    };
     let len = parse_header_len(file, header, size).map_err(|e| fail(e.to_string()))?;
-    let parsed = parse_header(file, &header[8..8 + len as usize], size).map_err(|e| fail(e.to_string()))?;
+    let parsed =
+        parse_header(file, &header[8..8 + len as usize], size).map_err(|e| fail(e.to_string()))?;
     if parsed.tensors != expected {
-        return Err(fail("the re-parsed header lists other tensors than planned".into()));
+        return Err(fail(
+            "the re-parsed header lists other tensors than planned".into(),
+        ));
     }
     Ok(())
 }
@@ -267,15 +346,28 @@ fn check_header_bytes(file: &str, header: &[u8], size: u64, expected: &[TensorIn
 /// checks every file's size and every safetensors header against the plan.
 pub async fn verify_written<W: ByteSource>(plan: &OutputPlan, written: &W) -> Result<()> {
     for f in &plan.files {
-        let fail = |reason: String| Error::OutputCheck { file: f.name.clone(), reason };
-        let info = written.file(&f.name).ok_or_else(|| fail("missing from the output".into()))?;
+        let fail = |reason: String| Error::OutputCheck {
+            file: f.name.clone(),
+            reason,
+        };
+        let info = written
+            .file(&f.name)
+            .ok_or_else(|| fail("missing from the output".into()))?;
         if info.size != f.size() {
-            return Err(fail(format!("written size {} differs from the planned {}", info.size, f.size())));
+            return Err(fail(format!(
+                "written size {} differs from the planned {}",
+                info.size,
+                f.size()
+            )));
         }
         if let Some(expected) = &f.tensors {
-            let read = read_header(written, &f.name).await.map_err(|e| fail(e.to_string()))?;
+            let read = read_header(written, &f.name)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
             if &read.header.tensors != expected {
-                return Err(fail("the written header lists other tensors than planned".into()));
+                return Err(fail(
+                    "the written header lists other tensors than planned".into(),
+                ));
             }
         }
     }
@@ -306,7 +398,10 @@ mod native {
         f.seek(SeekFrom::Start(at))?;
         let copied = std::io::copy(&mut f.take(n), out)?;
         if copied != n {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the input file changed or is truncated"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the input file changed or is truncated",
+            ));
         }
         Ok(())
     }
@@ -341,7 +436,8 @@ mod native {
             return Err(e);
         }
         for f in &plan.files {
-            fs::rename(staging.join(&f.name), dir.join(&f.name)).map_err(|e| Error::io(dir.display(), e))?;
+            fs::rename(staging.join(&f.name), dir.join(&f.name))
+                .map_err(|e| Error::io(dir.display(), e))?;
         }
         fs::remove_dir(&staging).map_err(|e| Error::io(staging.display(), e))?;
         let total = plan.total_bytes();
@@ -367,14 +463,24 @@ mod native {
                         out.write_all(b).map_err(|e| Error::io(path.display(), e))?;
                         done += b.len() as u64;
                     }
-                    Part::Range { source, file, start, end } => {
-                        let src = sources.get(*source).ok_or_else(|| Error::io(file, "plan names an unknown input"))?;
+                    Part::Range {
+                        source,
+                        file,
+                        start,
+                        end,
+                    } => {
+                        let src = sources
+                            .get(*source)
+                            .ok_or_else(|| Error::io(file, "plan names an unknown input"))?;
                         let mut at = *start;
                         while at < *end {
                             let n = (*end - at).min(CHUNK);
                             match src.local_path(file) {
-                                Some(p) => copy_range(p, at, n, &mut out).map_err(|e| Error::io(file, e))?,
-                                None => out.write_all(&src.read(file, at..at + n).await?).map_err(|e| Error::io(path.display(), e))?,
+                                Some(p) => copy_range(p, at, n, &mut out)
+                                    .map_err(|e| Error::io(file, e))?,
+                                None => out
+                                    .write_all(&src.read(file, at..at + n).await?)
+                                    .map_err(|e| Error::io(path.display(), e))?,
                             }
                             at += n;
                             done += n;

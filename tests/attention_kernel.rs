@@ -21,8 +21,6 @@ struct Case {
     segs: Vec<Seg>,
 }
 
-
-
 /// (o, lse) from the definition: row r of segment s at position pos0 + r
 /// attends keys 0 ..= pos0 + r of its slot's cache.
 fn cpu_twin(c: &Case, q: &[f32], k: &[f32], v: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>) {
@@ -40,14 +38,21 @@ fn cpu_twin(c: &Case, q: &[f32], k: &[f32], v: &[f32], rows: usize) -> (Vec<f32>
                 let logits: Vec<f64> = (0..=pos)
                     .map(|j| {
                         let kr = &k[((s.slot * c.ctx) as usize + j) * hk * dh + kvh * dh..][..dh];
-                        qr.iter().zip(kr).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() * scale as f64
+                        qr.iter()
+                            .zip(kr)
+                            .map(|(a, b)| *a as f64 * *b as f64)
+                            .sum::<f64>()
+                            * scale as f64
                     })
                     .collect();
                 let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let l: f64 = logits.iter().map(|x| (x - m).exp()).sum();
                 for d in 0..dh {
                     let acc: f64 = (0..=pos)
-                        .map(|j| (logits[j] - m).exp() * v[((s.slot * c.ctx) as usize + j) * hk * dh + kvh * dh + d] as f64)
+                        .map(|j| {
+                            (logits[j] - m).exp()
+                                * v[((s.slot * c.ctx) as usize + j) * hk * dh + kvh * dh + d] as f64
+                        })
                         .sum();
                     o[(row * h + head) * dh + d] = (acc / l) as f32;
                 }
@@ -68,7 +73,11 @@ fn check(gpu: &Gpu, c: &Case, spare_floats: u64, label: &str) {
     let k = common::random_f32(slots * c.ctx as usize * hk * dh, 2, 2.0);
     let v = common::random_f32(slots * c.ctx as usize * hk * dh, 3, 2.0);
     let lse_len = slots * c.ctx as usize * h;
-    let (qb, kb, vb) = (common::storage(gpu, &q), common::storage(gpu, &k), common::storage(gpu, &v));
+    let (qb, kb, vb) = (
+        common::storage(gpu, &q),
+        common::storage(gpu, &k),
+        common::storage(gpu, &v),
+    );
     let ob = common::storage(gpu, &vec![f32::NAN; rows * h * dh]);
     let lb = common::storage(gpu, &vec![0.0; lse_len]);
     let spare = common::storage(gpu, &vec![0.0; spare_floats.max(4) as usize]);
@@ -79,24 +88,53 @@ fn check(gpu: &Gpu, c: &Case, spare_floats: u64, label: &str) {
         max_rows: c.segs.iter().map(|s| s.rows).max().unwrap(),
         max_end: c.segs.iter().map(|s| s.pos0 + s.rows).max().unwrap(),
     };
-    let shape = AttnShape { heads: c.heads, kv_heads: c.kv_heads, dh: c.dh, ctx: c.ctx };
+    let shape = AttnShape {
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+        dh: c.dh,
+        ctx: c.ctx,
+    };
     let mut rec = Recorder::new(&kernels);
-    ops::attend(&mut rec, &shape, segs, [&qb, &kb, &vb], &ob, &lb, Spare { buffer: &spare, floats: spare_floats });
+    ops::attend(
+        &mut rec,
+        &shape,
+        segs,
+        [&qb, &kb, &vb],
+        &ob,
+        &lb,
+        Spare {
+            buffer: &spare,
+            floats: spare_floats,
+        },
+    );
     rec.submit();
-    let (got_o, got_lse) = (common::read_f32(gpu, &ob, rows * h * dh), common::read_f32(gpu, &lb, lse_len));
+    let (got_o, got_lse) = (
+        common::read_f32(gpu, &ob, rows * h * dh),
+        common::read_f32(gpu, &lb, lse_len),
+    );
     let (want_o, want_lse) = cpu_twin(c, &q, &k, &v, rows);
     let mut worst = 0.0f32;
     for s in &c.segs {
         for r in s.row0 as usize..(s.row0 + s.rows) as usize {
             for i in r * h * dh..(r + 1) * h * dh {
                 let d = (got_o[i] - want_o[i]).abs();
-                assert!(d < 2e-5 * (1.0 + want_o[i].abs()), "{label}: o[{i}] = {} (want {})", got_o[i], want_o[i]);
+                assert!(
+                    d < 2e-5 * (1.0 + want_o[i].abs()),
+                    "{label}: o[{i}] = {} (want {})",
+                    got_o[i],
+                    want_o[i]
+                );
                 worst = worst.max(d);
             }
             let at = ((s.slot * c.ctx + s.pos0) as usize + r - s.row0 as usize) * h;
             for i in at..at + h {
                 let d = (got_lse[i] - want_lse[i]).abs();
-                assert!(d < 2e-5 * (1.0 + want_lse[i].abs()), "{label}: lse[{i}] = {} (want {})", got_lse[i], want_lse[i]);
+                assert!(
+                    d < 2e-5 * (1.0 + want_lse[i].abs()),
+                    "{label}: lse[{i}] = {} (want {})",
+                    got_lse[i],
+                    want_lse[i]
+                );
             }
         }
     }
@@ -104,29 +142,89 @@ fn check(gpu: &Gpu, c: &Case, spare_floats: u64, label: &str) {
 }
 
 fn seg(row0: u32, rows: u32, slot: u32, pos0: u32) -> Seg {
-    Seg { row0, rows, slot, pos0 }
+    Seg {
+        row0,
+        rows,
+        slot,
+        pos0,
+    }
 }
 
 #[test]
 fn prefill_tiles_match_the_definition() {
     let Some(gpu) = common::gpu() else { return };
     // One sequence from position 0, rows off the tile; GQA 2.
-    check(&gpu, &Case { heads: 4, kv_heads: 2, dh: 48, ctx: 160, segs: vec![seg(0, 150, 0, 0)] }, 0, "dh 48, T 150");
+    check(
+        &gpu,
+        &Case {
+            heads: 4,
+            kv_heads: 2,
+            dh: 48,
+            ctx: 160,
+            segs: vec![seg(0, 150, 0, 0)],
+        },
+        0,
+        "dh 48, T 150",
+    );
     // Three segments of a batch, two continuing a cache; GQA 4, dh 128.
     let segs = vec![seg(0, 70, 0, 0), seg(70, 5, 1, 33), seg(75, 1, 2, 90)];
-    check(&gpu, &Case { heads: 4, kv_heads: 1, dh: 128, ctx: 100, segs }, 0, "batch of 3, dh 128");
+    check(
+        &gpu,
+        &Case {
+            heads: 4,
+            kv_heads: 1,
+            dh: 128,
+            ctx: 100,
+            segs,
+        },
+        0,
+        "batch of 3, dh 128",
+    );
     // Heads wider than a workgroup's 128 columns, no GQA.
-    check(&gpu, &Case { heads: 2, kv_heads: 2, dh: 200, ctx: 80, segs: vec![seg(0, 67, 0, 3)] }, 0, "dh 200");
+    check(
+        &gpu,
+        &Case {
+            heads: 2,
+            kv_heads: 2,
+            dh: 200,
+            ctx: 80,
+            segs: vec![seg(0, 67, 0, 3)],
+        },
+        0,
+        "dh 200",
+    );
 }
 
 #[test]
 fn split_key_decode_matches_the_definition() {
     let Some(gpu) = common::gpu() else { return };
     // Single rows with contexts of 1, 256, 257 and 700 keys: 1 to 3 ranges.
-    let segs = vec![seg(0, 1, 0, 0), seg(1, 1, 1, 255), seg(2, 1, 2, 256), seg(3, 1, 3, 699)];
-    let c = Case { heads: 4, kv_heads: 2, dh: 64, ctx: 720, segs };
+    let segs = vec![
+        seg(0, 1, 0, 0),
+        seg(1, 1, 1, 255),
+        seg(2, 1, 2, 256),
+        seg(3, 1, 3, 699),
+    ];
+    let c = Case {
+        heads: 4,
+        kv_heads: 2,
+        dh: 64,
+        ctx: 720,
+        segs,
+    };
     check(&gpu, &c, 1 << 20, "split decode, dh 64");
-    check(&gpu, &Case { heads: 2, kv_heads: 1, dh: 200, ctx: 600, segs: vec![seg(0, 1, 0, 599)] }, 1 << 20, "split decode, dh 200");
+    check(
+        &gpu,
+        &Case {
+            heads: 2,
+            kv_heads: 1,
+            dh: 200,
+            ctx: 600,
+            segs: vec![seg(0, 1, 0, 599)],
+        },
+        1 << 20,
+        "split decode, dh 200",
+    );
     // Without room for the partial results, the prefill tiles take single rows.
     check(&gpu, &c, 0, "decode without spare memory");
 }

@@ -8,17 +8,24 @@ mod common;
 use common::{fixture, floats, ints, mem_checkpoint, open, rel_diff, variant};
 
 use qklab::checkpoint::Checkpoint;
+use qklab::config::arch_of;
 use qklab::config::LogitsScaling;
 use qklab::model::cpu::{argmax, CpuModel};
+use qklab::model::engine::Logits;
 use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
-use qklab::model::engine::Logits;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource};
-use qklab::config::arch_of;
 
 fn engine<S: ByteSource>(device: Device, ck: &Checkpoint<S>, opts: EngineOptions) -> Engine {
-    block_on(Engine::load(device, ck, arch_of(ck).unwrap(), opts, &mut |_| {})).unwrap()
+    block_on(Engine::load(
+        device,
+        ck,
+        arch_of(ck).unwrap(),
+        opts,
+        &mut |_| {},
+    ))
+    .unwrap()
 }
 
 fn logits(e: &Engine, ids: &[u32]) -> Vec<f32> {
@@ -27,7 +34,10 @@ fn logits(e: &Engine, ids: &[u32]) -> Vec<f32> {
 
 #[test]
 fn cpu_engine_matches_the_reference_on_the_golden_sequences() {
-    for (dir, file) in [("www/demo/pre", "pre.safetensors"), ("www/demo/sft", "sft.safetensors")] {
+    for (dir, file) in [
+        ("www/demo/pre", "pre.safetensors"),
+        ("www/demo/sft", "sft.safetensors"),
+    ] {
         let (ck, fx) = (open(dir), fixture(file));
         let reference = block_on(CpuModel::load(&ck, arch_of(&ck).unwrap())).unwrap();
         let fast = engine(Device::Cpu, &ck, EngineOptions::default());
@@ -36,12 +46,19 @@ fn cpu_engine_matches_the_reference_on_the_golden_sequences() {
             let got = logits(&fast, &ids);
             let d = rel_diff(&got, &reference.forward(&ids).unwrap());
             let golden = rel_diff(&got, &floats(&fx, &format!("logits_{seq}")));
-            eprintln!("{dir} seq {seq}: T={} vs reference {d:.2e}, vs PyTorch {golden:.2e}", ids.len());
+            eprintln!(
+                "{dir} seq {seq}: T={} vs reference {d:.2e}, vs PyTorch {golden:.2e}",
+                ids.len()
+            );
             assert!(d < 1e-5, "{dir} seq {seq}: {d:.3e} from the reference");
-            assert!(golden < 1e-4, "{dir} seq {seq}: {golden:.3e} from the golden logits");
+            assert!(
+                golden < 1e-4,
+                "{dir} seq {seq}: {golden:.3e} from the golden logits"
+            );
         }
         let ids = ints(&fx, "ids_c");
-        let greedy = block_on(fast.generate_greedy(&mut fast.session(false), &ids, 16, &[])).unwrap();
+        let greedy =
+            block_on(fast.generate_greedy(&mut fast.session(false), &ids, 16, &[])).unwrap();
         assert_eq!(greedy, ints(&fx, "greedy_c"), "{dir}: greedy continuation");
     }
 }
@@ -49,7 +66,12 @@ fn cpu_engine_matches_the_reference_on_the_golden_sequences() {
 #[test]
 fn cpu_engine_matches_the_reference_on_awkward_models() {
     let ids: Vec<u32> = (0..150u32).map(|i| (i * 97 + 13) % 259).collect();
-    for (name, dtype) in [("base", Dtype::BF16), ("gqa4-hype", Dtype::F16), ("mha-rope-bias", Dtype::F32), ("wide-heads", Dtype::BF16)] {
+    for (name, dtype) in [
+        ("base", Dtype::BF16),
+        ("gqa4-hype", Dtype::F16),
+        ("mha-rope-bias", Dtype::F32),
+        ("wide-heads", Dtype::BF16),
+    ] {
         let ck = mem_checkpoint(&variant(name), dtype, 7);
         let reference = block_on(CpuModel::load(&ck, arch_of(&ck).unwrap())).unwrap();
         let want = reference.forward(&ids).unwrap();
@@ -75,7 +97,10 @@ fn cpu_engine_matches_the_reference_on_awkward_models() {
 /// pass, and the demo's golden sequence.
 fn prompts() -> Vec<Vec<u32>> {
     let fx = fixture("pre.safetensors");
-    let mut out: Vec<Vec<u32>> = [1usize, 17, 150, 90].iter().map(|&n| (0..n as u32).map(|i| (i * 31 + 7) % 256).collect()).collect();
+    let mut out: Vec<Vec<u32>> = [1usize, 17, 150, 90]
+        .iter()
+        .map(|&n| (0..n as u32).map(|i| (i * 31 + 7) % 256).collect())
+        .collect();
     out.push(ints(&fx, "ids_c"));
     out
 }
@@ -104,12 +129,19 @@ fn batches_equal_single(e: &Engine, label: &str) {
                 let d = rel_diff(row, last);
                 assert!(d < 1e-5, "{label}: batch of {size}, sequence {j}: {d:.3e}");
                 first.push(argmax(row));
-                assert_eq!(first[j], greedy[0], "{label}: batch of {size}, sequence {j}: first token");
+                assert_eq!(
+                    first[j], greedy[0],
+                    "{label}: batch of {size}, sequence {j}: first token"
+                );
             }
             let seqs: Vec<usize> = (0..refs.len()).collect();
             let rest = block_on(e.decode(&mut b, &seqs, &first, 6)).unwrap();
             for (j, (toks, (_, greedy))) in rest.iter().zip(want).enumerate() {
-                assert_eq!(toks.as_slice(), &greedy[1..], "{label}: batch of {size}, sequence {j}: greedy tokens");
+                assert_eq!(
+                    toks.as_slice(),
+                    &greedy[1..],
+                    "{label}: batch of {size}, sequence {j}: greedy tokens"
+                );
             }
         }
     }
@@ -130,7 +162,11 @@ fn batches_equal_one_sequence_at_a_time_on_the_gpu() {
     let ck = open("www/demo/sft");
     // Passes of 64 rows: the longer prompts are cut across passes, and a
     // pass holds pieces of several sequences.
-    let opts = EngineOptions { max_context: 512, prefill_chunk: 64, ..Default::default() };
+    let opts = EngineOptions {
+        max_context: 512,
+        prefill_chunk: 64,
+        ..Default::default()
+    };
     let mut e = engine(Device::Gpu(&gpu), &ck, opts);
     batches_equal_single(&e, "gpu");
     e.set_logits_scaling(LogitsScaling::Hype(500.0));

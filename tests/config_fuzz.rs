@@ -39,7 +39,10 @@ unsafe impl GlobalAlloc for Bounded {
         if layout.size() > ALLOC_LIMIT {
             // A failing test, not a null that the caller would turn into an
             // abort without saying why.
-            let msg = format!("config_fuzz: an allocation of {} bytes, over the {ALLOC_LIMIT}-byte limit\n", layout.size());
+            let msg = format!(
+                "config_fuzz: an allocation of {} bytes, over the {ALLOC_LIMIT}-byte limit\n",
+                layout.size()
+            );
             let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
             std::process::abort();
         }
@@ -77,11 +80,37 @@ impl Rng {
 
 /// Fields every family's config may hold, present or not in a seed.
 const KEYS: &[&str] = &[
-    "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "mixer_types", "layer_types",
-    "num_attention_heads", "num_key_value_heads", "head_dim", "lightning_nh", "lightning_nkv", "lightning_head_dim",
-    "rms_norm_eps", "rope_theta", "rope_scaling", "rope_parameters", "attn_logits_scaling", "lightning_scale",
-    "attn_use_rope", "lightning_use_rope", "attention_bias", "tie_word_embeddings", "bos_token_id", "eos_token_id",
-    "pad_token_id", "sliding_window", "use_sliding_window", "hidden_act", "num_experts", "max_position_embeddings",
+    "model_type",
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "mixer_types",
+    "layer_types",
+    "num_attention_heads",
+    "num_key_value_heads",
+    "head_dim",
+    "lightning_nh",
+    "lightning_nkv",
+    "lightning_head_dim",
+    "rms_norm_eps",
+    "rope_theta",
+    "rope_scaling",
+    "rope_parameters",
+    "attn_logits_scaling",
+    "lightning_scale",
+    "attn_use_rope",
+    "lightning_use_rope",
+    "attention_bias",
+    "tie_word_embeddings",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "sliding_window",
+    "use_sliding_window",
+    "hidden_act",
+    "num_experts",
+    "max_position_embeddings",
 ];
 
 /// A value of any JSON type, biased to what breaks sizes and numbers.
@@ -89,21 +118,73 @@ fn value(rng: &mut Rng, old: Option<&Value>) -> Value {
     let near = old.and_then(Value::as_u64).unwrap_or(4);
     match rng.below(16) {
         0 => json!(rng.pick(&[0u64, 1, 2, 3, 7, 255, 256, 257, 4096, 65536])),
-        1 => json!(rng.pick(&[1u64 << 31, 1 << 32, (1 << 32) + 1, 1 << 40, 1_000_000_000_000, 1 << 62, u64::MAX])),
+        1 => json!(rng.pick(&[
+            1u64 << 31,
+            1 << 32,
+            (1 << 32) + 1,
+            1 << 40,
+            1_000_000_000_000,
+            1 << 62,
+            u64::MAX
+        ])),
         2 => json!(near.wrapping_add(rng.below(5) as u64).wrapping_sub(2)),
         3 => json!(near.saturating_mul(rng.pick(&[2u64, 3, 1000, 1 << 20]).to_owned())),
         4 => json!(rng.pick(&[-1i64, -2, i64::MIN])),
-        5 => json!(rng.pick(&[0.0f64, -0.0, -1.0, 1e-300, 1e300, 0.5, 1.0, 1e6, f64::MAX, f64::MIN_POSITIVE])),
-        6 => json!(rng.pick(&["x", "", "hype 0", "hype -3", "hype 1", "hype 1e308", "1/d", "1", "attn", "lightning-attn", "silu", "gelu", "llama3"])),
+        5 => json!(rng.pick(&[
+            0.0f64,
+            -0.0,
+            -1.0,
+            1e-300,
+            1e300,
+            0.5,
+            1.0,
+            1e6,
+            f64::MAX,
+            f64::MIN_POSITIVE
+        ])),
+        6 => json!(rng.pick(&[
+            "x",
+            "",
+            "hype 0",
+            "hype -3",
+            "hype 1",
+            "hype 1e308",
+            "1/d",
+            "1",
+            "attn",
+            "lightning-attn",
+            "silu",
+            "gelu",
+            "llama3"
+        ])),
         7 => Value::Null,
         8 => json!(rng.below(2) == 0),
         9 => json!([]),
-        10 => json!(vec![json!(rng.pick(&["attn", "lightning-attn", "full_attention", "sliding_attention", "x"])); rng.below(12)]),
+        10 => json!(vec![
+            json!(rng.pick(&[
+                "attn",
+                "lightning-attn",
+                "full_attention",
+                "sliding_attention",
+                "x"
+            ]));
+            rng.below(12)
+        ]),
         11 => json!([1, "x", null]),
         12 => json!({}),
-        13 => json!({"rope_type": rng.pick(&["llama3", "yarn", "default"]), "factor": rng.pick(&[0.0, -1.0, 8.0]), "low_freq_factor": 1.0,
-                     "high_freq_factor": rng.pick(&[1.0, 4.0]), "original_max_position_embeddings": rng.pick(&[0.0, 8192.0])}),
-        14 => json!(rng.pick(&["hypenet", "qwen2", "qwen3", "llama", "mistral", "qwen3_5_text", "gpt2"])),
+        13 => {
+            json!({"rope_type": rng.pick(&["llama3", "yarn", "default"]), "factor": rng.pick(&[0.0, -1.0, 8.0]), "low_freq_factor": 1.0,
+                     "high_freq_factor": rng.pick(&[1.0, 4.0]), "original_max_position_embeddings": rng.pick(&[0.0, 8192.0])})
+        }
+        14 => json!(rng.pick(&[
+            "hypenet",
+            "qwen2",
+            "qwen3",
+            "llama",
+            "mistral",
+            "qwen3_5_text",
+            "gpt2"
+        ])),
         _ => json!([near, near]),
     }
 }
@@ -112,7 +193,14 @@ fn value(rng: &mut Rng, old: Option<&Value>) -> Value {
 fn mutate(rng: &mut Rng, seed: &Map<String, Value>) -> Map<String, Value> {
     let mut c = seed.clone();
     for _ in 0..1 + rng.below(4) {
-        let key = if rng.below(3) == 0 { rng.pick(KEYS).to_string() } else { c.keys().nth(rng.below(c.len().max(1))).cloned().unwrap_or_default() };
+        let key = if rng.below(3) == 0 {
+            rng.pick(KEYS).to_string()
+        } else {
+            c.keys()
+                .nth(rng.below(c.len().max(1)))
+                .cloned()
+                .unwrap_or_default()
+        };
         if rng.below(8) == 0 {
             c.remove(&key);
         } else {
@@ -126,8 +214,12 @@ fn mutate(rng: &mut Rng, seed: &Map<String, Value>) -> Map<String, Value> {
 /// One input through the gate and, if admitted, both CPU engines; whether
 /// it was admitted.
 fn exercise(config: &str, weights: &[u8]) -> bool {
-    let src = MemSource::new().with("config.json", config.as_bytes().to_vec()).with("model.safetensors", weights.to_vec());
-    let Ok(ck) = block_on(Checkpoint::open(src)) else { return false };
+    let src = MemSource::new()
+        .with("config.json", config.as_bytes().to_vec())
+        .with("model.safetensors", weights.to_vec());
+    let Ok(ck) = block_on(Checkpoint::open(src)) else {
+        return false;
+    };
     let Ok(arch) = arch_of(&ck) else { return false };
     if check_tensors(&arch, &ck.tensors).is_err() {
         return false;
@@ -147,10 +239,24 @@ fn exercise(config: &str, weights: &[u8]) -> bool {
 fn seeds() -> Vec<(String, Map<String, Value>, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in ["www/demo/pre", "tests/fixtures/hf/qwen2-f32", "tests/fixtures/hf/qwen3-f32", "tests/fixtures/hf/llama-f32", "tests/fixtures/hf/mistral-f32"] {
-        let config: Value = serde_json::from_slice(&std::fs::read(root.join(dir).join("config.json")).unwrap()).unwrap();
-        let Value::Object(config) = config else { panic!("{dir}: config.json is not an object") };
-        out.push((dir.to_string(), config, std::fs::read(root.join(dir).join("model.safetensors")).unwrap()));
+    for dir in [
+        "www/demo/pre",
+        "tests/fixtures/hf/qwen2-f32",
+        "tests/fixtures/hf/qwen3-f32",
+        "tests/fixtures/hf/llama-f32",
+        "tests/fixtures/hf/mistral-f32",
+    ] {
+        let config: Value =
+            serde_json::from_slice(&std::fs::read(root.join(dir).join("config.json")).unwrap())
+                .unwrap();
+        let Value::Object(config) = config else {
+            panic!("{dir}: config.json is not an object")
+        };
+        out.push((
+            dir.to_string(),
+            config,
+            std::fs::read(root.join(dir).join("model.safetensors")).unwrap(),
+        ));
     }
     out
 }
@@ -165,7 +271,9 @@ fn no_config_panics_or_allocates_past_the_tensors() {
     // Each seed unchanged must be admitted: otherwise the fuzzer would only
     // ever test the refusals.
     for (dir, config, weights) in &seeds {
-        let src = MemSource::new().with("config.json", serde_json::to_vec(config).unwrap()).with("model.safetensors", weights.clone());
+        let src = MemSource::new()
+            .with("config.json", serde_json::to_vec(config).unwrap())
+            .with("model.safetensors", weights.clone());
         let ck = block_on(Checkpoint::open(src)).unwrap();
         let arch = arch_of(&ck).unwrap_or_else(|e| panic!("{dir}: {e}"));
         check_tensors(&arch, &ck.tensors).unwrap_or_else(|e| panic!("{dir}: {e}"));
@@ -182,7 +290,11 @@ fn no_config_panics_or_allocates_past_the_tensors() {
         match catch_unwind(AssertUnwindSafe(|| exercise(&config, weights))) {
             Ok(ran_engines) => admitted += u64::from(ran_engines),
             Err(e) => {
-            let what = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                let what = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
                 failure = Some(format!("{dir} with config {config}: panicked: {what}"));
                 break;
             }
@@ -198,5 +310,8 @@ fn no_config_panics_or_allocates_past_the_tensors() {
         started.elapsed().as_secs_f64()
     );
     // A mutation stream that the gate always refuses would test nothing past it.
-    assert!(admitted * 20 >= ran, "only {admitted} of {ran} inputs got past the gate");
+    assert!(
+        admitted * 20 >= ran,
+        "only {admitted} of {ran} inputs got past the gate"
+    );
 }

@@ -18,11 +18,25 @@ fn check_all_patterns(gpu: &Gpu, kind: Half, dtype: Dtype) {
     let halves: Vec<u16> = (0..=u16::MAX).chain([0x3f80]).collect();
     let bytes: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
     let want = decode_f32("all", dtype, &bytes, "test").unwrap();
-    let got = block_on(unpack(gpu, kind, &pack_halves(&halves), halves.len() as u32)).unwrap();
+    let got = block_on(unpack(
+        gpu,
+        kind,
+        &pack_halves(&halves),
+        halves.len() as u32,
+    ))
+    .unwrap();
     assert_eq!(got.len(), want.len());
-    let bad: Vec<(u16, f32, f32)> =
-        (0..want.len()).filter(|&i| !same(got[i], want[i])).map(|i| (halves[i], got[i], want[i])).collect();
-    assert!(bad.is_empty(), "{} of {} patterns differ, first: {:?}", bad.len(), want.len(), &bad[..bad.len().min(5)]);
+    let bad: Vec<(u16, f32, f32)> = (0..want.len())
+        .filter(|&i| !same(got[i], want[i]))
+        .map(|i| (halves[i], got[i], want[i]))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} of {} patterns differ, first: {:?}",
+        bad.len(),
+        want.len(),
+        &bad[..bad.len().min(5)]
+    );
 }
 
 #[test]
@@ -48,6 +62,9 @@ fn empty_and_large_dispatches() {
     let halves: Vec<u16> = (0..n).map(|i| (i % 65521) as u16 & 0x7f7f).collect();
     let got = block_on(unpack(&g, Half::Bf16, &pack_halves(&halves), n as u32)).unwrap();
     for i in [0usize, 1, 64 * 65535 - 1, 64 * 65535, n as usize - 1] {
-        assert!(same(got[i], half::bf16::from_bits(halves[i]).to_f32()), "index {i}");
+        assert!(
+            same(got[i], half::bf16::from_bits(halves[i]).to_f32()),
+            "index {i}"
+        );
     }
 }

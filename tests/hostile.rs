@@ -27,10 +27,18 @@ const TWO: &str = r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{
 /// (path under tests/hostile, bytes, what the error must say)
 fn corpus() -> Vec<(&'static str, Vec<u8>, &'static str)> {
     let data = f32s(&[1.0, 2.0, 3.0, 4.0]);
-    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89".to_vec();
-    png.extend_from_slice(b"\0\0\0\rIDATx\x9cc\xf8\x0f\x00\x01\x01\x01\x00\x18\xdd\x8d\xb0\0\0\0\0IEND\xaeB`\x82");
+    let mut png =
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89".to_vec();
+    png.extend_from_slice(
+        b"\0\0\0\rIDATx\x9cc\xf8\x0f\x00\x01\x01\x01\x00\x18\xdd\x8d\xb0\0\0\0\0IEND\xaeB`\x82",
+    );
     let valid_index = r#"{"metadata":{"total_size":16},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}"#;
-    let one = |name: &str| file(&format!(r#"{{"{name}":{{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}}}"#), &f32s(&[1.0, 2.0]));
+    let one = |name: &str| {
+        file(
+            &format!(r#"{{"{name}":{{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}}}"#),
+            &f32s(&[1.0, 2.0]),
+        )
+    };
     vec![
         ("empty.safetensors", vec![], "empty file (0 bytes)"),
         ("too-short.safetensors", vec![1, 2, 3, 4, 5], "too short to hold the 8-byte"),
@@ -74,8 +82,16 @@ fn corpus_files_are_current() {
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, &bytes).unwrap();
         }
-        let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}; run QKLAB_REGENERATE=1 cargo test --test hostile", path.display()));
-        assert_eq!(on_disk, bytes, "{rel} is stale; run QKLAB_REGENERATE=1 cargo test --test hostile");
+        let on_disk = std::fs::read(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run QKLAB_REGENERATE=1 cargo test --test hostile",
+                path.display()
+            )
+        });
+        assert_eq!(
+            on_disk, bytes,
+            "{rel} is stale; run QKLAB_REGENERATE=1 cargo test --test hostile"
+        );
     }
 }
 
@@ -107,18 +123,34 @@ fn every_hostile_file_gets_its_specific_error() {
     let mut messages = std::collections::HashSet::new();
     for (target, expected) in targets {
         let start = Instant::now();
-        let out = Command::new(bin).arg("verify").arg(&target).output().unwrap();
+        let out = Command::new(bin)
+            .arg("verify")
+            .arg(&target)
+            .output()
+            .unwrap();
         let took = start.elapsed();
         let stderr = String::from_utf8_lossy(&out.stderr);
         let name = target.file_name().unwrap().to_string_lossy().into_owned();
         assert!(!out.status.success(), "{name}: exit status 0");
-        assert_eq!(out.status.code(), Some(1), "{name}: exit status {:?} (a panic exits 101)", out.status.code());
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name}: exit status {:?} (a panic exits 101)",
+            out.status.code()
+        );
         assert!(!stderr.contains("panicked"), "{name}: panicked: {stderr}");
-        assert!(stderr.contains(expected), "{name}: expected {expected:?} in {stderr:?}");
+        assert!(
+            stderr.contains(expected),
+            "{name}: expected {expected:?} in {stderr:?}"
+        );
         assert!(took < Duration::from_secs(1), "{name}: took {took:?}");
         messages.insert(stderr.to_string());
         #[cfg(unix)]
-        assert!(children_peak_rss() < 64 << 20, "{name}: peak memory {} bytes", children_peak_rss());
+        assert!(
+            children_peak_rss() < 64 << 20,
+            "{name}: peak memory {} bytes",
+            children_peak_rss()
+        );
     }
     eprintln!("{} distinct error messages", messages.len());
 }

@@ -23,26 +23,41 @@ fn module(file: &str) -> Module {
     let sources = sources();
     let src = match sources.iter().find(|(n, _)| *n == file) {
         Some((_, src)) => src.clone(),
-        None => PRELUDES.iter().find(|(n, _)| *n == file).unwrap_or_else(|| panic!("no shader file {file}.wgsl")).1.to_string(),
+        None => PRELUDES
+            .iter()
+            .find(|(n, _)| *n == file)
+            .unwrap_or_else(|| panic!("no shader file {file}.wgsl"))
+            .1
+            .to_string(),
     };
-    naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&src)))
+    naga::front::wgsl::parse_str(&src)
+        .unwrap_or_else(|e| panic!("{file}: {}", e.emit_to_string(&src)))
 }
 
 /// The fields of the WGSL struct `name`, and its size.
 fn wgsl_struct(m: &Module, name: &str) -> Option<(Vec<Field>, u32)> {
     m.types.iter().find_map(|(_, ty)| {
-        let TypeInner::Struct { members, span } = &ty.inner else { return None };
+        let TypeInner::Struct { members, span } = &ty.inner else {
+            return None;
+        };
         (ty.name.as_deref() == Some(name)).then(|| {
             let fields = members
                 .iter()
                 .map(|mem| {
                     let ty = match m.types[mem.ty].inner {
                         TypeInner::Scalar(s) if s.kind == ScalarKind::Uint && s.width == 4 => "u32",
-                        TypeInner::Scalar(s) if s.kind == ScalarKind::Float && s.width == 4 => "f32",
+                        TypeInner::Scalar(s) if s.kind == ScalarKind::Float && s.width == 4 => {
+                            "f32"
+                        }
                         ref other => panic!("a {name} field of type {other:?}"),
                     };
-                    let name: &'static str = Box::leak(mem.name.clone().unwrap_or_default().into_boxed_str());
-                    Field { name, ty, offset: mem.offset }
+                    let name: &'static str =
+                        Box::leak(mem.name.clone().unwrap_or_default().into_boxed_str());
+                    Field {
+                        name,
+                        ty,
+                        offset: mem.offset,
+                    }
                 })
                 .collect();
             (fields, *span)
@@ -57,20 +72,34 @@ fn wgsl_params(m: &Module) -> Option<(Vec<Field>, u32)> {
 /// Where `layout` and the struct of its name in `file` disagree.
 fn compare(layout: &Layout, file: &str, out: &mut Vec<String>) {
     let Some((wgsl, span)) = wgsl_struct(&module(file), layout.wgsl) else {
-        out.push(format!("{}: {file}.wgsl has no struct {}", layout.rust, layout.wgsl));
+        out.push(format!(
+            "{}: {file}.wgsl has no struct {}",
+            layout.rust, layout.wgsl
+        ));
         return;
     };
     let what = format!("{file}.wgsl's {}", layout.wgsl);
     if wgsl.len() != layout.fields.len() {
-        out.push(format!("{}: {} fields, {what} has {}", layout.rust, layout.fields.len(), wgsl.len()));
+        out.push(format!(
+            "{}: {} fields, {what} has {}",
+            layout.rust,
+            layout.fields.len(),
+            wgsl.len()
+        ));
     }
     for (i, (r, w)) in layout.fields.iter().zip(&wgsl).enumerate() {
         if r != w {
-            out.push(format!("{} field {i}: Rust {r:?}, {what} {w:?}", layout.rust));
+            out.push(format!(
+                "{} field {i}: Rust {r:?}, {what} {w:?}",
+                layout.rust
+            ));
         }
     }
     if span != layout.size {
-        out.push(format!("{}: {} bytes, {what} {span}", layout.rust, layout.size));
+        out.push(format!(
+            "{}: {} bytes, {what} {span}",
+            layout.rust, layout.size
+        ));
     }
 }
 
@@ -88,10 +117,16 @@ fn mismatches() -> Vec<String> {
     compare(&SEG, SEG.file, &mut out);
     for (file, name, value) in SHARED_CONSTANTS {
         let m = module(file);
-        let found = m.constants.iter().find(|(_, c)| c.name.as_deref() == Some(*name)).map(|(_, c)| &m.global_expressions[c.init]);
+        let found = m
+            .constants
+            .iter()
+            .find(|(_, c)| c.name.as_deref() == Some(*name))
+            .map(|(_, c)| &m.global_expressions[c.init]);
         match found {
             Some(naga::Expression::Literal(Literal::U32(v))) if v == value => {}
-            other => out.push(format!("{file}.wgsl const {name}: {other:?}, Rust says {value}")),
+            other => out.push(format!(
+                "{file}.wgsl const {name}: {other:?}, Rust says {value}"
+            )),
         }
     }
     out
@@ -100,7 +135,11 @@ fn mismatches() -> Vec<String> {
 #[test]
 fn rust_params_mirror_every_wgsl_params_struct() {
     let bad = mismatches();
-    assert!(bad.is_empty(), "kernel parameters disagree:\n  {}", bad.join("\n  "));
+    assert!(
+        bad.is_empty(),
+        "kernel parameters disagree:\n  {}",
+        bad.join("\n  ")
+    );
 }
 
 #[test]
@@ -108,7 +147,10 @@ fn the_kernels_that_take_segments_compile_the_rust_seg() {
     // Both batched attention kernels read `array<Seg>`; the check above
     // covers them only if their compiled source has the struct.
     for file in ["attention", "lightning"] {
-        assert!(wgsl_struct(&module(file), "Seg").is_some(), "{file}.wgsl compiles no struct Seg");
+        assert!(
+            wgsl_struct(&module(file), "Seg").is_some(),
+            "{file}.wgsl compiles no struct Seg"
+        );
     }
 }
 
@@ -116,7 +158,10 @@ fn the_kernels_that_take_segments_compile_the_rust_seg() {
 fn every_shader_with_params_has_a_rust_struct() {
     for (file, _) in sources() {
         if wgsl_params(&module(file)).is_some() {
-            assert!(LAYOUTS.iter().any(|l| l.file == file), "{file}.wgsl has a Params struct but no Rust mirror in gpu::params");
+            assert!(
+                LAYOUTS.iter().any(|l| l.file == file),
+                "{file}.wgsl has a Params struct but no Rust mirror in gpu::params"
+            );
         }
     }
 }
@@ -130,7 +175,11 @@ fn wgsl_bindings(m: &Module) -> Vec<(u32, String, bool)> {
         .filter_map(|(_, g)| {
             let b = g.binding.as_ref()?;
             assert_eq!(b.group, 0, "{:?} is bound outside group 0", g.name);
-            Some((b.binding, g.name.clone().unwrap_or_default(), matches!(g.space, AddressSpace::Storage { .. })))
+            Some((
+                b.binding,
+                g.name.clone().unwrap_or_default(),
+                matches!(g.space, AddressSpace::Storage { .. }),
+            ))
         })
         .collect();
     out.sort();
@@ -140,11 +189,17 @@ fn wgsl_bindings(m: &Module) -> Vec<(u32, String, bool)> {
 /// The binding table a shader's opening comment gives: the lines after
 /// `Bindings (group 0):` of the form `//   N  name : ...`.
 fn comment_table(src: &str) -> Vec<(u32, String)> {
-    let mut lines = src.lines().skip_while(|l| !l.contains("Bindings (group 0):")).skip(1);
+    let mut lines = src
+        .lines()
+        .skip_while(|l| !l.contains("Bindings (group 0):"))
+        .skip(1);
     let mut out = Vec::new();
     while let Some(row) = lines.next().and_then(|l| l.strip_prefix("//")) {
         let mut words = row.split_whitespace();
-        let (Some(n), Some(name)) = (words.next().and_then(|n| n.parse().ok()), words.next()) else { break };
+        let (Some(n), Some(name)) = (words.next().and_then(|n| n.parse().ok()), words.next())
+        else {
+            break;
+        };
         out.push((n, name.trim_end_matches(':').to_string()));
     }
     out
@@ -159,13 +214,21 @@ fn named_bindings_match_every_shader() {
         for b in &rust {
             match wgsl.iter().find(|(_, name, _)| name == b.name) {
                 Some((n, _, true)) if *n == b.index => {}
-                Some((n, _, storage)) => bad.push(format!("{file}.wgsl: Rust binds {} at {}, the shader at {n} (storage: {storage})", b.name, b.index)),
-                None => bad.push(format!("{file}.wgsl has no binding {} (Rust: {})", b.name, b.index)),
+                Some((n, _, storage)) => bad.push(format!(
+                    "{file}.wgsl: Rust binds {} at {}, the shader at {n} (storage: {storage})",
+                    b.name, b.index
+                )),
+                None => bad.push(format!(
+                    "{file}.wgsl has no binding {} (Rust: {})",
+                    b.name, b.index
+                )),
             }
         }
         for (n, name, storage) in &wgsl {
             if *storage && !rust.iter().any(|b| b.name == name) {
-                bad.push(format!("{file}.wgsl: storage buffer {name} (binding {n}) has no name in gpu::bindings"));
+                bad.push(format!(
+                    "{file}.wgsl: storage buffer {name} (binding {n}) has no name in gpu::bindings"
+                ));
             }
             if !*storage && *n != 0 {
                 bad.push(format!("{file}.wgsl: {name} at binding {n}; the recorder binds only Params (0) and storage buffers"));
@@ -174,7 +237,9 @@ fn named_bindings_match_every_shader() {
         let table = comment_table(&src);
         let seen: Vec<(u32, String)> = wgsl.iter().map(|(n, name, _)| (*n, name.clone())).collect();
         if table != seen {
-            bad.push(format!("{file}.wgsl: binding table comment {table:?}, the shader declares {seen:?}"));
+            bad.push(format!(
+                "{file}.wgsl: binding table comment {table:?}, the shader declares {seen:?}"
+            ));
         }
     }
     assert!(bad.is_empty(), "bindings disagree:\n  {}", bad.join("\n  "));

@@ -9,11 +9,14 @@ mod common;
 use common::{fixture, floats, ints, open, rel_diff};
 
 use qklab::checkpoint::Checkpoint;
+use qklab::config::arch_of;
 use qklab::model::cpu::{alibi_slopes, argmax, CpuModel};
 use qklab::source::{block_on, FsSource};
-use qklab::config::arch_of;
 
-const MODELS: [(&str, &str); 2] = [("www/demo/pre", "pre.safetensors"), ("www/demo/sft", "sft.safetensors")];
+const MODELS: [(&str, &str); 2] = [
+    ("www/demo/pre", "pre.safetensors"),
+    ("www/demo/sft", "sft.safetensors"),
+];
 
 fn model(dir: &str) -> CpuModel {
     let ck = open(dir);
@@ -29,7 +32,8 @@ fn qk_restore_model() -> CpuModel {
     for l in [3, 6] {
         for p in ["q_proj", "k_proj"] {
             let name = format!("model.layers.{l}.self_attn.{p}.weight");
-            m.replace_tensor(&name, block_on(pre.read_tensor_f32(&name, "test")).unwrap()).unwrap();
+            m.replace_tensor(&name, block_on(pre.read_tensor_f32(&name, "test")).unwrap())
+                .unwrap();
         }
     }
     m
@@ -43,10 +47,17 @@ fn check_logits(label: &str, m: &CpuModel, fx: &Checkpoint<FsSource>) {
         let want = floats(fx, &format!("logits_{seq}"));
         let got = m.forward(&ids).unwrap();
         let diff = rel_diff(&got, &want);
-        eprintln!("{label} seq {seq}: T={} max|diff|/max|logit| = {diff:.2e}", ids.len());
+        eprintln!(
+            "{label} seq {seq}: T={} max|diff|/max|logit| = {diff:.2e}",
+            ids.len()
+        );
         assert!(diff < 1e-4, "{label} seq {seq}: {diff:.3e}");
         let v = m.arch.vocab_size as usize;
-        assert_eq!(argmax(&got[got.len() - v..]), argmax(&want[want.len() - v..]), "{label} seq {seq}: greedy token");
+        assert_eq!(
+            argmax(&got[got.len() - v..]),
+            argmax(&want[want.len() - v..]),
+            "{label} seq {seq}: greedy token"
+        );
     }
 }
 
@@ -59,7 +70,11 @@ fn cpu_model_matches_the_golden_logits() {
 
 #[test]
 fn qk_restore_matches_the_golden_logits() {
-    check_logits("qk-restore", &qk_restore_model(), &fixture("qk-restore.safetensors"));
+    check_logits(
+        "qk-restore",
+        &qk_restore_model(),
+        &fixture("qk-restore.safetensors"),
+    );
 }
 
 #[test]
@@ -117,7 +132,9 @@ fn greedy_decoding_matches_the_fixture() {
         // A stop token ends the run and is kept, last.
         let stop = want[12];
         let until = want[8..].iter().position(|&t| t == stop).unwrap();
-        let stopped = m.generate_greedy(&mut fork, &[head[7]], 8, &[stop]).unwrap();
+        let stopped = m
+            .generate_greedy(&mut fork, &[head[7]], 8, &[stop])
+            .unwrap();
         assert_eq!(stopped, want[8..=8 + until], "{label}: stop at {stop}");
     }
 }
@@ -138,7 +155,10 @@ fn capture_rebuilds_the_attention_and_the_state_matches() {
     // layout that Captured documents; query head 0 reads kv head 0.
     let c = state.captured(3).expect("layer 3 is a softmax layer");
     assert_eq!((c.pos, c.heads, c.kv_heads, c.head_dim), (t_len, 4, 2, 48));
-    assert_eq!((c.q.len(), c.k.len(), c.lse.len()), (t_len * 4 * 48, t_len * 2 * 48, t_len * 4));
+    assert_eq!(
+        (c.q.len(), c.k.len(), c.lse.len()),
+        (t_len * 4 * 48, t_len * 2 * 48, t_len * 4)
+    );
     let dh = c.head_dim;
     let want = floats(&fx, "attn_l3_h0_c");
     assert_eq!(want.len(), t_len * t_len);
@@ -151,12 +171,17 @@ fn capture_rebuilds_the_attention_and_the_state_matches() {
             got[t * t_len + s] = (logit - c.lse[t * c.heads]).exp();
         }
     }
-    let abs = got.iter().zip(&want).fold(0.0f32, |s, (a, b)| s.max((a - b).abs()));
+    let abs = got
+        .iter()
+        .zip(&want)
+        .fold(0.0f32, |s, (a, b)| s.max((a - b).abs()));
     eprintln!("attn_l3_h0_c: max|diff| = {abs:.2e}");
     assert!(abs < 1e-4, "attention: {abs:.3e}");
 
     let want = floats(&fx, "lightning_state_l0_c");
-    let got = state.lightning_state(0).expect("layer 0 is a Lightning layer");
+    let got = state
+        .lightning_state(0)
+        .expect("layer 0 is a Lightning layer");
     let diff = rel_diff(got, &want);
     eprintln!("lightning_state_l0_c: max|diff|/max|S| = {diff:.2e}");
     assert!(diff < 1e-4, "Lightning state: {diff:.3e}");
@@ -176,7 +201,8 @@ fn captured_probabilities_sum_to_one() {
         let mut state = m.new_state(true);
         for seq in ["b", "c"] {
             // Two sequences back to back: the second sits at positions 129.. .
-            m.step(&mut state, &ints(&fx, &format!("ids_{seq}"))).unwrap();
+            m.step(&mut state, &ints(&fx, &format!("ids_{seq}")))
+                .unwrap();
         }
         let mut worst = 0.0f32;
         for (l, _) in m.arch.mixers.iter().enumerate() {
@@ -226,7 +252,10 @@ fn hype_and_softmax_rope_use_absolute_positions() {
     let mut worst = 0.0f32;
     for t in 0..ids.len() {
         let f = ((t as f64 + big_a).ln() / big_a.ln()) as f32;
-        for (a, b) in p.q[t * width..][..width].iter().zip(&h.q[t * width..][..width]) {
+        for (a, b) in p.q[t * width..][..width]
+            .iter()
+            .zip(&h.q[t * width..][..width])
+        {
             worst = worst.max((a * f - b).abs() / b.abs().max(1e-3));
         }
     }
@@ -246,6 +275,13 @@ fn alibi_slopes_follow_the_spec() {
     let eight: Vec<f64> = (1..=8).map(|h| 2f64.powi(-h)).collect();
     assert_eq!(alibi_slopes(8), eight);
     // n = 6: the 4 slopes of m = 4, then slopes(8)[0] and slopes(8)[2].
-    let six = [2f64.powi(-2), 2f64.powi(-4), 2f64.powi(-6), 2f64.powi(-8), 2f64.powi(-1), 2f64.powi(-3)];
+    let six = [
+        2f64.powi(-2),
+        2f64.powi(-4),
+        2f64.powi(-6),
+        2f64.powi(-8),
+        2f64.powi(-1),
+        2f64.powi(-3),
+    ];
     assert_eq!(alibi_slopes(6), six);
 }

@@ -31,13 +31,17 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 /// The module a file of `src/` defines, and whether it is the binary's.
 fn module_of(src: &Path, file: &Path) -> (bool, ModPath) {
     let rel = file.strip_prefix(src).unwrap();
-    let mut parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let last = parts.pop().unwrap();
     let stem = last.trim_end_matches(".rs").to_string();
     if !matches!(stem.as_str(), "mod" | "lib" | "main") || !parts.is_empty() && stem != "mod" {
         parts.push(stem.clone());
     }
-    let bin = stem == "main" && rel.components().count() == 1 || parts.first().is_some_and(|p| p == "cli");
+    let bin = stem == "main" && rel.components().count() == 1
+        || parts.first().is_some_and(|p| p == "cli");
     (bin, parts)
 }
 
@@ -71,7 +75,12 @@ fn code_only(text: &str) -> String {
                 }
             }
             out.push(' ');
-        } else if c == 'r' && (next == Some('"') || next == Some('#')) && !b.get(i.wrapping_sub(1)).is_some_and(|p| p.is_alphanumeric() || *p == '_') {
+        } else if c == 'r'
+            && (next == Some('"') || next == Some('#'))
+            && !b
+                .get(i.wrapping_sub(1))
+                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
             // A raw string r"…" or r#"…"#, if that is what follows.
             let mut j = i + 1;
             while b.get(j) == Some(&'#') {
@@ -84,7 +93,9 @@ fn code_only(text: &str) -> String {
             }
             let hashes = j - i - 1;
             j += 1;
-            while j < b.len() && !(b[j] == '"' && (0..hashes).all(|k| b.get(j + 1 + k) == Some(&'#'))) {
+            while j < b.len()
+                && !(b[j] == '"' && (0..hashes).all(|k| b.get(j + 1 + k) == Some(&'#')))
+            {
                 j += 1;
             }
             i = j + 1 + hashes;
@@ -142,7 +153,12 @@ fn expand_use(tree: &str, prefix: &[String], out: &mut Vec<(Vec<String>, String)
     }
     let item = items[0].trim();
     if let Some(open) = item.find('{') {
-        let head: Vec<String> = item[..open].split("::").map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        let head: Vec<String> = item[..open]
+            .split("::")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         let inner = &item[open + 1..item.rfind('}').unwrap()];
         let mut p = prefix.to_vec();
         p.extend(head);
@@ -154,7 +170,11 @@ fn expand_use(tree: &str, prefix: &[String], out: &mut Vec<(Vec<String>, String)
         None => (item, None),
     };
     let mut segs = prefix.to_vec();
-    segs.extend(path.split("::").map(|s| s.trim().to_string()).filter(|s| !s.is_empty()));
+    segs.extend(
+        path.split("::")
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+    );
     if segs.last().is_some_and(|s| s == "self") {
         segs.pop();
     }
@@ -254,12 +274,22 @@ fn paths(code: &str) -> Vec<Vec<String>> {
 impl Crate {
     /// The longest module that `path` (absolute, from the crate root) lies in.
     fn resolve(&self, path: &[String]) -> ModPath {
-        (0..=path.len()).rev().map(|n| path[..n].to_vec()).find(|m| self.files.contains_key(m)).unwrap_or_default()
+        (0..=path.len())
+            .rev()
+            .map(|n| path[..n].to_vec())
+            .find(|m| self.files.contains_key(m))
+            .unwrap_or_default()
     }
 
     /// An absolute path for `segs` as written in module `m`, if it is a
     /// path into this crate.
-    fn absolute(&self, m: &ModPath, segs: &[String], aliases: &BTreeMap<String, Vec<String>>, children: &BTreeSet<String>) -> Option<Vec<String>> {
+    fn absolute(
+        &self,
+        m: &ModPath,
+        segs: &[String],
+        aliases: &BTreeMap<String, Vec<String>>,
+        children: &BTreeSet<String>,
+    ) -> Option<Vec<String>> {
         let first = segs.first()?;
         let mut base: Vec<String> = match first.as_str() {
             "crate" => Vec::new(),
@@ -299,7 +329,10 @@ impl Crate {
                 .filter_map(|s| {
                     let s = s.trim();
                     let decl = s.rsplit(['\n', '}', ']']).next()?.trim();
-                    let decl = decl.strip_prefix("pub ").or_else(|| decl.strip_prefix("pub(crate) ")).unwrap_or(decl);
+                    let decl = decl
+                        .strip_prefix("pub ")
+                        .or_else(|| decl.strip_prefix("pub(crate) "))
+                        .unwrap_or(decl);
                     decl.strip_prefix("mod ").map(|n| n.trim().to_string())
                 })
                 .collect();
@@ -331,7 +364,11 @@ impl Crate {
                     targets.push(abs);
                 }
             }
-            let deps: BTreeSet<ModPath> = targets.iter().map(|t| self.resolve(t)).filter(|d| d != m).collect();
+            let deps: BTreeSet<ModPath> = targets
+                .iter()
+                .map(|t| self.resolve(t))
+                .filter(|d| d != m)
+                .collect();
             graph.insert(m.clone(), deps);
         }
         graph
@@ -356,7 +393,9 @@ fn cycles(graph: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> Vec<Vec<ModPath>> {
         s.stack.push(v);
         s.on.insert(v);
         for w in s.g.get(v).into_iter().flatten() {
-            let Some((w, _)) = s.g.get_key_value(w) else { continue };
+            let Some((w, _)) = s.g.get_key_value(w) else {
+                continue;
+            };
             if !s.index.contains_key(w) {
                 visit(s, w);
                 let lw = s.low[w];
@@ -382,7 +421,14 @@ fn cycles(graph: &BTreeMap<ModPath, BTreeSet<ModPath>>) -> Vec<Vec<ModPath>> {
             }
         }
     }
-    let mut s = S { g: graph, index: BTreeMap::new(), low: BTreeMap::new(), stack: Vec::new(), on: BTreeSet::new(), out: Vec::new() };
+    let mut s = S {
+        g: graph,
+        index: BTreeMap::new(),
+        low: BTreeMap::new(),
+        stack: Vec::new(),
+        on: BTreeSet::new(),
+        out: Vec::new(),
+    };
     for v in graph.keys() {
         if !s.index.contains_key(v) {
             visit(&mut s, v);
@@ -421,7 +467,11 @@ fn no_module_depends_on_itself_through_others() {
             let detail: Vec<String> = comp
                 .iter()
                 .map(|m| {
-                    let deps: Vec<String> = graph[m].iter().filter(|d| members.contains(d)).map(name).collect();
+                    let deps: Vec<String> = graph[m]
+                        .iter()
+                        .filter(|d| members.contains(d))
+                        .map(name)
+                        .collect();
                     format!("{} -> {}", name(m), deps.join(", "))
                 })
                 .collect();
@@ -442,16 +492,31 @@ fn the_checker_sees_a_cycle() {
     g.insert(m("d"), BTreeSet::from([m("a")]));
     let found = cycles(&g);
     assert_eq!(found.len(), 1);
-    assert_eq!(found[0].iter().cloned().collect::<BTreeSet<_>>(), BTreeSet::from([m("a"), m("b"), m("c")]));
+    assert_eq!(
+        found[0].iter().cloned().collect::<BTreeSet<_>>(),
+        BTreeSet::from([m("a"), m("b"), m("c")])
+    );
     g.insert(m("c"), BTreeSet::new());
     assert!(cycles(&g).is_empty());
     let mut items = Vec::new();
-    expand_use("super::{add, share::{self, field as f}, x::*}", &[], &mut items);
+    expand_use(
+        "super::{add, share::{self, field as f}, x::*}",
+        &[],
+        &mut items,
+    );
     let got: Vec<(String, String)> = items.into_iter().map(|(p, a)| (p.join("::"), a)).collect();
     assert_eq!(
         got,
-        [("super::add", "add"), ("super::share", "share"), ("super::share::field", "f"), ("super::x", "")]
-            .map(|(p, a)| (p.to_string(), a.to_string()))
+        [
+            ("super::add", "add"),
+            ("super::share", "share"),
+            ("super::share::field", "f"),
+            ("super::x", "")
+        ]
+        .map(|(p, a)| (p.to_string(), a.to_string()))
     );
-    assert_eq!(code_only("a // b::c\n\"x::y\" r#\"p::q\"# 'a' d::e"), "a \n\"\" \"\" ' ' d::e");
+    assert_eq!(
+        code_only("a // b::c\n\"x::y\" r#\"p::q\"# 'a' d::e"),
+        "a \n\"\" \"\" ' ' d::e"
+    );
 }

@@ -12,15 +12,26 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 
+use common::python;
 use qklab::checkpoint::Checkpoint;
 use qklab::safetensors::{decode_f32, encode_header, Dtype, TensorInfo};
 use qklab::source::{block_on, FsSource, MemSource};
-use common::python;
-use qklab::writer::{write_to_dir, PlanBuilder, Provenance, SourceFingerprint, TensorData, PROVENANCE_KEY};
+use qklab::writer::{
+    write_to_dir, PlanBuilder, Provenance, SourceFingerprint, TensorData, PROVENANCE_KEY,
+};
 
 fn run_python(py: &str, script: &str, args: &[&str]) -> String {
-    let out = Command::new(py).arg("-c").arg(script).args(args).output().expect("python runs");
-    assert!(out.status.success(), "python failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -30,7 +41,9 @@ fn hex(b: &[u8]) -> String {
 
 /// Deterministic bytes of a given length.
 fn bytes(len: usize, salt: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(salt))
+        .collect()
 }
 
 const READ_SCRIPT: &str = r#"
@@ -68,26 +81,41 @@ fn python_reads_what_we_write_bit_for_bit() {
         if *dtype == Dtype::Bool {
             b.iter_mut().for_each(|x| *x &= 1);
         }
-        infos.push(TensorInfo { name: name.to_string(), dtype: *dtype, shape: shape.clone(), begin: data.len() as u64, end: (data.len() + len) as u64 });
+        infos.push(TensorInfo {
+            name: name.to_string(),
+            dtype: *dtype,
+            shape: shape.clone(),
+            begin: data.len() as u64,
+            end: (data.len() + len) as u64,
+        });
         data.extend_from_slice(&b);
     }
     let meta = BTreeMap::from([("format".to_string(), "pt".to_string())]);
     let mut file = encode_header(&infos, &meta);
     file.extend_from_slice(&data);
-    let ckpt = block_on(Checkpoint::open(MemSource::new().with("model.safetensors", file))).unwrap();
+    let ckpt = block_on(Checkpoint::open(
+        MemSource::new().with("model.safetensors", file),
+    ))
+    .unwrap();
 
     // One tensor recomputed, the rest copied as byte ranges.
     let new_bf16 = bytes(30, 200);
     let mut plan = PlanBuilder::new(&ckpt, 0);
-    plan.replace("w.bf16", TensorData::Bytes(Arc::new(new_bf16.clone()))).unwrap();
-    let prov = Provenance::new("test", serde_json::json!({"alpha": 1.0}), vec![block_on(SourceFingerprint::of("sft", &ckpt)).unwrap()]);
+    plan.replace("w.bf16", TensorData::Bytes(Arc::new(new_bf16.clone())))
+        .unwrap();
+    let prov = Provenance::new(
+        "test",
+        serde_json::json!({"alpha": 1.0}),
+        vec![block_on(SourceFingerprint::of("sft", &ckpt)).unwrap()],
+    );
     let plan = plan.build(&prov).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     block_on(write_to_dir(&plan, &[ckpt.source()], &out, |_, _| {})).unwrap();
 
     let path = out.join("model.safetensors");
-    let seen: serde_json::Value = serde_json::from_str(&run_python(&py, READ_SCRIPT, &[path.to_str().unwrap()])).unwrap();
+    let seen: serde_json::Value =
+        serde_json::from_str(&run_python(&py, READ_SCRIPT, &[path.to_str().unwrap()])).unwrap();
     let numpy_dtype = |d: Dtype| match d {
         Dtype::BF16 => "bfloat16",
         Dtype::F16 => "float16",
@@ -100,17 +128,31 @@ fn python_reads_what_we_write_bit_for_bit() {
     let tensors = seen["tensors"].as_object().unwrap();
     assert_eq!(tensors.len(), specs.len());
     for t in &infos {
-        let want = if t.name == "w.bf16" { new_bf16.clone() } else { data[t.begin as usize..t.end as usize].to_vec() };
+        let want = if t.name == "w.bf16" {
+            new_bf16.clone()
+        } else {
+            data[t.begin as usize..t.end as usize].to_vec()
+        };
         let got = &tensors[&t.name];
         assert_eq!(got["hex"], hex(&want), "{}", t.name);
         assert_eq!(got["dtype"], numpy_dtype(t.dtype), "{}", t.name);
         assert_eq!(got["shape"], serde_json::json!(t.shape), "{}", t.name);
     }
     assert_eq!(seen["metadata"]["format"], "pt", "source metadata is kept");
-    let recorded: serde_json::Value = serde_json::from_str(seen["metadata"][PROVENANCE_KEY].as_str().unwrap()).unwrap();
+    let recorded: serde_json::Value =
+        serde_json::from_str(seen["metadata"][PROVENANCE_KEY].as_str().unwrap()).unwrap();
     assert_eq!(recorded["method"], "test");
-    assert_eq!(recorded["sources"][0]["files"][0]["name"], "model.safetensors");
-    assert_eq!(recorded["sources"][0]["files"][0]["header_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        recorded["sources"][0]["files"][0]["name"],
+        "model.safetensors"
+    );
+    assert_eq!(
+        recorded["sources"][0]["files"][0]["header_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
 }
 
 const WRITE_SCRIPT: &str = r#"
@@ -142,13 +184,16 @@ fn we_read_what_python_writes_identically() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("py.safetensors");
-    let expect: serde_json::Value = serde_json::from_str(&run_python(&py, WRITE_SCRIPT, &[path.to_str().unwrap()])).unwrap();
+    let expect: serde_json::Value =
+        serde_json::from_str(&run_python(&py, WRITE_SCRIPT, &[path.to_str().unwrap()])).unwrap();
     let ckpt = block_on(Checkpoint::open(FsSource::open(&path).unwrap())).unwrap();
     assert_eq!(ckpt.shards[0].header.metadata["note"], "written by numpy");
     let expect = expect.as_object().unwrap();
     assert_eq!(ckpt.tensors.len(), expect.len());
     for (name, e) in expect {
-        let t = ckpt.tensor(name).unwrap_or_else(|| panic!("{name} missing"));
+        let t = ckpt
+            .tensor(name)
+            .unwrap_or_else(|| panic!("{name} missing"));
         assert_eq!(serde_json::json!(t.shape), e["shape"], "{name}");
         let raw = block_on(ckpt.read_tensor_bytes(name)).unwrap();
         assert_eq!(hex(&raw), e["raw"].as_str().unwrap(), "{name}: raw bytes");
@@ -158,11 +203,20 @@ fn we_read_what_python_writes_identically() {
             if name.starts_with("nan") {
                 assert!(values[0].is_nan() && values[1] == 1.0, "{name}: {values:?}");
             } else {
-                assert_eq!(hex(&ours), f32_hex.as_str().unwrap(), "{name}: decoded to f32");
+                assert_eq!(
+                    hex(&ours),
+                    f32_hex.as_str().unwrap(),
+                    "{name}: decoded to f32"
+                );
             }
         }
     }
     // And the NaN is caught by the value check, naming the tensor.
-    let err = block_on(ckpt.check_values(|_, _| {})).unwrap_err().to_string();
-    assert!(err.contains("nan.bf16") && err.contains("1 non-finite"), "{err}");
+    let err = block_on(ckpt.check_values(|_, _| {}))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nan.bf16") && err.contains("1 non-finite"),
+        "{err}"
+    );
 }

@@ -7,21 +7,23 @@ use common::open;
 
 use std::collections::HashSet;
 
+use qklab::config::arch_of;
 use qklab::model::engine::{Device, Engine};
 use qklab::model::fit::EngineOptions;
-use qklab::source::block_on;
-use qklab::config::arch_of;
 use qklab::niah::Task;
 use qklab::prompts::{Sample, TaskKind};
+use qklab::source::block_on;
 use qklab::sweep::{cells, run, score};
-
 
 /// The fixture's NIAH prompt (key close-meadow, value 4967600), and the
 /// same prompt asking for a value it does not hold.
 fn samples() -> Vec<Sample> {
     let fx = open("tests/fixtures/demo/pre.safetensors");
     let bytes = block_on(fx.read_tensor_bytes("ids_c")).unwrap();
-    let ids: Vec<u32> = bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect();
+    let ids: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32)
+        .collect();
     let sample = |seed, value: &str| Sample {
         task: TaskKind::Text(Task::S2),
         length: 512,
@@ -35,7 +37,13 @@ fn samples() -> Vec<Sample> {
 }
 
 fn bytes_text(ids: &[u32]) -> qklab::Result<String> {
-    Ok(String::from_utf8_lossy(&ids.iter().filter(|&&i| i < 256).map(|&i| i as u8).collect::<Vec<_>>()).into_owned())
+    Ok(String::from_utf8_lossy(
+        &ids.iter()
+            .filter(|&&i| i < 256)
+            .map(|&i| i as u8)
+            .collect::<Vec<_>>(),
+    )
+    .into_owned())
 }
 
 #[test]
@@ -55,10 +63,32 @@ fn sweeps_score_stop_early_resume_and_cancel_on_both_backends() {
         backends.push(Device::Gpu(g));
     }
     for g in backends {
-        let opts = EngineOptions { max_context: 520, ..Default::default() };
-        let engine = block_on(Engine::load(g, &ck, arch_of(&ck).unwrap(), opts, &mut |_| {})).unwrap();
+        let opts = EngineOptions {
+            max_context: 520,
+            ..Default::default()
+        };
+        let engine = block_on(Engine::load(
+            g,
+            &ck,
+            arch_of(&ck).unwrap(),
+            opts,
+            &mut |_| {},
+        ))
+        .unwrap();
         let mut out = Vec::new();
-        let finished = block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut out, &mut |_, _| true, &mut |_| {}, None)).unwrap();
+        let finished = block_on(run(
+            &engine,
+            "pre",
+            &samples(),
+            &[257],
+            &bytes_text,
+            &HashSet::new(),
+            &mut out,
+            &mut |_, _| true,
+            &mut |_| {},
+            None,
+        ))
+        .unwrap();
         assert!(finished);
         assert_eq!(out.len(), 2);
         // The model answers " 4967600." and stops as soon as the value is out.
@@ -72,11 +102,35 @@ fn sweeps_score_stop_early_resume_and_cancel_on_both_backends() {
         // Resuming skips what is done; cancelling keeps what was done.
         let done: HashSet<_> = out.iter().map(|r| r.key()).collect();
         let mut again = Vec::new();
-        assert!(block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &done, &mut again, &mut |_, _| true, &mut |_| {}, None)).unwrap());
+        assert!(block_on(run(
+            &engine,
+            "pre",
+            &samples(),
+            &[257],
+            &bytes_text,
+            &done,
+            &mut again,
+            &mut |_, _| true,
+            &mut |_| {},
+            None
+        ))
+        .unwrap());
         assert!(again.is_empty());
         let mut cancelled = Vec::new();
         let stop_after_one = &mut |i: usize, _| i < 1;
-        assert!(!block_on(run(&engine, "pre", &samples(), &[257], &bytes_text, &HashSet::new(), &mut cancelled, stop_after_one, &mut |_| {}, None)).unwrap());
+        assert!(!block_on(run(
+            &engine,
+            "pre",
+            &samples(),
+            &[257],
+            &bytes_text,
+            &HashSet::new(),
+            &mut cancelled,
+            stop_after_one,
+            &mut |_| {},
+            None
+        ))
+        .unwrap());
         assert_eq!(cancelled.len(), 1);
         all.push(out);
     }
@@ -93,16 +147,33 @@ fn saved_results_read_and_write_back_unchanged() {
     use qklab::app::sweep::SweepReport;
     use qklab::app::tune::TuneReport;
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let read = |rel: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(root.join(rel)).unwrap()).unwrap() };
-    fn same<T: serde::de::DeserializeOwned + serde::Serialize>(rel: &str, json: serde_json::Value) -> T {
-        let typed: T = serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        assert_eq!(serde_json::to_value(&typed).unwrap(), json, "{rel}: written back differently");
+    let read = |rel: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(root.join(rel)).unwrap()).unwrap()
+    };
+    fn same<T: serde::de::DeserializeOwned + serde::Serialize>(
+        rel: &str,
+        json: serde_json::Value,
+    ) -> T {
+        let typed: T =
+            serde_json::from_value(json.clone()).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(
+            serde_json::to_value(&typed).unwrap(),
+            json,
+            "{rel}: written back differently"
+        );
         typed
     }
     let mut tasks = 0;
-    for rel in ["docs/demo-results/qklab-niah/sweep-s1.json", "docs/demo-results/qklab-niah/niah-s1-2048.json", "docs/bench-h200-kernels/sweep-0.json"] {
+    for rel in [
+        "docs/demo-results/qklab-niah/sweep-s1.json",
+        "docs/demo-results/qklab-niah/niah-s1-2048.json",
+        "docs/bench-h200-kernels/sweep-0.json",
+    ] {
         let r: SweepReport = same(rel, read(rel));
-        assert!(r.samples.iter().all(|s| s.task == TaskKind::Text(Task::S1)), "{rel}: every sample is of s1");
+        assert!(
+            r.samples.iter().all(|s| s.task == TaskKind::Text(Task::S1)),
+            "{rel}: every sample is of s1"
+        );
         tasks += r.samples.len() + r.results.len();
     }
     let rel = "docs/bench-h200/sweep-600-cells.json";
@@ -111,10 +182,19 @@ fn saved_results_read_and_write_back_unchanged() {
     let recorded: Recorded = same("www/demo/results.json", read("www/demo/results.json"));
     for task in [Task::S1, Task::Mk] {
         let report = &recorded.niah[&TaskKind::Text(task)];
-        assert!(report.samples.iter().all(|s| s.task == TaskKind::Text(task)), "www/demo/results.json: {task} holds only {task}");
+        assert!(
+            report
+                .samples
+                .iter()
+                .all(|s| s.task == TaskKind::Text(task)),
+            "www/demo/results.json: {task} holds only {task}"
+        );
         tasks += report.samples.len();
     }
     assert!(recorded.accuracy(TaskKind::Text(Task::S1), "pre").is_some());
-    let _: TuneReport = same("docs/bench-tune/tune-gpu.json", read("docs/bench-tune/tune-gpu.json"));
+    let _: TuneReport = same(
+        "docs/bench-tune/tune-gpu.json",
+        read("docs/bench-tune/tune-gpu.json"),
+    );
     assert!(tasks > 0);
 }

@@ -29,16 +29,30 @@ pub struct AnswersReport {
 /// The context one item needs at most: the longest prompt, then the
 /// longest answer (a batch decodes all its items that far).
 fn context(items: &[Forced]) -> usize {
-    items.iter().map(|f| f.prompt.len()).max().unwrap_or(1) + items.iter().map(|f| f.target.len()).max().unwrap_or(1)
+    items.iter().map(|f| f.prompt.len()).max().unwrap_or(1)
+        + items.iter().map(|f| f.target.len()).max().unwrap_or(1)
 }
 
 /// Loads `m` on `backend` and scores its greedy answers to `answers`.
-pub async fn score_answers<S: ByteSource>(backend: &Backend, m: &OpenModel<S>, answers: &[Answer]) -> Result<AnswersReport> {
-    let tok = m.tokenizer.as_ref().ok_or_else(|| Error::Usage("scoring answers needs the checkpoint's tokenizer.json".into()))?;
-    let items = answers.iter().map(|x| forced_answer(tok, x)).collect::<Result<Vec<_>>>()?;
+pub async fn score_answers<S: ByteSource>(
+    backend: &Backend,
+    m: &OpenModel<S>,
+    answers: &[Answer],
+) -> Result<AnswersReport> {
+    let tok = m.tokenizer.as_ref().ok_or_else(|| {
+        Error::Usage("scoring answers needs the checkpoint's tokenizer.json".into())
+    })?;
+    let items = answers
+        .iter()
+        .map(|x| forced_answer(tok, x))
+        .collect::<Result<Vec<_>>>()?;
     let engine = backend.load(m, context(&items) as u32, false).await?;
     let matched = greedy_matches(&engine, &items).await?;
-    Ok(AnswersReport { exact: percent_true(&matched), answers: matched, engine: engine.backend() })
+    Ok(AnswersReport {
+        exact: percent_true(&matched),
+        answers: matched,
+        engine: engine.backend(),
+    })
 }
 
 /// Per item, whether greedy decoding after its prompt gives its target
@@ -51,11 +65,19 @@ pub async fn greedy_matches(engine: &Engine, items: &[Forced]) -> Result<Vec<boo
         let prompts: Vec<&[u32]> = group.iter().map(|f| f.prompt.as_slice()).collect();
         let first = engine.next_tokens(&mut b, &prompts).await?;
         // The first token came with the prompt's prefill.
-        let steps = group.iter().map(|f| f.target.len()).max().unwrap_or(1).saturating_sub(1);
+        let steps = group
+            .iter()
+            .map(|f| f.target.len())
+            .max()
+            .unwrap_or(1)
+            .saturating_sub(1);
         let seqs: Vec<usize> = (0..group.len()).collect();
         let rest = engine.decode(&mut b, &seqs, &first, steps).await?;
         for ((f, t0), more) in group.iter().zip(first).zip(rest) {
-            let got: Vec<u32> = std::iter::once(t0).chain(more).take(f.target.len()).collect();
+            let got: Vec<u32> = std::iter::once(t0)
+                .chain(more)
+                .take(f.target.len())
+                .collect();
             matched.push(got == f.target);
         }
     }

@@ -19,9 +19,9 @@ use crate::config::Arch;
 use crate::error::{Error, Result};
 use crate::merge::{MergeSpec, Method};
 use crate::model::engine::Engine;
-use crate::names::{LayerNames, Proj};
-use crate::source::ByteSource;
+use crate::names::Proj;
 use crate::prompts::Sample;
+use crate::source::ByteSource;
 use crate::sweep::{cells, CellResult, SampleResult};
 use crate::tune::grid::Candidate;
 
@@ -43,7 +43,14 @@ impl Ablation {
     pub const ALL: [Ablation; 2] = [Ablation::ZeroQuery, Ablation::ZeroOutput];
 
     pub fn parse(s: &str) -> Result<Ablation> {
-        Ablation::ALL.into_iter().find(|a| a.name() == s.trim()).ok_or_else(|| Error::Usage(format!("ablation {s:?}: expected zero-query or zero-output")))
+        Ablation::ALL
+            .into_iter()
+            .find(|a| a.name() == s.trim())
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "ablation {s:?}: expected zero-query or zero-output"
+                ))
+            })
     }
 
     pub fn name(self) -> &'static str {
@@ -56,8 +63,12 @@ impl Ablation {
     /// What the ablation does, in a sentence for reports and the page.
     pub fn describe(self) -> &'static str {
         match self {
-            Ablation::ZeroQuery => "W_Q (and its bias) set to zero, so the layer attends uniformly over the prefix",
-            Ablation::ZeroOutput => "W_O (and its bias) set to zero, so the layer's attention adds nothing",
+            Ablation::ZeroQuery => {
+                "W_Q (and its bias) set to zero, so the layer attends uniformly over the prefix"
+            }
+            Ablation::ZeroOutput => {
+                "W_O (and its bias) set to zero, so the layer's attention adds nothing"
+            }
         }
     }
 
@@ -65,13 +76,17 @@ impl Ablation {
     /// bias, those `arch` uses (a checkpoint may hold others the engine
     /// never loaded).
     pub fn tensors(self, arch: &Arch, layer: usize) -> Vec<String> {
-        let names = LayerNames::of(layer);
+        let names = arch.layer_names(layer);
         let proj = names.proj(match self {
             Ablation::ZeroQuery => Proj::Q,
             Ablation::ZeroOutput => Proj::O,
         });
         let used = arch.layer_tensors(layer);
-        [&proj.weight, &proj.bias].into_iter().filter(|n| used.iter().any(|(u, _)| u == *n)).cloned().collect()
+        [&proj.weight, &proj.bias]
+            .into_iter()
+            .filter(|n| used.iter().any(|(u, _)| u == *n))
+            .cloned()
+            .collect()
     }
 }
 
@@ -88,7 +103,9 @@ pub struct LayersSpec {
 impl LayersSpec {
     pub fn check(&self) -> Result<()> {
         if self.sweeps.is_empty() {
-            return Err(Error::Usage("ranking layers needs at least one NIAH task".into()));
+            return Err(Error::Usage(
+                "ranking layers needs at least one NIAH task".into(),
+            ));
         }
         if self.top == Some(0) {
             return Err(Error::Usage("top must be at least 1".into()));
@@ -159,7 +176,11 @@ pub fn ranking(scores: &[LayerScore]) -> Vec<usize> {
 
 /// Layers as the merge form and `--layers` take them: `3,6`.
 pub fn join(layers: &[usize]) -> String {
-    layers.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",")
+    layers
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The first `k` layers of `ranking`, in layer order.
@@ -182,7 +203,10 @@ impl LayersReport {
             )));
         }
         if self.top.is_empty() || self.top.iter().any(|l| !ranked.contains(l)) {
-            return Err(Error::Usage(format!("the ranking of {} has no usable top layers ({:?})", self.model, self.top)));
+            return Err(Error::Usage(format!(
+                "the ranking of {} has no usable top layers ({:?})",
+                self.model, self.top
+            )));
         }
         Ok(self.top.clone())
     }
@@ -193,9 +217,17 @@ pub enum Event<'a> {
     /// A model's weights are loading.
     Loading { model: &'a str },
     /// Step `index` of `total` starts: the unablated model, a layer, sft, the repair.
-    Step { index: usize, total: usize, label: &'a str },
+    Step {
+        index: usize,
+        total: usize,
+        label: &'a str,
+    },
     /// Prompts of the step done, of how many; return false to cancel.
-    Prompt { done: usize, total: usize, engine: &'a str },
+    Prompt {
+        done: usize,
+        total: usize,
+        engine: &'a str,
+    },
     /// A layer is scored.
     Scored(&'a LayerScore),
 }
@@ -221,10 +253,20 @@ impl<'a, S: ByteSource> Ablator<'a, S> {
     /// Ablates `layer` in `engine`, or (`ablated` false) puts it back.
     pub async fn set(&self, engine: &mut Engine, layer: usize, ablated: bool) -> Result<()> {
         for name in self.tensors(layer) {
-            let t = self.model.ck.tensor(&name).ok_or_else(|| Error::NoSuchTensor { tensor: name.clone() })?;
+            let t = self
+                .model
+                .ck
+                .tensor(&name)
+                .ok_or_else(|| Error::NoSuchTensor {
+                    tensor: name.clone(),
+                })?;
             let dtype = t.dtype;
             // Zero is all-zero bits in every float dtype.
-            let bytes = if ablated { vec![0u8; (t.end - t.start) as usize] } else { self.model.ck.read_tensor_bytes(&name).await? };
+            let bytes = if ablated {
+                vec![0u8; (t.end - t.start) as usize]
+            } else {
+                self.model.ck.read_tensor_bytes(&name).await?
+            };
             engine.set_tensor(&name, dtype, &bytes)?;
         }
         Ok(())
@@ -242,18 +284,49 @@ struct Steps<'a> {
 impl Steps<'_> {
     /// Step `index`'s results on `engine` (which computes `model`, or a
     /// variant of it); None if cancelled.
-    async fn run<S: ByteSource>(&self, engine: &mut Engine, model: &OpenModel<S>, index: usize, label: &str, on: &mut dyn FnMut(Event) -> bool) -> Result<Option<Vec<SampleResult>>> {
-        if !on(Event::Step { index, total: self.total, label }) {
+    async fn run<S: ByteSource>(
+        &self,
+        engine: &mut Engine,
+        model: &OpenModel<S>,
+        index: usize,
+        label: &str,
+        on: &mut dyn FnMut(Event) -> bool,
+    ) -> Result<Option<Vec<SampleResult>>> {
+        if !on(Event::Step {
+            index,
+            total: self.total,
+            label,
+        }) {
             return Ok(None);
         }
-        sweep_all(engine, model, label, self.sweeps, self.samples, &mut |done, total| on(Event::Prompt { done, total, engine: &self.engine })).await
+        sweep_all(
+            engine,
+            model,
+            label,
+            self.sweeps,
+            self.samples,
+            &mut |done, total| {
+                on(Event::Prompt {
+                    done,
+                    total,
+                    engine: &self.engine,
+                })
+            },
+        )
+        .await
     }
 }
 
 /// Ranks the softmax layers of `model` (the pre-SFT checkpoint); with
 /// `sft`, also scores sft and QK-Restore of the top layers on it. None if
 /// cancelled.
-pub async fn run_layers<S: ByteSource>(backend: &Backend, model: &OpenModel<S>, sft: Option<&OpenModel<S>>, spec: &LayersSpec, on: &mut dyn FnMut(Event) -> bool) -> Result<Option<LayersReport>> {
+pub async fn run_layers<S: ByteSource>(
+    backend: &Backend,
+    model: &OpenModel<S>,
+    sft: Option<&OpenModel<S>>,
+    spec: &LayersSpec,
+    on: &mut dyn FnMut(Event) -> bool,
+) -> Result<Option<LayersReport>> {
     spec.check()?;
     let started = crate::clock::now_ms();
     if let Some(sft) = sft {
@@ -261,50 +334,115 @@ pub async fn run_layers<S: ByteSource>(backend: &Backend, model: &OpenModel<S>, 
     }
     let softmax = model.arch.softmax_layers();
     if softmax.is_empty() {
-        return Err(Error::Usage(format!("{} has no softmax layers to rank", model.name)));
+        return Err(Error::Usage(format!(
+            "{} has no softmax layers to rank",
+            model.name
+        )));
     }
     if let Some(k) = spec.top.filter(|&k| k > softmax.len()) {
-        return Err(Error::Usage(format!("top {k}: {} has only {} softmax layers", model.name, softmax.len())));
+        return Err(Error::Usage(format!(
+            "top {k}: {} has only {} softmax layers",
+            model.name,
+            softmax.len()
+        )));
     }
     let samples = samples_of(model, &spec.sweeps)?;
-    let longest = samples.iter().flatten().map(|s| s.ids.len() + s.max_new).max().unwrap_or(1) as u32;
+    let longest = samples
+        .iter()
+        .flatten()
+        .map(|s| s.ids.len() + s.max_new)
+        .max()
+        .unwrap_or(1) as u32;
 
     on(Event::Loading { model: &model.name });
     let mut engine = backend.load(model, longest, false).await?;
     let total = 1 + softmax.len() + if sft.is_some() { 2 } else { 0 };
-    let steps = Steps { sweeps: &spec.sweeps, samples: &samples, engine: format!("{}{}", engine.backend(), backend.note), total };
-    let Some(results) = steps.run(&mut engine, model, 0, "unablated", on).await? else { return Ok(None) };
+    let steps = Steps {
+        sweeps: &spec.sweeps,
+        samples: &samples,
+        engine: format!("{}{}", engine.backend(), backend.note),
+        total,
+    };
+    let Some(results) = steps.run(&mut engine, model, 0, "unablated", on).await? else {
+        return Ok(None);
+    };
     let baseline = mean_recall(&results);
     let ablator = Ablator::new(model, spec.ablation);
     let mut layers = Vec::with_capacity(softmax.len());
     for (i, &layer) in softmax.iter().enumerate() {
         ablator.set(&mut engine, layer, true).await?;
-        let results = steps.run(&mut engine, model, 1 + i, &format!("layer {layer} ablated"), on).await;
+        let results = steps
+            .run(
+                &mut engine,
+                model,
+                1 + i,
+                &format!("layer {layer} ablated"),
+                on,
+            )
+            .await;
         // The model's own bytes go back even when the step failed or was
         // cancelled; the step's own error is the one to report.
         let restored = ablator.set(&mut engine, layer, false).await;
-        let Some(results) = results? else { return Ok(None) };
+        let Some(results) = results? else {
+            return Ok(None);
+        };
         restored?;
         let recall = mean_recall(&results);
-        let score = LayerScore { layer, recall, drop: baseline - recall, cells: cells(&results) };
+        let score = LayerScore {
+            layer,
+            recall,
+            drop: baseline - recall,
+            cells: cells(&results),
+        };
         on(Event::Scored(&score));
         layers.push(score);
     }
     drop(engine);
     let ranking = ranking(&layers);
-    let top = top_of(&ranking, spec.top.unwrap_or_else(|| default_top(&model.arch)));
+    let top = top_of(
+        &ranking,
+        spec.top.unwrap_or_else(|| default_top(&model.arch)),
+    );
 
     let mut repair = None;
     if let Some(sft) = sft {
         on(Event::Loading { model: &sft.name });
         let mut engine = backend.load(sft, longest, false).await?;
-        let Some(plain) = steps.run(&mut engine, sft, total - 2, "sft", on).await? else { return Ok(None) };
-        let merge = MergeSpec { layers: Some(top.clone()), ..MergeSpec::new(Method::QkRestore) };
-        let candidate = Candidate { spec: Some(merge.clone()) };
-        Swapper::new(model, sft).swap(&mut engine, &candidate).await?;
-        let Some(merged) = steps.run(&mut engine, sft, total - 1, &candidate.label(), on).await? else { return Ok(None) };
-        repair = Some(Repair { spec: merge, sft: mean_recall(&plain), merged: mean_recall(&merged) });
+        let Some(plain) = steps.run(&mut engine, sft, total - 2, "sft", on).await? else {
+            return Ok(None);
+        };
+        let merge = MergeSpec {
+            layers: Some(top.clone()),
+            ..MergeSpec::new(Method::QkRestore)
+        };
+        let candidate = Candidate {
+            spec: Some(merge.clone()),
+        };
+        Swapper::new(model, sft)
+            .swap(&mut engine, &candidate)
+            .await?;
+        let Some(merged) = steps
+            .run(&mut engine, sft, total - 1, &candidate.label(), on)
+            .await?
+        else {
+            return Ok(None);
+        };
+        repair = Some(Repair {
+            spec: merge,
+            sft: mean_recall(&plain),
+            merged: mean_recall(&merged),
+        });
     }
     let seconds = (crate::clock::now_ms() - started) / 1000.0;
-    Ok(Some(LayersReport { spec: spec.clone(), model: model.name.clone(), engine: steps.engine, baseline, layers, ranking, top, repair, seconds }))
+    Ok(Some(LayersReport {
+        spec: spec.clone(),
+        model: model.name.clone(),
+        engine: steps.engine,
+        baseline,
+        layers,
+        ranking,
+        top,
+        repair,
+        seconds,
+    }))
 }

@@ -17,20 +17,32 @@ pub const MERGE_STEPS: u32 = 3;
 
 /// The spec a recipe names, once `pre` and `sft` are shown to be the
 /// checkpoints it was made from.
-pub async fn spec_of_recipe<S: ByteSource>(recipe_json: &str, pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Result<MergeSpec> {
+pub async fn spec_of_recipe<S: ByteSource>(
+    recipe_json: &str,
+    pre: &Checkpoint<S>,
+    sft: &Checkpoint<S>,
+) -> Result<MergeSpec> {
     let recipe = Recipe::from_json(recipe_json)?;
     recipe.check_sources(pre, sft).await?;
     Ok(recipe.spec)
 }
 
 /// Plans the merge of `pre` into `sft` (step 1 of [`MERGE_STEPS`]).
-pub async fn merge_pair<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, spec: &MergeSpec, step: &mut dyn FnMut(u32, &str)) -> Result<Merge> {
+pub async fn merge_pair<S: ByteSource>(
+    pre: &Checkpoint<S>,
+    sft: &Checkpoint<S>,
+    spec: &MergeSpec,
+    step: &mut dyn FnMut(u32, &str),
+) -> Result<Merge> {
     step(1, "planning the output (QK-Pro computes its tensors here)");
     plan_merge(pre, sft, spec).await
 }
 
 /// The plan's inputs in the order its parts number them.
-pub fn plan_sources<'a, S: ByteSource>(pre: &'a Checkpoint<S>, sft: &'a Checkpoint<S>) -> [&'a S; 2] {
+pub fn plan_sources<'a, S: ByteSource>(
+    pre: &'a Checkpoint<S>,
+    sft: &'a Checkpoint<S>,
+) -> [&'a S; 2] {
     let mut out = [sft.source(); 2];
     out[SFT] = sft.source();
     out[PRE] = pre.source();

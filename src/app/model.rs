@@ -1,16 +1,16 @@
 //! A checkpoint opened for running, and the engine it loads into.
 
 use crate::checkpoint::Checkpoint;
+use crate::config::arch_of;
 use crate::config::{Arch, LogitsScaling};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::engine::{Device, Engine};
 use crate::model::fit::{check_cpu, flops_per_token, EngineOptions};
-use crate::units::human_bytes;
 use crate::prompts::PromptMaker;
 use crate::source::ByteSource;
-use crate::config::arch_of;
 use crate::tokenizer::Tokenizer;
+use crate::units::human_bytes;
 
 /// A checkpoint with what running it needs: its architecture and, when it
 /// ships one, its tokenizer. `name` labels its results.
@@ -29,19 +29,30 @@ impl<S: ByteSource> OpenModel<S> {
         let ck = Checkpoint::open(source).await?;
         let arch = arch_of(&ck)?;
         let tokenizer = Tokenizer::of_checkpoint(&ck).await.map_err(named)?;
-        Ok(OpenModel { name, ck, arch, tokenizer })
+        Ok(OpenModel {
+            name,
+            ck,
+            arch,
+            tokenizer,
+        })
     }
 
     /// Sets attn_logits_scaling to HyPE with this A (`--hype A`).
     pub fn with_hype(mut self, a: Option<f64>) -> Result<Self> {
         if let Some(a) = a {
-            self.arch.logits_scaling = LogitsScaling::parse(&serde_json::json!(format!("hype {a}"))).map_err(Error::Usage)?;
+            self.arch.logits_scaling =
+                LogitsScaling::parse(&serde_json::json!(format!("hype {a}")))
+                    .map_err(Error::Usage)?;
         }
         Ok(self)
     }
 
     pub fn prompts(&self) -> Result<PromptMaker<'_>> {
-        Ok(PromptMaker::of(&self.ck, &self.arch, self.tokenizer.as_ref()))
+        Ok(PromptMaker::of(
+            &self.ck,
+            &self.arch,
+            self.tokenizer.as_ref(),
+        ))
     }
 
     /// Token ids that end a greedy answer (the config's EOS).
@@ -72,7 +83,9 @@ impl BackendChoice {
             "gpu" => Ok(BackendChoice::Gpu),
             "cpu" => Ok(BackendChoice::Cpu),
             "reference" => Ok(BackendChoice::Reference),
-            other => Err(Error::Usage(format!("--backend {other:?}: expected auto, gpu, cpu or reference"))),
+            other => Err(Error::Usage(format!(
+                "--backend {other:?}: expected auto, gpu, cpu or reference"
+            ))),
         }
     }
 }
@@ -109,18 +122,41 @@ fn human_secs(s: f64) -> String {
 
 impl Backend {
     pub async fn open(choice: BackendChoice) -> Result<Backend> {
-        let cpu = |note: String| Backend { gpu: None, reference: false, emulated: None, note };
+        let cpu = |note: String| Backend {
+            gpu: None,
+            reference: false,
+            emulated: None,
+            note,
+        };
         match choice {
-            BackendChoice::Gpu => Ok(Backend { gpu: Some(Gpu::new().await?), reference: false, emulated: None, note: String::new() }),
+            BackendChoice::Gpu => Ok(Backend {
+                gpu: Some(Gpu::new().await?),
+                reference: false,
+                emulated: None,
+                note: String::new(),
+            }),
             BackendChoice::Cpu => Ok(cpu(String::new())),
-            BackendChoice::Reference => Ok(Backend { gpu: None, reference: true, emulated: None, note: String::new() }),
+            BackendChoice::Reference => Ok(Backend {
+                gpu: None,
+                reference: true,
+                emulated: None,
+                note: String::new(),
+            }),
             BackendChoice::Auto => Ok(match Gpu::new().await {
                 Ok(gpu) if gpu.is_cpu_emulation() => Backend {
-                    note: format!(" (the GPU here, {}, is emulated on the CPU: the CPU engine is faster)", gpu.describe()),
+                    note: format!(
+                        " (the GPU here, {}, is emulated on the CPU: the CPU engine is faster)",
+                        gpu.describe()
+                    ),
                     emulated: Some(gpu),
                     ..cpu(String::new())
                 },
-                Ok(gpu) => Backend { gpu: Some(gpu), reference: false, emulated: None, note: String::new() },
+                Ok(gpu) => Backend {
+                    gpu: Some(gpu),
+                    reference: false,
+                    emulated: None,
+                    note: String::new(),
+                },
                 Err(e) => cpu(format!(" (no GPU here: {e})")),
             }),
         }
@@ -128,13 +164,23 @@ impl Backend {
 
     /// The CPU engine, with `note` saying why (for status lines).
     pub fn cpu_because(note: impl Into<String>) -> Backend {
-        Backend { gpu: None, reference: false, emulated: None, note: note.into() }
+        Backend {
+            gpu: None,
+            reference: false,
+            emulated: None,
+            note: note.into(),
+        }
     }
 
     /// A backend on a device the caller opened (tests bring their own);
     /// without one, the CPU engine.
     pub fn on(gpu: Option<Gpu>) -> Backend {
-        Backend { gpu, reference: false, emulated: None, note: String::new() }
+        Backend {
+            gpu,
+            reference: false,
+            emulated: None,
+            note: String::new(),
+        }
     }
 
     pub fn gpu(&self) -> Option<&Gpu> {
@@ -142,9 +188,16 @@ impl Backend {
     }
 
     /// Seconds one prompt of `tokens` would take on `gpu`, and its measured GFLOP/s.
-    async fn gpu_estimate(gpu: &Gpu, arch: &crate::config::Arch, tokens: u32) -> Result<(f64, f64)> {
+    async fn gpu_estimate(
+        gpu: &Gpu,
+        arch: &crate::config::Arch,
+        tokens: u32,
+    ) -> Result<(f64, f64)> {
         let rate = crate::gpu::calibrate::matmul_gflops(gpu).await?;
-        Ok((flops_per_token(arch, tokens) * tokens as f64 / (rate * 1e9), rate))
+        Ok((
+            flops_per_token(arch, tokens) * tokens as f64 / (rate * 1e9),
+            rate,
+        ))
     }
 
     /// Whether `m` can run prompts of `tokens` here, said before anything
@@ -153,7 +206,10 @@ impl Backend {
     /// other engine's prospects.
     async fn preflight<S: ByteSource>(&self, m: &OpenModel<S>, tokens: u32) -> Result<Option<f64>> {
         let cpu = || match check_cpu(&m.arch, tokens) {
-            Ok(f) => format!("the CPU engine would need {} and fits: choose it", human_bytes(f.total())),
+            Ok(f) => format!(
+                "the CPU engine would need {} and fits: choose it",
+                human_bytes(f.total())
+            ),
             Err(Error::TooLarge(e)) => e,
             Err(e) => e.to_string(),
         };
@@ -181,7 +237,9 @@ impl Backend {
                         }
                         None => String::new(),
                     };
-                    Err(Error::TooLarge(format!("{e}{gpu}. Run it from the command line, or in a browser with a GPU")))
+                    Err(Error::TooLarge(format!(
+                        "{e}{gpu}. Run it from the command line, or in a browser with a GPU"
+                    )))
                 }
                 Err(e) => Err(e),
             },
@@ -190,16 +248,27 @@ impl Backend {
 
     /// Loads `m`'s weights for sequences of up to `max_context` tokens,
     /// once [`Self::preflight`] says they can run.
-    pub async fn load<S: ByteSource>(&self, m: &OpenModel<S>, max_context: u32, capture: bool) -> Result<Engine> {
+    pub async fn load<S: ByteSource>(
+        &self,
+        m: &OpenModel<S>,
+        max_context: u32,
+        capture: bool,
+    ) -> Result<Engine> {
         let named = |e: Error| Error::Usage(format!("{}: {e}", m.name));
         let rate = self.preflight(m, max_context.max(1)).await.map_err(named)?;
-        let opts = EngineOptions { max_context: max_context.max(1), capture, ..Default::default() };
+        let opts = EngineOptions {
+            max_context: max_context.max(1),
+            capture,
+            ..Default::default()
+        };
         let device = match (&self.gpu, self.reference) {
             (Some(gpu), _) => Device::Gpu(gpu),
             (None, true) => Device::Reference,
             (None, false) => Device::Cpu,
         };
-        let engine = Engine::load(device, &m.ck, m.arch.clone(), opts, &mut |_| {}).await.map_err(named)?;
+        let engine = Engine::load(device, &m.ck, m.arch.clone(), opts, &mut |_| {})
+            .await
+            .map_err(named)?;
         if let (Engine::Gpu(g), Some(rate)) = (&engine, rate) {
             // Passes of as many rows as the GPU does in SUBMISSION_S.
             let rows = SUBMISSION_S * rate * 1e9 / flops_per_token(&m.arch, max_context);

@@ -75,12 +75,22 @@ impl Profile {
 
     /// Mean attention distance (Eq. 17) per head of every layer.
     pub fn distances(&self) -> Vec<(usize, Vec<f32>)> {
-        self.layers.iter().map(|l| (l.layer, l.mean_distance.clone())).collect()
+        self.layers
+            .iter()
+            .map(|l| (l.layer, l.mean_distance.clone()))
+            .collect()
     }
 
     /// The same without the maps (for reports).
     pub fn summary(&self) -> Vec<LayerRouting> {
-        self.layers.iter().map(|l| LayerRouting { maps: Vec::new(), question: Vec::new(), ..l.clone() }).collect()
+        self.layers
+            .iter()
+            .map(|l| LayerRouting {
+                maps: Vec::new(),
+                question: Vec::new(),
+                ..l.clone()
+            })
+            .collect()
     }
 }
 
@@ -88,19 +98,31 @@ impl Profile {
 pub fn check_focus<S: ByteSource>(m: &OpenModel<S>, layer: usize, head: usize) -> Result<()> {
     let softmax = m.arch.softmax_layers();
     if !softmax.contains(&layer) {
-        return Err(Error::Usage(format!("layer {layer} is not a softmax layer; those are {softmax:?}")));
+        return Err(Error::Usage(format!(
+            "layer {layer} is not a softmax layer; those are {softmax:?}"
+        )));
     }
     if head as u64 >= m.arch.attn.heads {
-        return Err(Error::Usage(format!("head {head} does not exist; the layer has {} heads", m.arch.attn.heads)));
+        return Err(Error::Usage(format!(
+            "head {head} does not exist; the layer has {} heads",
+            m.arch.attn.heads
+        )));
     }
     Ok(())
 }
 
 /// Runs `spec`'s prompt through `m` and reduces every softmax layer's
 /// attention to its per-row statistics.
-pub async fn profile<S: ByteSource>(backend: &Backend, m: &OpenModel<S>, spec: &RoutingSpec) -> Result<Profile> {
+pub async fn profile<S: ByteSource>(
+    backend: &Backend,
+    m: &OpenModel<S>,
+    spec: &RoutingSpec,
+) -> Result<Profile> {
     let named = |e: Error| Error::Usage(format!("{}: {e}", m.name));
-    let prompt = m.prompts()?.routing_prompt(spec.task, spec.length, spec.depth, spec.seed).map_err(named)?;
+    let prompt = m
+        .prompts()?
+        .routing_prompt(spec.task, spec.length, spec.depth, spec.seed)
+        .map_err(named)?;
     let ids = &prompt.positions.ids;
     let block = match spec.blocks {
         Blocks::Tokens(t) => t.max(1) as usize,
@@ -109,21 +131,38 @@ pub async fn profile<S: ByteSource>(backend: &Backend, m: &OpenModel<S>, spec: &
     let engine = backend.load(m, ids.len() as u32, true).await?;
     let mut s = engine.session(true);
     engine.prefill(&mut s, ids, Logits::None).await?;
-    let (needle, queries) = (prompt.positions.needle.clone(), prompt.positions.queries.clone());
+    let (needle, queries) = (
+        prompt.positions.needle.clone(),
+        prompt.positions.queries.clone(),
+    );
     let mut layers = Vec::new();
     let mut blocks = 1;
     for l in m.arch.softmax_layers() {
-        let stats = engine.routing_stats(&s, l, block as u32, needle.clone()).await?;
+        let stats = engine
+            .routing_stats(&s, l, block as u32, needle.clone())
+            .await?;
         blocks = stats.blocks;
         layers.push(LayerRouting {
             layer: l,
             mean_distance: stats.mean_distance(),
             needle_mass: stats.needle_mass(queries.clone()),
             maps: (0..stats.heads).map(|h| stats.pooled_map(h)).collect(),
-            question: (0..stats.heads).map(|h| stats.question_blocks(h, queries.clone())).collect(),
+            question: (0..stats.heads)
+                .map(|h| stats.question_blocks(h, queries.clone()))
+                .collect(),
         });
     }
-    Ok(Profile { model: m.name.clone(), tokens: ids.len(), needle, queries, key: prompt.key, value: prompt.value, block, blocks, layers })
+    Ok(Profile {
+        model: m.name.clone(),
+        tokens: ids.len(),
+        needle,
+        queries,
+        key: prompt.key,
+        value: prompt.value,
+        block,
+        blocks,
+        layers,
+    })
 }
 
 /// A softmax layer ranked by how much attention its heads' question rows
@@ -156,14 +195,34 @@ pub fn compare(before: &Profile, after: &Profile) -> Comparison {
         .iter()
         .filter_map(|b| {
             let a = after.layer(b.layer)?;
-            let (head, drop) = b.needle_mass.iter().zip(&a.needle_mass).map(|(x, y)| x - y).enumerate().max_by(|x, y| x.1.total_cmp(&y.1))?;
+            let (head, drop) = b
+                .needle_mass
+                .iter()
+                .zip(&a.needle_mass)
+                .map(|(x, y)| x - y)
+                .enumerate()
+                .max_by(|x, y| x.1.total_cmp(&y.1))?;
             let &(_, heads_closer, heads) = closer.iter().find(|c| c.0 == b.layer)?;
-            Some(Affected { layer: b.layer, head, needle_mass_drop: drop, heads_closer, heads })
+            Some(Affected {
+                layer: b.layer,
+                head,
+                needle_mass_drop: drop,
+                heads_closer,
+                heads,
+            })
         })
         .collect();
     ranking.sort_by(|x, y| y.needle_mass_drop.total_cmp(&x.needle_mass_drop));
-    let (layer, head) = ranking.first().map_or((before.layers.first().map_or(0, |l| l.layer), 0), |r| (r.layer, r.head));
-    Comparison { ranking, layer, head }
+    let (layer, head) = ranking
+        .first()
+        .map_or((before.layers.first().map_or(0, |l| l.layer), 0), |r| {
+            (r.layer, r.head)
+        });
+    Comparison {
+        ranking,
+        layer,
+        head,
+    }
 }
 
 /// Figure 4's fourth panel: ln(last / second to last) of the pooled maps
@@ -174,7 +233,11 @@ pub fn last_log_ratio(profiles: &[Profile], layer: usize, head: usize) -> Option
         return None;
     }
     let map = |p: &Profile| p.layer(layer).and_then(|l| l.maps.get(head)).cloned();
-    Some(log_ratio(&map(&profiles[n - 1])?, &map(&profiles[n - 2])?, 1e-9))
+    Some(log_ratio(
+        &map(&profiles[n - 1])?,
+        &map(&profiles[n - 2])?,
+        1e-9,
+    ))
 }
 
 /// A routing computation as saved: what `qklab routing --json` writes and
@@ -228,7 +291,12 @@ pub struct ModelRouting {
 impl RoutingReport {
     /// The report of `profiles` (in the order given: before SFT first) of
     /// `spec`'s prompt, with the maps of `layer`, `head`.
-    pub fn of(spec: &RoutingSpec, profiles: &[Profile], layer: usize, head: usize) -> RoutingReport {
+    pub fn of(
+        spec: &RoutingSpec,
+        profiles: &[Profile],
+        layer: usize,
+        head: usize,
+    ) -> RoutingReport {
         let last = profiles.last();
         let prompt = PromptReport {
             task: spec.task,
@@ -254,11 +322,26 @@ impl RoutingReport {
                 query_tokens: [p.queries.start, p.queries.end],
             })
             .collect();
-        let pooled_maps = profiles.iter().filter_map(|p| p.layer(layer).and_then(|l| l.maps.get(head)).cloned()).collect();
+        let pooled_maps = profiles
+            .iter()
+            .filter_map(|p| p.layer(layer).and_then(|l| l.maps.get(head)).cloned())
+            .collect();
         let (most_affected, log_ratio) = match profiles {
-            [before, after, ..] => (Some(compare(before, after).ranking), last_log_ratio(profiles, layer, head)),
+            [before, after, ..] => (
+                Some(compare(before, after).ranking),
+                last_log_ratio(profiles, layer, head),
+            ),
             _ => (None, None),
         };
-        RoutingReport { prompt, layer, head, block, models, pooled_maps, most_affected, log_ratio }
+        RoutingReport {
+            prompt,
+            layer,
+            head,
+            block,
+            models,
+            pooled_maps,
+            most_affected,
+            log_ratio,
+        }
     }
 }

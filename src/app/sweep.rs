@@ -33,19 +33,38 @@ pub struct SweepSpec {
 
 impl SweepSpec {
     /// A sweep of `task` with the reference's defaults for the rest.
-    pub fn new(task: TaskKind, lengths: Vec<u32>, depths: Vec<f64>, samples: u32, seed: u64) -> SweepSpec {
-        SweepSpec { task, lengths, depths, samples, seed, distractors: None, hype: None, hype_above: 0 }
+    pub fn new(
+        task: TaskKind,
+        lengths: Vec<u32>,
+        depths: Vec<f64>,
+        samples: u32,
+        seed: u64,
+    ) -> SweepSpec {
+        SweepSpec {
+            task,
+            lengths,
+            depths,
+            samples,
+            seed,
+            distractors: None,
+            hype: None,
+            hype_above: 0,
+        }
     }
 
     pub fn check(&self) -> Result<()> {
         if self.lengths.is_empty() || self.depths.is_empty() {
-            return Err(Error::Usage("give at least one length and one depth".into()));
+            return Err(Error::Usage(
+                "give at least one length and one depth".into(),
+            ));
         }
         if let Some(d) = self.depths.iter().find(|d| !(0.0..=1.0).contains(*d)) {
             return Err(Error::Usage(format!("depth {d} is outside [0, 1]")));
         }
         if self.samples == 0 {
-            return Err(Error::Usage("samples must be a whole number of at least 1".into()));
+            return Err(Error::Usage(
+                "samples must be a whole number of at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -107,14 +126,38 @@ pub async fn run_sweep<S: ByteSource>(
         on(Event::Loading { model: name });
         let maker = model.prompts()?;
         let named = |e: Error| Error::Usage(format!("{name}: {e}"));
-        let samples = maker.samples(spec.task, &spec.lengths, &spec.depths, spec.samples, spec.seed, spec.distractors).map_err(named)?;
-        let mut engine = backend.load(model, sweep::tokens_needed(&samples) as u32, false).await?;
+        let samples = maker
+            .samples(
+                spec.task,
+                &spec.lengths,
+                &spec.depths,
+                spec.samples,
+                spec.seed,
+                spec.distractors,
+            )
+            .map_err(named)?;
+        let mut engine = backend
+            .load(model, sweep::tokens_needed(&samples) as u32, false)
+            .await?;
         let described = format!("{}{}", engine.backend(), backend.note);
         let first = m * per_model;
-        let complete = sweep_loaded(&mut engine, model, name, &samples, spec, batch, results, &mut |event| match event {
-            Event::Prompt(p) => on(Event::Prompt(Progress { engine: &described, all: (first + p.model_prompts.0, total), ..p })),
-            other => on(other),
-        })
+        let complete = sweep_loaded(
+            &mut engine,
+            model,
+            name,
+            &samples,
+            spec,
+            batch,
+            results,
+            &mut |event| match event {
+                Event::Prompt(p) => on(Event::Prompt(Progress {
+                    engine: &described,
+                    all: (first + p.model_prompts.0, total),
+                    ..p
+                })),
+                other => on(other),
+            },
+        )
         .await?;
         if !complete {
             return Ok(false);
@@ -142,7 +185,10 @@ pub async fn sweep_loaded<S: ByteSource>(
     let maker = model.prompts()?;
     let per_model = samples.len();
     if per_model != spec.per_model() {
-        return Err(Error::Usage(format!("{name}: {per_model} prompts for a sweep of {}", spec.per_model())));
+        return Err(Error::Usage(format!(
+            "{name}: {per_model} prompts for a sweep of {}",
+            spec.per_model()
+        )));
     }
     let done: HashSet<SampleKey> = results.iter().map(|r| r.key()).collect();
     let stop = model.stop_ids();
@@ -200,9 +246,24 @@ pub async fn sweep_loaded<S: ByteSource>(
 }
 
 /// Each sweep's samples as `model`'s prompt maker makes them.
-pub fn samples_of<S: ByteSource>(model: &OpenModel<S>, sweeps: &[SweepSpec]) -> Result<Vec<Vec<Sample>>> {
+pub fn samples_of<S: ByteSource>(
+    model: &OpenModel<S>,
+    sweeps: &[SweepSpec],
+) -> Result<Vec<Vec<Sample>>> {
     let maker = model.prompts()?;
-    sweeps.iter().map(|s| maker.samples(s.task, &s.lengths, &s.depths, s.samples, s.seed, s.distractors)).collect()
+    sweeps
+        .iter()
+        .map(|s| {
+            maker.samples(
+                s.task,
+                &s.lengths,
+                &s.depths,
+                s.samples,
+                s.seed,
+                s.distractors,
+            )
+        })
+        .collect()
 }
 
 /// Runs each sweep's samples (from [`samples_of`]) on a loaded engine
@@ -220,10 +281,19 @@ pub async fn sweep_all<S: ByteSource>(
     let mut results = Vec::new();
     let mut before = 0;
     for (sweep, cell) in sweeps.iter().zip(samples) {
-        let complete = sweep_loaded(engine, model, label, cell, sweep, None, &mut results, &mut |e| match e {
-            Event::Prompt(p) => on(before + p.model_prompts.0, total),
-            _ => true,
-        })
+        let complete = sweep_loaded(
+            engine,
+            model,
+            label,
+            cell,
+            sweep,
+            None,
+            &mut results,
+            &mut |e| match e {
+                Event::Prompt(p) => on(before + p.model_prompts.0, total),
+                _ => true,
+            },
+        )
         .await?;
         if !complete {
             return Ok(None);
@@ -248,14 +318,26 @@ pub struct SweepReport {
 
 impl SweepReport {
     pub fn of(samples: &[SampleResult]) -> SweepReport {
-        SweepReport { results: sweep::cells(samples), samples: samples.to_vec() }
+        SweepReport {
+            results: sweep::cells(samples),
+            samples: samples.to_vec(),
+        }
     }
 }
 
 /// Accuracy in % of `model` at `length` over every depth and sample, as
 /// the paper's Table 1 gives it; None before any sample is done.
-pub fn table_cell(results: &[SampleResult], model: &str, task: TaskKind, length: u32) -> Option<f64> {
-    let scores: Vec<f64> = results.iter().filter(|r| r.model == model && r.length == length && r.task == task).map(|r| r.score).collect();
+pub fn table_cell(
+    results: &[SampleResult],
+    model: &str,
+    task: TaskKind,
+    length: u32,
+) -> Option<f64> {
+    let scores: Vec<f64> = results
+        .iter()
+        .filter(|r| r.model == model && r.length == length && r.task == task)
+        .map(|r| r.score)
+        .collect();
     (!scores.is_empty()).then(|| sweep::percent(scores))
 }
 

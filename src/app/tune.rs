@@ -24,7 +24,10 @@ use crate::source::ByteSource;
 use crate::sweep::{cells, percent_true, CellResult, SampleResult};
 use crate::tune::front::{pareto_front, recommend, Measure, Point, Tolerance};
 use crate::tune::grid::{Candidate, Grid};
-use crate::tune::retention::{exact_matches, forced_answer, id_prompts, Answer, Forced, SftReference, CONTINUATION, GENERIC_PROMPTS, TOP};
+use crate::tune::retention::{
+    exact_matches, forced_answer, id_prompts, Answer, Forced, SftReference, CONTINUATION,
+    GENERIC_PROMPTS, TOP,
+};
 use crate::writer::TensorData;
 
 /// What to tune.
@@ -92,7 +95,11 @@ pub struct Scored {
 
 impl Scored {
     pub fn point(&self) -> Point {
-        Point { recall: self.recall, retention: self.retention, kl: self.kl }
+        Point {
+            recall: self.recall,
+            retention: self.retention,
+            kl: self.kl,
+        }
     }
 }
 
@@ -114,7 +121,13 @@ pub struct TuneReport {
 
 impl TuneReport {
     /// The front and the recommendation of `candidates` (sft first).
-    pub fn of(spec: TuneSpec, engine: String, candidates: Vec<Scored>, vocab: u64, seconds: f64) -> TuneReport {
+    pub fn of(
+        spec: TuneSpec,
+        engine: String,
+        candidates: Vec<Scored>,
+        vocab: u64,
+        seconds: f64,
+    ) -> TuneReport {
         let points: Vec<Point> = candidates.iter().map(Scored::point).collect();
         let measure = spec.measure();
         let front = pareto_front(&points);
@@ -124,7 +137,16 @@ impl TuneReport {
         } else {
             format!("sft's top {TOP} tokens apart, the rest lumped: a lower bound of the full KL")
         };
-        TuneReport { spec, measure, engine, candidates, front, recommended, kl_note, seconds }
+        TuneReport {
+            spec,
+            measure,
+            engine,
+            candidates,
+            front,
+            recommended,
+            kl_note,
+            seconds,
+        }
     }
 }
 
@@ -133,10 +155,18 @@ pub enum Event<'a> {
     /// sft's weights are loading and its reference continuations being made.
     Loading,
     /// Candidate `index` of `total` starts.
-    Candidate { index: usize, total: usize, label: &'a str },
+    Candidate {
+        index: usize,
+        total: usize,
+        label: &'a str,
+    },
     /// Prompts of the candidate's sweeps done, of how many, on which engine;
     /// return false to cancel.
-    Prompt { done: usize, total: usize, engine: &'a str },
+    Prompt {
+        done: usize,
+        total: usize,
+        engine: &'a str,
+    },
     /// A candidate is scored.
     Scored(&'a Scored),
 }
@@ -156,13 +186,29 @@ pub struct Swapper<'a, S: ByteSource> {
 impl<'a, S: ByteSource> Swapper<'a, S> {
     /// For an engine that holds sft's weights as loaded.
     pub fn new(pre: &'a OpenModel<S>, sft: &'a OpenModel<S>) -> Swapper<'a, S> {
-        Swapper { pre, sft, sft_bytes: HashMap::new(), pre_bytes: HashMap::new(), swapped: Vec::new() }
+        Swapper {
+            pre,
+            sft,
+            sft_bytes: HashMap::new(),
+            pre_bytes: HashMap::new(),
+            swapped: Vec::new(),
+        }
     }
 
     async fn sft(&mut self, name: &str) -> Result<(Dtype, Vec<u8>)> {
         if !self.sft_bytes.contains_key(name) {
-            let dtype = self.sft.ck.tensor(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?.dtype;
-            self.sft_bytes.insert(name.into(), (dtype, self.sft.ck.read_tensor_bytes(name).await?));
+            let dtype = self
+                .sft
+                .ck
+                .tensor(name)
+                .ok_or_else(|| Error::NoSuchTensor {
+                    tensor: name.into(),
+                })?
+                .dtype;
+            self.sft_bytes.insert(
+                name.into(),
+                (dtype, self.sft.ck.read_tensor_bytes(name).await?),
+            );
         }
         Ok(self.sft_bytes[name].clone())
     }
@@ -174,7 +220,8 @@ impl<'a, S: ByteSource> Swapper<'a, S> {
             TensorData::Bytes(b) => Ok((dtype, b.to_vec())),
             TensorData::Copy { .. } => {
                 if !self.pre_bytes.contains_key(name) {
-                    self.pre_bytes.insert(name.into(), self.pre.ck.read_tensor_bytes(name).await?);
+                    self.pre_bytes
+                        .insert(name.into(), self.pre.ck.read_tensor_bytes(name).await?);
                 }
                 Ok((dtype, self.pre_bytes[name].clone()))
             }
@@ -183,7 +230,11 @@ impl<'a, S: ByteSource> Swapper<'a, S> {
 
     /// Makes `engine` compute `candidate`; returns the tensors that now
     /// differ from sft's and the merge's notes.
-    pub async fn swap(&mut self, engine: &mut Engine, candidate: &Candidate) -> Result<(Vec<String>, Vec<String>)> {
+    pub async fn swap(
+        &mut self,
+        engine: &mut Engine,
+        candidate: &Candidate,
+    ) -> Result<(Vec<String>, Vec<String>)> {
         let (tensors, notes) = match &candidate.spec {
             None => (Vec::new(), Vec::new()),
             Some(spec) => {
@@ -192,7 +243,10 @@ impl<'a, S: ByteSource> Swapper<'a, S> {
             }
         };
         let changed: Vec<String> = tensors.iter().map(|(n, _)| n.clone()).collect();
-        for name in std::mem::take(&mut self.swapped).iter().filter(|n| !changed.contains(n)) {
+        for name in std::mem::take(&mut self.swapped)
+            .iter()
+            .filter(|n| !changed.contains(n))
+        {
             let (dtype, bytes) = self.sft(name).await?;
             engine.set_tensor(name, dtype, &bytes)?;
         }
@@ -218,21 +272,43 @@ fn retention_inputs<S: ByteSource>(sft: &OpenModel<S>, spec: &TuneSpec) -> Resul
     let answers = match &spec.answers {
         None => None,
         Some(a) => {
-            let tok = tok.ok_or_else(|| Error::Usage("answers need the checkpoint's tokenizer.json, which sft lacks".into()))?;
-            Some(a.iter().map(|a| forced_answer(tok, a)).collect::<Result<Vec<_>>>()?)
+            let tok = tok.ok_or_else(|| {
+                Error::Usage("answers need the checkpoint's tokenizer.json, which sft lacks".into())
+            })?;
+            Some(
+                a.iter()
+                    .map(|a| forced_answer(tok, a))
+                    .collect::<Result<Vec<_>>>()?,
+            )
         }
     };
     let prompts = match (&spec.prompts, tok) {
-        (Some(p), Some(tok)) => p.iter().map(|p| tok.encode(p)).collect::<Result<Vec<_>>>()?,
-        (Some(_), None) => return Err(Error::Usage("prompts need the checkpoint's tokenizer.json, which sft lacks".into())),
-        (None, Some(tok)) => GENERIC_PROMPTS.iter().map(|p| tok.encode(p)).collect::<Result<Vec<_>>>()?,
+        (Some(p), Some(tok)) => p
+            .iter()
+            .map(|p| tok.encode(p))
+            .collect::<Result<Vec<_>>>()?,
+        (Some(_), None) => {
+            return Err(Error::Usage(
+                "prompts need the checkpoint's tokenizer.json, which sft lacks".into(),
+            ))
+        }
+        (None, Some(tok)) => GENERIC_PROMPTS
+            .iter()
+            .map(|p| tok.encode(p))
+            .collect::<Result<Vec<_>>>()?,
         (None, None) => id_prompts(sft.arch.vocab_size as u32, &sft.ck.special_ids()),
     };
     Ok(RetentionInputs { answers, prompts })
 }
 
 /// Runs the tune of `spec` over the pair; None if cancelled.
-pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft: &OpenModel<S>, spec: &TuneSpec, on: &mut dyn FnMut(Event) -> bool) -> Result<Option<TuneReport>> {
+pub async fn run_tune<S: ByteSource>(
+    backend: &Backend,
+    pre: &OpenModel<S>,
+    sft: &OpenModel<S>,
+    spec: &TuneSpec,
+    on: &mut dyn FnMut(Event) -> bool,
+) -> Result<Option<TuneReport>> {
     spec.check()?;
     let started = crate::clock::now_ms();
     crate::merge::compat::check_pair(&pre.ck, &sft.ck)?;
@@ -241,7 +317,12 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
     let RetentionInputs { answers, prompts } = retention_inputs(sft, spec)?;
     let longest = samples.iter().flatten().map(|s| s.ids.len() + s.max_new);
     let longest = longest
-        .chain(answers.iter().flatten().map(|f| f.prompt.len() + f.target.len()))
+        .chain(
+            answers
+                .iter()
+                .flatten()
+                .map(|f| f.prompt.len() + f.target.len()),
+        )
         .chain(prompts.iter().map(|p| p.len() + CONTINUATION))
         .max()
         .unwrap_or(1);
@@ -254,12 +335,26 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
     let mut scored = Vec::with_capacity(candidates.len());
     for (index, candidate) in candidates.iter().enumerate() {
         let label = candidate.label();
-        if !on(Event::Candidate { index, total: candidates.len(), label: &label }) {
+        if !on(Event::Candidate {
+            index,
+            total: candidates.len(),
+            label: &label,
+        }) {
             return Ok(None);
         }
         let (changed, notes) = swapper.swap(&mut engine, candidate).await?;
-        let on_prompt = &mut |done, total| on(Event::Prompt { done, total, engine: &described });
-        let Some(results) = sweep_all(&mut engine, sft, &label, &spec.sweeps, &samples, on_prompt).await? else { return Ok(None) };
+        let on_prompt = &mut |done, total| {
+            on(Event::Prompt {
+                done,
+                total,
+                engine: &described,
+            })
+        };
+        let Some(results) =
+            sweep_all(&mut engine, sft, &label, &spec.sweeps, &samples, on_prompt).await?
+        else {
+            return Ok(None);
+        };
         let recall = mean_recall(&results);
         let matched = match &answers {
             Some(items) => Some(exact_matches(&engine, items).await?),
@@ -269,8 +364,16 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
         let (kl, agreement) = reference.agreement(&engine).await?;
         let s = Scored {
             method: candidate.method().into(),
-            beta: candidate.spec.as_ref().filter(|s| s.method == crate::merge::Method::QkPro).map(|s| s.beta),
-            layers: candidate.spec.as_ref().and_then(|s| s.layers.clone()).unwrap_or_default(),
+            beta: candidate
+                .spec
+                .as_ref()
+                .filter(|s| s.method == crate::merge::Method::QkPro)
+                .map(|s| s.beta),
+            layers: candidate
+                .spec
+                .as_ref()
+                .and_then(|s| s.layers.clone())
+                .unwrap_or_default(),
             label,
             spec: candidate.spec.clone(),
             recall,
@@ -288,5 +391,11 @@ pub async fn run_tune<S: ByteSource>(backend: &Backend, pre: &OpenModel<S>, sft:
         scored.push(s);
     }
     let seconds = (crate::clock::now_ms() - started) / 1000.0;
-    Ok(Some(TuneReport::of(spec.clone(), described, scored, sft.arch.vocab_size, seconds)))
+    Ok(Some(TuneReport::of(
+        spec.clone(),
+        described,
+        scored,
+        sft.arch.vocab_size,
+        seconds,
+    )))
 }

@@ -26,13 +26,23 @@ pub struct AnswersArgs {
 
 pub fn run(a: AnswersArgs) -> Result<()> {
     let m = super::open_model(&a.ckpt)?;
-    let text = std::fs::read_to_string(&a.answers).map_err(|e| Error::io(a.answers.display(), e))?;
+    let text =
+        std::fs::read_to_string(&a.answers).map_err(|e| Error::io(a.answers.display(), e))?;
     let answers = parse_answers(&text)?;
     let backend = super::backend(&a.backend)?;
     let report = block_on(score_answers(&backend, &m, &answers))?;
-    println!("exact match: {:.1}% of {} answers ({})", report.exact, report.answers.len(), report.engine);
+    println!(
+        "exact match: {:.1}% of {} answers ({})",
+        report.exact,
+        report.answers.len(),
+        report.engine
+    );
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report).expect("reports serialize")).map_err(|e| Error::io(path.display(), e))?;
+        std::fs::write(
+            path,
+            serde_json::to_vec_pretty(&report).expect("reports serialize"),
+        )
+        .map_err(|e| Error::io(path.display(), e))?;
     }
     Ok(())
 }

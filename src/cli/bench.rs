@@ -11,8 +11,8 @@ use qklab::gpu::kernels::WDtype;
 use qklab::model::engine::Engine;
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, ByteSource, FsSource};
-use qklab::units::human_bytes;
 use qklab::synth::SynthSource;
+use qklab::units::human_bytes;
 use qklab::{Error, Result};
 
 #[derive(Args)]
@@ -40,17 +40,24 @@ pub struct BenchArgs {
 }
 
 fn parse_shape(s: &str) -> Result<[u32; 3]> {
-    let v: Vec<u32> = s.split('x').map(|p| p.trim().parse().map_err(|_| ())).collect::<std::result::Result<_, _>>().map_err(|_| bad_shape(s))?;
+    let v: Vec<u32> = s
+        .split('x')
+        .map(|p| p.trim().parse().map_err(|_| ()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| bad_shape(s))?;
     v.try_into().map_err(|_| bad_shape(s))
 }
 
 fn bad_shape(s: &str) -> Error {
-    Error::Usage(format!("shape {s:?}: expected MxNxK (y[M,N] = x[M,K] W[N,K]^T)"))
+    Error::Usage(format!(
+        "shape {s:?}: expected MxNxK (y[M,N] = x[M,K] W[N,K]^T)"
+    ))
 }
 
 fn save(json: &Option<PathBuf>, value: serde_json::Value) -> Result<()> {
     if let Some(path) = json {
-        std::fs::write(path, serde_json::to_vec_pretty(&value).expect("json")).map_err(|e| Error::io(path.display(), e))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&value).expect("json"))
+            .map_err(|e| Error::io(path.display(), e))?;
     }
     Ok(())
 }
@@ -60,9 +67,21 @@ pub fn run(a: BenchArgs) -> Result<()> {
         return matmul(&a);
     }
     if ["tiny", "demo", "2b"].contains(&a.target.as_str()) {
-        model(&a, &block_on(OpenModel::open(&a.target, SynthSource::new(&a.target, Dtype::BF16, 1)?))?)
+        model(
+            &a,
+            &block_on(OpenModel::open(
+                &a.target,
+                SynthSource::new(&a.target, Dtype::BF16, 1)?,
+            ))?,
+        )
     } else {
-        model(&a, &block_on(OpenModel::open(&a.target, FsSource::open(std::path::Path::new(&a.target))?))?)
+        model(
+            &a,
+            &block_on(OpenModel::open(
+                &a.target,
+                FsSource::open(std::path::Path::new(&a.target))?,
+            ))?,
+        )
     }
 }
 
@@ -70,23 +89,39 @@ fn matmul(a: &BenchArgs) -> Result<()> {
     let backend = super::backend("gpu")?;
     let gpu = backend.gpu().ok_or_else(|| Error::Gpu("no GPU".into()))?;
     println!("device: {}", gpu.describe());
-    println!("{:>22}  {:>10}  {:>10}  {:>9}  {:>8}", "shape MxNxK", "weights", "ms", "TFLOP/s", "GB/s");
+    println!(
+        "{:>22}  {:>10}  {:>10}  {:>9}  {:>8}",
+        "shape MxNxK", "weights", "ms", "TFLOP/s", "GB/s"
+    );
     let mut rows = Vec::new();
     for s in &a.shapes {
         let [m, n, k] = parse_shape(s)?;
         for dtype in [WDtype::F32, WDtype::Bf16] {
             let t = bench::matmul(gpu, m, n, k, dtype)?;
-            println!("{:>22}  {:>10}  {:>10.3}  {:>9.2}  {:>8.0}", t.shape, format!("{dtype:?}"), t.ms, t.gflops / 1e3, t.gbps);
+            println!(
+                "{:>22}  {:>10}  {:>10.3}  {:>9.2}  {:>8.0}",
+                t.shape,
+                format!("{dtype:?}"),
+                t.ms,
+                t.gflops / 1e3,
+                t.gbps
+            );
             rows.push(serde_json::json!({ "m": m, "n": n, "k": k, "weights": format!("{dtype:?}"), "ms": t.ms, "tflops": t.gflops / 1e3, "gbps": t.gbps }));
         }
     }
     println!("# measured: y = x W^T, x f32, W f32 or bf16 kept packed, f32 accumulation; median of 5 after a warm-up");
-    save(&a.json, serde_json::json!({ "device": gpu.describe(), "matmul": rows }))
+    save(
+        &a.json,
+        serde_json::json!({ "device": gpu.describe(), "matmul": rows }),
+    )
 }
 
 /// Threads the CPU engine runs on (rayon's pool: RAYON_NUM_THREADS or the cores).
 fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The median ms of reference/bench_torch.py's prefill on the CPU (body and
@@ -101,31 +136,67 @@ fn torch_cpu_prefill(preset: &str, tokens: u32, reps: usize) -> std::result::Res
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/bench_torch.py");
     let out = std::process::Command::new(&python)
         .arg(&script)
-        .args(["prefill", "--device", "cpu", "--preset", preset, "--no-profile"])
-        .args(["--tokens", &tokens.to_string(), "--threads", &threads().to_string(), "--reps", &reps.max(1).to_string()])
+        .args([
+            "prefill",
+            "--device",
+            "cpu",
+            "--preset",
+            preset,
+            "--no-profile",
+        ])
+        .args([
+            "--tokens",
+            &tokens.to_string(),
+            "--threads",
+            &threads().to_string(),
+            "--reps",
+            &reps.max(1).to_string(),
+        ])
         .arg("--json")
         .arg(&json)
         .output()
         .map_err(|e| format!("{python}: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        return Err(format!("{python} failed: {}", err.lines().last().unwrap_or("")));
+        return Err(format!(
+            "{python} failed: {}",
+            err.lines().last().unwrap_or("")
+        ));
     }
     let text = std::fs::read_to_string(&json).map_err(|e| e.to_string())?;
     let _ = std::fs::remove_file(&json);
     let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    v["results"]["body_last_logits"]["median_ms"].as_f64().ok_or_else(|| "no body_last_logits in its JSON".into())
+    v["results"]["body_last_logits"]["median_ms"]
+        .as_f64()
+        .ok_or_else(|| "no body_last_logits in its JSON".into())
 }
 
 /// A table of where `measured` ms went, kernel by kernel.
 fn print_shares(what: &str, shares: &[bench::Share], measured: f64) {
     println!("{what}, by kernel: each timed alone at its shape, times its calls");
-    println!("{:>44}  {:>22}  {:>6}  {:>10}  {:>7}", "kernel", "shape", "calls", "ms", "share");
+    println!(
+        "{:>44}  {:>22}  {:>6}  {:>10}  {:>7}",
+        "kernel", "shape", "calls", "ms", "share"
+    );
     for s in shares {
-        println!("{:>44}  {:>22}  {:>6}  {:>10.3}  {:>6.1}%", s.kernel, s.shape, s.calls, s.ms, 100.0 * s.ms / measured.max(1e-9));
+        println!(
+            "{:>44}  {:>22}  {:>6}  {:>10.3}  {:>6.1}%",
+            s.kernel,
+            s.shape,
+            s.calls,
+            s.ms,
+            100.0 * s.ms / measured.max(1e-9)
+        );
     }
     let listed: f64 = shares.iter().map(|s| s.ms).sum();
-    println!("{:>44}  {:>22}  {:>6}  {:>10.3}  {:>6.1}%", "the rest (element-wise, submission)", "", "", measured - listed, 100.0 * (measured - listed) / measured.max(1e-9));
+    println!(
+        "{:>44}  {:>22}  {:>6}  {:>10.3}  {:>6.1}%",
+        "the rest (element-wise, submission)",
+        "",
+        "",
+        measured - listed,
+        100.0 * (measured - listed) / measured.max(1e-9)
+    );
 }
 
 fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
@@ -134,8 +205,18 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
     let max_t = a.tokens.iter().copied().max().unwrap_or(1);
     let t0 = std::time::Instant::now();
     let engine = block_on(backend.load(m, max_t + 2 * a.decode + 1, false))?;
-    println!("model: {} ({} layers, d={}, vocab {})", a.target, arch.mixers.len(), arch.hidden_size, arch.vocab_size);
-    println!("backend: {} (loaded in {:.1} s)", engine.backend(), t0.elapsed().as_secs_f64());
+    println!(
+        "model: {} ({} layers, d={}, vocab {})",
+        a.target,
+        arch.mixers.len(),
+        arch.hidden_size,
+        arch.vocab_size
+    );
+    println!(
+        "backend: {} (loaded in {:.1} s)",
+        engine.backend(),
+        t0.elapsed().as_secs_f64()
+    );
     let mut report = serde_json::json!({ "model": a.target, "backend": engine.backend() });
     if let Engine::Gpu(m) = &engine {
         let f = &m.footprint;
@@ -153,7 +234,10 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
     let mut peers = Vec::new();
     for &t in &a.tokens {
         let p = bench::prefill(&engine, t, a.reps)?;
-        println!("prefill {:>6} tokens: {:>10.1} ms  {:>10.0} tokens/s", p.tokens, p.ms, p.tokens_per_s);
+        println!(
+            "prefill {:>6} tokens: {:>10.1} ms  {:>10.0} tokens/s",
+            p.tokens, p.ms, p.tokens_per_s
+        );
         if let Engine::Cpu(_) = &engine {
             // The peer in the same run: PyTorch's CPU forward of the reference, same threads.
             match torch_cpu_prefill(&a.target, t, a.reps) {
@@ -171,25 +255,51 @@ fn model<S: ByteSource>(a: &BenchArgs, m: &OpenModel<S>) -> Result<()> {
     let mut decode = None;
     if a.decode > 0 {
         let d = bench::decode(&engine, max_t, a.decode)?;
-        println!("decode after {} tokens: {:.2} ms/token  {:.1} tokens/s", d.context, d.ms_per_token, d.tokens_per_s);
-        println!("  {} steps in one submission: {:.2} ms/token", d.steps, d.ms_per_token_one_submission);
+        println!(
+            "decode after {} tokens: {:.2} ms/token  {:.1} tokens/s",
+            d.context, d.ms_per_token, d.tokens_per_s
+        );
+        println!(
+            "  {} steps in one submission: {:.2} ms/token",
+            d.steps, d.ms_per_token_one_submission
+        );
         report["decode"] = serde_json::to_value(&d).expect("json");
         decode = Some(d);
     }
     if let Some(gpu) = backend.gpu() {
-        println!("{:>32}  {:>28}  {:>10}  {:>9}  {:>8}", "kernel", "shape", "ms", "GFLOP/s", "GB/s");
+        println!(
+            "{:>32}  {:>28}  {:>10}  {:>9}  {:>8}",
+            "kernel", "shape", "ms", "GFLOP/s", "GB/s"
+        );
         let kernels = bench::kernels_at(gpu, arch, max_t)?;
         for k in &kernels {
-            println!("{:>32}  {:>28}  {:>10.3}  {:>9.0}  {:>8.0}", k.kernel, k.shape, k.ms, k.gflops, k.gbps);
+            println!(
+                "{:>32}  {:>28}  {:>10.3}  {:>9.0}  {:>8.0}",
+                k.kernel, k.shape, k.ms, k.gflops, k.gbps
+            );
         }
         report["kernels"] = serde_json::to_value(&kernels).expect("json");
-        let measured = prefill.iter().find(|p| p.tokens == max_t).map_or(0.0, |p| p.ms);
+        let measured = prefill
+            .iter()
+            .find(|p| p.tokens == max_t)
+            .map_or(0.0, |p| p.ms);
         let shares = bench::shares(gpu, arch, max_t, &kernels)?;
-        print_shares(&format!("prefill of {max_t} tokens ({measured:.1} ms measured)"), &shares, measured);
+        print_shares(
+            &format!("prefill of {max_t} tokens ({measured:.1} ms measured)"),
+            &shares,
+            measured,
+        );
         report["prefill_shares"] = serde_json::to_value(&shares).expect("json");
         if let Some(d) = &decode {
             let shares = bench::shares(gpu, arch, 1, &kernels)?;
-            print_shares(&format!("a decode step after {max_t} tokens ({:.2} ms measured)", d.ms_per_token), &shares, d.ms_per_token);
+            print_shares(
+                &format!(
+                    "a decode step after {max_t} tokens ({:.2} ms measured)",
+                    d.ms_per_token
+                ),
+                &shares,
+                d.ms_per_token,
+            );
             report["decode_shares"] = serde_json::to_value(&shares).expect("json");
         }
     }

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use qklab::source::block_on;
 use qklab::config::arch_of;
+use qklab::source::block_on;
 use qklab::summary::summarize;
 use qklab::units::human_bytes;
 use qklab::writer::SourceFingerprint;
@@ -27,12 +27,17 @@ pub fn inspect(a: InspectArgs) -> Result<()> {
     let arch = arch_of(&ck)?;
     let summary = summarize(&ck, &arch);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&summary).expect("summary serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("summary serializes")
+        );
     } else {
         print!("{}", summary.to_text());
     }
     if !summary.problems.is_empty() {
-        return Err(Error::ConfigMismatch { problems: summary.problems });
+        return Err(Error::ConfigMismatch {
+            problems: summary.problems,
+        });
     }
     Ok(())
 }
@@ -47,8 +52,14 @@ pub struct FingerprintArgs {
 }
 
 pub fn fingerprint(a: FingerprintArgs) -> Result<()> {
-    let fp = block_on(SourceFingerprint::of(&a.role, &super::open_checkpoint(&a.ckpt)?))?;
-    println!("{}", serde_json::to_string_pretty(&fp).expect("fingerprints serialize"));
+    let fp = block_on(SourceFingerprint::of(
+        &a.role,
+        &super::open_checkpoint(&a.ckpt)?,
+    ))?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&fp).expect("fingerprints serialize")
+    );
     Ok(())
 }
 

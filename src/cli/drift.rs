@@ -22,13 +22,21 @@ pub struct DriftArgs {
 }
 
 pub fn run(a: DriftArgs) -> Result<()> {
-    let (pre, sft) = (super::open_checkpoint(&a.pre)?, super::open_checkpoint(&a.sft)?);
+    let (pre, sft) = (
+        super::open_checkpoint(&a.pre)?,
+        super::open_checkpoint(&a.sft)?,
+    );
     let mut progress = super::Progress::new("drift: tensors", false);
-    let report = block_on(drift(&pre, &sft, |d, t| progress.update(d as u64, t as u64)));
+    let report = block_on(drift(&pre, &sft, |d, t| {
+        progress.update(d as u64, t as u64)
+    }));
     progress.finish();
     let report = report?;
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&report).expect("report serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serializes")
+        );
     } else {
         print_table(&report);
     }
@@ -41,7 +49,15 @@ fn print_table(report: &DriftReport) {
     for l in &report.layers {
         println!(
             "{:>5}  {:<15}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}{}",
-            l.index, l.mixer, l.q, l.k, l.v, l.o, l.gate, l.mlp, if l.softmax { " *" } else { "" }
+            l.index,
+            l.mixer,
+            l.q,
+            l.k,
+            l.v,
+            l.o,
+            l.gate,
+            l.mlp,
+            if l.softmax { " *" } else { "" }
         );
     }
     println!("relative Frobenius drift ||W_sft - W_pre|| / ||W_pre||; * softmax layers");

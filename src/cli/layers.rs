@@ -37,7 +37,11 @@ pub struct LayersArgs {
 }
 
 pub fn run(a: LayersArgs) -> Result<()> {
-    let spec = LayersSpec { sweeps: a.recall.sweeps()?, ablation: Ablation::parse(&a.ablation)?, top: a.top };
+    let spec = LayersSpec {
+        sweeps: a.recall.sweeps()?,
+        ablation: Ablation::parse(&a.ablation)?,
+        top: a.top,
+    };
     spec.check()?;
     let backend = super::backend(&a.backend)?;
     let pre = super::open_model(&a.pre)?;
@@ -47,13 +51,27 @@ pub fn run(a: LayersArgs) -> Result<()> {
     let report = block_on(run_layers(&backend, &pre, sft.as_ref(), &spec, &mut |e| {
         match e {
             Event::Loading { model } => eprintln!("loading {model}…"),
-            Event::Step { index, total, label } => current = format!("[{}/{total}] {label}", index + 1),
-            Event::Prompt { done, total, engine } if shown.elapsed().as_millis() >= 250 || done == 0 => {
+            Event::Step {
+                index,
+                total,
+                label,
+            } => current = format!("[{}/{total}] {label}", index + 1),
+            Event::Prompt {
+                done,
+                total,
+                engine,
+            } if shown.elapsed().as_millis() >= 250 || done == 0 => {
                 shown = Instant::now();
-                eprint!("\r{current}: prompt {done}/{total} on {engine} ({:.0} s)   ", started.elapsed().as_secs_f64());
+                eprint!(
+                    "\r{current}: prompt {done}/{total} on {engine} ({:.0} s)   ",
+                    started.elapsed().as_secs_f64()
+                );
             }
             Event::Prompt { .. } => {}
-            Event::Scored(s) => eprintln!("\r{current}: recall {:.1}, drop {:+.1}                ", s.recall, s.drop),
+            Event::Scored(s) => eprintln!(
+                "\r{current}: recall {:.1}, drop {:+.1}                ",
+                s.recall, s.drop
+            ),
         }
         true
     }))?
@@ -61,24 +79,48 @@ pub fn run(a: LayersArgs) -> Result<()> {
     eprintln!();
     print_report(&report);
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report).expect("reports serialize")).map_err(|e| Error::io(path.display(), e))?;
+        std::fs::write(
+            path,
+            serde_json::to_vec_pretty(&report).expect("reports serialize"),
+        )
+        .map_err(|e| Error::io(path.display(), e))?;
     }
     Ok(())
 }
 
 fn print_report(r: &LayersReport) {
-    println!("unablated recall {:.1}%  ({}: {})", r.baseline, r.spec.ablation.name(), r.spec.ablation.describe());
+    println!(
+        "unablated recall {:.1}%  ({}: {})",
+        r.baseline,
+        r.spec.ablation.name(),
+        r.spec.ablation.describe()
+    );
     println!("{:>5} {:>8} {:>8}  rank", "layer", "recall", "drop");
     for s in &r.layers {
-        let rank = r.ranking.iter().position(|&l| l == s.layer).map_or(0, |p| p + 1);
+        let rank = r
+            .ranking
+            .iter()
+            .position(|&l| l == s.layer)
+            .map_or(0, |p| p + 1);
         let mark = if r.top.contains(&s.layer) { " *" } else { "" };
-        println!("{:>5} {:>8.1} {:>+8.1}  {rank}{mark}", s.layer, s.recall, s.drop);
+        println!(
+            "{:>5} {:>8.1} {:>+8.1}  {rank}{mark}",
+            s.layer, s.recall, s.drop
+        );
     }
     let layers = join(&r.top);
     let steps = r.layers.len() + 1 + if r.repair.is_some() { 2 } else { 0 };
-    println!("* top {}: --layers {layers}   ({steps} sweeps in {:.1} s on {})", r.top.len(), r.seconds, r.engine);
+    println!(
+        "* top {}: --layers {layers}   ({steps} sweeps in {:.1} s on {})",
+        r.top.len(),
+        r.seconds,
+        r.engine
+    );
     if let Some(rep) = &r.repair {
-        println!("QK-Restore of layers {layers}: recall {:.1}% (sft {:.1}%, pre {:.1}%)", rep.merged, rep.sft, r.baseline);
+        println!(
+            "QK-Restore of layers {layers}: recall {:.1}% (sft {:.1}%, pre {:.1}%)",
+            rep.merged, rep.sft, r.baseline
+        );
     }
 }
 
@@ -86,8 +128,17 @@ fn print_report(r: &LayersReport) {
 /// of `pre`; a ranking of another model is refused.
 pub fn top_of_report(path: &std::path::Path, pre: &qklab::config::Arch) -> Result<Vec<usize>> {
     let text = std::fs::read(path).map_err(|e| Error::io(path.display(), e))?;
-    let report: LayersReport = serde_json::from_slice(&text).map_err(|e| Error::Usage(format!("{}: not a `qklab layers` report: {e}", path.display())))?;
+    let report: LayersReport = serde_json::from_slice(&text).map_err(|e| {
+        Error::Usage(format!(
+            "{}: not a `qklab layers` report: {e}",
+            path.display()
+        ))
+    })?;
     let top = report.top_for(pre)?;
-    eprintln!("restoring the top {} layers of {}'s ranking: {top:?}", top.len(), report.model);
+    eprintln!(
+        "restoring the top {} layers of {}'s ranking: {top:?}",
+        top.len(),
+        report.model
+    );
     Ok(top)
 }

@@ -8,11 +8,11 @@ use std::time::Instant;
 use clap::Args;
 use qklab::app::merge::{merge_pair, plan_sources, spec_of_recipe};
 use qklab::checkpoint::Checkpoint;
+use qklab::config::arch_of;
 use qklab::merge::plan::Merge;
 use qklab::merge::{MergeSpec, Method};
 use qklab::safetensors::Dtype;
 use qklab::source::{block_on, FsSource};
-use qklab::config::arch_of;
 use qklab::units::human_bytes;
 use qklab::writer::write_to_dir;
 use qklab::{Error, Result};
@@ -79,7 +79,10 @@ impl MergeArgs {
 }
 
 pub fn run(a: MergeArgs) -> Result<()> {
-    let (pre, sft) = (super::open_checkpoint(&a.pre)?, super::open_checkpoint(&a.sft)?);
+    let (pre, sft) = (
+        super::open_checkpoint(&a.pre)?,
+        super::open_checkpoint(&a.sft)?,
+    );
     let spec = a.spec(&pre, &sft)?;
     let started = Instant::now();
     let merge = merge_to_dir(&pre, &sft, &spec, &a.out)?;
@@ -93,7 +96,11 @@ pub fn run(a: MergeArgs) -> Result<()> {
             Some(Dtype::F32) => "float32",
             _ => "bfloat16",
         };
-        let yaml = merge.recipe.to_mergekit_yaml(&a.pre.display().to_string(), &a.sft.display().to_string(), dtype)?;
+        let yaml = merge.recipe.to_mergekit_yaml(
+            &a.pre.display().to_string(),
+            &a.sft.display().to_string(),
+            dtype,
+        )?;
         std::fs::write(path, yaml).map_err(|e| Error::io(path.display(), e))?;
     }
     // Headers, fingerprint samples and decoded tensors, plus every copied range.
@@ -102,7 +109,11 @@ pub fn run(a: MergeArgs) -> Result<()> {
         "{}: {} tensors from pre ({}), wrote {} ({} copied), read {} in {:.2} s -> {}",
         merge.recipe.spec.method.name(),
         merge.changed.len(),
-        if spec.is_copy_only() { "byte ranges, nothing decoded" } else { "recomputed" },
+        if spec.is_copy_only() {
+            "byte ranges, nothing decoded"
+        } else {
+            "recomputed"
+        },
         human_bytes(plan.total_bytes()),
         human_bytes(plan.copied_bytes()),
         human_bytes(read),
@@ -114,13 +125,23 @@ pub fn run(a: MergeArgs) -> Result<()> {
 
 /// Plans the merge of `spec`, writes it into `out` (a new or empty folder)
 /// and verifies what was written; notes go to stderr.
-pub fn merge_to_dir(pre: &Checkpoint<FsSource>, sft: &Checkpoint<FsSource>, spec: &MergeSpec, out: &Path) -> Result<Merge> {
+pub fn merge_to_dir(
+    pre: &Checkpoint<FsSource>,
+    sft: &Checkpoint<FsSource>,
+    spec: &MergeSpec,
+    out: &Path,
+) -> Result<Merge> {
     let merge = block_on(merge_pair(pre, sft, spec, &mut |_, _| {}))?;
     for note in &merge.notes {
         eprintln!("note: {note}");
     }
     let mut progress = super::Progress::new("writing", true);
-    let written = block_on(write_to_dir(&merge.plan, &plan_sources(pre, sft), out, |d, t| progress.update(d, t)));
+    let written = block_on(write_to_dir(
+        &merge.plan,
+        &plan_sources(pre, sft),
+        out,
+        |d, t| progress.update(d, t),
+    ));
     progress.finish();
     written?;
     Ok(merge)

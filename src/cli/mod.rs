@@ -10,12 +10,12 @@ pub mod drift;
 pub mod layers;
 pub mod merge;
 pub mod niah;
+mod progress;
 pub mod recall;
 pub mod routing;
 pub mod run;
 pub mod synth;
 pub mod tune;
-mod progress;
 
 pub use progress::Progress;
 
@@ -33,7 +33,10 @@ pub fn backend(choice: &str) -> Result<Backend> {
 
 /// The checkpoint at `path`, named by its path in results.
 pub fn open_model(path: &Path) -> Result<OpenModel<FsSource>> {
-    block_on(OpenModel::open(path.display().to_string(), FsSource::open(path)?))
+    block_on(OpenModel::open(
+        path.display().to_string(),
+        FsSource::open(path)?,
+    ))
 }
 
 /// The checkpoint at `path`, headers read, for the commands that run no model.

@@ -38,7 +38,10 @@ pub struct NiahArgs {
 
 fn load_previous(path: &Option<PathBuf>) -> Vec<SampleResult> {
     let Some(path) = path else { return Vec::new() };
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice::<SweepReport>(&b).ok()).map_or(Vec::new(), |r| r.samples)
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SweepReport>(&b).ok())
+        .map_or(Vec::new(), |r| r.samples)
 }
 
 /// Writes the report beside its path first, so an interrupted write never
@@ -46,7 +49,11 @@ fn load_previous(path: &Option<PathBuf>) -> Vec<SampleResult> {
 fn save(path: &Option<PathBuf>, samples: &[SampleResult]) -> Result<()> {
     if let Some(path) = path {
         let tmp = path.with_extension("partial");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&SweepReport::of(samples)).expect("json")).map_err(|e| Error::io(tmp.display(), e))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(&SweepReport::of(samples)).expect("json"),
+        )
+        .map_err(|e| Error::io(tmp.display(), e))?;
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path.display(), e))?;
     }
     Ok(())
@@ -59,26 +66,49 @@ pub fn run(a: NiahArgs) -> Result<()> {
     if !all.is_empty() {
         eprintln!("resuming: {} samples already in the JSON", all.len());
     }
-    let models = a.ckpts.iter().map(|p| super::open_model(p)).collect::<Result<Vec<_>>>()?;
+    let models = a
+        .ckpts
+        .iter()
+        .map(|p| super::open_model(p))
+        .collect::<Result<Vec<_>>>()?;
     let started = Instant::now();
     let mut shown = started;
     let mut saved = Ok(());
-    block_on(run_sweep(&backend, &models, &spec, a.batch, &mut all, &mut |event| {
-        match event {
-            Event::Loading { .. } => {}
-            Event::Prompt(p) if p.model_prompts.0 == 0 => eprintln!("{}: on {}", p.model, p.engine),
-            // A batch's prompts start together: one line a quarter second at most.
-            Event::Prompt(p) if shown.elapsed().as_millis() >= 250 || p.cell.0 == 0 => {
-                shown = Instant::now();
-                let (i, n) = p.cell;
-                eprint!("\r{}: {} @{}: {i}/{n} samples ({:.1} s)   ", p.model, spec.task, p.length, started.elapsed().as_secs_f64());
+    block_on(run_sweep(
+        &backend,
+        &models,
+        &spec,
+        a.batch,
+        &mut all,
+        &mut |event| {
+            match event {
+                Event::Loading { .. } => {}
+                Event::Prompt(p) if p.model_prompts.0 == 0 => {
+                    eprintln!("{}: on {}", p.model, p.engine)
+                }
+                // A batch's prompts start together: one line a quarter second at most.
+                Event::Prompt(p) if shown.elapsed().as_millis() >= 250 || p.cell.0 == 0 => {
+                    shown = Instant::now();
+                    let (i, n) = p.cell;
+                    eprint!(
+                        "\r{}: {} @{}: {i}/{n} samples ({:.1} s)   ",
+                        p.model,
+                        spec.task,
+                        p.length,
+                        started.elapsed().as_secs_f64()
+                    );
+                }
+                Event::Prompt(_) => {}
+                Event::Finished(results) => saved = save(&a.json, results),
             }
-            Event::Prompt(_) => {}
-            Event::Finished(results) => saved = save(&a.json, results),
-        }
-        saved.is_ok()
-    }))?;
-    eprintln!("\r{} prompts in {:.1} s", spec.per_model() * a.ckpts.len(), started.elapsed().as_secs_f64());
+            saved.is_ok()
+        },
+    ))?;
+    eprintln!(
+        "\r{} prompts in {:.1} s",
+        spec.per_model() * a.ckpts.len(),
+        started.elapsed().as_secs_f64()
+    );
     saved?;
     print_table(&a, spec.task, &all);
     Ok(())

@@ -46,7 +46,13 @@ pub struct SweepFlags {
 impl SweepFlags {
     /// The sweep of `task` these flags describe (not yet checked).
     pub fn spec(&self, task: TaskKind) -> SweepSpec {
-        let mut s = SweepSpec::new(task, self.lengths.clone(), self.depths.clone(), self.samples, self.seed);
+        let mut s = SweepSpec::new(
+            task,
+            self.lengths.clone(),
+            self.depths.clone(),
+            self.samples,
+            self.seed,
+        );
         s.distractors = self.distractors;
         s.hype = self.hype;
         s.hype_above = self.hype_above;

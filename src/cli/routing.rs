@@ -48,7 +48,13 @@ pub struct RoutingArgs {
 }
 
 pub fn run(a: RoutingArgs) -> Result<()> {
-    let spec = RoutingSpec { task: a.task, length: a.length, depth: a.depth, seed: a.prompt_seed, blocks: Blocks::Tokens(a.block) };
+    let spec = RoutingSpec {
+        task: a.task,
+        length: a.length,
+        depth: a.depth,
+        seed: a.prompt_seed,
+        blocks: Blocks::Tokens(a.block),
+    };
     let backend = super::backend(&a.backend)?;
     let mut profiles = Vec::new();
     for ckpt in &a.ckpts {
@@ -57,7 +63,13 @@ pub fn run(a: RoutingArgs) -> Result<()> {
         let p = block_on(profile(&backend, &m, &spec))?;
         println!("{}:", p.model);
         for (l, d) in p.distances() {
-            println!("  layer {l}: mean attention distance per head {}", d.iter().map(|x| format!("{x:.1}")).collect::<Vec<_>>().join(" "));
+            println!(
+                "  layer {l}: mean attention distance per head {}",
+                d.iter()
+                    .map(|x| format!("{x:.1}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            );
         }
         profiles.push(p);
     }
@@ -65,11 +77,15 @@ pub fn run(a: RoutingArgs) -> Result<()> {
     if let Some(ranking) = &report.most_affected {
         println!("most affected (needle mass from the question lost from the first model to the second):");
         for r in ranking {
-            println!("  layer {}: head {} lost {:.3}; {} of {} heads attend closer", r.layer, r.head, r.needle_mass_drop, r.heads_closer, r.heads);
+            println!(
+                "  layer {}: head {} lost {:.3}; {} of {} heads attend closer",
+                r.layer, r.head, r.needle_mass_drop, r.heads_closer, r.heads
+            );
         }
     }
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report).expect("json")).map_err(|e| Error::io(path.display(), e))?;
+        std::fs::write(path, serde_json::to_vec_pretty(&report).expect("json"))
+            .map_err(|e| Error::io(path.display(), e))?;
     }
     Ok(())
 }

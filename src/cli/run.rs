@@ -42,8 +42,17 @@ pub struct RunArgs {
 /// A safetensors file holding one F32 tensor `logits` [T, V].
 fn write_logits(path: &std::path::Path, logits: &[f32], t: usize, v: usize) -> Result<()> {
     let bytes: Vec<u8> = logits.iter().flat_map(|x| x.to_le_bytes()).collect();
-    let info = TensorInfo { name: "logits".into(), dtype: Dtype::F32, shape: vec![t as u64, v as u64], begin: 0, end: bytes.len() as u64 };
-    let mut out = encode_header(&[info], &BTreeMap::from([("format".to_string(), "pt".to_string())]));
+    let info = TensorInfo {
+        name: "logits".into(),
+        dtype: Dtype::F32,
+        shape: vec![t as u64, v as u64],
+        begin: 0,
+        end: bytes.len() as u64,
+    };
+    let mut out = encode_header(
+        &[info],
+        &BTreeMap::from([("format".to_string(), "pt".to_string())]),
+    );
     out.extend_from_slice(&bytes);
     std::fs::write(path, out).map_err(|e| Error::io(path.display(), e))
 }
@@ -54,7 +63,11 @@ pub fn run(a: RunArgs) -> Result<()> {
         (Some(ids), None) => ids.clone(),
         (None, Some(text)) => match &m.tokenizer {
             Some(t) => t.encode(text)?,
-            None => return Err(Error::Usage(format!("--text needs a {TOKENIZER_FILE} beside the checkpoint; give --ids instead"))),
+            None => {
+                return Err(Error::Usage(format!(
+                    "--text needs a {TOKENIZER_FILE} beside the checkpoint; give --ids instead"
+                )))
+            }
         },
         _ => return Err(Error::Usage("give exactly one of --ids and --text".into())),
     };
@@ -63,13 +76,21 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     // Past the trained positions a model may still run, but its answers
     // mean little: say so, and run.
-    if let Some(max) = m.ck.config_u32("max_position_embeddings").filter(|&max| ids.len() + a.max_new > max as usize) {
+    if let Some(max) =
+        m.ck.config_u32("max_position_embeddings")
+            .filter(|&max| ids.len() + a.max_new > max as usize)
+    {
         eprintln!("warning: {} tokens (prompt and new) exceed the config's max_position_embeddings ({max})", ids.len() + a.max_new);
     }
     let backend = super::backend(&a.backend)?;
     let started = Instant::now();
     let engine = block_on(backend.load(&m, (ids.len() + a.max_new) as u32, false))?;
-    eprintln!("loaded on {}{} in {:.2} s", engine.backend(), backend.note, started.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded on {}{} in {:.2} s",
+        engine.backend(),
+        backend.note,
+        started.elapsed().as_secs_f64()
+    );
 
     let v = engine.arch().vocab_size as usize;
     if let Some(path) = &a.logits_out {
@@ -84,7 +105,13 @@ pub fn run(a: RunArgs) -> Result<()> {
     let out = block_on(engine.generate_greedy(&mut s, &ids, a.max_new, &stop))?;
     let secs = t0.elapsed().as_secs_f64();
     println!("prompt: {} tokens", ids.len());
-    println!("generated ids: {}", out.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    println!(
+        "generated ids: {}",
+        out.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     if let Some(t) = &m.tokenizer {
         println!("generated text: {:?}", t.decode(&out)?);
     }

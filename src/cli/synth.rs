@@ -35,13 +35,27 @@ fn parse_dtype(s: &str) -> Result<Dtype> {
         "bf16" => Ok(Dtype::BF16),
         "f16" => Ok(Dtype::F16),
         "f32" => Ok(Dtype::F32),
-        _ => Err(Error::Usage(format!("unknown dtype {s:?}: expected bf16, f16 or f32"))),
+        _ => Err(Error::Usage(format!(
+            "unknown dtype {s:?}: expected bf16, f16 or f32"
+        ))),
     }
 }
 
 pub fn run(a: SynthArgs) -> Result<()> {
-    let layout = qklab::synth::write_dir(&a.out, &a.preset, a.shards, parse_dtype(&a.dtype)?, a.seed, a.sparse)?;
+    let layout = qklab::synth::write_dir(
+        &a.out,
+        &a.preset,
+        a.shards,
+        parse_dtype(&a.dtype)?,
+        a.seed,
+        a.sparse,
+    )?;
     let size: u64 = layout.shards.iter().map(|s| s.size()).sum();
-    println!("wrote {} ({} shard(s), {})", a.out.display(), layout.shards.len(), human_bytes(size));
+    println!(
+        "wrote {} ({} shard(s), {})",
+        a.out.display(),
+        layout.shards.len(),
+        human_bytes(size)
+    );
     Ok(())
 }

@@ -26,7 +26,11 @@ pub struct TuneArgs {
     #[command(flatten)]
     pub recall: RecallArgs,
     /// Merge methods to try.
-    #[arg(long, value_delimiter = ',', default_value = "qk-restore,qk-pro,q-restore,k-restore")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "qk-restore,qk-pro,q-restore,k-restore"
+    )]
     pub methods: Vec<String>,
     /// QK-Pro strengths to try.
     #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,0.75,1")]
@@ -65,16 +69,35 @@ impl TuneArgs {
     fn spec(&self) -> Result<TuneSpec> {
         let sweeps = self.recall.sweeps()?;
         let grid = Grid {
-            methods: self.methods.iter().map(|m| Method::parse(m)).collect::<Result<Vec<_>>>()?,
+            methods: self
+                .methods
+                .iter()
+                .map(|m| Method::parse(m))
+                .collect::<Result<Vec<_>>>()?,
             betas: self.betas.clone(),
-            layer_sets: self.layer_sets.iter().map(|l| LayerSets::parse(l)).collect::<Result<Vec<_>>>()?,
+            layer_sets: self
+                .layer_sets
+                .iter()
+                .map(|l| LayerSets::parse(l))
+                .collect::<Result<Vec<_>>>()?,
         };
         Ok(TuneSpec {
             sweeps,
             grid,
-            tolerance: Tolerance { points: self.tolerance, kl: self.kl_tolerance },
-            answers: self.answers.as_deref().map(|p| parse_answers(&read_text(p)?)).transpose()?,
-            prompts: self.prompts.as_deref().map(|p| parse_prompts(&read_text(p)?)).transpose()?,
+            tolerance: Tolerance {
+                points: self.tolerance,
+                kl: self.kl_tolerance,
+            },
+            answers: self
+                .answers
+                .as_deref()
+                .map(|p| parse_answers(&read_text(p)?))
+                .transpose()?,
+            prompts: self
+                .prompts
+                .as_deref()
+                .map(|p| parse_prompts(&read_text(p)?))
+                .transpose()?,
         })
     }
 }
@@ -90,20 +113,38 @@ pub fn run(a: TuneArgs) -> Result<()> {
     let report = block_on(run_tune(&backend, &pre, &sft, &spec, &mut |e| {
         match e {
             Event::Loading => eprintln!("loading sft and making its reference continuations…"),
-            Event::Candidate { index, total, label } => current = format!("[{}/{total}] {label}", index + 1),
-            Event::Prompt { done, total, engine } if shown.elapsed().as_millis() >= 250 || done == 0 => {
+            Event::Candidate {
+                index,
+                total,
+                label,
+            } => current = format!("[{}/{total}] {label}", index + 1),
+            Event::Prompt {
+                done,
+                total,
+                engine,
+            } if shown.elapsed().as_millis() >= 250 || done == 0 => {
                 shown = Instant::now();
-                eprint!("\r{current}: prompt {done}/{total} on {engine} ({:.0} s)   ", started.elapsed().as_secs_f64());
+                eprint!(
+                    "\r{current}: prompt {done}/{total} on {engine} ({:.0} s)   ",
+                    started.elapsed().as_secs_f64()
+                );
             }
             Event::Prompt { .. } => {}
-            Event::Scored(s) => eprintln!("\r{current}: recall {:.1}, retention {:.1}, KL {:.4}                ", s.recall, s.retention, s.kl),
+            Event::Scored(s) => eprintln!(
+                "\r{current}: recall {:.1}, retention {:.1}, KL {:.4}                ",
+                s.recall, s.retention, s.kl
+            ),
         }
         true
     }))?
     .ok_or_else(|| Error::Usage("the tune was cancelled".into()))?;
     print_table(&report);
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_vec_pretty(&report).expect("reports serialize")).map_err(|e| Error::io(path.display(), e))?;
+        std::fs::write(
+            path,
+            serde_json::to_vec_pretty(&report).expect("reports serialize"),
+        )
+        .map_err(|e| Error::io(path.display(), e))?;
     }
     if let Some(out) = &a.out {
         let best = &report.candidates[report.recommended];
@@ -120,15 +161,25 @@ pub fn run(a: TuneArgs) -> Result<()> {
 
 /// Every candidate, the front marked `*` and the recommendation `<-`.
 fn print_table(r: &TuneReport) {
-    let what = if r.spec.answers.is_some() { "retention = exact match on the answers" } else { "retention = argmax agreement with sft" };
-    println!("{:<24} {:>7} {:>9} {:>9} {:>8}", "candidate", "recall", "retention", "agreement", "KL");
+    let what = if r.spec.answers.is_some() {
+        "retention = exact match on the answers"
+    } else {
+        "retention = argmax agreement with sft"
+    };
+    println!(
+        "{:<24} {:>7} {:>9} {:>9} {:>8}",
+        "candidate", "recall", "retention", "agreement", "KL"
+    );
     for (i, c) in r.candidates.iter().enumerate() {
         let mark = match (r.front.contains(&i), i == r.recommended) {
             (_, true) => " * <- recommended",
             (true, false) => " *",
             _ => "",
         };
-        println!("{:<24} {:>7.1} {:>9.1} {:>9.1} {:>8.4}{mark}", c.label, c.recall, c.retention, c.agreement, c.kl);
+        println!(
+            "{:<24} {:>7.1} {:>9.1} {:>9.1} {:>8.4}{mark}",
+            c.label, c.recall, c.retention, c.agreement, c.kl
+        );
     }
     println!("* the Pareto front on (recall, retention); {what}; KL(sft || candidate) per token ({}); {} candidates in {:.1} s on {}", r.kl_note, r.candidates.len(), r.seconds, r.engine);
 }

@@ -29,8 +29,17 @@ pub struct Bounds {
 
 impl Bounds {
     pub fn of(tensors: &[TensorEntry]) -> Bounds {
-        let layers = tensors.iter().filter_map(|t| names::layer_of(&t.name)).map(|l| l as u64 + 1).max().unwrap_or(0);
-        let dim = tensors.iter().flat_map(|t| t.shape.iter().copied()).max().unwrap_or(0);
+        let layers = tensors
+            .iter()
+            .filter_map(|t| names::layer_of(&t.name))
+            .map(|l| l as u64 + 1)
+            .max()
+            .unwrap_or(0);
+        let dim = tensors
+            .iter()
+            .flat_map(|t| t.shape.iter().copied())
+            .max()
+            .unwrap_or(0);
         Bounds { layers, dim }
     }
 }
@@ -45,21 +54,44 @@ pub fn sizes_within(c: &HypeNetConfig, b: Bounds) -> Result<()> {
             c.num_hidden_layers, b.layers
         )));
     }
-    let head_dim = c.head_dim.or_else(|| c.hidden_size.checked_div(c.num_attention_heads));
+    let head_dim = c
+        .head_dim
+        .or_else(|| c.hidden_size.checked_div(c.num_attention_heads));
     let widths = [
         ("vocab_size", Some(c.vocab_size)),
         ("hidden_size", Some(c.hidden_size)),
         ("intermediate_size", Some(c.intermediate_size)),
-        ("num_attention_heads x head_dim", c.num_attention_heads.checked_mul(head_dim.unwrap_or(0))),
-        ("num_key_value_heads x head_dim", c.num_key_value_heads.unwrap_or(0).checked_mul(head_dim.unwrap_or(0))),
-        ("lightning_nh x lightning_head_dim", c.lightning_nh.unwrap_or(0).checked_mul(c.lightning_head_dim.unwrap_or(0))),
-        ("lightning_nkv x lightning_head_dim", c.lightning_nkv.unwrap_or(0).checked_mul(c.lightning_head_dim.unwrap_or(0))),
+        (
+            "num_attention_heads x head_dim",
+            c.num_attention_heads.checked_mul(head_dim.unwrap_or(0)),
+        ),
+        (
+            "num_key_value_heads x head_dim",
+            c.num_key_value_heads
+                .unwrap_or(0)
+                .checked_mul(head_dim.unwrap_or(0)),
+        ),
+        (
+            "lightning_nh x lightning_head_dim",
+            c.lightning_nh
+                .unwrap_or(0)
+                .checked_mul(c.lightning_head_dim.unwrap_or(0)),
+        ),
+        (
+            "lightning_nkv x lightning_head_dim",
+            c.lightning_nkv
+                .unwrap_or(0)
+                .checked_mul(c.lightning_head_dim.unwrap_or(0)),
+        ),
     ];
     let mut problems = Vec::new();
     for (what, size) in widths {
         match size {
             None => problems.push(format!("{what} overflows 64 bits")),
-            Some(n) if n > b.dim => problems.push(format!("{what} is {n}, larger than any tensor dimension (the largest is {})", b.dim)),
+            Some(n) if n > b.dim => problems.push(format!(
+                "{what} is {n}, larger than any tensor dimension (the largest is {})",
+                b.dim
+            )),
             _ => {}
         }
     }
@@ -74,13 +106,19 @@ pub fn sizes_within(c: &HypeNetConfig, b: Bounds) -> Result<()> {
     ];
     for (what, n) in factors {
         if let Some(n) = n.filter(|n| *n > b.dim) {
-            problems.push(format!("{what} is {n}, larger than any tensor dimension (the largest is {})", b.dim));
+            problems.push(format!(
+                "{what} is {n}, larger than any tensor dimension (the largest is {})",
+                b.dim
+            ));
         }
     }
     if problems.is_empty() {
         Ok(())
     } else {
-        Err(cfg_err(format!("the config does not describe these tensors: {}", problems.join("; "))))
+        Err(cfg_err(format!(
+            "the config does not describe these tensors: {}",
+            problems.join("; ")
+        )))
     }
 }
 
@@ -101,14 +139,24 @@ pub fn numbers_make_sense(a: &Arch) -> Result<()> {
         // ln(t + A) / ln(A): A must be above 1 for a positive, finite scale.
         LogitsScaling::Hype(big_a) => {
             if !(big_a.is_finite() && big_a > 1.0) {
-                problems.push(format!("attn_logits_scaling \"hype {big_a}\": A must be a finite number above 1"));
+                problems.push(format!(
+                    "attn_logits_scaling \"hype {big_a}\": A must be a finite number above 1"
+                ));
             }
         }
     }
     // Its factors were checked positive when parsed; equal ones divide by zero.
-    if let RopeScaling::Llama3 { low_freq_factor, high_freq_factor, .. } = a.rope_scaling {
+    if let RopeScaling::Llama3 {
+        low_freq_factor,
+        high_freq_factor,
+        ..
+    } = a.rope_scaling
+    {
         if low_freq_factor == high_freq_factor {
-            problems.push("rope_scaling: low_freq_factor equals high_freq_factor, which divides by zero".into());
+            problems.push(
+                "rope_scaling: low_freq_factor equals high_freq_factor, which divides by zero"
+                    .into(),
+            );
         }
     }
     if problems.is_empty() {
@@ -132,8 +180,12 @@ pub fn token_ids(config: &serde_json::Value, vocab_size: u64) -> Result<()> {
         for id in ids {
             match id.as_u64() {
                 Some(n) if n < vocab_size => {}
-                Some(n) => problems.push(format!("{key} {n} is outside the vocabulary ({vocab_size} tokens)")),
-                None => problems.push(format!("{key} {id} is not a token id (a whole number, a list of them, or null)")),
+                Some(n) => problems.push(format!(
+                    "{key} {n} is outside the vocabulary ({vocab_size} tokens)"
+                )),
+                None => problems.push(format!(
+                    "{key} {id} is not a token id (a whole number, a list of them, or null)"
+                )),
             }
         }
     }
@@ -151,11 +203,15 @@ pub fn token_ids(config: &serde_json::Value, vocab_size: u64) -> Result<()> {
 /// engine ever indexes with a size the tensors do not have.
 pub fn check_tensors(arch: &Arch, tensors: &[TensorEntry]) -> Result<()> {
     let (mut problems, _) = arch.check(tensors);
-    let by_name: std::collections::HashMap<&str, &TensorEntry> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
+    let by_name: std::collections::HashMap<&str, &TensorEntry> =
+        tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     for (name, _) in arch.expected_tensors() {
         if let Some(t) = by_name.get(name.as_str()) {
             if !matches!(t.dtype, Dtype::BF16 | Dtype::F16 | Dtype::F32) {
-                problems.push(format!("tensor {name} is {}, which the engines cannot use (only BF16, F16 and F32)", t.dtype));
+                problems.push(format!(
+                    "tensor {name} is {}, which the engines cannot use (only BF16, F16 and F32)",
+                    t.dtype
+                ));
             }
         }
     }

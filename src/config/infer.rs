@@ -14,7 +14,10 @@ impl Arch {
     /// layer has `self_attn.o_gate`, a Lightning layer `z_proj` or `o_norm`;
     /// values no tensor can tell (eps, RoPE, HyPE, scale) are listed as guesses.
     pub fn infer(tensors: &[TensorEntry]) -> Result<Arch> {
-        let shapes: BTreeMap<&str, &[u64]> = tensors.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect();
+        let shapes: BTreeMap<&str, &[u64]> = tensors
+            .iter()
+            .map(|t| (t.name.as_str(), t.shape.as_slice()))
+            .collect();
         let infer_err = |reason: String| Error::Infer { reason };
         let shape = |name: &str| shapes.get(name).copied();
         let embed = shape(names::EMBED)
@@ -28,7 +31,10 @@ impl Arch {
             .map(|m| m + 1)
             .ok_or_else(|| infer_err(format!("no tensor named {}N.*", names::LAYER_PREFIX)))?;
         if layers > 4096 {
-            return Err(infer_err(format!("layer index {} is implausible", layers - 1)));
+            return Err(infer_err(format!(
+                "layer index {} is implausible",
+                layers - 1
+            )));
         }
         // Every name below comes from LayerNames, the one schema of names.
         let layer_names: Vec<LayerNames> = (0..layers).map(LayerNames::of).collect();
@@ -47,7 +53,9 @@ impl Arch {
             } else if has(&n.z_proj) || has(&n.o_norm) {
                 Mixer::Lightning
             } else {
-                guesses.push(format!("layer {i}: neither o_gate nor z_proj/o_norm, taken as softmax"));
+                guesses.push(format!(
+                    "layer {i}: neither o_gate nor z_proj/o_norm, taken as softmax"
+                ));
                 Mixer::Softmax
             };
             mixers.push(m);
@@ -56,24 +64,39 @@ impl Arch {
         let heads_of = |i: usize, what: &str| -> Result<Heads> {
             let n = &layer_names[i];
             let get = |name: &str| {
-                shape(name)
-                    .filter(|s| !s.is_empty())
-                    .ok_or_else(|| infer_err(format!("layer {i} ({what}) has no self_attn.{}", names::attn_leaf(name))))
+                shape(name).filter(|s| !s.is_empty()).ok_or_else(|| {
+                    infer_err(format!(
+                        "layer {i} ({what}) has no self_attn.{}",
+                        names::attn_leaf(name)
+                    ))
+                })
             };
             let q = get(&n.q.weight)?[0];
             let k = get(&n.k.weight)?[0];
             let dh = match get(&n.q_norm) {
                 Ok(s) => s[0],
-                Err(_) => return Err(infer_err(format!("layer {i} ({what}) has no q_norm to read the head width from"))),
+                Err(_) => {
+                    return Err(infer_err(format!(
+                        "layer {i} ({what}) has no q_norm to read the head width from"
+                    )))
+                }
             };
             if dh == 0 || q % dh != 0 || k % dh != 0 {
                 return Err(infer_err(format!("layer {i}: q_proj rows {q} / k_proj rows {k} are not multiples of head width {dh}")));
             }
-            Ok(Heads { heads: q / dh, kv_heads: k / dh, head_dim: dh })
+            Ok(Heads {
+                heads: q / dh,
+                kv_heads: k / dh,
+                head_dim: dh,
+            })
         };
         let attn = match first(Mixer::Softmax) {
             Some(i) => heads_of(i, "softmax")?,
-            None => return Err(infer_err("no softmax layer (none has self_attn.o_gate)".into())),
+            None => {
+                return Err(infer_err(
+                    "no softmax layer (none has self_attn.o_gate)".into(),
+                ))
+            }
         };
         let lightning = match first(Mixer::Lightning) {
             Some(i) => heads_of(i, "lightning")?,
@@ -86,7 +109,10 @@ impl Arch {
             .ok_or_else(|| infer_err(format!("no 2-D {mlp_gate}")))?;
         // Whether any layer (of mixer `m`, if given) has the tensor `pick` names.
         let any = |m: Option<Mixer>, pick: fn(&LayerNames) -> &String| {
-            layer_names.iter().zip(&mixers).any(|(n, &x)| m.is_none_or(|m| m == x) && has(pick(n)))
+            layer_names
+                .iter()
+                .zip(&mixers)
+                .any(|(n, &x)| m.is_none_or(|m| m == x) && has(pick(n)))
         };
         Ok(Arch {
             vocab_size,
@@ -101,6 +127,11 @@ impl Arch {
             o_bias: any(None, |n| &n.o.bias),
             attn_use_qk_norm: true,
             rope_scaling: RopeScaling::None,
+            rope_fraction: 1.0,
+            norm_plus_one: false,
+            attn_gate_in_q: false,
+            gdn: Default::default(),
+            root: Default::default(),
             family: Family::HypeNet,
             tie_word_embeddings: !has(names::LM_HEAD),
             mixers,

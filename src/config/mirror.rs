@@ -80,6 +80,21 @@ pub struct HypeNetConfig {
     pub num_experts: Option<serde_json::Value>,
     #[serde(default)]
     pub num_local_experts: Option<serde_json::Value>,
+    // Qwen3.5's gated-delta layers and its partial RoPE (SPEC-gdn).
+    #[serde(default)]
+    pub linear_num_key_heads: Option<u64>,
+    #[serde(default)]
+    pub linear_num_value_heads: Option<u64>,
+    #[serde(default)]
+    pub linear_key_head_dim: Option<u64>,
+    #[serde(default)]
+    pub linear_value_head_dim: Option<u64>,
+    #[serde(default)]
+    pub linear_conv_kernel_dim: Option<u64>,
+    #[serde(default)]
+    pub full_attention_interval: Option<u64>,
+    #[serde(default)]
+    pub partial_rotary_factor: Option<f64>,
 }
 
 /// The model family a checkpoint belongs to (`model_type`). HypeNet mixes
@@ -93,6 +108,57 @@ pub enum Family {
     Qwen3,
     Llama,
     Mistral,
+    /// Qwen3.5's dense models: gated-delta layers, every fourth softmax
+    /// with an output gate (`qwen3_5_text`, or the `qwen3_5` wrapper).
+    #[serde(rename = "qwen3_5")]
+    Qwen35,
+}
+
+/// Families of the same lineage that the engines do not run, with why:
+/// refused by name rather than as an unknown `model_type`.
+const REFUSED: [(&str, &str); 3] = [
+    ("qwen3_5_moe", "Qwen3.5's mixture-of-experts models are not supported (only the dense ones, qwen3_5 and qwen3_5_text)"),
+    ("qwen3_next", "Qwen3-Next is a mixture of experts and is not supported (Qwen3.5's dense models are)"),
+    ("qwen3_moe", "Qwen3's mixture-of-experts models are not supported (only the dense qwen3)"),
+];
+
+/// The config a family's text model is described by: itself, or the
+/// `text_config` of Qwen3.5's vision-language wrapper (`qwen3_5`), whose
+/// tensors then live under `model.language_model.` (`true` second).
+/// Families refused by name are refused here, before any field is read.
+pub fn text_config(raw: &serde_json::Value) -> Result<(serde_json::Value, bool)> {
+    let model_type = raw.get("model_type").and_then(|t| t.as_str());
+    if let Some((_, why)) = REFUSED.iter().find(|(name, _)| Some(*name) == model_type) {
+        return Err(cfg_err(format!(
+            "model_type {:?}: {why}",
+            model_type.unwrap_or("")
+        )));
+    }
+    if model_type != Some("qwen3_5") {
+        return Ok((raw.clone(), false));
+    }
+    let Some(text) = raw.get("text_config").filter(|t| t.is_object()) else {
+        return Err(cfg_err(
+            "model_type \"qwen3_5\" (Qwen3.5's vision-language wrapper) has no text_config object: the text model's sizes are not given",
+        ));
+    };
+    let mut text = text.clone();
+    let obj = text.as_object_mut().expect("checked to be an object");
+    match obj.get("model_type").and_then(|t| t.as_str()) {
+        None | Some("qwen3_5_text") => {}
+        Some(other) => {
+            return Err(cfg_err(format!(
+                "text_config.model_type is {other:?}; a qwen3_5 wrapper holds a qwen3_5_text model"
+            )))
+        }
+    }
+    obj.insert("model_type".into(), "qwen3_5_text".into());
+    // transformers ties the wrapper's head by its top-level flag, whatever
+    // text_config says.
+    if let Some(tie) = raw.get("tie_word_embeddings") {
+        obj.insert("tie_word_embeddings".into(), tie.clone());
+    }
+    Ok((text, true))
 }
 
 impl Family {
@@ -103,6 +169,7 @@ impl Family {
             Some("qwen3") => Some(Family::Qwen3),
             Some("llama") => Some(Family::Llama),
             Some("mistral") => Some(Family::Mistral),
+            Some("qwen3_5_text") => Some(Family::Qwen35),
             Some(_) => None,
         }
     }
@@ -114,6 +181,7 @@ impl Family {
             Family::Qwen3 => "Qwen3",
             Family::Llama => "Llama",
             Family::Mistral => "Mistral",
+            Family::Qwen35 => "Qwen3.5",
         }
     }
 }
@@ -125,17 +193,31 @@ pub enum RopeScaling {
     None,
     /// Llama 3.1 / 3.2: long wavelengths divided by `factor`, short ones
     /// kept, a smooth blend between.
-    Llama3 { factor: f64, low_freq_factor: f64, high_freq_factor: f64, original_max_position_embeddings: f64 },
+    Llama3 {
+        factor: f64,
+        low_freq_factor: f64,
+        high_freq_factor: f64,
+        original_max_position_embeddings: f64,
+    },
 }
 
 impl RopeScaling {
     /// A config's scaling object; `None`/null and the type "default" are
     /// plain RoPE. Any other type is refused by name.
     pub(super) fn parse(v: Option<&serde_json::Value>) -> Result<RopeScaling> {
-        let Some(obj) = v.filter(|v| !v.is_null()) else { return Ok(RopeScaling::None) };
-        let kind = obj.get("rope_type").or_else(|| obj.get("type")).and_then(|t| t.as_str()).unwrap_or("default");
+        let Some(obj) = v.filter(|v| !v.is_null()) else {
+            return Ok(RopeScaling::None);
+        };
+        let kind = obj
+            .get("rope_type")
+            .or_else(|| obj.get("type"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("default");
         let num = |key: &str| {
-            obj.get(key).and_then(|x| x.as_f64()).filter(|x| x.is_finite() && *x > 0.0).ok_or_else(|| cfg_err(format!("rope scaling \"llama3\" needs a positive {key}")))
+            obj.get(key)
+                .and_then(|x| x.as_f64())
+                .filter(|x| x.is_finite() && *x > 0.0)
+                .ok_or_else(|| cfg_err(format!("rope scaling \"llama3\" needs a positive {key}")))
         };
         match kind {
             "default" => Ok(RopeScaling::None),
@@ -145,7 +227,9 @@ impl RopeScaling {
                 high_freq_factor: num("high_freq_factor")?,
                 original_max_position_embeddings: num("original_max_position_embeddings")?,
             }),
-            other => Err(cfg_err(format!("rope scaling type {other:?} is not supported (only the default and \"llama3\")"))),
+            other => Err(cfg_err(format!(
+                "rope scaling type {other:?} is not supported (only the default and \"llama3\")"
+            ))),
         }
     }
 }
@@ -175,12 +259,18 @@ impl LogitsScaling {
                     (Some("hype"), None, None) => Ok(LogitsScaling::Hype(Self::DEFAULT_HYPE_A)),
                     (Some("hype"), Some(a), None) => match a.parse::<f64>() {
                         Ok(a) if a > 1.0 && a.is_finite() => Ok(LogitsScaling::Hype(a)),
-                        _ => Err(format!("attn_logits_scaling {s:?}: A must be a number above 1")),
+                        _ => Err(format!(
+                            "attn_logits_scaling {s:?}: A must be a number above 1"
+                        )),
                     },
-                    _ => Err(format!("attn_logits_scaling {s:?}: expected null, a number, or \"hype A\"")),
+                    _ => Err(format!(
+                        "attn_logits_scaling {s:?}: expected null, a number, or \"hype A\""
+                    )),
                 }
             }
-            other => Err(format!("attn_logits_scaling {other}: expected null, a number, or \"hype A\"")),
+            other => Err(format!(
+                "attn_logits_scaling {other}: expected null, a number, or \"hype A\""
+            )),
         }
     }
 }
@@ -214,5 +304,8 @@ impl LightningScale {
 
 /// A `config.json` error; every reason is told as the config file's.
 pub(super) fn cfg_err(reason: impl Into<String>) -> Error {
-    Error::Config { file: crate::checkpoint::CONFIG_FILE.into(), reason: reason.into() }
+    Error::Config {
+        file: crate::checkpoint::CONFIG_FILE.into(),
+        reason: reason.into(),
+    }
 }

@@ -24,11 +24,19 @@ use crate::source::ByteSource;
 /// says how, and every engine runs it before loading.
 pub fn arch_of<S: ByteSource>(ckpt: &Checkpoint<S>) -> Result<Arch> {
     let has_lm_head = ckpt.tensor(names::LM_HEAD).is_some();
-    let Some(text) = &ckpt.config_json else { return Arch::infer(&ckpt.tensors) };
-    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| mirror::cfg_err(e.to_string()))?;
-    let config: HypeNetConfig = serde_json::from_value(raw.clone()).map_err(|e| mirror::cfg_err(e.to_string()))?;
+    let Some(text) = &ckpt.config_json else {
+        return Arch::infer(&ckpt.tensors);
+    };
+    let raw: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| mirror::cfg_err(e.to_string()))?;
+    let (text, wrapped) = mirror::text_config(&raw)?;
+    let config: HypeNetConfig =
+        serde_json::from_value(text).map_err(|e| mirror::cfg_err(e.to_string()))?;
     gate::sizes_within(&config, gate::Bounds::of(&ckpt.tensors))?;
-    let arch = Arch::from_config(&config, has_lm_head)?;
+    let mut arch = Arch::from_config(&config, has_lm_head)?;
+    if wrapped {
+        arch.root = names::Root::Wrapped;
+    }
     gate::numbers_make_sense(&arch)?;
     gate::token_ids(&raw, arch.vocab_size)?;
     Ok(arch)

@@ -25,17 +25,30 @@ pub async fn matmul_gflops(gpu: &Gpu) -> Result<f64> {
     const K: u32 = 512;
     // Wide enough that a large M fills a big GPU with 128 x 128 tiles.
     const N: u32 = 2048;
-    let weights: Vec<u8> = (0..N * K).flat_map(|i: u32| ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65536.0 - 0.5).to_le_bytes()).collect();
-    let w = GpuWeight::upload(gpu, "calibration", WDtype::F32, &[N as u64, K as u64], gpu.limits.max_storage_buffer_binding_size, |off, len| {
-        let bytes = weights[off as usize..(off + len) as usize].to_vec();
-        async move { Ok(bytes) }
-    })
+    let weights: Vec<u8> = (0..N * K)
+        .flat_map(|i: u32| {
+            ((i.wrapping_mul(2_654_435_761) >> 16) as f32 / 65536.0 - 0.5).to_le_bytes()
+        })
+        .collect();
+    let w = GpuWeight::upload(
+        gpu,
+        "calibration",
+        WDtype::F32,
+        &[N as u64, K as u64],
+        gpu.limits.max_storage_buffer_binding_size,
+        |off, len| {
+            let bytes = weights[off as usize..(off + len) as usize].to_vec();
+            async move { Ok(bytes) }
+        },
+    )
     .await?;
     let buffer = |label, width: u32| {
         gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (MAX_M * width * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     };

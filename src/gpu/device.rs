@@ -56,15 +56,27 @@ impl Gpu {
         let f = fault.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            f.error.get_or_insert_with(|| format!("the GPU reported an error: {e}"));
+            f.error
+                .get_or_insert_with(|| format!("the GPU reported an error: {e}"));
         }));
         let f = fault.clone();
         device.set_device_lost_callback(move |reason, message| {
-            let why = if message.is_empty() { String::new() } else { format!(": {message}") };
+            let why = if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            };
             let mut f = f.lock().unwrap_or_else(|p| p.into_inner());
-            f.lost.get_or_insert_with(|| format!("the GPU device was lost ({reason:?}){why}"));
+            f.lost
+                .get_or_insert_with(|| format!("the GPU device was lost ({reason:?}){why}"));
         });
-        Ok(Gpu { device, queue, info, limits, fault })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            fault,
+        })
     }
 
     /// What went wrong with the device, if anything has: its loss first,
@@ -101,14 +113,24 @@ impl Gpu {
     /// engine is faster.
     pub fn is_cpu_emulation(&self) -> bool {
         let name = self.info.name.to_ascii_lowercase();
-        self.info.device_type == wgpu::DeviceType::Cpu || ["llvmpipe", "lavapipe", "swiftshader", "softpipe"].iter().any(|n| name.contains(n))
+        self.info.device_type == wgpu::DeviceType::Cpu
+            || ["llvmpipe", "lavapipe", "swiftshader", "softpipe"]
+                .iter()
+                .any(|n| name.contains(n))
     }
 
     /// One line naming the adapter, for logs and the page.
     pub fn describe(&self) -> String {
         // Browsers may hide the adapter's name.
-        let name = if self.info.name.is_empty() { "unnamed adapter" } else { &self.info.name };
-        format!("{name} ({:?}, {:?})", self.info.backend, self.info.device_type)
+        let name = if self.info.name.is_empty() {
+            "unnamed adapter"
+        } else {
+            &self.info.name
+        };
+        format!(
+            "{name} ({:?}, {:?})",
+            self.info.backend, self.info.device_type
+        )
     }
 
     /// Workgroup counts for `n` invocations of `size` threads, folded into

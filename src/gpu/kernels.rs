@@ -24,29 +24,55 @@ const PACKED: &str = "packed";
 
 /// Shader files: (name, source, preludes prepended, in order).
 const FILES: &[(&str, &str, &[&str])] = &[
-    ("unpack", include_str!("../../shaders/unpack.wgsl"), &[PACKED]),
-    ("matmul", include_str!("../../shaders/matmul.wgsl"), &[PACKED]),
+    (
+        "unpack",
+        include_str!("../../shaders/unpack.wgsl"),
+        &[PACKED],
+    ),
+    (
+        "matmul",
+        include_str!("../../shaders/matmul.wgsl"),
+        &[PACKED],
+    ),
     ("norm", include_str!("../../shaders/norm.wgsl"), &[PACKED]),
     ("heads", include_str!("../../shaders/heads.wgsl"), &[PACKED]),
     ("bias", include_str!("../../shaders/bias.wgsl"), &[PACKED]),
     ("embed", include_str!("../../shaders/embed.wgsl"), &[PACKED]),
-    ("elementwise", include_str!("../../shaders/elementwise.wgsl"), &[]),
+    (
+        "elementwise",
+        include_str!("../../shaders/elementwise.wgsl"),
+        &[],
+    ),
     ("argmax", include_str!("../../shaders/argmax.wgsl"), &[]),
-    ("attention", include_str!("../../shaders/attention.wgsl"), &["segments"]),
-    ("lightning", include_str!("../../shaders/lightning.wgsl"), &["segments"]),
+    (
+        "attention",
+        include_str!("../../shaders/attention.wgsl"),
+        &["segments"],
+    ),
+    (
+        "lightning",
+        include_str!("../../shaders/lightning.wgsl"),
+        &["segments"],
+    ),
     ("routing", include_str!("../../shaders/routing.wgsl"), &[]),
     ("rows", include_str!("../../shaders/rows.wgsl"), &[]),
 ];
 
 /// Every kernel's complete WGSL source, by file name (for validation).
 pub fn sources() -> Vec<(&'static str, String)> {
-    FILES.iter().map(|&(name, src, preludes)| (name, compose(src, preludes))).collect()
+    FILES
+        .iter()
+        .map(|&(name, src, preludes)| (name, compose(src, preludes)))
+        .collect()
 }
 
 fn compose(src: &str, preludes: &[&str]) -> String {
     let mut out = String::new();
     for name in preludes {
-        let (_, prelude) = PRELUDES.iter().find(|p| p.0 == *name).expect("every prelude is listed");
+        let (_, prelude) = PRELUDES
+            .iter()
+            .find(|p| p.0 == *name)
+            .expect("every prelude is listed");
         out.push_str(prelude);
         out.push('\n');
     }
@@ -149,7 +175,11 @@ pub struct Kernels {
 
 impl Kernels {
     pub fn new(gpu: &Gpu) -> Kernels {
-        Kernels { gpu: gpu.clone(), modules: Default::default(), pipelines: Default::default() }
+        Kernels {
+            gpu: gpu.clone(),
+            modules: Default::default(),
+            pipelines: Default::default(),
+        }
     }
 
     pub fn gpu(&self) -> &Gpu {
@@ -160,7 +190,10 @@ impl Kernels {
     /// kernels without weights).
     pub fn pipeline(&self, kernel: Kernel, dtype: WDtype) -> wgpu::ComputePipeline {
         let (file, entry) = kernel.entry();
-        let &(_, src, preludes) = FILES.iter().find(|f| f.0 == file).expect("every kernel's file is listed");
+        let &(_, src, preludes) = FILES
+            .iter()
+            .find(|f| f.0 == file)
+            .expect("every kernel's file is listed");
         let packed = preludes.contains(&PACKED);
         let dtype = if packed { dtype } else { WDtype::F32 };
         if let Some(p) = self.pipelines.borrow().get(&(kernel, dtype)) {
@@ -173,31 +206,47 @@ impl Kernels {
             .or_insert_with(|| {
                 let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(file),
-                    source: wgpu::ShaderSource::Wgsl(compose(&tuning_source(file).unwrap_or_else(|| src.to_string()), preludes).into()),
+                    source: wgpu::ShaderSource::Wgsl(
+                        compose(
+                            &tuning_source(file).unwrap_or_else(|| src.to_string()),
+                            preludes,
+                        )
+                        .into(),
+                    ),
                 };
                 if unchecked_shaders() {
                     // SAFETY: every kernel guards its own indices against the
                     // sizes in its parameters (the tests run them checked).
-                    unsafe { self.gpu.device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                    unsafe {
+                        self.gpu.device.create_shader_module_trusted(
+                            desc,
+                            wgpu::ShaderRuntimeChecks::unchecked(),
+                        )
+                    }
                 } else {
                     self.gpu.device.create_shader_module(desc)
                 }
             })
             .clone();
         let constants = [("W_DTYPE", dtype as u32 as f64)];
-        let pipeline = self.gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(entry),
-            layout: None,
-            module: &module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: if packed { &constants } else { &[] },
-                // Every kernel writes what it later reads.
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
-        self.pipelines.borrow_mut().insert((kernel, dtype), pipeline.clone());
+        let pipeline = self
+            .gpu
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(entry),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: if packed { &constants } else { &[] },
+                    // Every kernel writes what it later reads.
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
+        self.pipelines
+            .borrow_mut()
+            .insert((kernel, dtype), pipeline.clone());
         pipeline
     }
 }

@@ -3,7 +3,9 @@
 //! named bindings, in one place. Activations are f32 buffers of rows;
 //! `row0` arguments select where a kernel starts.
 
-use super::bindings::{ARGMAX, ATTENTION, BIAS, ELEMENTWISE, EMBED, HEADS, LIGHTNING, MATMUL, NORM, ROUTING, ROWS};
+use super::bindings::{
+    ARGMAX, ATTENTION, BIAS, ELEMENTWISE, EMBED, HEADS, LIGHTNING, MATMUL, NORM, ROUTING, ROWS,
+};
 use super::kernels::{Kernel, WDtype};
 use super::params::*;
 use super::recorder::Recorder;
@@ -19,7 +21,11 @@ pub struct Rows<'a> {
 
 impl<'a> Rows<'a> {
     pub fn new(buffer: &'a wgpu::Buffer, stride: u32) -> Self {
-        Rows { buffer, row0: 0, stride }
+        Rows {
+            buffer,
+            row0: 0,
+            stride,
+        }
     }
 
     pub fn at(self, row0: u32) -> Self {
@@ -37,7 +43,14 @@ const SKINNY_ROWS: u32 = 8 * MATVEC_ROWS;
 pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, accumulate: bool) {
     if rows > MATVEC_ROWS && rows <= SKINNY_ROWS {
         for r0 in (0..rows).step_by(MATVEC_ROWS as usize) {
-            matmul(rec, x.at(x.row0 + r0), MATVEC_ROWS.min(rows - r0), w, y.at(y.row0 + r0), accumulate);
+            matmul(
+                rec,
+                x.at(x.row0 + r0),
+                MATVEC_ROWS.min(rows - r0),
+                w,
+                y.at(y.row0 + r0),
+                accumulate,
+            );
         }
         return;
     }
@@ -53,12 +66,22 @@ pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, ac
             y_col0: c.row0,
             accumulate: accumulate as u32,
         };
-        let buffers = [(MATMUL.x, x.buffer), (MATMUL.w, &c.buffer), (MATMUL.y, y.buffer)];
+        let buffers = [
+            (MATMUL.x, x.buffer),
+            (MATMUL.w, &c.buffer),
+            (MATMUL.y, y.buffer),
+        ];
         if rows <= MATVEC_ROWS {
             let (gx, gy) = rec.gpu().dispatch_size(c.rows, MATVEC_OUT);
             rec.dispatch(Kernel::Matvec, w.dtype, &params, &buffers, [gx, gy, 1]);
         } else {
-            rec.dispatch(Kernel::Matmul, w.dtype, &params, &buffers, [c.rows.div_ceil(128), rows.div_ceil(128), 1]);
+            rec.dispatch(
+                Kernel::Matmul,
+                w.dtype,
+                &params,
+                &buffers,
+                [c.rows.div_ceil(128), rows.div_ceil(128), 1],
+            );
         }
     }
 }
@@ -66,8 +89,19 @@ pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, ac
 /// y[r] = rmsnorm(x[x.row0 + r]) * w for r < rows; y starts at row 0.
 pub fn rmsnorm(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, eps: f32, y: &wgpu::Buffer) {
     let (gx, gy) = rec.gpu().dispatch_size(rows, 1);
-    let params = NormParams { rows, width: x.stride, x_row0: x.row0, eps };
-    rec.dispatch(Kernel::RmsNorm, w.dtype, &params, &[(NORM.x, x.buffer), (NORM.w, w.single()), (NORM.y, y)], [gx, gy, 1]);
+    let params = NormParams {
+        rows,
+        width: x.stride,
+        x_row0: x.row0,
+        eps,
+    };
+    rec.dispatch(
+        Kernel::RmsNorm,
+        w.dtype,
+        &params,
+        &[(NORM.x, x.buffer), (NORM.w, w.single()), (NORM.y, y)],
+        [gx, gy, 1],
+    );
 }
 
 /// The heads of a row and what `heads` does to each, in order.
@@ -85,10 +119,19 @@ pub struct HeadPrep<'a> {
 /// Per-head norm / RoPE / HyPE of `rows` rows of `heads * dh` values, in
 /// place; row r is at absolute position `positions[r]`. `dummy` fills the
 /// bindings of steps that are off.
-pub fn heads(rec: &mut Recorder, x: Rows, rows: u32, positions: &wgpu::Buffer, prep: &HeadPrep, dummy: &wgpu::Buffer) {
+pub fn heads(
+    rec: &mut Recorder,
+    x: Rows,
+    rows: u32,
+    positions: &wgpu::Buffer,
+    prep: &HeadPrep,
+    dummy: &wgpu::Buffer,
+) {
     let (heads, dh) = (prep.heads, prep.dh);
     let flag = |on: bool, bit: u32| if on { bit } else { 0 };
-    let flags = flag(prep.norm.is_some(), HEADS_NORM) | flag(prep.rope.is_some(), HEADS_ROPE) | flag(prep.hype_a.is_some(), HEADS_HYPE);
+    let flags = flag(prep.norm.is_some(), HEADS_NORM)
+        | flag(prep.rope.is_some(), HEADS_ROPE)
+        | flag(prep.hype_a.is_some(), HEADS_HYPE);
     let params = HeadsParams {
         rows,
         heads,
@@ -99,46 +142,118 @@ pub fn heads(rec: &mut Recorder, x: Rows, rows: u32, positions: &wgpu::Buffer, p
         hype_a: prep.hype_a.unwrap_or(2.0),
         scale: prep.scale,
     };
-    let (w, dtype) = prep.norm.map_or((dummy, WDtype::F32), |w| (w.single(), w.dtype));
+    let (w, dtype) = prep
+        .norm
+        .map_or((dummy, WDtype::F32), |w| (w.single(), w.dtype));
     let (gx, gy) = rec.gpu().dispatch_size(rows * heads, 1);
-    let buffers = [(HEADS.w, w), (HEADS.rope, prep.rope.unwrap_or(dummy)), (HEADS.x, x.buffer), (HEADS.positions, positions)];
+    let buffers = [
+        (HEADS.w, w),
+        (HEADS.rope, prep.rope.unwrap_or(dummy)),
+        (HEADS.x, x.buffer),
+        (HEADS.positions, positions),
+    ];
     rec.dispatch(Kernel::Heads, dtype, &params, &buffers, [gx, gy, 1]);
 }
 
 /// y[r, :] += b for rows starting at y.row0.
 pub fn bias(rec: &mut Recorder, b: &GpuWeight, y: Rows, rows: u32) {
-    let params = BiasParams { n: rows * y.stride, width: y.stride, y_row0: y.row0 };
-    rec.dispatch_1d(Kernel::Bias, b.dtype, &params, &[(BIAS.w, b.single()), (BIAS.y, y.buffer)], rows * y.stride, 256);
+    let params = BiasParams {
+        n: rows * y.stride,
+        width: y.stride,
+        y_row0: y.row0,
+    };
+    rec.dispatch_1d(
+        Kernel::Bias,
+        b.dtype,
+        &params,
+        &[(BIAS.w, b.single()), (BIAS.y, y.buffer)],
+        rows * y.stride,
+        256,
+    );
 }
 
 /// x[t] = E[ids[t]] for `tokens` ids.
 pub fn embed(rec: &mut Recorder, ids: &wgpu::Buffer, tokens: u32, e: &GpuWeight, x: &wgpu::Buffer) {
     for c in &e.chunks {
-        let params = EmbedParams { tokens, width: e.cols, row0: c.row0, rows: c.rows };
-        rec.dispatch_1d(Kernel::Embed, e.dtype, &params, &[(EMBED.ids, ids), (EMBED.w, &c.buffer), (EMBED.x, x)], tokens * e.cols, 256);
+        let params = EmbedParams {
+            tokens,
+            width: e.cols,
+            row0: c.row0,
+            rows: c.rows,
+        };
+        rec.dispatch_1d(
+            Kernel::Embed,
+            e.dtype,
+            &params,
+            &[(EMBED.ids, ids), (EMBED.w, &c.buffer), (EMBED.x, x)],
+            tokens * e.cols,
+            256,
+        );
     }
 }
 
 /// a = silu(a) * b over the first n values.
 pub fn swiglu(rec: &mut Recorder, a: &wgpu::Buffer, b: &wgpu::Buffer, n: u32) {
-    rec.dispatch_1d(Kernel::Swiglu, WDtype::F32, &ElementwiseParams { n, width: 0 }, &[(ELEMENTWISE.b, b), (ELEMENTWISE.a, a)], n, 256);
+    rec.dispatch_1d(
+        Kernel::Swiglu,
+        WDtype::F32,
+        &ElementwiseParams { n, width: 0 },
+        &[(ELEMENTWISE.b, b), (ELEMENTWISE.a, a)],
+        n,
+        256,
+    );
 }
 
 /// a = a * sigmoid(b) over the first n values.
 pub fn gate(rec: &mut Recorder, a: &wgpu::Buffer, b: &wgpu::Buffer, n: u32) {
-    rec.dispatch_1d(Kernel::Gate, WDtype::F32, &ElementwiseParams { n, width: 0 }, &[(ELEMENTWISE.b, b), (ELEMENTWISE.a, a)], n, 256);
+    rec.dispatch_1d(
+        Kernel::Gate,
+        WDtype::F32,
+        &ElementwiseParams { n, width: 0 },
+        &[(ELEMENTWISE.b, b), (ELEMENTWISE.a, a)],
+        n,
+        256,
+    );
 }
 
 /// out[slot + i] = argmax of row `row + i` of `logits` (rows of width n)
 /// for i < count.
-pub fn argmax(rec: &mut Recorder, logits: &wgpu::Buffer, row: u32, n: u32, out: &wgpu::Buffer, slot: u32, count: u32) {
-    rec.dispatch(Kernel::Argmax, WDtype::F32, &ArgmaxParams { n, row, slot }, &[(ARGMAX.logits, logits), (ARGMAX.out, out)], [count, 1, 1]);
+pub fn argmax(
+    rec: &mut Recorder,
+    logits: &wgpu::Buffer,
+    row: u32,
+    n: u32,
+    out: &wgpu::Buffer,
+    slot: u32,
+    count: u32,
+) {
+    rec.dispatch(
+        Kernel::Argmax,
+        WDtype::F32,
+        &ArgmaxParams { n, row, slot },
+        &[(ARGMAX.logits, logits), (ARGMAX.out, out)],
+        [count, 1, 1],
+    );
 }
 
 /// dst row `map[map0 + i].1` = src row `map[map0 + i].0` for i < count,
 /// rows of `width`.
-pub fn copy_rows(rec: &mut Recorder, (map, map0): (&wgpu::Buffer, u32), count: u32, width: u32, src: &wgpu::Buffer, dst: &wgpu::Buffer) {
-    rec.dispatch_1d(Kernel::CopyRows, WDtype::F32, &RowsParams { width, count, map0 }, &[(ROWS.map, map), (ROWS.src, src), (ROWS.dst, dst)], count * width, 256);
+pub fn copy_rows(
+    rec: &mut Recorder,
+    (map, map0): (&wgpu::Buffer, u32),
+    count: u32,
+    width: u32,
+    src: &wgpu::Buffer,
+    dst: &wgpu::Buffer,
+) {
+    rec.dispatch_1d(
+        Kernel::CopyRows,
+        WDtype::F32,
+        &RowsParams { width, count, map0 },
+        &[(ROWS.map, map), (ROWS.src, src), (ROWS.dst, dst)],
+        count * width,
+        256,
+    );
 }
 
 /// A pass's packed rows as the batched kernels read them: `segments`
@@ -178,7 +293,10 @@ pub struct Spare<'a> {
 impl<'a> Spare<'a> {
     /// All of `buffer`.
     pub fn all(buffer: &'a wgpu::Buffer) -> Self {
-        Spare { buffer, floats: buffer.size() / 4 }
+        Spare {
+            buffer,
+            floats: buffer.size() / 4,
+        }
     }
 }
 
@@ -186,7 +304,15 @@ impl<'a> Spare<'a> {
 /// sequence's cache; writes o and the log-sum-exp per (cache row, head).
 /// Single rows (decode) split their keys across workgroups when `spare`
 /// holds the partial results; prefill tiles 64 rows a workgroup.
-pub fn attend(rec: &mut Recorder, s: &AttnShape, segs: Segments, [q, k, v]: [&wgpu::Buffer; 3], o: &wgpu::Buffer, lse: &wgpu::Buffer, spare: Spare) {
+pub fn attend(
+    rec: &mut Recorder,
+    s: &AttnShape,
+    segs: Segments,
+    [q, k, v]: [&wgpu::Buffer; 3],
+    o: &wgpu::Buffer,
+    lse: &wgpu::Buffer,
+    spare: Spare,
+) {
     let mut params = AttendParams {
         heads: s.heads,
         kv_heads: s.kv_heads,
@@ -200,16 +326,52 @@ pub fn attend(rec: &mut Recorder, s: &AttnShape, segs: Segments, [q, k, v]: [&wg
     let part_floats = segs.count as u64 * s.heads as u64 * params.splits as u64 * (s.dh as u64 + 2);
     let b = ATTENTION;
     if segs.max_rows == 1 && part_floats <= spare.floats {
-        let partial = [(b.q, q), (b.k, k), (b.v, v), (b.segs, segs.segs), (b.part, spare.buffer)];
-        rec.dispatch(Kernel::AttendPartial, WDtype::F32, &params, &partial, [params.splits, s.heads, segs.count]);
-        let combine = [(b.o, o), (b.lse, lse), (b.segs, segs.segs), (b.part, spare.buffer)];
-        rec.dispatch(Kernel::AttendCombine, WDtype::F32, &params, &combine, [s.heads, segs.count, 1]);
+        let partial = [
+            (b.q, q),
+            (b.k, k),
+            (b.v, v),
+            (b.segs, segs.segs),
+            (b.part, spare.buffer),
+        ];
+        rec.dispatch(
+            Kernel::AttendPartial,
+            WDtype::F32,
+            &params,
+            &partial,
+            [params.splits, s.heads, segs.count],
+        );
+        let combine = [
+            (b.o, o),
+            (b.lse, lse),
+            (b.segs, segs.segs),
+            (b.part, spare.buffer),
+        ];
+        rec.dispatch(
+            Kernel::AttendCombine,
+            WDtype::F32,
+            &params,
+            &combine,
+            [s.heads, segs.count, 1],
+        );
         return;
     }
-    let attend = [(b.q, q), (b.k, k), (b.v, v), (b.o, o), (b.lse, lse), (b.segs, segs.segs)];
+    let attend = [
+        (b.q, q),
+        (b.k, k),
+        (b.v, v),
+        (b.o, o),
+        (b.lse, lse),
+        (b.segs, segs.segs),
+    ];
     for col0 in (0..s.dh).step_by(ATTEND_COLUMNS as usize) {
         params.col0 = col0;
-        rec.dispatch(Kernel::Attend, WDtype::F32, &params, &attend, [segs.max_rows.div_ceil(64), s.heads, segs.count]);
+        rec.dispatch(
+            Kernel::Attend,
+            WDtype::F32,
+            &params,
+            &attend,
+            [segs.max_rows.div_ceil(64), s.heads, segs.count],
+        );
     }
 }
 
@@ -231,19 +393,55 @@ pub const MAX_PARTS: u32 = 32;
 /// side by side (their states carried in between) when `spare` holds a
 /// state a part.
 #[allow(clippy::too_many_arguments)]
-pub fn lightning(rec: &mut Recorder, s: &LightningShape, segs: Segments, qkv: [&wgpu::Buffer; 3], slopes: &wgpu::Buffer, state: &wgpu::Buffer, o: &wgpu::Buffer, spare: Spare) {
-    let mut params = LightningParams { heads: s.heads, kv_heads: s.kv_heads, dk: s.dk, scale: s.scale, parts: 1, part_rows: 0 };
+pub fn lightning(
+    rec: &mut Recorder,
+    s: &LightningShape,
+    segs: Segments,
+    qkv: [&wgpu::Buffer; 3],
+    slopes: &wgpu::Buffer,
+    state: &wgpu::Buffer,
+    o: &wgpu::Buffer,
+    spare: Spare,
+) {
+    let mut params = LightningParams {
+        heads: s.heads,
+        kv_heads: s.kv_heads,
+        dk: s.dk,
+        scale: s.scale,
+        parts: 1,
+        part_rows: 0,
+    };
     let b = LIGHTNING;
-    let step = [(b.q, qkv[0]), (b.k, qkv[1]), (b.v, qkv[2]), (b.slopes, slopes), (b.state, state), (b.o, o), (b.segs, segs.segs)];
+    let step = [
+        (b.q, qkv[0]),
+        (b.k, qkv[1]),
+        (b.v, qkv[2]),
+        (b.slopes, slopes),
+        (b.state, state),
+        (b.o, o),
+        (b.segs, segs.segs),
+    ];
     if segs.max_rows == 1 {
-        rec.dispatch(Kernel::LightningStep, WDtype::F32, &params, &step, [(s.heads * s.dk).div_ceil(64), segs.count, 1]);
+        rec.dispatch(
+            Kernel::LightningStep,
+            WDtype::F32,
+            &params,
+            &step,
+            [(s.heads * s.dk).div_ceil(64), segs.count, 1],
+        );
         return;
     }
     let per_part = s.heads as u64 * s.dk as u64 * s.dk as u64;
-    let parts = (segs.max_rows / PART_ROWS).min(MAX_PARTS).min((spare.floats / per_part.max(1)) as u32);
+    let parts = (segs.max_rows / PART_ROWS)
+        .min(MAX_PARTS)
+        .min((spare.floats / per_part.max(1)) as u32);
     let groups = [s.dk.div_ceil(16), s.heads, segs.count];
     // `chunk` binds the carry whether it splits or not.
-    let all: Vec<_> = step.iter().copied().chain([(b.carry, spare.buffer)]).collect();
+    let all: Vec<_> = step
+        .iter()
+        .copied()
+        .chain([(b.carry, spare.buffer)])
+        .collect();
     if segs.count != 1 || parts < 2 {
         rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
         return;
@@ -252,10 +450,27 @@ pub fn lightning(rec: &mut Recorder, s: &LightningShape, segs: Segments, qkv: [&
     params.part_rows = segs.max_rows.div_ceil(parts).next_multiple_of(16);
     params.parts = segs.max_rows.div_ceil(params.part_rows);
     let groups = [groups[0], groups[1], params.parts];
-    rec.dispatch(Kernel::LightningPartState, WDtype::F32, &params, &all, groups);
+    rec.dispatch(
+        Kernel::LightningPartState,
+        WDtype::F32,
+        &params,
+        &all,
+        groups,
+    );
     let (gx, gy) = rec.gpu().dispatch_size((per_part) as u32, 256);
-    let carry_in = [(b.slopes, slopes), (b.state, state), (b.segs, segs.segs), (b.carry, spare.buffer)];
-    rec.dispatch(Kernel::LightningCarryIn, WDtype::F32, &params, &carry_in, [gx, gy, 1]);
+    let carry_in = [
+        (b.slopes, slopes),
+        (b.state, state),
+        (b.segs, segs.segs),
+        (b.carry, spare.buffer),
+    ];
+    rec.dispatch(
+        Kernel::LightningCarryIn,
+        WDtype::F32,
+        &params,
+        &carry_in,
+        [gx, gy, 1],
+    );
     rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
 }
 
@@ -291,6 +506,19 @@ pub fn row_stats(
     };
     let (gx, gy) = rec.gpu().dispatch_size(s.rows * s.heads, 1);
     let b = ROUTING;
-    let buffers = [(b.q, q), (b.k, k), (b.lse, lse), (b.dist, dist), (b.mass, mass), (b.pooled, pooled)];
-    rec.dispatch(Kernel::RowStats, WDtype::F32, &params, &buffers, [gx, gy, 1]);
+    let buffers = [
+        (b.q, q),
+        (b.k, k),
+        (b.lse, lse),
+        (b.dist, dist),
+        (b.mass, mass),
+        (b.pooled, pooled),
+    ];
+    rec.dispatch(
+        Kernel::RowStats,
+        WDtype::F32,
+        &params,
+        &buffers,
+        [gx, gy, 1],
+    );
 }

@@ -195,7 +195,13 @@ gpu_struct! {
 
 /// [`Seg`] for the reflection test, which compares it with every WGSL
 /// `struct Seg` a kernel compiles.
-pub const SEG: Layout = Layout { rust: "Seg", wgsl: "Seg", file: "segments", size: std::mem::size_of::<Seg>() as u32, fields: Seg::FIELDS };
+pub const SEG: Layout = Layout {
+    rust: "Seg",
+    wgsl: "Seg",
+    file: "segments",
+    size: std::mem::size_of::<Seg>() as u32,
+    fields: Seg::FIELDS,
+};
 
 /// Rows of x at or below this use the bandwidth-bound matvec kernel;
 /// matmul.wgsl's `MV_ROWS` (compared by the reflection test).

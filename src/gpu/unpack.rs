@@ -4,11 +4,11 @@
 use wgpu::util::DeviceExt;
 
 use super::bindings::UNPACK;
+use super::device::Gpu;
 use super::kernels::{Kernel, Kernels, WDtype};
 use super::params::UnpackParams;
-use super::recorder::Recorder;
-use super::device::Gpu;
 use super::readback::read_buffer;
+use super::recorder::Recorder;
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +21,11 @@ pub enum Half {
 /// the same `w_at` every weight-reading kernel uses.
 pub async fn unpack(gpu: &Gpu, kind: Half, words: &[u32], n: u32) -> Result<Vec<f32>> {
     if (n as usize).div_ceil(2) > words.len() {
-        return Err(Error::Gpu(format!("{n} halves need {} words, got {}", n.div_ceil(2), words.len())));
+        return Err(Error::Gpu(format!(
+            "{n} halves need {} words, got {}",
+            n.div_ceil(2),
+            words.len()
+        )));
     }
     let dtype = match kind {
         Half::Bf16 => WDtype::Bf16,
@@ -29,7 +33,11 @@ pub async fn unpack(gpu: &Gpu, kind: Half, words: &[u32], n: u32) -> Result<Vec<
     };
     let dev = &gpu.device;
     // Storage bindings may not be empty.
-    let padded: Vec<u32> = if words.is_empty() { vec![0] } else { words.to_vec() };
+    let padded: Vec<u32> = if words.is_empty() {
+        vec![0]
+    } else {
+        words.to_vec()
+    };
     let input = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
         label: Some("unpack.words"),
         contents: bytemuck::cast_slice(&padded),
@@ -44,7 +52,14 @@ pub async fn unpack(gpu: &Gpu, kind: Half, words: &[u32], n: u32) -> Result<Vec<
     });
     let kernels = Kernels::new(gpu);
     let mut rec = Recorder::new(&kernels);
-    rec.dispatch_1d(Kernel::Unpack, dtype, &UnpackParams { n }, &[(UNPACK.w, &input), (UNPACK.out, &output)], n, 64);
+    rec.dispatch_1d(
+        Kernel::Unpack,
+        dtype,
+        &UnpackParams { n },
+        &[(UNPACK.w, &input), (UNPACK.out, &output)],
+        n,
+        64,
+    );
     rec.submit();
     let bytes = read_buffer(gpu, &output, out_size).await?;
     Ok(bytemuck::cast_slice::<u8, f32>(&bytes)[..n as usize].to_vec())
@@ -52,5 +67,8 @@ pub async fn unpack(gpu: &Gpu, kind: Half, words: &[u32], n: u32) -> Result<Vec<
 
 /// Packs little-endian 16-bit values two per u32 word.
 pub fn pack_halves(halves: &[u16]) -> Vec<u32> {
-    halves.chunks(2).map(|c| c[0] as u32 | (*c.get(1).unwrap_or(&0) as u32) << 16).collect()
+    halves
+        .chunks(2)
+        .map(|c| c[0] as u32 | (*c.get(1).unwrap_or(&0) as u32) << 16)
+        .collect()
 }

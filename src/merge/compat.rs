@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 
 use crate::checkpoint::Checkpoint;
+use crate::config::arch_of;
 use crate::config::Arch;
 use crate::error::{Error, Result};
 use crate::source::ByteSource;
-use crate::config::arch_of;
 
 /// The architecture both checkpoints share (sft's config), or every reason
 /// they cannot be merged.
@@ -19,10 +19,14 @@ pub fn check_pair<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Re
     for (name, s) in &sft_t {
         match pre_t.get(name) {
             None => problems.push(format!("{name} is in sft but missing from pre")),
-            Some(p) if p.shape != s.shape => {
-                problems.push(format!("{name}: shape {:?} in pre, {:?} in sft", p.shape, s.shape))
-            }
-            Some(p) if p.dtype != s.dtype => problems.push(format!("{name}: dtype {} in pre, {} in sft", p.dtype, s.dtype)),
+            Some(p) if p.shape != s.shape => problems.push(format!(
+                "{name}: shape {:?} in pre, {:?} in sft",
+                p.shape, s.shape
+            )),
+            Some(p) if p.dtype != s.dtype => problems.push(format!(
+                "{name}: dtype {} in pre, {} in sft",
+                p.dtype, s.dtype
+            )),
             _ => {}
         }
     }
@@ -41,9 +45,15 @@ pub fn check_pair<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Re
     let sft_arch = arch("sft", sft, &mut problems);
     if let (Some(p), Some(s)) = (&pre_arch, &sft_arch) {
         if p.mixers != s.mixers {
-            problems.push(format!("the layer maps differ: pre has softmax layers {:?}, sft {:?}", p.softmax_layers(), s.softmax_layers()));
+            problems.push(format!(
+                "the layer maps differ: pre has softmax layers {:?}, sft {:?}",
+                p.softmax_layers(),
+                s.softmax_layers()
+            ));
         }
-        if (p.attn, p.lightning, p.hidden_size, p.vocab_size) != (s.attn, s.lightning, s.hidden_size, s.vocab_size) {
+        if (p.attn, p.lightning, p.hidden_size, p.vocab_size)
+            != (s.attn, s.lightning, s.hidden_size, s.vocab_size)
+        {
             problems.push("the head layouts or sizes of pre and sft differ".into());
         }
     }

@@ -65,8 +65,17 @@ const READ_BYTES: u64 = 32 << 20;
 /// (squared diff, squared norm) of tensor `name`: per block of `block`
 /// elements (a head's rows), or one pair for the whole tensor without one;
 /// read in pieces of about `READ_BYTES`.
-async fn streamed_norms<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, name: &str, block: Option<usize>) -> Result<Vec<(f64, f64)>> {
-    let (Some(tp), Some(ts)) = (pre.tensor(name), sft.tensor(name)) else { return Err(crate::Error::NoSuchTensor { tensor: name.into() }) };
+async fn streamed_norms<S: ByteSource>(
+    pre: &Checkpoint<S>,
+    sft: &Checkpoint<S>,
+    name: &str,
+    block: Option<usize>,
+) -> Result<Vec<(f64, f64)>> {
+    let (Some(tp), Some(ts)) = (pre.tensor(name), sft.tensor(name)) else {
+        return Err(crate::Error::NoSuchTensor {
+            tensor: name.into(),
+        });
+    };
     let elem = (tp.dtype.bits() / 8).max(1);
     let numel = (tp.end - tp.start) / elem;
     let unit = block.map_or(1, |b| b.max(1) as u64);
@@ -77,8 +86,18 @@ async fn streamed_norms<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>,
     let mut at = 0;
     while at < numel {
         let n = per_read.min(numel - at);
-        let p = decode_f32(name, tp.dtype, &pre.read_tensor_range(tp, at * elem, n * elem).await?, "drift")?;
-        let s = decode_f32(name, ts.dtype, &sft.read_tensor_range(ts, at * elem, n * elem).await?, "drift")?;
+        let p = decode_f32(
+            name,
+            tp.dtype,
+            &pre.read_tensor_range(tp, at * elem, n * elem).await?,
+            "drift",
+        )?;
+        let s = decode_f32(
+            name,
+            ts.dtype,
+            &sft.read_tensor_range(ts, at * elem, n * elem).await?,
+            "drift",
+        )?;
         match block {
             Some(b) => blocks.extend(sq_norms(&p, &s, b)),
             None => {
@@ -101,7 +120,11 @@ fn ratio((d, n): (f64, f64)) -> f64 {
     }
 }
 
-pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut progress: impl FnMut(usize, usize)) -> Result<DriftReport> {
+pub async fn drift<S: ByteSource>(
+    pre: &Checkpoint<S>,
+    sft: &Checkpoint<S>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<DriftReport> {
     let arch = check_pair(pre, sft)?;
     let mut tensors = Vec::new();
     let mut skipped = Vec::new();
@@ -116,15 +139,23 @@ pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut 
         }
         let role = role_of(&t.name);
         let head_rows = match role {
-            Some((l, Role::ProjWeight(Proj::Q | Proj::K))) if arch.mixers.get(l) == Some(&Mixer::Softmax) => {
+            Some((l, Role::ProjWeight(Proj::Q | Proj::K)))
+                if arch.mixers.get(l) == Some(&Mixer::Softmax) =>
+            {
                 Some(arch.attn.head_dim as usize * arch.hidden_size as usize)
             }
             _ => None,
         };
         let blocks = streamed_norms(pre, sft, &t.name, head_rows).await?;
-        let whole = blocks.iter().fold((0.0, 0.0), |(d, n), b| (d + b.0, n + b.1));
+        let whole = blocks
+            .iter()
+            .fold((0.0, 0.0), |(d, n), b| (d + b.0, n + b.1));
         let heads = head_rows.map(|_| blocks.iter().copied().map(ratio).collect());
-        tensors.push(TensorDrift { name: t.name.clone(), drift: ratio(whole), heads });
+        tensors.push(TensorDrift {
+            name: t.name.clone(),
+            drift: ratio(whole),
+            heads,
+        });
         let column = role.and_then(|(l, r)| match r {
             Role::ProjWeight(Proj::Q) => Some((l, 0)),
             Role::ProjWeight(Proj::K) => Some((l, 1)),
@@ -157,5 +188,9 @@ pub async fn drift<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, mut 
             mlp: ratio(a[5]),
         })
         .collect();
-    Ok(DriftReport { tensors, layers, skipped })
+    Ok(DriftReport {
+        tensors,
+        layers,
+        skipped,
+    })
 }

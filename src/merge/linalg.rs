@@ -10,7 +10,12 @@ pub fn mul_abt(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
     let mut out = vec![0.0; m * n];
     let mut i = 0;
     while i + 4 <= m {
-        let rows = [&a[i * k..(i + 1) * k], &a[(i + 1) * k..(i + 2) * k], &a[(i + 2) * k..(i + 3) * k], &a[(i + 3) * k..(i + 4) * k]];
+        let rows = [
+            &a[i * k..(i + 1) * k],
+            &a[(i + 1) * k..(i + 2) * k],
+            &a[(i + 2) * k..(i + 3) * k],
+            &a[(i + 3) * k..(i + 4) * k],
+        ];
         for j in 0..n {
             let d = dot4(rows, &b[j * k..(j + 1) * k]);
             for r in 0..4 {
@@ -40,7 +45,11 @@ fn dot4(rows: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
     }
     let mut out = [0.0; 4];
     for r in 0..4 {
-        let tail: f64 = rows[r][whole..].iter().zip(&b[whole..]).map(|(x, y)| x * y).sum();
+        let tail: f64 = rows[r][whole..]
+            .iter()
+            .zip(&b[whole..])
+            .map(|(x, y)| x * y)
+            .sum();
         out[r] = (acc[r][0] + acc[r][1]) + (acc[r][2] + acc[r][3]) + tail;
     }
     out
@@ -58,7 +67,10 @@ pub fn mul_ab(a: &[f64], b: &[f64], m: usize, k: usize, n: usize) -> Vec<f64> {
             for r in 0..count {
                 let s = a[(i0 + r) * k + j];
                 if s != 0.0 {
-                    rows[r * n..(r + 1) * n].iter_mut().zip(bj).for_each(|(o, x)| *o += s * x);
+                    rows[r * n..(r + 1) * n]
+                        .iter_mut()
+                        .zip(bj)
+                        .for_each(|(o, x)| *o += s * x);
                 }
             }
         }
@@ -94,10 +106,18 @@ pub struct SymInverse {
 /// it is numerically positive definite, else an eigenvalue pseudo-inverse.
 pub fn sym_inverse(g: &[f64], n: usize) -> SymInverse {
     match cholesky_inverse(g, n) {
-        Some(inv) => SymInverse { inv, rank: n, pseudo: false },
+        Some(inv) => SymInverse {
+            inv,
+            rank: n,
+            pseudo: false,
+        },
         None => {
             let (inv, rank) = pseudo_inverse(g, n);
-            SymInverse { inv, rank, pseudo: true }
+            SymInverse {
+                inv,
+                rank,
+                pseudo: true,
+            }
         }
     }
 }
@@ -154,7 +174,10 @@ pub fn pseudo_inverse(g: &[f64], n: usize) -> (Vec<f64>, usize) {
     let mut v = vec![0.0; n * n];
     (0..n).for_each(|i| v[i * n + i] = 1.0);
     for _sweep in 0..100 {
-        let off: f64 = (0..n).flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| a[i * n + j].powi(2)).sum();
+        let off: f64 = (0..n)
+            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i * n + j].powi(2))
+            .sum();
         let total: f64 = a.iter().map(|x| x * x).sum();
         if off <= 1e-30 * total.max(f64::MIN_POSITIVE) {
             break;
@@ -189,12 +212,23 @@ pub fn pseudo_inverse(g: &[f64], n: usize) -> (Vec<f64>, usize) {
     }
     let eig: Vec<f64> = (0..n).map(|i| a[i * n + i]).collect();
     let max = eig.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-    let inv_eig: Vec<f64> = eig.iter().map(|&e| if e.abs() > RANK_TOL * max && max > 0.0 { 1.0 / e } else { 0.0 }).collect();
+    let inv_eig: Vec<f64> = eig
+        .iter()
+        .map(|&e| {
+            if e.abs() > RANK_TOL * max && max > 0.0 {
+                1.0 / e
+            } else {
+                0.0
+            }
+        })
+        .collect();
     let rank = inv_eig.iter().filter(|x| **x != 0.0).count();
     let mut inv = vec![0.0; n * n];
     for i in 0..n {
         for j in 0..n {
-            inv[i * n + j] = (0..n).map(|k| v[i * n + k] * inv_eig[k] * v[j * n + k]).sum();
+            inv[i * n + j] = (0..n)
+                .map(|k| v[i * n + k] * inv_eig[k] * v[j * n + k])
+                .sum();
         }
     }
     (inv, rank)
@@ -211,7 +245,10 @@ mod tests {
     }
 
     fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max)
     }
 
     #[test]
@@ -222,8 +259,14 @@ mod tests {
         let s = sym_inverse(&g, n);
         assert!(!s.pseudo && s.rank == n);
         let id = mul_ab(&g, &s.inv, n, n, n);
-        let eye: Vec<f64> = (0..n * n).map(|i| if i / n == i % n { 1.0 } else { 0.0 }).collect();
-        assert!(max_abs_diff(&id, &eye) < 1e-10, "{}", max_abs_diff(&id, &eye));
+        let eye: Vec<f64> = (0..n * n)
+            .map(|i| if i / n == i % n { 1.0 } else { 0.0 })
+            .collect();
+        assert!(
+            max_abs_diff(&id, &eye) < 1e-10,
+            "{}",
+            max_abs_diff(&id, &eye)
+        );
     }
 
     #[test]

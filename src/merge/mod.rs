@@ -36,7 +36,13 @@ pub enum Method {
 }
 
 impl Method {
-    pub const ALL: [Method; 5] = [Method::QkRestore, Method::QRestore, Method::KRestore, Method::VRestore, Method::QkPro];
+    pub const ALL: [Method; 5] = [
+        Method::QkRestore,
+        Method::QRestore,
+        Method::KRestore,
+        Method::VRestore,
+        Method::QkPro,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -49,10 +55,16 @@ impl Method {
     }
 
     pub fn parse(s: &str) -> Result<Method> {
-        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
-            Error::Usage(format!("unknown method {s:?}: expected one of {}", names.join(", ")))
-        })
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                Error::Usage(format!(
+                    "unknown method {s:?}: expected one of {}",
+                    names.join(", ")
+                ))
+            })
     }
 
     /// Projections taken from pre (or blended).
@@ -90,23 +102,40 @@ fn one() -> f32 {
 
 impl MergeSpec {
     pub fn new(method: Method) -> Self {
-        MergeSpec { method, alpha: 1.0, beta: 1.0, layers: None, include_norms: false }
+        MergeSpec {
+            method,
+            alpha: 1.0,
+            beta: 1.0,
+            layers: None,
+            include_norms: false,
+        }
     }
 
     /// Checks the parameters' ranges and their combination.
     pub fn validate(&self) -> Result<()> {
         let in_unit = |x: f32| (0.0..=1.0).contains(&x);
         if !in_unit(self.alpha) {
-            return Err(Error::Usage(format!("alpha {} is outside [0, 1]", self.alpha)));
+            return Err(Error::Usage(format!(
+                "alpha {} is outside [0, 1]",
+                self.alpha
+            )));
         }
         if !in_unit(self.beta) {
-            return Err(Error::Usage(format!("beta {} is outside [0, 1]", self.beta)));
+            return Err(Error::Usage(format!(
+                "beta {} is outside [0, 1]",
+                self.beta
+            )));
         }
         if self.method == Method::QkPro && self.alpha != 1.0 {
-            return Err(Error::Usage("alpha applies to the restore methods; QK-Pro takes beta".into()));
+            return Err(Error::Usage(
+                "alpha applies to the restore methods; QK-Pro takes beta".into(),
+            ));
         }
         if self.method != Method::QkPro && self.beta != 1.0 {
-            return Err(Error::Usage(format!("beta applies to qk-pro only, not {}", self.method.name())));
+            return Err(Error::Usage(format!(
+                "beta applies to qk-pro only, not {}",
+                self.method.name()
+            )));
         }
         Ok(())
     }

@@ -9,7 +9,6 @@ use super::{MergeSpec, Method, PRE, SFT};
 use crate::checkpoint::{Checkpoint, TensorEntry};
 use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
-use crate::names::LayerNames;
 use crate::safetensors::encode_f32;
 use crate::source::ByteSource;
 use crate::writer::{OutputFile, OutputPlan, Part, PlanBuilder, Provenance, TensorData};
@@ -47,30 +46,54 @@ pub fn resolve_layers(spec: &MergeSpec, arch: &Arch) -> Result<Vec<usize>> {
     out.dedup();
     for &l in &out {
         if l >= arch.num_layers() {
-            return Err(Error::Usage(format!("layer {l} does not exist (the model has {} layers)", arch.num_layers())));
+            return Err(Error::Usage(format!(
+                "layer {l} does not exist (the model has {} layers)",
+                arch.num_layers()
+            )));
         }
         if arch.mixers[l] != Mixer::Softmax {
-            return Err(Error::Usage(format!("layer {l} is a Lightning layer; the softmax layers are {softmax:?}")));
+            return Err(Error::Usage(format!(
+                "layer {l} is a Lightning layer; the softmax layers are {softmax:?}"
+            )));
         }
     }
     Ok(out)
 }
 
 fn entry<'a, S: ByteSource>(ck: &'a Checkpoint<S>, name: &str) -> Result<&'a TensorEntry> {
-    ck.tensor(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })
+    ck.tensor(name).ok_or_else(|| Error::NoSuchTensor {
+        tensor: name.into(),
+    })
 }
 
 fn copy_from_pre<S: ByteSource>(pre: &Checkpoint<S>, name: &str) -> Result<TensorData> {
     let e = entry(pre, name)?.clone();
-    Ok(TensorData::Copy { source: PRE, file: pre.shard_of(&e).file.name.clone(), entry: e })
+    Ok(TensorData::Copy {
+        source: PRE,
+        file: pre.shard_of(&e).file.name.clone(),
+        entry: e,
+    })
 }
 
 /// W_sft + alpha (W_pre - W_sft) in f32, in the tensor's dtype.
-async fn blend<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, name: &str, alpha: f32) -> Result<TensorData> {
+async fn blend<S: ByteSource>(
+    pre: &Checkpoint<S>,
+    sft: &Checkpoint<S>,
+    name: &str,
+    alpha: f32,
+) -> Result<TensorData> {
     let what = "a blend (alpha < 1)";
-    let (p, s) = (pre.read_tensor_f32(name, what).await?, sft.read_tensor_f32(name, what).await?);
+    let (p, s) = (
+        pre.read_tensor_f32(name, what).await?,
+        sft.read_tensor_f32(name, what).await?,
+    );
     let out: Vec<f32> = s.iter().zip(&p).map(|(s, p)| s + alpha * (p - s)).collect();
-    Ok(TensorData::Bytes(Arc::new(encode_f32(name, entry(sft, name)?.dtype, &out, what)?)))
+    Ok(TensorData::Bytes(Arc::new(encode_f32(
+        name,
+        entry(sft, name)?.dtype,
+        &out,
+        what,
+    )?)))
 }
 
 /// The tensors a spec takes or computes from pre, before any output is
@@ -86,7 +109,11 @@ pub struct Replacements {
 }
 
 /// The replacements of `spec` for the pair (checked compatible).
-pub async fn replacements<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, spec: &MergeSpec) -> Result<Replacements> {
+pub async fn replacements<S: ByteSource>(
+    pre: &Checkpoint<S>,
+    sft: &Checkpoint<S>,
+    spec: &MergeSpec,
+) -> Result<Replacements> {
     spec.validate()?;
     let arch = check_pair(pre, sft)?;
     let layers = resolve_layers(spec, &arch)?;
@@ -94,7 +121,7 @@ pub async fn replacements<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S
     let mut notes = Vec::new();
 
     for &layer in &layers {
-        let layer_names = LayerNames::of(layer);
+        let layer_names = arch.layer_names(layer);
         let mut names = Vec::new();
         for &proj in spec.method.projections() {
             let linear = layer_names.proj(proj);
@@ -126,7 +153,12 @@ pub async fn replacements<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S
                         g.kv_head, g.rank, shape.head_dim
                     ));
                 }
-                TensorData::Bytes(Arc::new(encode_f32(&name, entry(sft, &name)?.dtype, &q, what)?))
+                TensorData::Bytes(Arc::new(encode_f32(
+                    &name,
+                    entry(sft, &name)?.dtype,
+                    &q,
+                    what,
+                )?))
             } else if spec.alpha == 1.0 {
                 copy_from_pre(pre, &name)?
             } else {
@@ -135,12 +167,24 @@ pub async fn replacements<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S
             tensors.push((name, data));
         }
     }
-    Ok(Replacements { layers, tensors, notes })
+    Ok(Replacements {
+        layers,
+        tensors,
+        notes,
+    })
 }
 
 /// Plans the merge of `pre` into `sft` described by `spec`.
-pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>, spec: &MergeSpec) -> Result<Merge> {
-    let Replacements { layers, tensors, notes } = replacements(pre, sft, spec).await?;
+pub async fn plan_merge<S: ByteSource>(
+    pre: &Checkpoint<S>,
+    sft: &Checkpoint<S>,
+    spec: &MergeSpec,
+) -> Result<Merge> {
+    let Replacements {
+        layers,
+        tensors,
+        notes,
+    } = replacements(pre, sft, spec).await?;
     let mut builder = PlanBuilder::new(sft, SFT);
     let mut changed = Vec::new();
     for (name, data) in tensors {
@@ -148,13 +192,25 @@ pub async fn plan_merge<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>,
         changed.push(name);
     }
 
-    let spec = MergeSpec { layers: Some(layers), ..spec.clone() };
+    let spec = MergeSpec {
+        layers: Some(layers),
+        ..spec.clone()
+    };
     let recipe = Recipe::new(spec, pre, sft).await?;
     let params = serde_json::to_value(&recipe.spec).expect("spec serializes");
     let provenance = Provenance::new(recipe.spec.method.name(), params, recipe.sources.clone());
     let mut plan = builder.build(&provenance)?;
     // The recipe travels with the output; one carried over from an earlier merge is replaced.
     plan.files.retain(|f| f.name != RECIPE_FILE);
-    plan.files.push(OutputFile { name: RECIPE_FILE.into(), parts: vec![Part::Bytes(Arc::new(recipe.to_json().into_bytes()))], tensors: None });
-    Ok(Merge { plan, recipe, changed, notes })
+    plan.files.push(OutputFile {
+        name: RECIPE_FILE.into(),
+        parts: vec![Part::Bytes(Arc::new(recipe.to_json().into_bytes()))],
+        tensors: None,
+    });
+    Ok(Merge {
+        plan,
+        recipe,
+        changed,
+        notes,
+    })
 }

@@ -29,19 +29,36 @@ pub struct QkShape {
 
 /// Computes Q* for a whole layer. `q_sft`, `q_pre` are `[heads*dh, D]`,
 /// `k_pre` is `[kv_heads*dh, D]`, all row-major f32; the math is f64.
-pub fn qk_pro(q_sft: &[f32], q_pre: &[f32], k_pre: &[f32], s: QkShape, beta: f64) -> (Vec<f32>, Vec<GramNote>) {
+pub fn qk_pro(
+    q_sft: &[f32],
+    q_pre: &[f32],
+    k_pre: &[f32],
+    s: QkShape,
+    beta: f64,
+) -> (Vec<f32>, Vec<GramNote>) {
     let (dh, d) = (s.head_dim, s.hidden);
     let group = s.heads / s.kv_heads;
     let mut out = q_sft.to_vec();
     let mut notes = Vec::with_capacity(s.kv_heads);
     for g in 0..s.kv_heads {
-        let k: Vec<f64> = k_pre[g * dh * d..(g + 1) * dh * d].iter().map(|&x| x as f64).collect();
+        let k: Vec<f64> = k_pre[g * dh * d..(g + 1) * dh * d]
+            .iter()
+            .map(|&x| x as f64)
+            .collect();
         let gram = mul_abt(&k, &k, dh, dh, d);
         let ginv = sym_inverse(&gram, dh);
-        notes.push(GramNote { kv_head: g, rank: ginv.rank, pseudo: ginv.pseudo });
+        notes.push(GramNote {
+            kv_head: g,
+            rank: ginv.rank,
+            pseudo: ginv.pseudo,
+        });
         for h in g * group..(g + 1) * group {
             let rows = h * dh * d..(h + 1) * dh * d;
-            let delta: Vec<f64> = q_sft[rows.clone()].iter().zip(&q_pre[rows.clone()]).map(|(a, b)| *a as f64 - *b as f64).collect();
+            let delta: Vec<f64> = q_sft[rows.clone()]
+                .iter()
+                .zip(&q_pre[rows.clone()])
+                .map(|(a, b)| *a as f64 - *b as f64)
+                .collect();
             let m = mul_abt(&delta, &k, dh, dh, d); // Δ K^T      [dh, dh]
             let x = mul_ab(&m, &ginv.inv, dh, dh, dh); // Δ K^T G^-1 [dh, dh]
             let c = mul_ab(&x, &k, dh, dh, d); // Δ P        [dh, D]
@@ -68,13 +85,24 @@ mod tests {
         x.iter().map(|&v| v as f64).collect()
     }
 
-    const S: QkShape = QkShape { heads: 4, kv_heads: 2, head_dim: 6, hidden: 20 };
+    const S: QkShape = QkShape {
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 6,
+        hidden: 20,
+    };
 
     /// Per head: the logits Q_h K_g^T as a dh x dh matrix.
     fn logits(q: &[f32], k: &[f32], h: usize) -> Vec<f64> {
         let (dh, d) = (S.head_dim, S.hidden);
         let g = h / (S.heads / S.kv_heads);
-        mul_abt(&to64(&q[h * dh * d..(h + 1) * dh * d]), &to64(&k[g * dh * d..(g + 1) * dh * d]), dh, dh, d)
+        mul_abt(
+            &to64(&q[h * dh * d..(h + 1) * dh * d]),
+            &to64(&k[g * dh * d..(g + 1) * dh * d]),
+            dh,
+            dh,
+            d,
+        )
     }
 
     #[test]
@@ -87,7 +115,10 @@ mod tests {
         for h in 0..S.heads {
             let (got, want) = (logits(&q, &k_pre, h), logits(&q_pre, &k_pre, h));
             let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-            let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
             assert!(err <= 1e-5 * scale, "head {h}: {err} vs scale {scale}");
         }
     }
@@ -99,7 +130,12 @@ mod tests {
         let (q_sft, q_pre) = (random(n_q, 4), random(n_q, 5));
         let k_pre = random(S.kv_heads * dh * d, 6);
         let (q, _) = qk_pro(&q_sft, &q_pre, &k_pre, S, 1.0);
-        let dist = |a: &[f64]| -> f64 { a.iter().zip(&q_sft).map(|(x, y)| (x - *y as f64).powi(2)).sum() };
+        let dist = |a: &[f64]| -> f64 {
+            a.iter()
+                .zip(&q_sft)
+                .map(|(x, y)| (x - *y as f64).powi(2))
+                .sum()
+        };
         let base = dist(&to64(&q));
         // Feasible moves keep Q K^T: add Z (I - P) for random Z, per head.
         let mut rng = SplitMix64::new(7);
@@ -108,25 +144,46 @@ mod tests {
             // Project Z's rows out of K's row space with QK-Pro itself at beta = 1
             // (Q_sft = Z, Q_pre = 0 gives Z - Z P = Z (I - P)).
             let (z_null, _) = qk_pro(&z, &vec![0.0; n_q], &k_pre, S, 1.0);
-            let moved: Vec<f64> = q.iter().zip(&z_null).map(|(a, b)| *a as f64 + *b as f64).collect();
+            let moved: Vec<f64> = q
+                .iter()
+                .zip(&z_null)
+                .map(|(a, b)| *a as f64 + *b as f64)
+                .collect();
             let moved32: Vec<f32> = moved.iter().map(|&x| x as f32).collect();
             for h in 0..S.heads {
                 let (a, b) = (logits(&moved32, &k_pre, h), logits(&q_pre, &k_pre, h));
-                let err = a.iter().zip(&b).fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-                assert!(err < 1e-4, "trial {trial}: the perturbation left the constraint ({err})");
+                let err = a
+                    .iter()
+                    .zip(&b)
+                    .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+                assert!(
+                    err < 1e-4,
+                    "trial {trial}: the perturbation left the constraint ({err})"
+                );
             }
-            assert!(dist(&moved) >= base * (1.0 - 1e-9), "trial {trial}: a feasible Q is closer to Q_sft");
+            assert!(
+                dist(&moved) >= base * (1.0 - 1e-9),
+                "trial {trial}: a feasible Q is closer to Q_sft"
+            );
         }
     }
 
     #[test]
     fn square_full_rank_k_reduces_to_restore() {
         // dh = D: K_g is square and (almost surely) invertible, so P = I.
-        let s = QkShape { heads: 2, kv_heads: 1, head_dim: 8, hidden: 8 };
+        let s = QkShape {
+            heads: 2,
+            kv_heads: 1,
+            head_dim: 8,
+            hidden: 8,
+        };
         let n_q = s.heads * 64;
         let (q_sft, q_pre, k_pre) = (random(n_q, 8), random(n_q, 9), random(64, 10));
         let (q, _) = qk_pro(&q_sft, &q_pre, &k_pre, s, 1.0);
-        let err = q.iter().zip(&q_pre).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        let err = q
+            .iter()
+            .zip(&q_pre)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(err < 1e-5, "{err}");
     }
 
@@ -142,12 +199,25 @@ mod tests {
         let row0 = k_pre[..d].to_vec();
         k_pre[d..2 * d].copy_from_slice(&row0);
         let (q, notes) = qk_pro(&q_sft, &q_pre, &k_pre, S, 1.0);
-        assert_eq!(notes[0], GramNote { kv_head: 0, rank: S.head_dim - 1, pseudo: true });
+        assert_eq!(
+            notes[0],
+            GramNote {
+                kv_head: 0,
+                rank: S.head_dim - 1,
+                pseudo: true
+            }
+        );
         assert!(q.iter().all(|x| x.is_finite()));
         for h in 0..S.heads {
             let (got, want) = (logits(&q, &k_pre, h), logits(&q_pre, &k_pre, h));
-            let err = got.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-            assert!(err < 1e-4, "head {h}: constraint with a pseudo-inverse ({err})");
+            let err = got
+                .iter()
+                .zip(&want)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                err < 1e-4,
+                "head {h}: constraint with a pseudo-inverse ({err})"
+            );
         }
     }
 }

@@ -27,12 +27,19 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    pub async fn new<S: ByteSource>(spec: MergeSpec, pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Result<Self> {
+    pub async fn new<S: ByteSource>(
+        spec: MergeSpec,
+        pre: &Checkpoint<S>,
+        sft: &Checkpoint<S>,
+    ) -> Result<Self> {
         Ok(Recipe {
             qklab_recipe: RECIPE_VERSION,
             tool: format!("qklab {}", env!("CARGO_PKG_VERSION")),
             spec,
-            sources: vec![SourceFingerprint::of("pre", pre).await?, SourceFingerprint::of("sft", sft).await?],
+            sources: vec![
+                SourceFingerprint::of("pre", pre).await?,
+                SourceFingerprint::of("sft", sft).await?,
+            ],
         })
     }
 
@@ -41,7 +48,8 @@ impl Recipe {
     }
 
     pub fn from_json(text: &str) -> Result<Recipe> {
-        let r: Recipe = serde_json::from_str(text).map_err(|e| Error::Usage(format!("invalid recipe: {e}")))?;
+        let r: Recipe =
+            serde_json::from_str(text).map_err(|e| Error::Usage(format!("invalid recipe: {e}")))?;
         if r.qklab_recipe != RECIPE_VERSION {
             return Err(Error::Usage(format!(
                 "recipe version {} is not {RECIPE_VERSION}: made by another qklab version ({})",
@@ -54,9 +62,16 @@ impl Recipe {
 
     /// Checks that `pre` and `sft` are the checkpoints the recipe was made
     /// from, listing every file that differs.
-    pub async fn check_sources<S: ByteSource>(&self, pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Result<()> {
+    pub async fn check_sources<S: ByteSource>(
+        &self,
+        pre: &Checkpoint<S>,
+        sft: &Checkpoint<S>,
+    ) -> Result<()> {
         let mut problems = Vec::new();
-        for now in [SourceFingerprint::of("pre", pre).await?, SourceFingerprint::of("sft", sft).await?] {
+        for now in [
+            SourceFingerprint::of("pre", pre).await?,
+            SourceFingerprint::of("sft", sft).await?,
+        ] {
             let Some(then) = self.sources.iter().find(|s| s.role == now.role) else {
                 problems.push(format!("the recipe has no fingerprint for {}", now.role));
                 continue;
@@ -65,11 +80,22 @@ impl Recipe {
                 let short = |h: &str| h.chars().take(12).collect::<String>();
                 let names = |f: &SourceFingerprint| {
                     let files = f.files.iter().map(|x| {
-                        format!("{} ({} bytes, header {}, data sample {})", x.name, x.size, short(&x.header_sha256), short(&x.sample_sha256))
+                        format!(
+                            "{} ({} bytes, header {}, data sample {})",
+                            x.name,
+                            x.size,
+                            short(&x.header_sha256),
+                            short(&x.sample_sha256)
+                        )
                     });
                     files.collect::<Vec<_>>().join(", ")
                 };
-                problems.push(format!("{}: the recipe was made from {}, but this is {}", now.role, names(then), names(&now)));
+                problems.push(format!(
+                    "{}: the recipe was made from {}, but this is {}",
+                    now.role,
+                    names(then),
+                    names(&now)
+                ));
             }
         }
         if problems.is_empty() {
@@ -100,7 +126,9 @@ impl Recipe {
         let weights = |inside: f32, outside: f32| {
             let mut s = String::new();
             for n in &names {
-                s.push_str(&format!("          - filter: \"{n}\"\n            value: {inside}\n"));
+                s.push_str(&format!(
+                    "          - filter: \"{n}\"\n            value: {inside}\n"
+                ));
             }
             s.push_str(&format!("          - value: {outside}\n"));
             s

@@ -3,10 +3,10 @@
 //! the CPU engine, or the GPU. Every engine runs a batch of sequences;
 //! a single sequence is a batch of one.
 
+pub use super::calls::{LoadProgress, Logits};
 use super::cpu::{argmax, CpuModel, CpuState};
 use super::fast::{FastModel, FastSeq};
 use super::fit::EngineOptions;
-pub use super::calls::{LoadProgress, Logits};
 use super::gpu::{GpuBatch, GpuModel};
 use super::rowstats::RowStats;
 use crate::checkpoint::Checkpoint;
@@ -81,7 +81,9 @@ impl Engine {
         match device {
             Device::Reference => Ok(Engine::Reference(CpuModel::load(ck, arch).await?)),
             Device::Cpu => Ok(Engine::Cpu(FastModel::load(ck, arch).await?)),
-            Device::Gpu(gpu) => Ok(Engine::Gpu(GpuModel::load(gpu, ck, arch, opts, progress).await?)),
+            Device::Gpu(gpu) => Ok(Engine::Gpu(
+                GpuModel::load(gpu, ck, arch, opts, progress).await?,
+            )),
         }
     }
 
@@ -121,8 +123,15 @@ impl Engine {
             Engine::Reference(_) => "CPU reference (f32)".into(),
             Engine::Cpu(_) => {
                 let threads = super::par::threads();
-                let simd = if cfg!(target_arch = "wasm32") { "SIMD128" } else { "AVX2/FMA where present" };
-                format!("CPU engine ({threads} thread{}, {simd})", if threads == 1 { "" } else { "s" })
+                let simd = if cfg!(target_arch = "wasm32") {
+                    "SIMD128"
+                } else {
+                    "AVX2/FMA where present"
+                };
+                format!(
+                    "CPU engine ({threads} thread{}, {simd})",
+                    if threads == 1 { "" } else { "s" }
+                )
             }
             Engine::Gpu(m) => m.gpu().describe(),
         }
@@ -149,7 +158,9 @@ impl Engine {
 
     fn fresh(&self, n: usize, capture: bool) -> Result<Batch> {
         Ok(match self {
-            Engine::Reference(m) => Batch::Reference((0..n).map(|_| m.new_state(capture)).collect()),
+            Engine::Reference(m) => {
+                Batch::Reference((0..n).map(|_| m.new_state(capture)).collect())
+            }
             Engine::Cpu(m) => Batch::Cpu((0..n).map(|_| m.new_seq(capture)).collect()),
             Engine::Gpu(m) => Batch::Gpu(m.batch(n as u32)?),
         })
@@ -157,15 +168,25 @@ impl Engine {
 
     /// One fresh sequence (its small buffers unchecked).
     pub fn session(&self, capture: bool) -> Batch {
-        self.fresh(1, capture).expect("a batch of one always fits a loaded model")
+        self.fresh(1, capture)
+            .expect("a batch of one always fits a loaded model")
     }
 
     /// Runs `ids[i]` at the next positions of sequence i (an empty slice
     /// leaves it where it is) and returns, per sequence, the logits asked
     /// for (`Last`: its last row `[V]`; `All`: `[n_i, V]`).
-    pub async fn prefill_batch(&self, b: &mut Batch, ids: &[&[u32]], logits: Logits) -> Result<Vec<Vec<f32>>> {
+    pub async fn prefill_batch(
+        &self,
+        b: &mut Batch,
+        ids: &[&[u32]],
+        logits: Logits,
+    ) -> Result<Vec<Vec<f32>>> {
         if ids.len() != b.len() {
-            return Err(Error::Usage(format!("{} token lists for a batch of {}", ids.len(), b.len())));
+            return Err(Error::Usage(format!(
+                "{} token lists for a batch of {}",
+                ids.len(),
+                b.len()
+            )));
         }
         let v = self.arch().vocab_size as usize;
         match (self, b) {
@@ -211,7 +232,13 @@ impl Engine {
     /// `steps` greedy tokens of each sequence in `seqs`, the first fed
     /// being `last[j]` for `seqs[j]`: sequence `seqs[j]` gets `out[j]`.
     /// On the GPU the tokens stay there between steps and come back once.
-    pub async fn decode(&self, b: &mut Batch, seqs: &[usize], last: &[u32], steps: usize) -> Result<Vec<Vec<u32>>> {
+    pub async fn decode(
+        &self,
+        b: &mut Batch,
+        seqs: &[usize],
+        last: &[u32],
+        steps: usize,
+    ) -> Result<Vec<Vec<u32>>> {
         if let (Engine::Gpu(m), Batch::Gpu(batch)) = (self, &mut *b) {
             return m.decode(batch, seqs, last, steps).await;
         }
@@ -242,14 +269,22 @@ impl Engine {
     /// Runs `ids` on sequence 0 and returns its greedy next token.
     pub async fn next_token(&self, s: &mut Batch, ids: &[u32]) -> Result<u32> {
         if s.len() != 1 {
-            return Err(Error::Usage("next_token runs a batch of one; use next_tokens".into()));
+            return Err(Error::Usage(
+                "next_token runs a batch of one; use next_tokens".into(),
+            ));
         }
         Ok(self.next_tokens(s, &[ids]).await?[0])
     }
 
     /// Greedy continuation of sequence 0: up to `n` tokens, ending after a
     /// `stop` token (included).
-    pub async fn generate_greedy(&self, s: &mut Batch, prompt: &[u32], n: usize, stop: &[u32]) -> Result<Vec<u32>> {
+    pub async fn generate_greedy(
+        &self,
+        s: &mut Batch,
+        prompt: &[u32],
+        n: usize,
+        stop: &[u32],
+    ) -> Result<Vec<u32>> {
         let mut out = Vec::with_capacity(n);
         if n == 0 {
             return Ok(out);
@@ -267,16 +302,36 @@ impl Engine {
     /// Routing reductions of softmax layer `layer` over sequence 0 so far
     /// (made with `capture`): on the GPU by its kernel, on the CPU the
     /// plain way from the captured probabilities.
-    pub async fn routing_stats(&self, s: &Batch, layer: usize, block: u32, needle: std::ops::Range<u32>) -> Result<RowStats> {
-        let not_captured = || Error::Usage(format!("layer {layer} is not a softmax layer of a session with capture on"));
+    pub async fn routing_stats(
+        &self,
+        s: &Batch,
+        layer: usize,
+        block: u32,
+        needle: std::ops::Range<u32>,
+    ) -> Result<RowStats> {
+        let not_captured = || {
+            Error::Usage(format!(
+                "layer {layer} is not a softmax layer of a session with capture on"
+            ))
+        };
         let cap = match (self, s) {
-            (Engine::Gpu(m), Batch::Gpu(b)) => return m.routing_stats(b, layer, block, needle).await,
-            (Engine::Reference(_), Batch::Reference(st)) => st[0].captured(layer).ok_or_else(not_captured)?,
+            (Engine::Gpu(m), Batch::Gpu(b)) => {
+                return m.routing_stats(b, layer, block, needle).await
+            }
+            (Engine::Reference(_), Batch::Reference(st)) => {
+                st[0].captured(layer).ok_or_else(not_captured)?
+            }
             (Engine::Cpu(_), Batch::Cpu(st)) => st[0].captured(layer).ok_or_else(not_captured)?,
             _ => return Err(mixed()),
         };
         let needle = needle.start as usize..needle.end as usize;
-        Ok(RowStats::from_probs(cap.pos, cap.heads, block as usize, needle, |h, t, u| cap.prob(h, t, u)))
+        Ok(RowStats::from_probs(
+            cap.pos,
+            cap.heads,
+            block as usize,
+            needle,
+            |h, t, u| cap.prob(h, t, u),
+        ))
     }
 }
 

@@ -31,7 +31,14 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { max_context: 4096, prefill_chunk: default_chunk(), max_binding: None, memory_budget: None, capture: false, max_batch: 64 }
+        EngineOptions {
+            max_context: 4096,
+            prefill_chunk: default_chunk(),
+            max_binding: None,
+            memory_budget: None,
+            capture: false,
+            max_batch: 64,
+        }
     }
 }
 
@@ -51,7 +58,10 @@ pub const SCRATCH_BUDGET: u64 = 64 << 20;
 /// QKLAB_PREFILL_CHUNK (native only) sets the chunk, for benchmarks; else 0 (automatic).
 fn default_chunk() -> u32 {
     #[cfg(not(target_arch = "wasm32"))]
-    if let Some(n) = std::env::var("QKLAB_PREFILL_CHUNK").ok().and_then(|v| v.parse().ok()) {
+    if let Some(n) = std::env::var("QKLAB_PREFILL_CHUNK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
         return n;
     }
     0
@@ -94,10 +104,19 @@ fn human(bytes: u64) -> String {
 
 /// Sizes every buffer for `arch` with weights `tensors` (name, dtype,
 /// shape) under `limits`, or says which limit the model exceeds.
-pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::Limits, opts: &EngineOptions) -> Result<Footprint> {
+pub fn plan(
+    arch: &Arch,
+    tensors: &[(String, WDtype, Vec<u64>)],
+    limits: &wgpu::Limits,
+    opts: &EngineOptions,
+) -> Result<Footprint> {
     let too_large = |s: String| Err(Error::TooLarge(s));
-    let adapter_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
-    let binding = opts.max_binding.map_or(adapter_binding, |b| b.min(adapter_binding));
+    let adapter_binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let binding = opts
+        .max_binding
+        .map_or(adapter_binding, |b| b.min(adapter_binding));
     let limit_name = if opts.max_binding.is_some_and(|b| b < adapter_binding) {
         "the binding limit set for this run"
     } else if limits.max_buffer_size < limits.max_storage_buffer_binding_size {
@@ -110,7 +129,10 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
     for m in distinct(&arch.mixers) {
         let (dh, max) = (arch.heads(m).head_dim, mixer::max_gpu_head_dim(m));
         if dh > max {
-            return too_large(format!("{} head_dim {dh} exceeds the kernels' {max}", mixer::label(m)));
+            return too_large(format!(
+                "{} head_dim {dh} exceeds the kernels' {max}",
+                mixer::label(m)
+            ));
         }
     }
 
@@ -119,7 +141,11 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
         let (rows, cols) = match shape.as_slice() {
             [n] => (1, *n),
             [r, c] => (*r, *c),
-            _ => return Err(Error::Gpu(format!("{name}: the GPU engine takes 1-D or 2-D weights, not {shape:?}"))),
+            _ => {
+                return Err(Error::Gpu(format!(
+                    "{name}: the GPU engine takes 1-D or 2-D weights, not {shape:?}"
+                )))
+            }
         };
         rows_per_chunk(name, *dtype, rows, cols, binding).map_err(|e| match e {
             Error::Gpu(m) => Error::TooLarge(m.replace("maxStorageBufferBindingSize", limit_name)),
@@ -130,8 +156,15 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
 
     // Each buffer that grows with the context must fit a binding.
     let ctx = opts.max_context.max(1) as u64;
-    let states: Vec<mixer::GpuState> = arch.mixers.iter().map(|&m| mixer::gpu_state(arch, m, opts.capture)).collect();
-    let per_buffer: Vec<(&str, u64)> = states.iter().flat_map(|st| st.per_token.iter().copied()).collect();
+    let states: Vec<mixer::GpuState> = arch
+        .mixers
+        .iter()
+        .map(|&m| mixer::gpu_state(arch, m, opts.capture))
+        .collect();
+    let per_buffer: Vec<(&str, u64)> = states
+        .iter()
+        .flat_map(|st| st.per_token.iter().copied())
+        .collect();
     for &(what, row) in &per_buffer {
         if row * ctx > binding {
             return too_large(format!(
@@ -143,7 +176,10 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
             ));
         }
     }
-    let session: u64 = states.iter().map(|st| ctx * st.per_token.iter().map(|(_, row)| row).sum::<u64>() + st.fixed).sum();
+    let session: u64 = states
+        .iter()
+        .map(|st| ctx * st.per_token.iter().map(|(_, row)| row).sum::<u64>() + st.fixed)
+        .sum();
 
     // Activations: the widest row any scratch buffer holds.
     let widest = arch.widest() * 4;
@@ -152,20 +188,38 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
         0 => (SCRATCH_BUDGET / (9 * widest)).clamp(2048, 16384),
         n => n as u64,
     };
-    let chunk = wanted.min(ctx * opts.max_batch.max(1) as u64).min(binding / widest);
+    let chunk = wanted
+        .min(ctx * opts.max_batch.max(1) as u64)
+        .min(binding / widest);
     if chunk == 0 {
-        return too_large(format!("one token's activations ({}) exceed {limit_name} ({})", human(widest), human(binding)));
+        return too_large(format!(
+            "one token's activations ({}) exceed {limit_name} ({})",
+            human(widest),
+            human(binding)
+        ));
     }
     let vocab_row = arch.vocab_size * 4;
     let logit_rows = chunk.min(binding / vocab_row);
     if logit_rows == 0 {
-        return too_large(format!("one row of logits ({}) exceeds {limit_name} ({})", human(vocab_row), human(binding)));
+        return too_large(format!(
+            "one row of logits ({}) exceeds {limit_name} ({})",
+            human(vocab_row),
+            human(binding)
+        ));
     }
     // x, h, q, k, v, o, o2, gate, up: nine activation buffers.
     let rope = 2 * ctx * (a.head_dim.max(l.head_dim) / 2) * 4 * 2;
     let scratch = 9 * chunk * widest + logit_rows * vocab_row + rope;
 
-    let mut fp = Footprint { weights, session, slots: 1, scratch, chunk: chunk as u32, logit_rows: logit_rows as u32, binding };
+    let mut fp = Footprint {
+        weights,
+        session,
+        slots: 1,
+        scratch,
+        chunk: chunk as u32,
+        logit_rows: logit_rows as u32,
+        binding,
+    };
     if let Some(budget) = opts.memory_budget {
         if fp.total() > budget {
             return too_large(format!(
@@ -181,10 +235,26 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
     }
     // A batch: as many sequences as the cache buffers' binding, the memory
     // left and a pass's rows allow.
-    let widest_cache_row = per_buffer.iter().map(|(_, row)| *row).max().unwrap_or(1).max(1);
-    let memory = opts.memory_budget.map_or(DEFAULT_BATCH_MEMORY, |b| b.saturating_sub(weights + scratch));
-    let fits = [binding / (widest_cache_row * ctx), memory / session.max(1), chunk, opts.max_batch as u64];
-    fp.slots = fits.into_iter().min().unwrap_or(1).clamp(1, u32::MAX as u64) as u32;
+    let widest_cache_row = per_buffer
+        .iter()
+        .map(|(_, row)| *row)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let memory = opts.memory_budget.map_or(DEFAULT_BATCH_MEMORY, |b| {
+        b.saturating_sub(weights + scratch)
+    });
+    let fits = [
+        binding / (widest_cache_row * ctx),
+        memory / session.max(1),
+        chunk,
+        opts.max_batch as u64,
+    ];
+    fp.slots = fits
+        .into_iter()
+        .min()
+        .unwrap_or(1)
+        .clamp(1, u32::MAX as u64) as u32;
     Ok(fp)
 }
 
@@ -192,9 +262,22 @@ pub fn plan(arch: &Arch, tensors: &[(String, WDtype, Vec<u64>)], limits: &wgpu::
 /// of `tokens`: its weights once (the embedding is a lookup, the LM head
 /// is not), and softmax attention over half the context on average.
 pub fn flops_per_token(arch: &Arch, tokens: u32) -> f64 {
-    let params: u64 = arch.expected_tensors().iter().filter(|(n, _)| n != crate::names::EMBED).map(|(_, s)| s.iter().product::<u64>()).sum();
-    let head = if arch.tie_word_embeddings { arch.vocab_size * arch.hidden_size } else { 0 };
-    let mixing: f64 = arch.mixers.iter().map(|&m| mixer::mixing_flops(arch, m, tokens)).sum();
+    let params: u64 = arch
+        .expected_tensors()
+        .iter()
+        .filter(|(n, _)| *n != arch.embed_name())
+        .map(|(_, s)| s.iter().product::<u64>())
+        .sum();
+    let head = if arch.tie_word_embeddings {
+        arch.vocab_size * arch.hidden_size
+    } else {
+        0
+    };
+    let mixing: f64 = arch
+        .mixers
+        .iter()
+        .map(|&m| mixer::mixing_flops(arch, m, tokens))
+        .sum();
     2.0 * (params + head) as f64 + mixing
 }
 
@@ -218,16 +301,28 @@ impl CpuFootprint {
 pub const WASM_ENGINE_MEMORY: u64 = 3584 << 20;
 
 pub fn cpu_footprint(arch: &Arch, tokens: u32) -> CpuFootprint {
-    let weights: u64 = arch.expected_tensors().iter().map(|(_, s)| s.iter().product::<u64>() * 4).sum();
+    let weights: u64 = arch
+        .expected_tensors()
+        .iter()
+        .map(|(_, s)| s.iter().product::<u64>() * 4)
+        .sum();
     let (a, l) = (&arch.attn, &arch.lightning);
     let t = tokens.max(1) as u64;
-    let state = 4 * arch.mixers.iter().map(|&m| mixer::cpu_state_floats(arch, m, t)).sum::<u64>();
+    let state = 4 * arch
+        .mixers
+        .iter()
+        .map(|&m| mixer::cpu_state_floats(arch, m, t))
+        .sum::<u64>();
     // The widest pass buffers: x, h, projections, MLP (gate, up, act), o;
     // and per thread a block of attention scores.
     let (d, i) = (arch.hidden_size, arch.intermediate_size);
     let width = 3 * d + 4 * i + 4 * (a.heads.max(l.heads) * a.head_dim.max(l.head_dim));
     let scratch = 4 * (t * width + 256 * t * 2 + t * arch.vocab_size.min(4096));
-    CpuFootprint { weights, state, scratch }
+    CpuFootprint {
+        weights,
+        state,
+        scratch,
+    }
 }
 
 /// The CPU engine's footprint for `tokens`, or why it does not fit: in a

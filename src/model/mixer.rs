@@ -12,6 +12,7 @@ pub fn label(mixer: Mixer) -> &'static str {
     match mixer {
         Mixer::Softmax => "softmax",
         Mixer::Lightning => "Lightning",
+        Mixer::GatedDelta => "gated delta",
     }
 }
 
@@ -24,10 +25,25 @@ pub fn check_finite(arch: &Arch, layer: Option<usize>, values: &[f32]) -> crate:
         return Ok(());
     }
     let at = match layer {
-        Some(l) => format!("at layer {l} ({})", arch.mixers.get(l).map_or("?", |&m| label(m))),
+        Some(l) => format!(
+            "at layer {l} ({})",
+            arch.mixers.get(l).map_or("?", |&m| label(m))
+        ),
         None => "in the logits (the LM head)".into(),
     };
     Err(crate::error::Error::BrokeNumerically { at })
+}
+
+/// Refuses a model with a mixer that `engine` (its name in messages) does
+/// not run yet, before it loads anything.
+pub fn runs_all(arch: &Arch, engine: &str, runs: &[Mixer]) -> crate::error::Result<()> {
+    match arch.mixers.iter().position(|m| !runs.contains(m)) {
+        None => Ok(()),
+        Some(l) => Err(crate::error::Error::Usage(format!(
+            "{engine} does not run {} layers (layer {l}) yet: use --backend reference",
+            label(arch.mixers[l])
+        ))),
+    }
 }
 
 /// The head sizes whose queries and keys some layer rotates, each once in
@@ -49,6 +65,7 @@ pub(crate) fn rope_on(arch: &Arch, mixer: Mixer) -> bool {
     match mixer {
         Mixer::Softmax => arch.attn_use_rope,
         Mixer::Lightning => arch.lightning_use_rope,
+        Mixer::GatedDelta => false,
     }
 }
 
@@ -58,7 +75,10 @@ pub(crate) fn scales_queries(mixer: Mixer) -> bool {
     mixer == Mixer::Softmax
 }
 
-/// The projection whose sigmoid gates the mixer's output, when on.
+/// The projection whose sigmoid gates the mixer's output, when on (the
+/// gated delta rule's z gates through its own norm, with SiLU: not here).
+/// In Qwen3.5 the softmax layer's gate is the gate rows of `q_proj`, which
+/// the engines read as `o_gate` ([`super::weights`]).
 pub fn output_gate(arch: &Arch, mixer: Mixer, n: &LayerNames) -> Option<String> {
     match mixer {
         Mixer::Softmax if arch.attn_use_output_gate => Some(n.o_gate.clone()),
@@ -73,11 +93,12 @@ pub fn output_norm(arch: &Arch, mixer: Mixer, n: &LayerNames) -> Option<String> 
 }
 
 /// The largest head size a mixer's GPU kernel holds in workgroup memory
-/// (`MAX_DH` in attention.wgsl, `MAX_DK` in lightning.wgsl).
+/// (`MAX_DH` in attention.wgsl, `MAX_DK` in lightning.wgsl and in
+/// the gated-delta kernels).
 pub fn max_gpu_head_dim(mixer: Mixer) -> u64 {
     match mixer {
         Mixer::Softmax => 256,
-        Mixer::Lightning => 128,
+        Mixer::Lightning | Mixer::GatedDelta => 128,
     }
 }
 
@@ -94,19 +115,38 @@ pub fn gpu_state(arch: &Arch, mixer: Mixer, capture: bool) -> GpuState {
         Mixer::Softmax => {
             let a = &arch.attn;
             let mut per_token = vec![
-                ("the KV cache of a softmax layer", a.kv_heads * a.head_dim * 4),
-                ("the KV cache of a softmax layer", a.kv_heads * a.head_dim * 4),
+                (
+                    "the KV cache of a softmax layer",
+                    a.kv_heads * a.head_dim * 4,
+                ),
+                (
+                    "the KV cache of a softmax layer",
+                    a.kv_heads * a.head_dim * 4,
+                ),
                 ("the log-sum-exps of a softmax layer", a.heads * 4),
             ];
             if capture {
-                per_token.push(("the captured queries of a softmax layer", a.heads * a.head_dim * 4));
+                per_token.push((
+                    "the captured queries of a softmax layer",
+                    a.heads * a.head_dim * 4,
+                ));
             }
-            GpuState { per_token, fixed: 0 }
+            GpuState {
+                per_token,
+                fixed: 0,
+            }
         }
         Mixer::Lightning => {
             let l = &arch.lightning;
-            GpuState { per_token: Vec::new(), fixed: l.heads * l.head_dim * l.head_dim * 4 }
+            GpuState {
+                per_token: Vec::new(),
+                fixed: l.heads * l.head_dim * l.head_dim * 4,
+            }
         }
+        Mixer::GatedDelta => GpuState {
+            per_token: Vec::new(),
+            fixed: gdn_state_floats(arch) * 4,
+        },
     }
 }
 
@@ -122,7 +162,15 @@ pub fn cpu_state_floats(arch: &Arch, mixer: Mixer, tokens: u64) -> u64 {
             let l = &arch.lightning;
             l.heads * l.head_dim * l.head_dim
         }
+        Mixer::GatedDelta => gdn_state_floats(arch),
     }
+}
+
+/// A gated-delta layer's state: S `[nv, dk, dv]` and the convolution's
+/// last K-1 inputs `[K-1, C]`.
+fn gdn_state_floats(arch: &Arch) -> u64 {
+    let g = &arch.gdn;
+    g.value_heads * g.key_dim * g.value_dim + (g.conv_kernel - 1) * g.conv_channels()
 }
 
 /// FLOPs (2 per multiply-add) one token spends in a `mixer` layer beyond
@@ -131,7 +179,9 @@ pub fn cpu_state_floats(arch: &Arch, mixer: Mixer, tokens: u64) -> u64 {
 /// a projection and is left out.
 pub fn mixing_flops(arch: &Arch, mixer: Mixer, tokens: u32) -> f64 {
     match mixer {
-        Mixer::Softmax => 2.0 * 2.0 * (arch.attn.heads * arch.attn.head_dim) as f64 * tokens as f64 / 2.0,
-        Mixer::Lightning => 0.0,
+        Mixer::Softmax => {
+            2.0 * 2.0 * (arch.attn.heads * arch.attn.head_dim) as f64 * tokens as f64 / 2.0
+        }
+        Mixer::Lightning | Mixer::GatedDelta => 0.0,
     }
 }

@@ -11,4 +11,4 @@ pub mod mixer;
 mod par;
 pub mod rowstats;
 mod simd;
-
+pub mod weights;

@@ -27,20 +27,33 @@ pub fn rows_per_task(rows: usize, work: usize) -> usize {
 
 /// `f(first_row, block)` over blocks of `rows_per_block` rows of `y`
 /// (rows of `width`), in parallel natively.
-pub fn for_row_blocks(y: &mut [f32], width: usize, rows_per_block: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+pub fn for_row_blocks(
+    y: &mut [f32],
+    width: usize,
+    rows_per_block: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
     let chunk = rows_per_block * width;
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        y.par_chunks_mut(chunk).enumerate().for_each(|(i, block)| f(i * rows_per_block, block));
+        y.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, block)| f(i * rows_per_block, block));
     }
     #[cfg(target_arch = "wasm32")]
-    y.chunks_mut(chunk).enumerate().for_each(|(i, block)| f(i * rows_per_block, block));
+    y.chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, block)| f(i * rows_per_block, block));
 }
 
 /// [`for_row_blocks`] over three buffers of the same rows at once (each
 /// with its own width): `f(first_row, [blocks])`.
-pub fn for_row_blocks3(bufs: [(&mut [f32], usize); 3], rows_per_block: usize, f: impl Fn(usize, [&mut [f32]; 3]) + Sync + Send) {
+pub fn for_row_blocks3(
+    bufs: [(&mut [f32], usize); 3],
+    rows_per_block: usize,
+    f: impl Fn(usize, [&mut [f32]; 3]) + Sync + Send,
+) {
     let [(a, wa), (b, wb), (c, wc)] = bufs;
     let per = rows_per_block.max(1);
     #[cfg(not(target_arch = "wasm32"))]
@@ -53,7 +66,11 @@ pub fn for_row_blocks3(bufs: [(&mut [f32], usize); 3], rows_per_block: usize, f:
             .for_each(|(i, ((a, b), c))| f(i * per, [a, b, c]));
     }
     #[cfg(target_arch = "wasm32")]
-    a.chunks_mut(per * wa).zip(b.chunks_mut(per * wb)).zip(c.chunks_mut(per * wc)).enumerate().for_each(|(i, ((a, b), c))| f(i * per, [a, b, c]));
+    a.chunks_mut(per * wa)
+        .zip(b.chunks_mut(per * wb))
+        .zip(c.chunks_mut(per * wc))
+        .enumerate()
+        .for_each(|(i, ((a, b), c))| f(i * per, [a, b, c]));
 }
 
 /// Threads the CPU engine uses.

@@ -40,7 +40,13 @@ impl RowStats {
     /// The same reductions computed the plain way, from any attention
     /// probability function `a(head, t, s)` (the CPU reference's capture):
     /// the oracle of the GPU kernel.
-    pub fn from_probs(rows: usize, heads: usize, block: usize, needle: Range<usize>, a: impl Fn(usize, usize, usize) -> f32) -> RowStats {
+    pub fn from_probs(
+        rows: usize,
+        heads: usize,
+        block: usize,
+        needle: Range<usize>,
+        a: impl Fn(usize, usize, usize) -> f32,
+    ) -> RowStats {
         let mut r = RowStats::zeroed(rows, heads, block);
         for h in 0..heads {
             for t in 0..rows {
@@ -61,7 +67,12 @@ impl RowStats {
     /// of each row's expected distance.
     pub fn mean_distance(&self) -> Vec<f32> {
         (0..self.heads)
-            .map(|h| (0..self.rows).map(|t| self.dist[t * self.heads + h] as f64).sum::<f64>() as f32 / self.rows.max(1) as f32)
+            .map(|h| {
+                (0..self.rows)
+                    .map(|t| self.dist[t * self.heads + h] as f64)
+                    .sum::<f64>() as f32
+                    / self.rows.max(1) as f32
+            })
             .collect()
     }
 
@@ -69,14 +80,30 @@ impl RowStats {
     /// question's tokens) of the share landing on the needle.
     pub fn needle_mass(&self, queries: Range<usize>) -> Vec<f32> {
         let n = queries.len().max(1) as f32;
-        (0..self.heads).map(|h| queries.clone().map(|t| self.mass[t * self.heads + h]).sum::<f32>() / n).collect()
+        (0..self.heads)
+            .map(|h| {
+                queries
+                    .clone()
+                    .map(|t| self.mass[t * self.heads + h])
+                    .sum::<f32>()
+                    / n
+            })
+            .collect()
     }
 
     /// Head `head`'s attention on each block of keys, averaged over the
     /// rows `queries` (the question's).
     pub fn question_blocks(&self, head: usize, queries: Range<usize>) -> Vec<f32> {
         let n = queries.len().max(1) as f32;
-        (0..self.blocks).map(|j| queries.clone().map(|t| self.pooled[(head * self.rows + t) * self.blocks + j]).sum::<f32>() / n).collect()
+        (0..self.blocks)
+            .map(|j| {
+                queries
+                    .clone()
+                    .map(|t| self.pooled[(head * self.rows + t) * self.blocks + j])
+                    .sum::<f32>()
+                    / n
+            })
+            .collect()
     }
 
     /// The block-pooled attention map of `head`, `[blocks, blocks]`: the

@@ -36,7 +36,9 @@ macro_rules! multiversion {
 fn avx2_fma() -> bool {
     use std::sync::OnceLock;
     static HAS: OnceLock<bool> = OnceLock::new();
-    *HAS.get_or_init(|| std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    *HAS.get_or_init(|| {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    })
 }
 
 /// e^x in f32 without libm and without branches, so that loops over it
@@ -126,7 +128,10 @@ fn inv_rms(row: &[f32], eps: f32) -> f32 {
             *s += v * v;
         }
     }
-    let ss = chunks.remainder().iter().fold(lanes_sum(s), |a, v| a + v * v);
+    let ss = chunks
+        .remainder()
+        .iter()
+        .fold(lanes_sum(s), |a, v| a + v * v);
     1.0 / (ss / row.len() as f32 + eps).sqrt()
 }
 
@@ -191,7 +196,9 @@ mod tests {
 
     #[test]
     fn softmax_and_norm_agree_with_plain_loops() {
-        let x: Vec<f32> = (0..37).map(|i| ((i * 7919) % 113) as f32 / 17.0 - 3.0).collect();
+        let x: Vec<f32> = (0..37)
+            .map(|i| ((i * 7919) % 113) as f32 / 17.0 - 3.0)
+            .collect();
         let mut y = x.clone();
         let (max, sum) = softmax_in_place(&mut y);
         let want_max = x.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

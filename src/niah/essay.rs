@@ -5,7 +5,9 @@
 //! would change all text after it.
 
 use super::pyrandom::PyRandom;
-use super::tables::{FIRST, GENERAL, LAST, LEX, MOUNTAIN_NAMES, PLACE_HEAD, PLACE_TAIL, RIVER_NAMES, TOPICS};
+use super::tables::{
+    FIRST, GENERAL, LAST, LEX, MOUNTAIN_NAMES, PLACE_HEAD, PLACE_TAIL, RIVER_NAMES, TOPICS,
+};
 
 /// Python's `str.isspace` on ASCII (what `\s`, `str.split()` and
 /// `str.strip()` treat as whitespace), the one definition the splitting
@@ -15,7 +17,10 @@ pub(crate) fn py_space(b: u8) -> bool {
 }
 
 fn lex(name: &str) -> &'static [&'static str] {
-    LEX.iter().find(|(k, _)| *k == name).map(|(_, v)| *v).unwrap_or_else(|| panic!("no LEX entry {name:?}"))
+    LEX.iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("no LEX entry {name:?}"))
 }
 
 /// `plural(word)`: English plural of the regular nouns in LEX.
@@ -100,7 +105,10 @@ pub struct EssayGen {
 
 impl EssayGen {
     pub fn new(seed: u64) -> Self {
-        EssayGen { rng: PyRandom::new(seed), pending: Vec::new() }
+        EssayGen {
+            rng: PyRandom::new(seed),
+            pending: Vec::new(),
+        }
     }
 
     fn place(&mut self) -> String {
@@ -159,7 +167,10 @@ impl EssayGen {
         let mut rest = s.as_str();
         while let Some(open) = rest.find('{') {
             let after = &rest[open + 1..];
-            let len = after.bytes().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_').count();
+            let len = after
+                .bytes()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+                .count();
             if len > 0 && after.as_bytes().get(len) == Some(&b'}') {
                 let name = &after[..len];
                 let mut w = String::new();
@@ -187,14 +198,24 @@ impl EssayGen {
             }
         }
         let s = s.replace(" ,", ",").replace(" .", ".");
-        const OPENERS: [&str; 8] = ["In ", "By ", "When ", "During ", "On ", "Every ", "Before ", "Each "];
+        const OPENERS: [&str; 8] = [
+            "In ", "By ", "When ", "During ", "On ", "Every ", "Before ", "Each ",
+        ];
         let mut s = s;
         if self.rng.random() < 0.18 && !OPENERS.iter().any(|o| template.starts_with(o)) {
             let proper = template.starts_with("{city") || template.starts_with("{person");
-            let first = if proper { s.clone() } else { with_first(&s, false) };
+            let first = if proper {
+                s.clone()
+            } else {
+                with_first(&s, false)
+            };
             s = format!("{}, {first}", self.rng.choice_str(lex("conn")));
         } else if self.rng.random() < 0.10 && s.ends_with('.') && !s.contains(',') {
-            s = format!("{}, {}.", &s[..s.len() - 1], self.rng.choice_str(lex("tail")));
+            s = format!(
+                "{}, {}.",
+                &s[..s.len() - 1],
+                self.rng.choice_str(lex("tail"))
+            );
         }
         vowel_article(&with_first(&s, true))
     }
@@ -210,7 +231,13 @@ impl EssayGen {
         let river = format!("the {}", self.rng.choice_str(RIVER_NAMES));
         let mountain = self.rng.choice_str(MOUNTAIN_NAMES).to_string();
         let person = self.person();
-        let ent = Ent { city, city2, river, mountain, person };
+        let ent = Ent {
+            city,
+            city2,
+            river,
+            mountain,
+            person,
+        };
         // no template twice in a paragraph: draw without replacement
         let mut topical: Vec<&str> = templates.to_vec();
         let mut general: Vec<&str> = GENERAL.to_vec();
@@ -218,7 +245,11 @@ impl EssayGen {
         let mut out = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let pick_general = self.rng.random() < 0.2 || topical.is_empty();
-            let pool = if pick_general { &mut general } else { &mut topical };
+            let pool = if pick_general {
+                &mut general
+            } else {
+                &mut topical
+            };
             let t = pool.remove(self.rng.randrange(0, pool.len() as i64) as usize);
             out.push(self.expand(t, &ent));
         }
@@ -270,7 +301,10 @@ pub fn split_sentences(text: &str) -> Vec<String> {
         }
     }
     out.push(&t[start..]);
-    out.into_iter().filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect()
+    out.into_iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect()
 }
 
 /// `essay_text(seed, n_words)`: paragraphs separated by blank lines until

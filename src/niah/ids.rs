@@ -37,27 +37,53 @@ pub fn min_id_length() -> u32 {
 /// after `depth` of the haystack. Ids come from `0..vocab` less `avoid`
 /// (the special tokens); the haystack never uses a key or value id, so the
 /// key appears exactly twice.
-pub fn id_prompt(vocab: u32, avoid: &[u32], length: u32, depth: f64, seed: u64) -> Result<IdPrompt> {
+pub fn id_prompt(
+    vocab: u32,
+    avoid: &[u32],
+    length: u32,
+    depth: f64,
+    seed: u64,
+) -> Result<IdPrompt> {
     if !(0.0..=1.0).contains(&depth) {
         return Err(Error::Usage(format!("depth {depth} is outside [0, 1]")));
     }
     if length < min_id_length() {
-        return Err(Error::Usage(format!("the token-id task needs a length of at least {} tokens, not {length}", min_id_length())));
+        return Err(Error::Usage(format!(
+            "the token-id task needs a length of at least {} tokens, not {length}",
+            min_id_length()
+        )));
     }
     let usable: Vec<u32> = (0..vocab).filter(|i| !avoid.contains(i)).collect();
     if usable.len() < 2 * (KEY_LEN + VALUE_LEN) {
-        return Err(Error::Usage(format!("a vocabulary of {vocab} ids leaves too few for the token-id task")));
+        return Err(Error::Usage(format!(
+            "a vocabulary of {vocab} ids leaves too few for the token-id task"
+        )));
     }
     let mut rng = PyRandom::new(seed);
     let needle_ids = rng.sample(&usable, KEY_LEN + VALUE_LEN);
-    let (key, value) = (needle_ids[..KEY_LEN].to_vec(), needle_ids[KEY_LEN..].to_vec());
-    let filler: Vec<u32> = usable.iter().copied().filter(|i| !needle_ids.contains(i)).collect();
+    let (key, value) = (
+        needle_ids[..KEY_LEN].to_vec(),
+        needle_ids[KEY_LEN..].to_vec(),
+    );
+    let filler: Vec<u32> = usable
+        .iter()
+        .copied()
+        .filter(|i| !needle_ids.contains(i))
+        .collect();
     let haystack = length as usize - MAX_NEW - 2 * KEY_LEN - VALUE_LEN;
     let at = (depth * haystack as f64).round() as usize;
-    let mut ids: Vec<u32> = (0..haystack).map(|_| filler[rng.randbelow(filler.len() as u64) as usize]).collect();
+    let mut ids: Vec<u32> = (0..haystack)
+        .map(|_| filler[rng.randbelow(filler.len() as u64) as usize])
+        .collect();
     ids.splice(at..at, needle_ids.iter().copied());
     ids.extend_from_slice(&key);
-    Ok(IdPrompt { ids, key, value, needle: at..at + KEY_LEN + VALUE_LEN, max_new: MAX_NEW })
+    Ok(IdPrompt {
+        ids,
+        key,
+        value,
+        needle: at..at + KEY_LEN + VALUE_LEN,
+        max_new: MAX_NEW,
+    })
 }
 
 /// Generated ids as text for scoring: each id between spaces, so that a
@@ -76,21 +102,47 @@ mod tests {
 
     #[test]
     fn length_depth_and_the_two_keys_hold() {
-        for (length, depth, seed) in [(100u32, 0.0, 1u64), (257, 0.5, 2), (1000, 1.0, 3), (min_id_length(), 0.3, 4)] {
+        for (length, depth, seed) in [
+            (100u32, 0.0, 1u64),
+            (257, 0.5, 2),
+            (1000, 1.0, 3),
+            (min_id_length(), 0.3, 4),
+        ] {
             let p = id_prompt(259, &[256, 257, 258], length, depth, seed).unwrap();
             assert_eq!(p.ids.len() + p.max_new, length as usize);
             assert!(p.ids.iter().all(|&i| i < 256), "no special ids");
-            assert_eq!(&p.ids[p.needle.start..p.needle.start + KEY_LEN], p.key.as_slice());
-            assert_eq!(&p.ids[p.needle.start + KEY_LEN..p.needle.end], p.value.as_slice());
-            assert_eq!(&p.ids[p.ids.len() - KEY_LEN..], p.key.as_slice(), "the prompt ends with the key");
+            assert_eq!(
+                &p.ids[p.needle.start..p.needle.start + KEY_LEN],
+                p.key.as_slice()
+            );
+            assert_eq!(
+                &p.ids[p.needle.start + KEY_LEN..p.needle.end],
+                p.value.as_slice()
+            );
+            assert_eq!(
+                &p.ids[p.ids.len() - KEY_LEN..],
+                p.key.as_slice(),
+                "the prompt ends with the key"
+            );
             let haystack = p.ids.len() - KEY_LEN - KEY_LEN - VALUE_LEN;
             assert_eq!(p.needle.start, (depth * haystack as f64).round() as usize);
-            let keys = p.ids.windows(KEY_LEN).filter(|w| *w == p.key.as_slice()).count();
+            let keys = p
+                .ids
+                .windows(KEY_LEN)
+                .filter(|w| *w == p.key.as_slice())
+                .count();
             assert_eq!(keys, 2, "the key appears at the needle and at the end only");
-            assert_eq!(p, id_prompt(259, &[256, 257, 258], length, depth, seed).unwrap(), "deterministic");
+            assert_eq!(
+                p,
+                id_prompt(259, &[256, 257, 258], length, depth, seed).unwrap(),
+                "deterministic"
+            );
         }
         assert!(id_prompt(259, &[], min_id_length() - 1, 0.5, 0).is_err());
         assert!(id_prompt(10, &[], 100, 0.5, 0).is_err());
-        assert!(ids_text(&[112, 345]).contains(&ids_text(&[112])) && !ids_text(&[112, 345]).contains(&ids_text(&[12])));
+        assert!(
+            ids_text(&[112, 345]).contains(&ids_text(&[112]))
+                && !ids_text(&[112, 345]).contains(&ids_text(&[12]))
+        );
     }
 }

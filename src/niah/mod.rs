@@ -24,8 +24,8 @@ mod task;
 pub use essay::{essay_text, split_sentences, EssayGen};
 pub use ids::{id_prompt, ids_text, min_id_length, IdPrompt, ID_TASK};
 pub use prompt::{
-    answer_prefix, derive_seed, intro, min_length, min_length_with, needle_text, niah_prompt, niah_prompt_with,
-    niah_sweep, question, score, sweep_seeds, ESSAYS_TXT,
+    answer_prefix, derive_seed, intro, min_length, min_length_with, needle_text, niah_prompt,
+    niah_prompt_with, niah_sweep, question, score, sweep_seeds, ESSAYS_TXT,
 };
 pub use pyrandom::PyRandom;
 pub use task::{NiahPrompt, Options, Source, Task, BOS, DEFAULT_MK_DISTRACTORS};

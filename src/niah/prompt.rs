@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 pub const ESSAYS_TXT: &str = include_str!("../../reference/assets/essays.txt");
 
 /// S1's haystack unit (RULER's noise passage), one copy per line.
-const NOISE: &str = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
+const NOISE: &str =
+    "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again.";
 
 fn value_kind(task: Task) -> &'static str {
     if task == Task::S3 {
@@ -34,16 +35,25 @@ pub fn intro(task: Task) -> String {
 
 /// `One of the special magic numbers for {key} is: {value}.`
 pub fn needle_text(task: Task, key: &str, value: &str) -> String {
-    format!("One of the special magic {}s for {key} is: {value}.", value_kind(task))
+    format!(
+        "One of the special magic {}s for {key} is: {value}.",
+        value_kind(task)
+    )
 }
 
 pub fn question(task: Task, key: &str) -> String {
-    format!("What is the special magic {} for {key} mentioned in the provided text?", value_kind(task))
+    format!(
+        "What is the special magic {} for {key} mentioned in the provided text?",
+        value_kind(task)
+    )
 }
 
 /// The pre-filled start of the answer (it follows the question directly).
 pub fn answer_prefix(task: Task, key: &str) -> String {
-    format!(" The special magic {} for {key} mentioned in the provided text is", value_kind(task))
+    format!(
+        " The special magic {} for {key} mentioned in the provided text is",
+        value_kind(task)
+    )
 }
 
 /// A 64-bit sub-seed for one purpose ("kv", "haystack") of a sample seed:
@@ -64,7 +74,14 @@ fn make_value(task: Task, rng: &mut PyRandom) -> String {
     x &= !(0xf000u128 << 64);
     x |= 4u128 << 76;
     let h = format!("{x:032x}");
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 /// RULER's rule: 1.0 if the value appears in the generated text,
@@ -78,7 +95,11 @@ pub fn score(generated: &str, value: &str) -> f64 {
 }
 
 fn n_distractors(task: Task, distractors: Option<u32>) -> u32 {
-    distractors.unwrap_or(if task == Task::Mk { DEFAULT_MK_DISTRACTORS } else { 0 })
+    distractors.unwrap_or(if task == Task::Mk {
+        DEFAULT_MK_DISTRACTORS
+    } else {
+        0
+    })
 }
 
 /// Smallest length niah_prompt accepts for every seed (computed with the
@@ -88,9 +109,18 @@ pub fn min_length(task: Task, distractors: Option<u32>) -> u32 {
 }
 
 /// min_length with data.py's other arguments.
-pub fn min_length_with(task: Task, distractors: Option<u32>, max_new_tokens: Option<u32>, bos: bool) -> u32 {
+pub fn min_length_with(
+    task: Task,
+    distractors: Option<u32>,
+    max_new_tokens: Option<u32>,
+    bos: bool,
+) -> u32 {
     let nd = n_distractors(task, distractors) as usize;
-    let longest = |w: &[&str]| w.iter().fold("", |b, x| if x.len() > b.len() { x } else { b }).to_string();
+    let longest = |w: &[&str]| {
+        w.iter()
+            .fold("", |b, x| if x.len() > b.len() { x } else { b })
+            .to_string()
+    };
     let key = longest(ADJECTIVES) + "-" + &longest(NOUNS);
     let value = "9".repeat(task.value_len() as usize);
     let mnt = max_new_tokens.unwrap_or(task.default_max_new_tokens()) as usize;
@@ -109,7 +139,11 @@ fn file_sentences() -> &'static [String] {
 }
 
 /// `haystack_units`: the endless stream of haystack units of a sample.
-fn haystack_units<'a>(task: Task, seed: u64, source: &'a Source) -> Result<Box<dyn Iterator<Item = String> + 'a>> {
+fn haystack_units<'a>(
+    task: Task,
+    seed: u64,
+    source: &'a Source,
+) -> Result<Box<dyn Iterator<Item = String> + 'a>> {
     if task == Task::S1 {
         return Ok(Box::new(std::iter::repeat(NOISE.to_string())));
     }
@@ -123,7 +157,10 @@ fn haystack_units<'a>(task: Task, seed: u64, source: &'a Source) -> Result<Box<d
         }
         Source::Text(t) => {
             if !t.is_ascii() {
-                return Err(Error::Usage("the essay text must be ASCII (one byte per character, as data.py counts)".into()));
+                return Err(Error::Usage(
+                    "the essay text must be ASCII (one byte per character, as data.py counts)"
+                        .into(),
+                ));
             }
             split_sentences(t)
         }
@@ -144,11 +181,18 @@ fn fragments(unit: &str, words_ok: bool) -> Vec<String> {
         out.push(sents[..k].join(" "));
     }
     if words_ok {
-        let words: Vec<&str> = unit.split(|c: char| c.is_ascii() && py_space(c as u8)).filter(|w| !w.is_empty()).collect();
+        let words: Vec<&str> = unit
+            .split(|c: char| c.is_ascii() && py_space(c as u8))
+            .filter(|w| !w.is_empty())
+            .collect();
         for k in 1..words.len() {
             let joined = words[..k].join(" ");
             let w = joined.trim_end_matches([',', ';', ':']);
-            out.push(if w.ends_with('.') { w.to_string() } else { format!("{w}.") });
+            out.push(if w.ends_with('.') {
+                w.to_string()
+            } else {
+                format!("{w}.")
+            });
         }
     }
     out
@@ -156,7 +200,12 @@ fn fragments(unit: &str, words_ok: bool) -> Vec<String> {
 
 /// `_fill`: units whose join plus `used` bytes of needles and separators is
 /// exactly `budget` bytes (data.py's docstring, steps 1-4).
-fn fill(units_iter: &mut dyn Iterator<Item = String>, budget: usize, mut used: usize, words_ok: bool) -> Vec<String> {
+fn fill(
+    units_iter: &mut dyn Iterator<Item = String>,
+    budget: usize,
+    mut used: usize,
+    words_ok: bool,
+) -> Vec<String> {
     let mut units = Vec::new();
     let mut look = Vec::new();
     // 1. whole units while they fit
@@ -237,18 +286,44 @@ fn insertion_index(units: &[String], depth: f64) -> (usize, f64) {
 /// distractors, or a length too short for this sample's key (every length
 /// of at least [`min_length`] works for every seed; a shorter one may work
 /// for a seed with a short key, exactly as in data.py).
-pub fn niah_prompt(task: Task, length: u32, depth: f64, seed: u64, distractors: Option<u32>) -> Result<NiahPrompt> {
-    niah_prompt_with(task, length, depth, seed, &Options { distractors, ..Options::default() })
+pub fn niah_prompt(
+    task: Task,
+    length: u32,
+    depth: f64,
+    seed: u64,
+    distractors: Option<u32>,
+) -> Result<NiahPrompt> {
+    niah_prompt_with(
+        task,
+        length,
+        depth,
+        seed,
+        &Options {
+            distractors,
+            ..Options::default()
+        },
+    )
 }
 
 /// niah_prompt with all of data.py's arguments.
-pub fn niah_prompt_with(task: Task, length: u32, depth: f64, seed: u64, opts: &Options) -> Result<NiahPrompt> {
+pub fn niah_prompt_with(
+    task: Task,
+    length: u32,
+    depth: f64,
+    seed: u64,
+    opts: &Options,
+) -> Result<NiahPrompt> {
     if !(0.0..=1.0).contains(&depth) {
-        return Err(Error::Usage(format!("NIAH depth must be in [0, 1], got {depth}")));
+        return Err(Error::Usage(format!(
+            "NIAH depth must be in [0, 1], got {depth}"
+        )));
     }
     let nd = n_distractors(task, opts.distractors) as usize;
     if nd > NOUNS.len() - 1 {
-        return Err(Error::Usage(format!("too many distractors: {nd} (at most {})", NOUNS.len() - 1)));
+        return Err(Error::Usage(format!(
+            "too many distractors: {nd} (at most {})",
+            NOUNS.len() - 1
+        )));
     }
 
     let mut rng = PyRandom::new(derive_seed(seed, "kv"));
@@ -266,7 +341,11 @@ pub fn niah_prompt_with(task: Task, length: u32, depth: f64, seed: u64, opts: &O
         }
     }
     let d_depths: Vec<f64> = (0..nd).map(|_| rng.random()).collect();
-    let distr: Vec<(String, String)> = d_nouns.iter().zip(d_values).map(|(n, v)| (format!("{adj}-{n}"), v)).collect();
+    let distr: Vec<(String, String)> = d_nouns
+        .iter()
+        .zip(d_values)
+        .map(|(n, v)| (format!("{adj}-{n}"), v))
+        .collect();
 
     let mnt = opts.max_new_tokens.unwrap_or(task.default_max_new_tokens());
     let head = intro(task) + "\n";
@@ -274,7 +353,8 @@ pub fn niah_prompt_with(task: Task, length: u32, depth: f64, seed: u64, opts: &O
     let target = needle_text(task, &key, &value);
     let mut needles = vec![target.clone()];
     needles.extend(distr.iter().map(|(k, v)| needle_text(task, k, v)));
-    let budget = length as i64 - (opts.bos as i64 + head.len() as i64 + tail.len() as i64 + mnt as i64);
+    let budget =
+        length as i64 - (opts.bos as i64 + head.len() as i64 + tail.len() as i64 + mnt as i64);
     let used = (needles.iter().map(|n| n.len()).sum::<usize>() + needles.len() - 1) as i64;
     if budget < used {
         return Err(Error::Usage(format!(
@@ -284,7 +364,12 @@ pub fn niah_prompt_with(task: Task, length: u32, depth: f64, seed: u64, opts: &O
     }
 
     let mut units_iter = haystack_units(task, seed, &opts.source)?;
-    let mut units = fill(&mut *units_iter, budget as usize, used as usize, task != Task::S1);
+    let mut units = fill(
+        &mut *units_iter,
+        budget as usize,
+        used as usize,
+        task != Task::S1,
+    );
     for (nt, &dd) in needles[1..].iter().zip(&d_depths) {
         let (i, _) = insertion_index(&units, dd);
         units.insert(i, nt.clone());
@@ -321,7 +406,11 @@ pub fn niah_prompt_with(task: Task, length: u32, depth: f64, seed: u64, opts: &O
 /// every length and depth.
 pub fn sweep_seeds(seed0: u64, samples: u32) -> Result<Vec<u64>> {
     (0..samples as u64)
-        .map(|s| seed0.checked_add(s).ok_or_else(|| Error::Usage(format!("sweep seeds {seed0} + {s} overflow 64 bits"))))
+        .map(|s| {
+            seed0
+                .checked_add(s)
+                .ok_or_else(|| Error::Usage(format!("sweep seeds {seed0} + {s} overflow 64 bits")))
+        })
         .collect()
 }
 
@@ -339,7 +428,10 @@ pub fn niah_sweep<'a>(
     Ok(lengths.iter().flat_map(move |&l| {
         let seeds = seeds.clone();
         depths.iter().flat_map(move |&d| {
-            seeds.clone().into_iter().map(move |s| niah_prompt_with(task, l, d, s, opts))
+            seeds
+                .clone()
+                .into_iter()
+                .map(move |s| niah_prompt_with(task, l, d, s, opts))
         })
     }))
 }

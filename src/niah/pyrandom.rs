@@ -20,7 +20,10 @@ impl PyRandom {
     /// least significant first, at least one word (seed 0 gives `[0]`).
     pub fn new(seed: u64) -> Self {
         let (lo, hi) = (seed as u32, (seed >> 32) as u32);
-        let mut r = PyRandom { mt: [0; N], index: N };
+        let mut r = PyRandom {
+            mt: [0; N],
+            index: N,
+        };
         if hi == 0 {
             r.init_by_array(&[lo]);
         } else {
@@ -33,7 +36,9 @@ impl PyRandom {
         self.mt[0] = s;
         for i in 1..N {
             let p = self.mt[i - 1];
-            self.mt[i] = 1_812_433_253u32.wrapping_mul(p ^ (p >> 30)).wrapping_add(i as u32);
+            self.mt[i] = 1_812_433_253u32
+                .wrapping_mul(p ^ (p >> 30))
+                .wrapping_add(i as u32);
         }
         self.index = N;
     }
@@ -58,7 +63,8 @@ impl PyRandom {
         }
         for _ in 0..N - 1 {
             let p = self.mt[i - 1];
-            self.mt[i] = (self.mt[i] ^ (p ^ (p >> 30)).wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
+            self.mt[i] =
+                (self.mt[i] ^ (p ^ (p >> 30)).wrapping_mul(1_566_083_941)).wrapping_sub(i as u32);
             i += 1;
             if i >= N {
                 self.mt[0] = self.mt[N - 1];

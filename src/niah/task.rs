@@ -100,7 +100,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { distractors: None, max_new_tokens: None, bos: true, source: Source::Grammar }
+        Options {
+            distractors: None,
+            max_new_tokens: None,
+            bos: true,
+            source: Source::Grammar,
+        }
     }
 }
 
@@ -138,6 +143,8 @@ impl NiahPrompt {
     /// then one id per byte (data.py's `encode`).
     pub fn ids(&self) -> Vec<u32> {
         let bos = self.bos.then_some(BOS);
-        bos.into_iter().chain(self.prompt.bytes().map(u32::from)).collect()
+        bos.into_iter()
+            .chain(self.prompt.bytes().map(u32::from))
+            .collect()
     }
 }

@@ -14,16 +14,23 @@ pub struct Point {
 
 /// Whether `a` is at least as good as `b` on both scores and better on one.
 pub fn dominates(a: &Point, b: &Point) -> bool {
-    a.recall >= b.recall && a.retention >= b.retention && (a.recall > b.recall || a.retention > b.retention)
+    a.recall >= b.recall
+        && a.retention >= b.retention
+        && (a.recall > b.recall || a.retention > b.retention)
 }
 
 /// The indices of the points no other point dominates, in order of recall
 /// (then retention) descending. Equal points are all on the front.
 pub fn pareto_front(points: &[Point]) -> Vec<usize> {
-    let mut front: Vec<usize> = (0..points.len()).filter(|&i| !points.iter().any(|p| dominates(p, &points[i]))).collect();
+    let mut front: Vec<usize> = (0..points.len())
+        .filter(|&i| !points.iter().any(|p| dominates(p, &points[i])))
+        .collect();
     front.sort_by(|&a, &b| {
         let (pa, pb) = (&points[a], &points[b]);
-        pb.recall.total_cmp(&pa.recall).then(pb.retention.total_cmp(&pa.retention)).then(a.cmp(&b))
+        pb.recall
+            .total_cmp(&pa.recall)
+            .then(pb.retention.total_cmp(&pa.retention))
+            .then(a.cmp(&b))
     });
     front
 }
@@ -39,7 +46,10 @@ pub struct Tolerance {
 
 impl Default for Tolerance {
     fn default() -> Tolerance {
-        Tolerance { points: 1.0, kl: 0.01 }
+        Tolerance {
+            points: 1.0,
+            kl: 0.01,
+        }
     }
 }
 
@@ -71,7 +81,10 @@ pub fn recommend(points: &[Point], baseline: usize, measure: Measure, tol: Toler
         .filter(|&i| i == baseline || within(&points[i], &base, measure, tol))
         .min_by(|&a, &b| {
             let (pa, pb) = (&points[a], &points[b]);
-            pb.recall.total_cmp(&pa.recall).then(pb.retention.total_cmp(&pa.retention)).then(a.cmp(&b))
+            pb.recall
+                .total_cmp(&pa.recall)
+                .then(pb.retention.total_cmp(&pa.retention))
+                .then(a.cmp(&b))
         })
         .unwrap_or(baseline)
 }
@@ -81,14 +94,22 @@ mod tests {
     use super::*;
 
     fn p(recall: f64, retention: f64, kl: f64) -> Point {
-        Point { recall, retention, kl }
+        Point {
+            recall,
+            retention,
+            kl,
+        }
     }
 
     /// A small deterministic generator, for property checks without a crate.
     fn points(seed: u64, n: usize) -> Vec<Point> {
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             // Coarse values, so that ties happen.
             ((s >> 33) % 11) as f64 * 10.0
         };
@@ -104,25 +125,64 @@ mod tests {
                 let dominated = pts.iter().any(|o| dominates(o, q));
                 assert_eq!(front.contains(&i), !dominated, "seed {seed}, point {i}");
             }
-            assert!(front.windows(2).all(|w| pts[w[0]].recall >= pts[w[1]].recall));
+            assert!(front
+                .windows(2)
+                .all(|w| pts[w[0]].recall >= pts[w[1]].recall));
         }
     }
 
     #[test]
     fn the_recommendation_follows_its_rule() {
         // sft, QK-Restore (recall, but loses the skill), QK-Pro (within 1 point).
-        let pts = [p(40.0, 100.0, 0.0), p(94.0, 50.0, 0.2), p(86.0, 99.5, 0.004), p(86.0, 99.0, 0.02)];
-        assert_eq!(recommend(&pts, 0, Measure::Answers, Tolerance::default()), 2);
-        assert_eq!(recommend(&pts, 0, Measure::Answers, Tolerance { points: 60.0, kl: 0.0 }), 1);
-        assert_eq!(recommend(&pts, 0, Measure::Agreement, Tolerance::default()), 2);
-        assert_eq!(recommend(&pts, 0, Measure::Agreement, Tolerance { points: 0.0, kl: 0.001 }), 0, "nothing within: sft itself");
+        let pts = [
+            p(40.0, 100.0, 0.0),
+            p(94.0, 50.0, 0.2),
+            p(86.0, 99.5, 0.004),
+            p(86.0, 99.0, 0.02),
+        ];
+        assert_eq!(
+            recommend(&pts, 0, Measure::Answers, Tolerance::default()),
+            2
+        );
+        assert_eq!(
+            recommend(
+                &pts,
+                0,
+                Measure::Answers,
+                Tolerance {
+                    points: 60.0,
+                    kl: 0.0
+                }
+            ),
+            1
+        );
+        assert_eq!(
+            recommend(&pts, 0, Measure::Agreement, Tolerance::default()),
+            2
+        );
+        assert_eq!(
+            recommend(
+                &pts,
+                0,
+                Measure::Agreement,
+                Tolerance {
+                    points: 0.0,
+                    kl: 0.001
+                }
+            ),
+            0,
+            "nothing within: sft itself"
+        );
         for seed in 0..200 {
             let pts = points(seed, 2 + seed as usize % 9);
             let r = recommend(&pts, 0, Measure::Answers, Tolerance::default());
             assert!(r == 0 || within(&pts[r], &pts[0], Measure::Answers, Tolerance::default()));
             for (i, q) in pts.iter().enumerate() {
                 if within(q, &pts[0], Measure::Answers, Tolerance::default()) {
-                    assert!(q.recall <= pts[r].recall, "seed {seed}: {i} has more recall within the tolerance");
+                    assert!(
+                        q.recall <= pts[r].recall,
+                        "seed {seed}: {i} has more recall within the tolerance"
+                    );
                 }
             }
             // With answers, the recommendation is on the front.

@@ -33,7 +33,11 @@ impl LayerSets {
                 .map(|l| l.trim().parse::<usize>())
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map(LayerSets::Given)
-                .map_err(|_| Error::Usage(format!("layer set {other:?}: expected all, each, leave-one-out or layers like 3+6"))),
+                .map_err(|_| {
+                    Error::Usage(format!(
+                        "layer set {other:?}: expected all, each, leave-one-out or layers like 3+6"
+                    ))
+                }),
         }
     }
 
@@ -42,7 +46,10 @@ impl LayerSets {
         match self {
             LayerSets::All => vec![softmax.to_vec()],
             LayerSets::Each => softmax.iter().map(|&l| vec![l]).collect(),
-            LayerSets::LeaveOneOut => softmax.iter().map(|&out| softmax.iter().copied().filter(|&l| l != out).collect()).collect(),
+            LayerSets::LeaveOneOut => softmax
+                .iter()
+                .map(|&out| softmax.iter().copied().filter(|&l| l != out).collect())
+                .collect(),
             LayerSets::Given(layers) => {
                 let mut l = layers.clone();
                 l.sort_unstable();
@@ -66,7 +73,12 @@ impl Default for Grid {
     /// K-Restore, on all softmax layers, each alone and each left out.
     fn default() -> Grid {
         Grid {
-            methods: vec![Method::QkRestore, Method::QkPro, Method::QRestore, Method::KRestore],
+            methods: vec![
+                Method::QkRestore,
+                Method::QkPro,
+                Method::QRestore,
+                Method::KRestore,
+            ],
             betas: vec![0.25, 0.5, 0.75, 1.0],
             layer_sets: vec![LayerSets::All, LayerSets::Each, LayerSets::LeaveOneOut],
         }
@@ -82,9 +94,22 @@ pub struct Candidate {
 impl Candidate {
     /// "sft", or the method with its beta and layers: "qk-pro 0.5 @3+6".
     pub fn label(&self) -> String {
-        let Some(s) = &self.spec else { return "sft".into() };
-        let layers = s.layers.as_deref().unwrap_or_default().iter().map(|l| l.to_string()).collect::<Vec<_>>().join("+");
-        let beta = if s.method == Method::QkPro { format!(" {}", s.beta) } else { String::new() };
+        let Some(s) = &self.spec else {
+            return "sft".into();
+        };
+        let layers = s
+            .layers
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("+");
+        let beta = if s.method == Method::QkPro {
+            format!(" {}", s.beta)
+        } else {
+            String::new()
+        };
         format!("{}{beta} @{layers}", s.method.name())
     }
 
@@ -97,12 +122,18 @@ impl Grid {
     /// Checks the grid before anything runs.
     pub fn check(&self) -> Result<()> {
         if self.methods.is_empty() || self.layer_sets.is_empty() {
-            return Err(Error::Usage("a tune needs at least one method and one layer set".into()));
+            return Err(Error::Usage(
+                "a tune needs at least one method and one layer set".into(),
+            ));
         }
         if self.methods.contains(&Method::QkPro) && self.betas.is_empty() {
             return Err(Error::Usage("qk-pro needs at least one beta".into()));
         }
-        if let Some(b) = self.betas.iter().find(|b| !(0.0..=1.0).contains(*b) || **b == 0.0) {
+        if let Some(b) = self
+            .betas
+            .iter()
+            .find(|b| !(0.0..=1.0).contains(*b) || **b == 0.0)
+        {
             return Err(Error::Usage(format!("beta {b} is outside (0, 1]")));
         }
         Ok(())
@@ -117,7 +148,9 @@ impl Grid {
         for rule in &self.layer_sets {
             for set in rule.expand(softmax) {
                 if let Some(l) = set.iter().find(|l| !softmax.contains(l)) {
-                    return Err(Error::Usage(format!("layer {l} is not a softmax layer; they are {softmax:?}")));
+                    return Err(Error::Usage(format!(
+                        "layer {l} is not a softmax layer; they are {softmax:?}"
+                    )));
                 }
                 if !set.is_empty() && !sets.contains(&set) {
                     sets.push(set);
@@ -127,9 +160,17 @@ impl Grid {
         let mut out = vec![Candidate { spec: None }];
         for set in sets {
             for &method in &self.methods {
-                let betas: &[f32] = if method == Method::QkPro { &self.betas } else { &[1.0] };
+                let betas: &[f32] = if method == Method::QkPro {
+                    &self.betas
+                } else {
+                    &[1.0]
+                };
                 for &beta in betas {
-                    let spec = MergeSpec { beta, layers: Some(set.clone()), ..MergeSpec::new(method) };
+                    let spec = MergeSpec {
+                        beta,
+                        layers: Some(set.clone()),
+                        ..MergeSpec::new(method)
+                    };
                     let c = Candidate { spec: Some(spec) };
                     if !out.contains(&c) {
                         out.push(c);
@@ -160,12 +201,29 @@ mod tests {
 
     #[test]
     fn layer_sets_parse_and_refuse() {
-        assert_eq!(LayerSets::parse("6+3").unwrap(), LayerSets::Given(vec![6, 3]));
+        assert_eq!(
+            LayerSets::parse("6+3").unwrap(),
+            LayerSets::Given(vec![6, 3])
+        );
         assert_eq!(LayerSets::parse("loo").unwrap(), LayerSets::LeaveOneOut);
         assert!(LayerSets::parse("3,6").is_err());
-        let g = Grid { layer_sets: vec![LayerSets::Given(vec![2])], ..Grid::default() };
-        assert!(g.candidates(&[3, 6]).unwrap_err().to_string().contains("layer 2 is not a softmax layer"));
-        let one = Grid { layer_sets: vec![LayerSets::LeaveOneOut], ..Grid::default() };
-        assert_eq!(one.candidates(&[3]).unwrap().len(), 1, "leaving out the only layer leaves nothing to try");
+        let g = Grid {
+            layer_sets: vec![LayerSets::Given(vec![2])],
+            ..Grid::default()
+        };
+        assert!(g
+            .candidates(&[3, 6])
+            .unwrap_err()
+            .to_string()
+            .contains("layer 2 is not a softmax layer"));
+        let one = Grid {
+            layer_sets: vec![LayerSets::LeaveOneOut],
+            ..Grid::default()
+        };
+        assert_eq!(
+            one.candidates(&[3]).unwrap().len(),
+            1,
+            "leaving out the only layer leaves nothing to try"
+        );
     }
 }

@@ -59,22 +59,35 @@ pub fn parse_answers(text: &str) -> Result<Vec<Answer>> {
         if line.trim().is_empty() {
             continue;
         }
-        let a: Answer = serde_json::from_str(line)
-            .map_err(|e| Error::Usage(format!("answers, line {}: {e} (each line is {{\"prompt\": ..., \"answer\": ...}})", i + 1)))?;
+        let a: Answer = serde_json::from_str(line).map_err(|e| {
+            Error::Usage(format!(
+                "answers, line {}: {e} (each line is {{\"prompt\": ..., \"answer\": ...}})",
+                i + 1
+            ))
+        })?;
         if a.answer.is_empty() {
-            return Err(Error::Usage(format!("answers, line {}: the answer is empty", i + 1)));
+            return Err(Error::Usage(format!(
+                "answers, line {}: the answer is empty",
+                i + 1
+            )));
         }
         out.push(a);
     }
     if out.is_empty() {
-        return Err(Error::Usage("the answers file holds no {\"prompt\", \"answer\"} line".into()));
+        return Err(Error::Usage(
+            "the answers file holds no {\"prompt\", \"answer\"} line".into(),
+        ));
     }
     Ok(out)
 }
 
 /// The prompts of a plain text file, one per line (blank lines skipped).
 pub fn parse_prompts(text: &str) -> Result<Vec<String>> {
-    let out: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(|l| l.replace("\\n", "\n")).collect();
+    let out: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.replace("\\n", "\n"))
+        .collect();
     if out.is_empty() {
         return Err(Error::Usage("the prompts file holds no prompt".into()));
     }
@@ -99,7 +112,10 @@ pub fn forced_answer(tok: &Tokenizer, a: &Answer) -> Result<Forced> {
         _ => {
             let alone = tok.encode(&a.answer)?;
             let bos = tok.encode("")?;
-            alone.strip_prefix(bos.as_slice()).unwrap_or(&alone).to_vec()
+            alone
+                .strip_prefix(bos.as_slice())
+                .unwrap_or(&alone)
+                .to_vec()
         }
     };
     Ok(Forced { prompt, target })
@@ -110,7 +126,9 @@ pub fn forced_answer(tok: &Tokenizer, a: &Answer) -> Result<Forced> {
 pub fn id_prompts(vocab: u32, special: &[u32]) -> Vec<Vec<u32>> {
     let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (s >> 33) as u32
     };
     (0..GENERIC_PROMPTS.len())
@@ -130,12 +148,23 @@ pub fn id_prompts(vocab: u32, special: &[u32]) -> Vec<Vec<u32>> {
 /// Runs every item teacher-forced (prompt and target in one prefill, as
 /// many together as the engine takes) and calls `row(item, t, logits)`
 /// with the logits that predict `target[t]`.
-pub async fn forced_rows(engine: &Engine, items: &[Forced], row: &mut dyn FnMut(usize, usize, &[f32])) -> Result<()> {
+pub async fn forced_rows(
+    engine: &Engine,
+    items: &[Forced],
+    row: &mut dyn FnMut(usize, usize, &[f32]),
+) -> Result<()> {
     let v = engine.arch().vocab_size as usize;
-    let longest = items.iter().map(|f| f.prompt.len() + f.target.len()).max().unwrap_or(1);
+    let longest = items
+        .iter()
+        .map(|f| f.prompt.len() + f.target.len())
+        .max()
+        .unwrap_or(1);
     let size = engine.max_batch(longest).max(1);
     for (g, group) in items.chunks(size).enumerate() {
-        let seqs: Vec<Vec<u32>> = group.iter().map(|f| [f.prompt.as_slice(), f.target.as_slice()].concat()).collect();
+        let seqs: Vec<Vec<u32>> = group
+            .iter()
+            .map(|f| [f.prompt.as_slice(), f.target.as_slice()].concat())
+            .collect();
         let ids: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
         let mut batch = engine.batch(group.len(), false).await?;
         let logits = engine.prefill_batch(&mut batch, &ids, Logits::All).await?;
@@ -186,7 +215,12 @@ fn partition(row: &[f32], top: &[u32]) -> (Vec<f32>, f32) {
     for &t in top {
         is_top[t as usize] = true;
     }
-    let rest = log_sum_exp(row.iter().zip(&is_top).filter(|(_, &k)| !k).map(|(x, _)| *x)) - lse;
+    let rest = log_sum_exp(
+        row.iter()
+            .zip(&is_top)
+            .filter(|(_, &k)| !k)
+            .map(|(x, _)| *x),
+    ) - lse;
     (top.iter().map(|&t| row[t as usize] - lse).collect(), rest)
 }
 
@@ -194,18 +228,35 @@ impl Reference {
     pub fn of(row: &[f32]) -> Reference {
         let mut idx: Vec<u32> = (0..row.len() as u32).collect();
         let k = TOP.min(row.len());
-        idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| row[b as usize].total_cmp(&row[a as usize]));
+        idx.select_nth_unstable_by(k.saturating_sub(1), |&a, &b| {
+            row[b as usize].total_cmp(&row[a as usize])
+        });
         idx.truncate(k);
         let (logp, rest) = partition(row, &idx);
-        Reference { top: idx.into_iter().zip(logp).collect(), rest }
+        Reference {
+            top: idx.into_iter().zip(logp).collect(),
+            rest,
+        }
     }
 
     /// KL(this || `row`) over the top tokens and the lumped rest.
     pub fn kl(&self, row: &[f32]) -> f64 {
         let ids: Vec<u32> = self.top.iter().map(|t| t.0).collect();
         let (logq, rest_q) = partition(row, &ids);
-        let term = |lp: f32, lq: f32| if lp == f32::NEG_INFINITY { 0.0 } else { (lp as f64).exp() * (lp as f64 - lq as f64) };
-        let kl: f64 = self.top.iter().zip(&logq).map(|(&(_, lp), &lq)| term(lp, lq)).sum::<f64>() + term(self.rest, rest_q);
+        let term = |lp: f32, lq: f32| {
+            if lp == f32::NEG_INFINITY {
+                0.0
+            } else {
+                (lp as f64).exp() * (lp as f64 - lq as f64)
+            }
+        };
+        let kl: f64 = self
+            .top
+            .iter()
+            .zip(&logq)
+            .map(|(&(_, lp), &lq)| term(lp, lq))
+            .sum::<f64>()
+            + term(self.rest, rest_q);
         kl.max(0.0)
     }
 }
@@ -225,11 +276,22 @@ impl SftReference {
         let mut items = Vec::with_capacity(prompts.len());
         for p in prompts {
             let mut s = engine.batch(1, false).await?;
-            let target = engine.generate_greedy(&mut s, p, CONTINUATION, stop).await?;
-            items.push(Forced { prompt: p.clone(), target });
+            let target = engine
+                .generate_greedy(&mut s, p, CONTINUATION, stop)
+                .await?;
+            items.push(Forced {
+                prompt: p.clone(),
+                target,
+            });
         }
-        let mut refs: Vec<Vec<Reference>> = items.iter().map(|f| Vec::with_capacity(f.target.len())).collect();
-        forced_rows(engine, &items, &mut |i, _, row| refs[i].push(Reference::of(row))).await?;
+        let mut refs: Vec<Vec<Reference>> = items
+            .iter()
+            .map(|f| Vec::with_capacity(f.target.len()))
+            .collect();
+        forced_rows(engine, &items, &mut |i, _, row| {
+            refs[i].push(Reference::of(row))
+        })
+        .await?;
         Ok(SftReference { items, refs })
     }
 
@@ -255,11 +317,19 @@ mod tests {
     fn full_kl(p: &[f32], q: &[f32]) -> f64 {
         let lp = log_sum_exp(p.iter().copied());
         let lq = log_sum_exp(q.iter().copied());
-        p.iter().zip(q).map(|(&a, &b)| ((a - lp) as f64).exp() * ((a - lp) as f64 - (b - lq) as f64)).sum()
+        p.iter()
+            .zip(q)
+            .map(|(&a, &b)| ((a - lp) as f64).exp() * ((a - lp) as f64 - (b - lq) as f64))
+            .sum()
     }
 
     fn row(seed: u32, n: usize) -> Vec<f32> {
-        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(40503)) % 1000) as f32 / 100.0).collect()
+        (0..n)
+            .map(|i| {
+                (((i as u32).wrapping_mul(2654435761) ^ seed.wrapping_mul(40503)) % 1000) as f32
+                    / 100.0
+            })
+            .collect()
     }
 
     #[test]
@@ -274,9 +344,14 @@ mod tests {
 
     #[test]
     fn answers_parse_with_line_numbers() {
-        let a = parse_answers("{\"prompt\": \"Q: 1+1=?\\nA:\", \"answer\": \" 1+1=2. So the answer is 2.\"}\n\n").unwrap();
+        let a = parse_answers(
+            "{\"prompt\": \"Q: 1+1=?\\nA:\", \"answer\": \" 1+1=2. So the answer is 2.\"}\n\n",
+        )
+        .unwrap();
         assert_eq!(a[0].prompt, "Q: 1+1=?\nA:");
-        let e = parse_answers("{\"prompt\": \"x\", \"answer\": \"y\"}\n{\"prompt\": 3}\n").unwrap_err().to_string();
+        let e = parse_answers("{\"prompt\": \"x\", \"answer\": \"y\"}\n{\"prompt\": 3}\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("line 2"), "{e}");
         assert!(parse_answers("\n").is_err());
     }

@@ -59,13 +59,22 @@ pub fn set_progress(id: &str, done: f64, total: f64) {
 pub fn enable(ids: &[&str], on: bool) {
     for id in ids {
         if let Some(b) = by_id(id) {
-            let _ = if on { b.remove_attribute("disabled") } else { b.set_attribute("disabled", "") };
+            let _ = if on {
+                b.remove_attribute("disabled")
+            } else {
+                b.set_attribute("disabled", "")
+            };
         }
     }
 }
 
 pub fn js_err(file: &str, e: JsValue) -> Error {
-    Error::io(file, e.as_string().or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string())).unwrap_or_default())
+    Error::io(
+        file,
+        e.as_string()
+            .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
+            .unwrap_or_default(),
+    )
 }
 
 /// The value of a form field (input or select) by id.
@@ -93,7 +102,9 @@ pub fn set_field(id: &str, value: &str) {
 
 /// Replaces a `<select>`'s options with `values`.
 pub fn set_options(id: &str, values: &[usize]) {
-    let (Some(doc), Some(select)) = (document(), by_id(id)) else { return };
+    let (Some(doc), Some(select)) = (document(), by_id(id)) else {
+        return;
+    };
     select.set_text_content(None);
     for v in values {
         if let Some(o) = add(&doc, &select, "option", &v.to_string()) {
@@ -111,13 +122,18 @@ thread_local! {
 pub fn text_blob(text: &str, mime: &str) -> Result<Blob> {
     let bag = web_sys::BlobPropertyBag::new();
     bag.set_type(mime);
-    Blob::new_with_str_sequence_and_options(&Array::of1(&text.into()), &bag).map_err(|e| js_err(mime, e))
+    Blob::new_with_str_sequence_and_options(&Array::of1(&text.into()), &bag)
+        .map_err(|e| js_err(mime, e))
 }
 
 /// Offers `value` as the one JSON file `name` in the list `list_id`.
 pub fn offer_json(list_id: &str, name: &str, value: &impl serde::Serialize) -> Result<()> {
-    let json = serde_json::to_string_pretty(value).map_err(|e| Error::Page(format!("{name}: {e}")))?;
-    offer_downloads(list_id, &[(name.into(), text_blob(&json, "application/json")?)])
+    let json =
+        serde_json::to_string_pretty(value).map_err(|e| Error::Page(format!("{name}: {e}")))?;
+    offer_downloads(
+        list_id,
+        &[(name.into(), text_blob(&json, "application/json")?)],
+    )
 }
 
 /// Replaces the list `list_id` with one download link per file, labelled
@@ -131,12 +147,19 @@ pub fn offer_downloads(list_id: &str, files: &[(String, Blob)]) -> Result<()> {
         let i = o.iter().position(|(id, _)| id == list_id);
         i.map(|i| o.remove(i).1).unwrap_or_default()
     });
-    old.iter().for_each(|url| drop(web_sys::Url::revoke_object_url(url)));
+    old.iter()
+        .for_each(|url| drop(web_sys::Url::revoke_object_url(url)));
     let mut urls = Vec::new();
     for (name, blob) in files {
         let url = web_sys::Url::create_object_url_with_blob(blob).map_err(|e| js_err(name, e))?;
         let li = element(&doc, "li")?;
-        let a = add(&doc, &li, "a", &format!("{name} ({})", human_bytes(blob.size() as u64))).ok_or_else(|| Error::Page("cannot add a link".into()))?;
+        let a = add(
+            &doc,
+            &li,
+            "a",
+            &format!("{name} ({})", human_bytes(blob.size() as u64)),
+        )
+        .ok_or_else(|| Error::Page("cannot add a link".into()))?;
         let _ = a.set_attribute("href", &url);
         let _ = a.set_attribute("download", name);
         let _ = list.append_child(&li);
@@ -155,7 +178,12 @@ pub fn on(target: &Element, event: &str, f: impl FnMut(web_sys::Event) + 'static
 
 /// Runs `task` with its Run button off and its Cancel button on; its
 /// error goes to the status line `#status_id`.
-pub async fn while_running(run: &str, cancel: &str, status_id: &str, task: impl std::future::Future<Output = Result<()>>) {
+pub async fn while_running(
+    run: &str,
+    cancel: &str,
+    status_id: &str,
+    task: impl std::future::Future<Output = Result<()>>,
+) {
     enable(&[run], false);
     enable(&[cancel], true);
     if let Err(e) = task.await {
@@ -167,7 +195,11 @@ pub async fn while_running(run: &str, cancel: &str, status_id: &str, task: impl 
 
 /// Runs `task` on each click of `#button_id`; its error goes to the
 /// status line `#status_id`.
-pub fn on_click_async<F: std::future::Future<Output = Result<()>> + 'static>(button_id: &str, status_id: &'static str, task: fn() -> F) {
+pub fn on_click_async<F: std::future::Future<Output = Result<()>> + 'static>(
+    button_id: &str,
+    status_id: &'static str,
+    task: fn() -> F,
+) {
     if let Some(b) = by_id(button_id) {
         on(&b, "click", move |_| {
             wasm_bindgen_futures::spawn_local(async move {
@@ -191,14 +223,24 @@ pub fn show_svg(parent: &Element, svg: &str, id: &str) -> Result<()> {
 }
 
 pub fn files_of(list: &Array) -> Vec<File> {
-    list.iter().filter_map(|f| f.dyn_into::<File>().ok()).collect()
+    list.iter()
+        .filter_map(|f| f.dyn_into::<File>().ok())
+        .collect()
 }
 
 /// Calls `open` with the files an `<input type=file>` gets.
-pub fn wire_picker<F: std::future::Future<Output = ()> + 'static>(id: &str, open: impl Fn(Array) -> F + 'static) {
+pub fn wire_picker<F: std::future::Future<Output = ()> + 'static>(
+    id: &str,
+    open: impl Fn(Array) -> F + 'static,
+) {
     let Some(input) = by_id(id) else { return };
     on(&input, "change", move |ev| {
-        let Some(input) = ev.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else { return };
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<HtmlInputElement>().ok())
+        else {
+            return;
+        };
         let Some(list) = input.files() else { return };
         let files = Array::new();
         for i in 0..list.length() {

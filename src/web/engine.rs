@@ -40,13 +40,17 @@ thread_local! {
 }
 
 fn js_text(v: &JsValue) -> String {
-    v.as_string().or_else(|| js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string())).unwrap_or_default()
+    v.as_string()
+        .or_else(|| js_sys::JSON::stringify(v).ok().and_then(|s| s.as_string()))
+        .unwrap_or_default()
 }
 
 /// Whether the page sees WebGPU (the worker follows the page: a page
 /// without it must not find it in its worker either).
 fn page_has_webgpu() -> bool {
-    web_sys::window().and_then(|w| Reflect::get(&w.navigator(), &"gpu".into()).ok()).is_some_and(|g| !g.is_undefined() && !g.is_null())
+    web_sys::window()
+        .and_then(|w| Reflect::get(&w.navigator(), &"gpu".into()).ok())
+        .is_some_and(|g| !g.is_undefined() && !g.is_null())
 }
 
 /// Ends the running worker, if any: its run returns `Ended::Cancelled`.
@@ -59,19 +63,32 @@ pub fn cancel() {
 
 /// Runs `request` over `models` (name and files each) in a new worker,
 /// calling `on_event` for every event but the last.
-pub async fn run(request: &Request, models: &[(&str, Vec<File>)], on_event: &mut dyn FnMut(Event)) -> Result<Ended> {
+pub async fn run(
+    request: &Request,
+    models: &[(&str, Vec<File>)],
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Ended> {
     cancel();
     let opts = WorkerOptions::new();
     opts.set_type(WorkerType::Module);
-    let worker = Worker::new_with_options("worker.js", &opts).map_err(|e| Error::Page(format!("cannot start the engine's worker: {}", js_text(&e))))?;
+    let worker = Worker::new_with_options("worker.js", &opts)
+        .map_err(|e| Error::Page(format!("cannot start the engine's worker: {}", js_text(&e))))?;
     let (tx, mut rx): (UnboundedSender<Message>, UnboundedReceiver<Message>) = unbounded();
     let on_message = {
         let tx = tx.clone();
         Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
-            let msg = match m.data().as_string().map(|s| serde_json::from_str::<Event>(&s)) {
+            let msg = match m
+                .data()
+                .as_string()
+                .map(|s| serde_json::from_str::<Event>(&s))
+            {
                 Some(Ok(e)) => Message::Event(e),
-                Some(Err(e)) => Message::Broken(format!("the engine's worker sent a message the page does not know: {e}")),
-                None => Message::Broken("the engine's worker sent something other than text".into()),
+                Some(Err(e)) => Message::Broken(format!(
+                    "the engine's worker sent a message the page does not know: {e}"
+                )),
+                None => {
+                    Message::Broken("the engine's worker sent something other than text".into())
+                }
             };
             let _ = tx.unbounded_send(msg);
         })
@@ -79,7 +96,10 @@ pub async fn run(request: &Request, models: &[(&str, Vec<File>)], on_event: &mut
     let on_error = {
         let tx = tx.clone();
         Closure::<dyn FnMut(web_sys::ErrorEvent)>::new(move |e: web_sys::ErrorEvent| {
-            let _ = tx.unbounded_send(Message::Broken(format!("the engine's worker failed: {}", e.message())));
+            let _ = tx.unbounded_send(Message::Broken(format!(
+                "the engine's worker failed: {}",
+                e.message()
+            )));
         })
     };
     worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -93,16 +113,38 @@ pub async fn run(request: &Request, models: &[(&str, Vec<File>)], on_event: &mut
         list.push(&m);
     }
     let message = Object::new();
-    let _ = Reflect::set(&message, &"request".into(), &JsValue::from_str(&serde_json::to_string(request).expect("requests serialize")));
+    let _ = Reflect::set(
+        &message,
+        &"request".into(),
+        &JsValue::from_str(&serde_json::to_string(request).expect("requests serialize")),
+    );
     let _ = Reflect::set(&message, &"models".into(), &list);
-    let _ = Reflect::set(&message, &"webgpu".into(), &JsValue::from_bool(page_has_webgpu()));
-    let _ = Reflect::set(&message, &"engine".into(), &JsValue::from_str(&super::dom::field("engine")));
+    let _ = Reflect::set(
+        &message,
+        &"webgpu".into(),
+        &JsValue::from_bool(page_has_webgpu()),
+    );
+    let _ = Reflect::set(
+        &message,
+        &"engine".into(),
+        &JsValue::from_str(&super::dom::field("engine")),
+    );
     // Tests set window.__qklabFault ("panic", "device-lost") to make the engine fail.
-    if let Some(fault) = web_sys::window().and_then(|w| Reflect::get(&w, &"__qklabFault".into()).ok()).and_then(|f| f.as_string()) {
+    if let Some(fault) = web_sys::window()
+        .and_then(|w| Reflect::get(&w, &"__qklabFault".into()).ok())
+        .and_then(|f| f.as_string())
+    {
         let _ = Reflect::set(&message, &"fault".into(), &JsValue::from_str(&fault));
     }
-    worker.post_message(&message).map_err(|e| Error::Page(format!("cannot reach the engine's worker: {}", js_text(&e))))?;
-    RUNNING.with(|r| *r.borrow_mut() = Some(Running { worker: worker.clone(), tx }));
+    worker
+        .post_message(&message)
+        .map_err(|e| Error::Page(format!("cannot reach the engine's worker: {}", js_text(&e))))?;
+    RUNNING.with(|r| {
+        *r.borrow_mut() = Some(Running {
+            worker: worker.clone(),
+            tx,
+        })
+    });
 
     let ended = loop {
         let next = std::future::poll_fn(|cx| Pin::new(&mut rx).poll_next(cx)).await;

@@ -6,7 +6,9 @@
 
 use wasm_bindgen_futures::spawn_local;
 
-use super::dom::{add, by_id, element, need, need_document, on, set_progress, set_status, show_svg, while_running};
+use super::dom::{
+    add, by_id, element, need, need_document, on, set_progress, set_status, show_svg, while_running,
+};
 use super::engine::{self, Ended};
 use super::protocol::{Event, Request};
 use super::state;
@@ -25,8 +27,14 @@ fn share_settings(st: &SweepSpec) {
     let join = |v: Vec<String>| v.join(",");
     share::update(&[
         ("task", st.task.name().into()),
-        ("lengths", join(st.lengths.iter().map(|x| x.to_string()).collect())),
-        ("depths", join(st.depths.iter().map(|x| x.to_string()).collect())),
+        (
+            "lengths",
+            join(st.lengths.iter().map(|x| x.to_string()).collect()),
+        ),
+        (
+            "depths",
+            join(st.depths.iter().map(|x| x.to_string()).collect()),
+        ),
         ("samples", st.samples.to_string()),
         ("seed", st.seed.to_string()),
     ]);
@@ -44,12 +52,30 @@ async fn run() -> Result<()> {
     state::with(|s| s.sweep = Some((spec.clone(), results.clone())));
     let total = spec.per_model() * models.len();
     let mut ran_on = String::new();
-    let request = Request::Sweep { spec: spec.clone(), done: results.clone() };
+    let request = Request::Sweep {
+        spec: spec.clone(),
+        done: results.clone(),
+    };
     status("Starting the engine…", false);
     let ended = engine::run(&request, &models, &mut |event| match event {
-        Event::Loading { model } => status(&format!("{model}: preparing prompts and loading the model…"), false),
-        Event::Progress { model, engine, model_done, model_total, .. } => {
-            status(&format!("{model}: prompt {} of {model_total} on {engine}", (model_done + 1).min(model_total)), false);
+        Event::Loading { model } => status(
+            &format!("{model}: preparing prompts and loading the model…"),
+            false,
+        ),
+        Event::Progress {
+            model,
+            engine,
+            model_done,
+            model_total,
+            ..
+        } => {
+            status(
+                &format!(
+                    "{model}: prompt {} of {model_total} on {engine}",
+                    (model_done + 1).min(model_total)
+                ),
+                false,
+            );
             ran_on = engine;
         }
         Event::Samples { samples } => {
@@ -73,13 +99,29 @@ async fn run() -> Result<()> {
         }
     };
     if ended == Ended::Cancelled {
-        status(&format!("Cancelled after {} of {total} prompts; Run continues from there.", results.len()), false);
+        status(
+            &format!(
+                "Cancelled after {} of {total} prompts; Run continues from there.",
+                results.len()
+            ),
+            false,
+        );
         return Ok(());
     }
     render(&spec, &results)?;
     set_progress("eval-progress", total as f64, total as f64);
-    let on = if ran_on.is_empty() { String::new() } else { format!(" on {ran_on}") };
-    status(&format!("Done: {total} prompts ({} per model){on}.", spec.per_model()), false);
+    let on = if ran_on.is_empty() {
+        String::new()
+    } else {
+        format!(" on {ran_on}")
+    };
+    status(
+        &format!(
+            "Done: {total} prompts ({} per model){on}.",
+            spec.per_model()
+        ),
+        false,
+    );
     Ok(())
 }
 
@@ -107,11 +149,21 @@ fn table1(st: &SweepSpec, results: &[SampleResult], models: &[&str]) -> Result<(
     root.set_text_content(None);
     let table = element(&doc, "table")?;
     let _ = table.set_attribute("class", "layers table1");
-    add(&doc, &table, "caption", "NIAH accuracy (%), mean over depths and samples");
+    add(
+        &doc,
+        &table,
+        "caption",
+        "NIAH accuracy (%), mean over depths and samples",
+    );
     let head = element(&doc, "tr")?;
     add(&doc, &head, "th", "model");
     for len in &st.lengths {
-        add(&doc, &head, "th", &format!("{}@{len}", st.task.name().to_uppercase()));
+        add(
+            &doc,
+            &head,
+            "th",
+            &format!("{}@{len}", st.task.name().to_uppercase()),
+        );
     }
     let _ = table.append_child(&head);
     for m in models {
@@ -119,7 +171,8 @@ fn table1(st: &SweepSpec, results: &[SampleResult], models: &[&str]) -> Result<(
         let _ = tr.set_attribute("data-model", m);
         add(&doc, &tr, "th", m);
         for &len in &st.lengths {
-            let text = table_cell(results, m, st.task, len).map_or("–".to_string(), |acc| format!("{acc:.1}"));
+            let text = table_cell(results, m, st.task, len)
+                .map_or("–".to_string(), |acc| format!("{acc:.1}"));
             add(&doc, &tr, "td", &text);
         }
         let _ = table.append_child(&tr);

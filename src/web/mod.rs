@@ -45,7 +45,11 @@ fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let message = info.to_string().replace('\n', " ");
         if !worker::report_panic(&message) {
-            dom::set_status("status", &format!("qklab stopped: {message}. Reload the page to go on."), true);
+            dom::set_status(
+                "status",
+                &format!("qklab stopped: {message}. Reload the page to go on."),
+                true,
+            );
             web_sys::console::error_1(&message.into());
         }
     }));

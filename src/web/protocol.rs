@@ -15,7 +15,10 @@ use crate::sweep::SampleResult;
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Request {
     /// A NIAH sweep; samples already in `done` are not run again.
-    Sweep { spec: SweepSpec, done: Vec<SampleResult> },
+    Sweep {
+        spec: SweepSpec,
+        done: Vec<SampleResult>,
+    },
     /// Where the heads look, on one prompt, for every model.
     Routing { spec: RoutingSpec },
     /// The recall and retention front of the pair (models: pre, then sft).
@@ -32,14 +35,28 @@ pub enum Event {
     /// A model's prompts are being made and its weights loaded.
     Loading { model: String },
     /// Before each prompt.
-    Progress { model: String, engine: String, model_done: usize, model_total: usize, done: usize, total: usize },
+    Progress {
+        model: String,
+        engine: String,
+        model_done: usize,
+        model_total: usize,
+        done: usize,
+        total: usize,
+    },
     /// Samples finished since the last such event.
     Samples { samples: Vec<SampleResult> },
     /// One model's routing.
     Profile { profile: Profile },
     /// Where a tune or a ranking is: step `index` of `steps` (a tune's
     /// candidate, a ranking's sweep), its prompts done.
-    StepProgress { index: usize, steps: usize, label: String, done: usize, total: usize, engine: String },
+    StepProgress {
+        index: usize,
+        steps: usize,
+        label: String,
+        done: usize,
+        total: usize,
+        engine: String,
+    },
     /// A tune's candidate is scored.
     Scored { scored: Box<Scored> },
     /// The tune is complete.

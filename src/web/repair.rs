@@ -8,15 +8,18 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Blob, File};
 
-use super::dom::{add, by_id, document, element, enable, field, files_of, js_err, need, need_document, offer_downloads, on, on_click_async, set_field, set_progress, set_status, wire_picker};
+use super::dom::{
+    add, by_id, document, element, enable, field, files_of, js_err, need, need_document,
+    offer_downloads, on, on_click_async, set_field, set_progress, set_status, wire_picker,
+};
 use super::files::{fetch_file, open_files, plan_to_blobs, to_files};
 use super::{forms, share, state};
 use crate::app::merge::{merge_pair, plan_sources, MERGE_STEPS};
+use crate::config::arch_of;
 use crate::error::{Error, Result};
 use crate::merge::compat::check_pair;
 use crate::merge::recipe::RECIPE_FILE;
 use crate::merge::MergeSpec;
-use crate::config::arch_of;
 use crate::summary::summarize;
 use crate::units::{human_bytes, human_count};
 use crate::writer::SourceFingerprint;
@@ -25,7 +28,10 @@ const SIDES: [&str; 2] = ["pre", "sft"];
 const DEMO_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 
 fn side_index(side: &str) -> Result<usize> {
-    SIDES.iter().position(|s| *s == side).ok_or_else(|| Error::Page(format!("unknown side {side:?}")))
+    SIDES
+        .iter()
+        .position(|s| *s == side)
+        .ok_or_else(|| Error::Page(format!("unknown side {side:?}")))
 }
 
 /// Opens `files` as one side of the pair and shows what they hold (the
@@ -52,7 +58,11 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
         set_field("layers", "");
         share::update(&[("layers", String::new())]);
     }
-    set_status(&format!("{side}-status"), &format!("Reading the headers of {} file(s)…", files.len()), false);
+    set_status(
+        &format!("{side}-status"),
+        &format!("Reading the headers of {} file(s)…", files.len()),
+        false,
+    );
     let ck = open_files(files).await?;
     let s = summarize(&ck, &arch_of(&ck)?);
     let dtypes: Vec<String> = s.dtypes.keys().map(|d| d.to_string()).collect();
@@ -61,9 +71,18 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     } else {
         format!("softmax layers {:?}", s.softmax_layers)
     };
-    let mut line = format!("{}: {} parameters, {} on disk, {}; {softmax}", s.family, human_count(s.parameters), human_bytes(s.bytes_on_disk), dtypes.join("/"));
+    let mut line = format!(
+        "{}: {} parameters, {} on disk, {}; {softmax}",
+        s.family,
+        human_count(s.parameters),
+        human_bytes(s.bytes_on_disk),
+        dtypes.join("/")
+    );
     if !s.extra_tensors.is_empty() {
-        line += &format!("; tensors the architecture does not use: {}", s.extra_tensors.join(", "));
+        line += &format!(
+            "; tensors the architecture does not use: {}",
+            s.extra_tensors.join(", ")
+        );
     }
     if !s.problems.is_empty() {
         line += &format!("; problems: {}", s.problems.join("; "));
@@ -83,17 +102,30 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
 /// The side's layers as a strip of boxes, softmax layers marked, each
 /// naming its mixer and heads on hover.
 fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
-    let (Some(doc), Some(status)) = (document(), by_id(&format!("{side}-status"))) else { return };
+    let (Some(doc), Some(status)) = (document(), by_id(&format!("{side}-status"))) else {
+        return;
+    };
     if let Some(old) = by_id(&format!("{side}-layers")) {
         old.remove();
     }
-    let Ok(list) = doc.create_element("ol") else { return };
+    let Ok(list) = doc.create_element("ol") else {
+        return;
+    };
     let _ = list.set_attribute("id", &format!("{side}-layers"));
     let _ = list.set_attribute("class", "layer-map");
-    let _ = list.set_attribute("aria-label", "Layers (S: softmax attention, L: linear attention)");
+    let _ = list.set_attribute(
+        "aria-label",
+        "Layers (S: softmax attention, L: linear attention)",
+    );
     for l in layers {
         if let Some(li) = add(&doc, &list, "li", if l.softmax { "S" } else { "L" }) {
-            let _ = li.set_attribute("title", &format!("layer {}: {}, {} heads ({} kv), head dim {}", l.index, l.mixer, l.heads, l.kv_heads, l.head_dim));
+            let _ = li.set_attribute(
+                "title",
+                &format!(
+                    "layer {}: {}, {} heads ({} kv), head dim {}",
+                    l.index, l.mixer, l.heads, l.kv_heads, l.head_dim
+                ),
+            );
             if l.softmax {
                 let _ = li.set_attribute("class", "softmax");
             }
@@ -106,7 +138,13 @@ fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
 async fn check_pair_now() {
     let [pre, sft] = state::with(|s| s.pair.clone());
     // Merging, evaluating and inspecting all need a compatible pair.
-    let needs_pair = ["merge", "run-sweep", "run-routing", "run-tune", "run-layers"];
+    let needs_pair = [
+        "merge",
+        "run-sweep",
+        "run-routing",
+        "run-tune",
+        "run-layers",
+    ];
     if pre.is_empty() || sft.is_empty() {
         enable(&needs_pair, false);
         return;
@@ -127,7 +165,11 @@ async fn check_pair_now() {
             set_status("pair-status", &text, false);
             enable(&needs_pair, true);
             if let Err(e) = show_drift().await {
-                set_status("pair-status", &format!("Drift could not be computed: {e}"), true);
+                set_status(
+                    "pair-status",
+                    &format!("Drift could not be computed: {e}"),
+                    true,
+                );
             }
         }
         Err(e) => {
@@ -142,7 +184,9 @@ async fn check_pair_now() {
 /// with the number in each cell; softmax layers marked.
 async fn show_drift() -> Result<()> {
     let [pre, sft] = state::with(|s| s.pair.clone());
-    let report = crate::merge::drift::drift(&open_files(pre).await?, &open_files(sft).await?, |_, _| {}).await?;
+    let report =
+        crate::merge::drift::drift(&open_files(pre).await?, &open_files(sft).await?, |_, _| {})
+            .await?;
     let doc = need_document()?;
     let root = need("drift")?;
     root.set_text_content(None);
@@ -154,24 +198,38 @@ async fn show_drift() -> Result<()> {
         add(&doc, &head, "th", h);
     }
     let _ = table.append_child(&head);
-    let max = report.layers.iter().flat_map(|l| [l.q, l.k, l.v, l.o, l.gate, l.mlp]).fold(1e-12f64, f64::max);
+    let max = report
+        .layers
+        .iter()
+        .flat_map(|l| [l.q, l.k, l.v, l.o, l.gate, l.mlp])
+        .fold(1e-12f64, f64::max);
     for l in &report.layers {
         let tr = el("tr")?;
-        add(&doc, &tr, "th", &format!("{}{}", l.index, if l.softmax { " (softmax)" } else { "" }));
+        add(
+            &doc,
+            &tr,
+            "th",
+            &format!("{}{}", l.index, if l.softmax { " (softmax)" } else { "" }),
+        );
         for v in [l.q, l.k, l.v, l.o, l.gate, l.mlp] {
-            let td = add(&doc, &tr, "td", &format!("{v:.3}")).ok_or_else(|| Error::Page("cannot add a cell".into()))?;
+            let td = add(&doc, &tr, "td", &format!("{v:.3}"))
+                .ok_or_else(|| Error::Page("cannot add a cell".into()))?;
             let x = v / max;
             // CSSOM, not a style attribute: the page's CSP forbids inline styles.
             if let Ok(td) = td.dyn_into::<web_sys::HtmlElement>() {
                 let background = crate::figures::blues(x);
                 let _ = td.style().set_property("background", &background);
-                let _ = td.style().set_property("color", crate::figures::ink_on(&background));
+                let _ = td
+                    .style()
+                    .set_property("color", crate::figures::ink_on(&background));
             }
         }
         let _ = table.append_child(&tr);
     }
     let caption = el("caption")?;
-    caption.set_text_content(Some("Relative drift ||W_sft - W_pre|| / ||W_pre|| per layer and matrix"));
+    caption.set_text_content(Some(
+        "Relative drift ||W_sft - W_pre|| / ||W_pre|| per layer and matrix",
+    ));
     let _ = table.prepend_with_node_1(&caption);
     let _ = root.append_child(&table);
     Ok(())
@@ -195,9 +253,16 @@ fn short_fingerprint(fp: &SourceFingerprint) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     for f in &fp.files {
-        h.update(format!("{}\n{}\n{}\n{}\n", f.name, f.size, f.header_sha256, f.sample_sha256));
+        h.update(format!(
+            "{}\n{}\n{}\n{}\n",
+            f.name, f.size, f.header_sha256, f.sample_sha256
+        ));
     }
-    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Where a merge reports: its status line, progress bar and download list.
@@ -207,7 +272,11 @@ pub(super) struct MergeUi {
     pub list: &'static str,
 }
 
-const REPAIR_UI: MergeUi = MergeUi { status: "merge-status", progress: "merge-progress", list: "downloads" };
+const REPAIR_UI: MergeUi = MergeUi {
+    status: "merge-status",
+    progress: "merge-progress",
+    list: "downloads",
+};
 
 /// Merges with the form's settings, as the Merge button does.
 pub(super) async fn run_merge() -> Result<()> {
@@ -221,7 +290,11 @@ pub(super) async fn merge_and_offer(spec: MergeSpec, ui: &MergeUi) -> Result<()>
     let mut step = |i: u32, what: &str| {
         set_progress(ui.progress, i as f64, MERGE_STEPS as f64);
         if i < MERGE_STEPS {
-            set_status(ui.status, &format!("Step {} of {MERGE_STEPS}: {what}…", i + 1), false);
+            set_status(
+                ui.status,
+                &format!("Step {} of {MERGE_STEPS}: {what}…", i + 1),
+                false,
+            );
         }
     };
     step(0, "reading both checkpoints' headers");
@@ -235,7 +308,11 @@ pub(super) async fn merge_and_offer(spec: MergeSpec, ui: &MergeUi) -> Result<()>
     let mut offered = Vec::new();
     for f in &files {
         if f.name() == RECIPE_FILE {
-            let text = JsFuture::from(f.text()).await.map_err(|e| js_err(RECIPE_FILE, e))?.as_string().unwrap_or_default();
+            let text = JsFuture::from(f.text())
+                .await
+                .map_err(|e| js_err(RECIPE_FILE, e))?
+                .as_string()
+                .unwrap_or_default();
             state::with(|s| s.recipe = text);
         }
         offered.push((f.name(), Blob::from(f.clone())));
@@ -243,7 +320,11 @@ pub(super) async fn merge_and_offer(spec: MergeSpec, ui: &MergeUi) -> Result<()>
     offer_downloads(ui.list, &offered)?;
     share(&spec);
     let n = files.len();
-    set_status(ui.status, &format!("Done: {n} files, each re-read and verified. Save them into one folder."), false);
+    set_status(
+        ui.status,
+        &format!("Done: {n} files, each re-read and verified. Save them into one folder."),
+        false,
+    );
     Ok(())
 }
 
@@ -251,10 +332,18 @@ pub(super) async fn merge_and_offer(spec: MergeSpec, ui: &MergeUi) -> Result<()>
 /// one `File` per output file (shards, index, config, recipe), each built
 /// from slices of the inputs and verified. For tests and scripts.
 #[wasm_bindgen]
-pub async fn merge_checkpoints(pre: Array, sft: Array, spec_json: String) -> std::result::Result<Array, JsError> {
+pub async fn merge_checkpoints(
+    pre: Array,
+    sft: Array,
+    spec_json: String,
+) -> std::result::Result<Array, JsError> {
     let merged = async {
-        let spec: MergeSpec = serde_json::from_str(&spec_json).map_err(|e| Error::Usage(format!("invalid merge settings: {e}")))?;
-        let (pre, sft) = (open_files(files_of(&pre)).await?, open_files(files_of(&sft)).await?);
+        let spec: MergeSpec = serde_json::from_str(&spec_json)
+            .map_err(|e| Error::Usage(format!("invalid merge settings: {e}")))?;
+        let (pre, sft) = (
+            open_files(files_of(&pre)).await?,
+            open_files(files_of(&sft)).await?,
+        );
         let merged = merge_pair(&pre, &sft, &spec, &mut |_, _| {}).await?;
         to_files(plan_to_blobs(&merged.plan, &plan_sources(&pre, &sft)).await?)
     };
@@ -264,18 +353,46 @@ pub async fn merge_checkpoints(pre: Array, sft: Array, spec_json: String) -> std
 /// Puts the merge settings in the URL fragment, so the link reproduces
 /// them.
 fn share(spec: &MergeSpec) {
-    let method = serde_json::to_value(spec.method).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-    let layers = spec.layers.as_ref().map_or(String::new(), |l| l.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
-    share::update(&[("method", method), ("alpha", spec.alpha.to_string()), ("beta", spec.beta.to_string()), ("layers", layers)]);
+    let method = serde_json::to_value(spec.method)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let layers = spec.layers.as_ref().map_or(String::new(), |l| {
+        l.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    });
+    share::update(&[
+        ("method", method),
+        ("alpha", spec.alpha.to_string()),
+        ("beta", spec.beta.to_string()),
+        ("layers", layers),
+    ]);
 }
 
 /// Fills the merge form from a shared link's fragment.
 fn restore_from_fragment() {
     share::restore(&[
-        ("method", |v| ["qk-restore", "qk-pro", "q-restore", "k-restore", "v-restore"].contains(&v)),
-        ("alpha", |v| v.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x))),
-        ("beta", |v| v.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x))),
-        ("layers", |v| v.chars().all(|c| c.is_ascii_digit() || c == ',')),
+        ("method", |v| {
+            [
+                "qk-restore",
+                "qk-pro",
+                "q-restore",
+                "k-restore",
+                "v-restore",
+            ]
+            .contains(&v)
+        }),
+        ("alpha", |v| {
+            v.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x))
+        }),
+        ("beta", |v| {
+            v.parse::<f32>().is_ok_and(|x| (0.0..=1.0).contains(&x))
+        }),
+        ("layers", |v| {
+            v.chars().all(|c| c.is_ascii_digit() || c == ',')
+        }),
     ]);
 }
 
@@ -295,7 +412,9 @@ pub fn wire() {
     restore_from_fragment();
     for side in SIDES {
         for kind in ["files", "folder"] {
-            wire_picker(&format!("{side}-{kind}"), move |files| open_side(side.to_string(), files));
+            wire_picker(&format!("{side}-{kind}"), move |files| {
+                open_side(side.to_string(), files)
+            });
         }
     }
     on_click_async("merge", "merge-status", run_merge);

@@ -8,7 +8,9 @@ use super::dom::set_field;
 
 /// The fragment's pairs, in order.
 pub fn read() -> Vec<(String, String)> {
-    let hash = web_sys::window().and_then(|w| w.location().hash().ok()).unwrap_or_default();
+    let hash = web_sys::window()
+        .and_then(|w| w.location().hash().ok())
+        .unwrap_or_default();
     hash.trim_start_matches('#')
         .split('&')
         .filter_map(|p| p.split_once('='))
@@ -52,7 +54,9 @@ pub fn restore(accepts: &[(&str, Accepts)]) {
 
 /// A comma-separated list of finite, non-negative numbers.
 pub fn number_list(v: &str) -> bool {
-    !v.is_empty() && v.split(',').all(|x| x.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 0.0))
+    !v.is_empty()
+        && v.split(',')
+            .all(|x| x.parse::<f64>().is_ok_and(|x| x.is_finite() && x >= 0.0))
 }
 
 pub fn whole_number(v: &str) -> bool {

@@ -70,7 +70,9 @@ pub fn models() -> Result<Vec<(&'static str, Vec<File>)>> {
     }
     out.retain(|(_, f)| !f.is_empty());
     if out.len() < 2 {
-        return Err(Error::Usage("Give both checkpoints (or open the demo) first.".into()));
+        return Err(Error::Usage(
+            "Give both checkpoints (or open the demo) first.".into(),
+        ));
     }
     Ok(out)
 }

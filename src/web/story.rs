@@ -18,9 +18,18 @@ use crate::prompts::TaskKind;
 use crate::sweep::SampleResult;
 
 /// The rows of the paper's Table 1 and of its ablation: (recorded model, label).
-const TABLE1: [(&str, &str); 3] = [("pre", "Before SFT"), ("sft", "After SFT"), ("qk-restore", "QK-Restore")];
-const ABLATION: [(&str, &str); 5] =
-    [("qk-restore", "QK-Restore"), ("q-restore", "Q-Restore"), ("k-restore", "K-Restore"), ("v-restore", "V-Restore"), ("qk-pro", "QK-Pro (beta 1)")];
+const TABLE1: [(&str, &str); 3] = [
+    ("pre", "Before SFT"),
+    ("sft", "After SFT"),
+    ("qk-restore", "QK-Restore"),
+];
+const ABLATION: [(&str, &str); 5] = [
+    ("qk-restore", "QK-Restore"),
+    ("q-restore", "Q-Restore"),
+    ("k-restore", "K-Restore"),
+    ("v-restore", "V-Restore"),
+    ("qk-pro", "QK-Pro (beta 1)"),
+];
 const S1: TaskKind = TaskKind::Text(Task::S1);
 const TASKS: [(TaskKind, &str); 2] = [(S1, "S1@2048"), (TaskKind::Text(Task::Mk), "MK@2048")];
 
@@ -47,7 +56,12 @@ fn arithmetic(r: &Recorded, model: &str) -> Option<f64> {
 }
 
 /// One table: a row per (model, label), S1, MK and arithmetic columns.
-fn table(r: &Recorded, caption: &str, rows: &[(&str, &str)], class: &str) -> Result<web_sys::Element> {
+fn table(
+    r: &Recorded,
+    caption: &str,
+    rows: &[(&str, &str)],
+    class: &str,
+) -> Result<web_sys::Element> {
     let doc = need_document()?;
     let t = element(&doc, "table")?;
     let _ = t.set_attribute("class", &format!("layers {class}"));
@@ -65,10 +79,21 @@ fn table(r: &Recorded, caption: &str, rows: &[(&str, &str)], class: &str) -> Res
         let _ = tr.set_attribute("data-model", model);
         add(&doc, &tr, "th", label);
         for (task, _) in TASKS {
-            let td = add(&doc, &tr, "td", &accuracy(r, task, model).map_or("–".into(), |a| format!("{a:.0}"))).ok_or_else(|| Error::Page("no cell".into()))?;
+            let td = add(
+                &doc,
+                &tr,
+                "td",
+                &accuracy(r, task, model).map_or("–".into(), |a| format!("{a:.0}")),
+            )
+            .ok_or_else(|| Error::Page("no cell".into()))?;
             let _ = td.set_attribute("data-task", task.name());
         }
-        add(&doc, &tr, "td", &arithmetic(r, model).map_or("–".into(), |a| format!("{a:.1}")));
+        add(
+            &doc,
+            &tr,
+            "td",
+            &arithmetic(r, model).map_or("–".into(), |a| format!("{a:.1}")),
+        );
         let _ = t.append_child(&tr);
     }
     Ok(t)
@@ -93,8 +118,16 @@ fn render(r: &Recorded) -> Result<()> {
     let side = element(&doc, "div")?;
     let _ = side.set_attribute("class", "tables");
     for (caption, rows, class) in [
-        ("Table 1: retrieval lost to SFT, and repaired", &TABLE1[..], "table1 recorded"),
-        ("Ablation: which projections to restore", &ABLATION[..], "ablation recorded"),
+        (
+            "Table 1: retrieval lost to SFT, and repaired",
+            &TABLE1[..],
+            "table1 recorded",
+        ),
+        (
+            "Ablation: which projections to restore",
+            &ABLATION[..],
+            "ablation recorded",
+        ),
     ] {
         let t = table(r, caption, rows, class)?;
         let _ = side.append_child(&t);
@@ -106,20 +139,33 @@ fn render(r: &Recorded) -> Result<()> {
         let _ = maps.set_attribute("class", "figures");
         let cells = crate::sweep::cells(&s1.samples);
         for (model, _) in TABLE1 {
-            let svg = crate::figures::niah_heat_map(model, S1, &[2048], &[0.0, 0.25, 0.5, 0.75, 1.0], &cells);
+            let svg = crate::figures::niah_heat_map(
+                model,
+                S1,
+                &[2048],
+                &[0.0, 0.25, 0.5, 0.75, 1.0],
+                &cells,
+            );
             super::dom::show_svg(&maps, &svg, &format!("recorded-heatmap-{model}"))?;
         }
         let _ = root.append_child(&maps);
     }
-    let note = add(&doc, &root, "p", &format!("Command: {}", p.command)).ok_or_else(|| Error::Page("cannot add the command note".into()))?;
+    let note = add(&doc, &root, "p", &format!("Command: {}", p.command))
+        .ok_or_else(|| Error::Page("cannot add the command note".into()))?;
     let _ = note.set_attribute("class", "note");
     Ok(())
 }
 
 /// The four steps: (panel to show, title, what to look at).
 fn steps(r: Option<&Recorded>) -> [(&'static str, &'static str, String); 4] {
-    let cell = |m: &str| r.and_then(|r| accuracy(r, S1, m)).map_or("?".into(), |a| format!("{a:.0}%"));
-    let skill = |m: &str| r.and_then(|r| arithmetic(r, m)).map_or("?".into(), |a| format!("{a:.0}%"));
+    let cell = |m: &str| {
+        r.and_then(|r| accuracy(r, S1, m))
+            .map_or("?".into(), |a| format!("{a:.0}%"))
+    };
+    let skill = |m: &str| {
+        r.and_then(|r| arithmetic(r, m))
+            .map_or("?".into(), |a| format!("{a:.0}%"))
+    };
     [
         (
             "drift",
@@ -178,7 +224,11 @@ fn show_step(i: usize) {
     }
     for n in 0..all.len() {
         if let Some(b) = by_id(&format!("step-{n}")) {
-            let _ = if n == i { b.set_attribute("aria-current", "step") } else { b.remove_attribute("aria-current") };
+            let _ = if n == i {
+                b.set_attribute("aria-current", "step")
+            } else {
+                b.remove_attribute("aria-current")
+            };
         }
     }
     if let Some(h) = by_id("step-title") {
@@ -187,9 +237,18 @@ fn show_step(i: usize) {
     if let Some(p) = by_id("step-text") {
         p.set_text_content(Some(text));
     }
-    for (id, visible) in [("step-merge", i == 1), ("step-run-here", i == 2), ("step-run-all", i == 2), ("step-next", i < 3)] {
+    for (id, visible) in [
+        ("step-merge", i == 1),
+        ("step-run-here", i == 2),
+        ("step-run-all", i == 2),
+        ("step-next", i < 3),
+    ] {
         if let Some(b) = by_id(id) {
-            let _ = if visible { b.remove_attribute("hidden") } else { b.set_attribute("hidden", "") };
+            let _ = if visible {
+                b.remove_attribute("hidden")
+            } else {
+                b.set_attribute("hidden", "")
+            };
         }
     }
     // After the guide's text changed: its height is final.
@@ -219,12 +278,21 @@ fn show_step(i: usize) {
 /// Scrolls `panel` to the top of the window, below the guide where the
 /// guide stays on screen (it is sticky on wide screens).
 fn scroll_below_guide(panel: &web_sys::Element) {
-    let Some(window) = web_sys::window() else { return };
+    let Some(window) = web_sys::window() else {
+        return;
+    };
     let sticky = by_id("guide").filter(|g| {
-        window.get_computed_style(g).ok().flatten().and_then(|s| s.get_property_value("position").ok()).as_deref() == Some("sticky")
+        window
+            .get_computed_style(g)
+            .ok()
+            .flatten()
+            .and_then(|s| s.get_property_value("position").ok())
+            .as_deref()
+            == Some("sticky")
     });
     let covered = sticky.map_or(0.0, |g| g.get_bounding_client_rect().height());
-    let top = panel.get_bounding_client_rect().top() + window.scroll_y().unwrap_or(0.0) - covered - 12.0;
+    let top =
+        panel.get_bounding_client_rect().top() + window.scroll_y().unwrap_or(0.0) - covered - 12.0;
     window.scroll_to_with_x_and_y(0.0, top.max(0.0));
 }
 
@@ -248,7 +316,13 @@ async fn open(how: Opened) {
     // The demo's experiment goes into the forms before the pair opens: a
     // visitor may edit them as soon as it says "Compatible".
     if how == Opened::Button {
-        for (id, value) in [("task", "s1"), ("lengths", "2048"), ("depths", "0,0.25,0.5,0.75,1"), ("samples", "10"), ("seed", "12345")] {
+        for (id, value) in [
+            ("task", "s1"),
+            ("lengths", "2048"),
+            ("depths", "0,0.25,0.5,0.75,1"),
+            ("samples", "10"),
+            ("seed", "12345"),
+        ] {
             set_field(id, value);
         }
         for (id, value) in DEMO_MERGE {
@@ -272,20 +346,32 @@ async fn begin() {
     if let Some(g) = by_id("guide") {
         let _ = g.remove_attribute("hidden");
     }
-    match fetch_text("demo/results.json").await.and_then(|t| serde_json::from_str::<Recorded>(&t).map_err(|e| Error::Page(format!("demo/results.json: {e}")))) {
+    match fetch_text("demo/results.json").await.and_then(|t| {
+        serde_json::from_str::<Recorded>(&t)
+            .map_err(|e| Error::Page(format!("demo/results.json: {e}")))
+    }) {
         Ok(r) => {
             if let Err(e) = render(&r) {
                 set_status("guide-status", &e.to_string(), true);
             }
             state::with(|s| s.recorded = Some(r));
         }
-        Err(e) => set_status("guide-status", &format!("The recorded results could not be read: {e}"), true),
+        Err(e) => set_status(
+            "guide-status",
+            &format!("The recorded results could not be read: {e}"),
+            true,
+        ),
     }
     show_step(0);
 }
 
 /// The merge as the recording made it.
-const DEMO_MERGE: [(&str, &str); 4] = [("method", "qk-restore"), ("alpha", "1"), ("beta", "1"), ("layers", "")];
+const DEMO_MERGE: [(&str, &str); 4] = [
+    ("method", "qk-restore"),
+    ("alpha", "1"),
+    ("beta", "1"),
+    ("layers", ""),
+];
 
 fn is_demo_merge(spec: &crate::merge::MergeSpec) -> bool {
     spec.method == crate::merge::Method::QkRestore && spec.alpha == 1.0 && spec.layers.is_none()
@@ -295,7 +381,11 @@ fn is_demo_merge(spec: &crate::merge::MergeSpec) -> bool {
 /// that merge already (a visitor who only clicks Next skips step 2's
 /// button). False, with the error shown, if the merge fails.
 async fn ensure_demo_merge() -> bool {
-    if state::with(|s| s.merged.as_ref().is_some_and(|(spec, _)| is_demo_merge(spec))) {
+    if state::with(|s| {
+        s.merged
+            .as_ref()
+            .is_some_and(|(spec, _)| is_demo_merge(spec))
+    }) {
         return true;
     }
     for (id, value) in DEMO_MERGE {
@@ -319,34 +409,82 @@ async fn run_here((depths, samples): (&str, &str)) {
     if !ensure_demo_merge().await {
         return;
     }
-    for (id, value) in [("task", "s1"), ("lengths", "2048"), ("depths", depths), ("samples", samples), ("seed", "12345")] {
+    for (id, value) in [
+        ("task", "s1"),
+        ("lengths", "2048"),
+        ("depths", depths),
+        ("samples", samples),
+        ("seed", "12345"),
+    ] {
         set_field(id, value);
     }
     set_status("guide-status", "Running the recorded prompts here…", false);
     super::evaluate::run_now().await;
-    let (live, recorded) = state::with(|s| (s.sweep.as_ref().map(|x| x.1.clone()), s.recorded.clone()));
-    let (Some(live), Some(recorded)) = (live, recorded) else { return };
-    let Some(rec) = recorded.niah.get(&S1) else { return };
-    let same = |x: &SampleResult| {
-        rec.samples.iter().any(|y| y.model == recorded_name(&x.model) && y.seed == x.seed && y.depth == x.depth && y.generated == x.generated && y.score == x.score)
+    let (live, recorded) =
+        state::with(|s| (s.sweep.as_ref().map(|x| x.1.clone()), s.recorded.clone()));
+    let (Some(live), Some(recorded)) = (live, recorded) else {
+        return;
     };
-    let models: Vec<String> = super::state::with(|s| s.sweep.as_ref().map(|x| crate::app::sweep::models_of(&x.1).into_iter().map(String::from).collect())).unwrap_or_default();
+    let Some(rec) = recorded.niah.get(&S1) else {
+        return;
+    };
+    let same = |x: &SampleResult| {
+        rec.samples.iter().any(|y| {
+            y.model == recorded_name(&x.model)
+                && y.seed == x.seed
+                && y.depth == x.depth
+                && y.generated == x.generated
+                && y.score == x.score
+        })
+    };
+    let models: Vec<String> = super::state::with(|s| {
+        s.sweep.as_ref().map(|x| {
+            crate::app::sweep::models_of(&x.1)
+                .into_iter()
+                .map(String::from)
+                .collect()
+        })
+    })
+    .unwrap_or_default();
     let mut matched = Vec::new();
     for m in &models {
         let mine: Vec<&SampleResult> = live.iter().filter(|x| &x.model == m).collect();
         let ok = !mine.is_empty() && mine.iter().all(|x| same(x));
         let row = format!("tr[data-model=\"{}\"] td", recorded_name(m));
-        if let Some(td) = by_id("recorded-table1").and_then(|t| t.query_selector(&row).ok().flatten()) {
+        if let Some(td) =
+            by_id("recorded-table1").and_then(|t| t.query_selector(&row).ok().flatten())
+        {
             let _ = td.set_attribute("data-matches", if ok { "yes" } else { "no" });
             let text = td.text_content().unwrap_or_default();
             let text = text.split(' ').next().unwrap_or_default();
-            td.set_text_content(Some(&format!("{text} {}", if ok { "✓ same" } else { "✗ differs" })));
-            let _ = td.set_attribute("title", &format!("{} prompts re-run here: {}", mine.len(), if ok { "the recorded answers" } else { "some answers differ from the recording" }));
+            td.set_text_content(Some(&format!(
+                "{text} {}",
+                if ok { "✓ same" } else { "✗ differs" }
+            )));
+            let _ = td.set_attribute(
+                "title",
+                &format!(
+                    "{} prompts re-run here: {}",
+                    mine.len(),
+                    if ok {
+                        "the recorded answers"
+                    } else {
+                        "some answers differ from the recording"
+                    }
+                ),
+            );
         }
         matched.push(format!("{m} {}", if ok { "✓" } else { "✗" }));
     }
     let n = live.len();
-    set_status("guide-status", &format!("{n} recorded prompts run here; sample for sample against the recording: {}.", matched.join(", ")), false);
+    set_status(
+        "guide-status",
+        &format!(
+            "{n} recorded prompts run here; sample for sample against the recording: {}.",
+            matched.join(", ")
+        ),
+        false,
+    );
     if let Some(e) = by_id("recorded") {
         scroll_below_guide(&e);
     }

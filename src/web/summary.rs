@@ -2,14 +2,14 @@
 //! headers alone, dropped or picked.
 
 use js_sys::Array;
-use web_sys::{Element, File};
 use wasm_bindgen::prelude::*;
+use web_sys::{Element, File};
 
 use super::dom::{add, by_id, document, files_of, set_status, wire_picker};
 use super::files::{open_files, plan_to_blobs, to_files};
 use super::state;
-use crate::error::Result;
 use crate::config::arch_of;
+use crate::error::Result;
 use crate::summary::{summarize, Summary};
 use crate::units::{human_bytes, human_count};
 use crate::writer::{PlanBuilder, Provenance, SourceFingerprint};
@@ -30,25 +30,47 @@ fn render_summary(s: &Summary) -> Option<()> {
         dd.set_attribute("data-field", field).ok()?;
         Some(dd)
     };
-    let files: Vec<String> = s.files.iter().map(|f| format!("{} ({})", f.name, human_bytes(f.size))).collect();
+    let files: Vec<String> = s
+        .files
+        .iter()
+        .map(|f| format!("{} ({})", f.name, human_bytes(f.size)))
+        .collect();
     fact("Files", &files.join(", "), "files")?;
     fact("Family", s.family, "family")?;
     fact("Config", s.config, "config")?;
-    let params = fact("Parameters", &format!(" ({})", human_count(s.parameters)), "parameters-human")?;
+    let params = fact(
+        "Parameters",
+        &format!(" ({})", human_count(s.parameters)),
+        "parameters-human",
+    )?;
     let exact = doc.create_element("span").ok()?;
     exact.set_text_content(Some(&s.parameters.to_string()));
     exact.set_attribute("data-field", "parameters").ok()?;
     params.prepend_with_node_1(&exact).ok()?;
     fact("On disk", &human_bytes(s.bytes_on_disk), "bytes-on-disk")?;
     fact("Read to get here", &human_bytes(s.bytes_read), "bytes-read")?;
-    let dims = format!("vocab {}, hidden {}, intermediate {}", s.vocab_size, s.hidden_size, s.intermediate_size);
+    let dims = format!(
+        "vocab {}, hidden {}, intermediate {}",
+        s.vocab_size, s.hidden_size, s.intermediate_size
+    );
     fact("Sizes", &dims, "sizes")?;
-    let dtypes: Vec<String> = s.dtypes.iter().map(|(d, n)| format!("{d}: {}", human_count(*n))).collect();
+    let dtypes: Vec<String> = s
+        .dtypes
+        .iter()
+        .map(|(d, n)| format!("{d}: {}", human_count(*n)))
+        .collect();
     fact("Dtypes", &dtypes.join(", "), "dtypes")?;
-    fact("Softmax layers", &format!("{:?}", s.softmax_layers), "softmax-layers")?;
+    fact(
+        "Softmax layers",
+        &format!("{:?}", s.softmax_layers),
+        "softmax-layers",
+    )?;
     root.append_child(&facts).ok()?;
 
-    for (title, items) in [("Guesses (no value in config.json)", &s.guesses), ("Problems", &s.problems)] {
+    for (title, items) in [
+        ("Guesses (no value in config.json)", &s.guesses),
+        ("Problems", &s.problems),
+    ] {
         if items.is_empty() {
             continue;
         }
@@ -63,7 +85,14 @@ fn render_summary(s: &Summary) -> Option<()> {
     let table = doc.create_element("table").ok()?;
     table.set_attribute("class", "layers").ok()?;
     let head = doc.create_element("tr").ok()?;
-    for h in ["layer", "mixer", "heads", "kv heads", "head dim", "parameters"] {
+    for h in [
+        "layer",
+        "mixer",
+        "heads",
+        "kv heads",
+        "head dim",
+        "parameters",
+    ] {
         add(&doc, &head, "th", h)?;
     }
     table.append_child(&head).ok()?;
@@ -106,15 +135,24 @@ pub async fn open_checkpoint(files: Array) {
     if let Some(root) = by_id("summary") {
         root.set_text_content(None);
     }
-    status(&format!("Reading the headers of {} file(s)…", files.len()), false);
+    status(
+        &format!("Reading the headers of {} file(s)…", files.len()),
+        false,
+    );
     match inspect(files).await {
         Ok(summary) => {
             let n = summary.problems.len();
             render_summary(&summary);
             if n == 0 {
-                status("Checkpoint read: the tensors match the architecture.", false);
+                status(
+                    "Checkpoint read: the tensors match the architecture.",
+                    false,
+                );
             } else {
-                status(&format!("Checkpoint read, but {n} problem(s) found: see below."), true);
+                status(
+                    &format!("Checkpoint read, but {n} problem(s) found: see below."),
+                    true,
+                );
             }
         }
         Err(e) => status(&e.to_string(), true),
@@ -126,7 +164,9 @@ pub async fn open_checkpoint(files: Array) {
 /// the merge issue builds on the same path).
 #[wasm_bindgen]
 pub async fn copy_opened_checkpoint() -> std::result::Result<Array, JsError> {
-    copy_opened().await.map_err(|e| JsError::new(&e.to_string()))
+    copy_opened()
+        .await
+        .map_err(|e| JsError::new(&e.to_string()))
 }
 
 async fn copy_opened() -> Result<Array> {

@@ -5,12 +5,19 @@ use std::process::{Command, Output};
 
 /// Runs the `qklab` binary built for this test run.
 pub fn qklab(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_qklab")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_qklab"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 /// The stdout of a run that must succeed.
 pub fn ok(out: Output) -> String {
-    assert!(out.status.success(), "qklab failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "qklab failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -19,7 +26,10 @@ pub fn ok(out: Output) -> String {
 /// (set by `cargo xtask test`) makes that a failure.
 pub fn python() -> Option<String> {
     let py = std::env::var("QKLAB_PYTHON").unwrap_or_else(|_| "python3".into());
-    let found = Command::new(&py).args(["-c", "import safetensors, numpy, ml_dtypes"]).output().is_ok_and(|o| o.status.success());
+    let found = Command::new(&py)
+        .args(["-c", "import safetensors, numpy, ml_dtypes"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if found {
         return Some(py);
     }
@@ -40,7 +50,9 @@ pub fn gpu() -> Option<qklab::gpu::Gpu> {
             eprintln!("adapter: {}", g.describe());
             Some(g)
         }
-        Err(e) if std::env::var("QKLAB_REQUIRE_GPU").as_deref() == Ok("1") => panic!("GPU required: {e}"),
+        Err(e) if std::env::var("QKLAB_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("GPU required: {e}")
+        }
         Err(e) => {
             eprintln!("skipped: {e}");
             None
@@ -59,7 +71,9 @@ pub fn storage(gpu: &qklab::gpu::Gpu, values: &[f32]) -> wgpu::Buffer {
     let b = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: (values.len() as u64 * 4).max(16),
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
     gpu.queue.write_buffer(&b, 0, bytemuck::cast_slice(values));
@@ -68,13 +82,19 @@ pub fn storage(gpu: &qklab::gpu::Gpu, values: &[f32]) -> wgpu::Buffer {
 
 /// The first `n` f32 of a buffer.
 pub fn read_f32(gpu: &qklab::gpu::Gpu, b: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    bytemuck::cast_slice(&qklab::source::block_on(qklab::gpu::read_buffer(gpu, b, n as u64 * 4)).unwrap()).to_vec()
+    bytemuck::cast_slice(
+        &qklab::source::block_on(qklab::gpu::read_buffer(gpu, b, n as u64 * 4)).unwrap(),
+    )
+    .to_vec()
 }
 
 /// A checkpoint (folder or .safetensors file) by its path in the repo.
 pub fn open(rel: &str) -> qklab::checkpoint::Checkpoint<qklab::source::FsSource> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
-    qklab::source::block_on(qklab::checkpoint::Checkpoint::open(qklab::source::FsSource::open(&path).unwrap())).unwrap()
+    qklab::source::block_on(qklab::checkpoint::Checkpoint::open(
+        qklab::source::FsSource::open(&path).unwrap(),
+    ))
+    .unwrap()
 }
 
 /// A golden fixture of tests/fixtures/demo (pre, sft, qk-restore).
@@ -85,7 +105,10 @@ pub fn fixture(name: &str) -> qklab::checkpoint::Checkpoint<qklab::source::FsSou
 /// An I32 tensor of a fixture (token ids) as u32.
 pub fn ints(ck: &qklab::checkpoint::Checkpoint<qklab::source::FsSource>, name: &str) -> Vec<u32> {
     let bytes = qklab::source::block_on(ck.read_tensor_bytes(name)).unwrap();
-    bytes.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u32)
+        .collect()
 }
 
 /// A float tensor of a fixture, decoded to f32.
@@ -97,7 +120,10 @@ pub fn floats(ck: &qklab::checkpoint::Checkpoint<qklab::source::FsSource>, name:
 pub fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());
     let scale = want.iter().fold(0.0f32, |s, x| s.max(x.abs()));
-    got.iter().zip(want).fold(0.0f32, |s, (a, b)| s.max((a - b).abs())) / scale
+    got.iter()
+        .zip(want)
+        .fold(0.0f32, |s, (a, b)| s.max((a - b).abs()))
+        / scale
 }
 
 /// A tiny config with one thing changed per variant.
@@ -138,7 +164,11 @@ pub fn variant(name: &str) -> serde_json::Value {
     c
 }
 
-pub fn mem_checkpoint(config: &serde_json::Value, dtype: qklab::safetensors::Dtype, seed: u64) -> qklab::checkpoint::Checkpoint<qklab::source::MemSource> {
+pub fn mem_checkpoint(
+    config: &serde_json::Value,
+    dtype: qklab::safetensors::Dtype,
+    seed: u64,
+) -> qklab::checkpoint::Checkpoint<qklab::source::MemSource> {
     let mut src = qklab::source::MemSource::new();
     for (name, bytes) in qklab::synth::files_for_config(config, 2, dtype, seed).unwrap() {
         src.insert(&name, bytes);

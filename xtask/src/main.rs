@@ -249,7 +249,9 @@ fn cmd_test(args: &[String]) -> Result<()> {
             run(cargo()
                 .current_dir(&root)
                 .args(["run", "--release", "-p", "qklab", "--bin", "qklab", "--"])
-                .args(["synth", "--preset", "tiny", "--shards", "2", "--seed", seed, "--out"])
+                .args([
+                    "synth", "--preset", "tiny", "--shards", "2", "--seed", seed, "--out",
+                ])
                 .arg(dir))?;
             if !dir.join("config.json").exists() {
                 return Err(format!("synth wrote no config.json in {}", dir.display()));

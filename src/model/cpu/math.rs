@@ -35,6 +35,32 @@ pub(super) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f64) -> Vec<f32> {
     out
 }
 
+/// x / sqrt(sum(x^2) + 1e-6) over each piece of width `d`, in place: the
+/// gated delta rule's L2 norm of q and k (SPEC-gdn).
+pub(super) fn l2norm_pieces(x: &mut [f32], d: usize) {
+    for piece in x.chunks_mut(d) {
+        let inv = 1.0 / (piece.iter().map(|v| v * v).sum::<f32>() + 1e-6).sqrt();
+        piece.iter_mut().for_each(|v| *v *= inv);
+    }
+}
+
+pub(super) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+pub(super) fn silu(x: f32) -> f32 {
+    x * sigmoid(x)
+}
+
+/// log(1 + e^x), as torch's softplus (linear above 20).
+pub(super) fn softplus(x: f32) -> f32 {
+    if x > 20.0 {
+        x
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
 /// RMSNorm of every head (width `dh`) of every row, in place.
 pub(super) fn norm_heads(x: &mut [f32], w: &[f32], dh: usize, eps: f64) {
     debug_assert_eq!(w.len(), dh);
@@ -42,14 +68,14 @@ pub(super) fn norm_heads(x: &mut [f32], w: &[f32], dh: usize, eps: f64) {
     x.copy_from_slice(&normed);
 }
 
-/// RoPE, rotate-half layout, on every head (width 2 x `inv_freq`, from
-/// [`crate::config::Arch::rope_inv_freq`]) of each row of `row_width`
-/// values. Row i is at absolute position pos0 + i: during decoding the
-/// angle must come from the token's place in the whole sequence, not in
-/// this step.
-pub(super) fn rope(x: &mut [f32], row_width: usize, inv_freq: &[f64], pos0: usize) {
+/// RoPE, rotate-half layout, on the first 2 x `inv_freq` dims (from
+/// [`crate::config::Arch::rope_inv_freq`]; all of them but in Qwen3.5's
+/// partial RoPE) of every head of width `dh` in each row of `row_width`
+/// values; the rest of each head passes through. Row i is at absolute
+/// position pos0 + i: during decoding the angle must come from the
+/// token's place in the whole sequence, not in this step.
+pub(super) fn rope(x: &mut [f32], row_width: usize, dh: usize, inv_freq: &[f64], pos0: usize) {
     let half = inv_freq.len();
-    let dh = 2 * half;
     for (i, row) in x.chunks_mut(row_width).enumerate() {
         let t = (pos0 + i) as f64;
         for head in row.chunks_mut(dh) {
@@ -81,7 +107,11 @@ pub fn argmax(row: &[f32]) -> u32 {
 /// ALiBi slopes: 2^(-8(h+1)/n) for n a power of two; otherwise those of the
 /// largest power of two m below n, then every other slope of 2m.
 pub fn alibi_slopes(n: usize) -> Vec<f64> {
-    let pow2 = |n: usize| (0..n).map(|h| 2f64.powf(-8.0 * (h + 1) as f64 / n as f64)).collect::<Vec<_>>();
+    let pow2 = |n: usize| {
+        (0..n)
+            .map(|h| 2f64.powf(-8.0 * (h + 1) as f64 / n as f64))
+            .collect::<Vec<_>>()
+    };
     if n.is_power_of_two() {
         return pow2(n);
     }
@@ -102,4 +132,3 @@ pub(crate) fn query_scale(scaling: LogitsScaling, t: usize) -> f32 {
         LogitsScaling::Hype(big_a) => ((t as f64 + big_a).ln() / big_a.ln()) as f32,
     }
 }
-

@@ -7,7 +7,6 @@ use super::model::CpuModel;
 use super::state::CpuState;
 use crate::error::{Error, Result};
 use crate::model::mixer::check_finite;
-use crate::names;
 
 impl CpuModel {
     /// An empty state (position 0). `capture` keeps the softmax layers'
@@ -15,9 +14,21 @@ impl CpuModel {
     /// `(heads * head_dim + heads)` floats per position and softmax layer.
     pub fn new_state(&self, capture: bool) -> CpuState {
         let a = &self.arch;
-        let layers = a.mixers.iter().map(|&m| LayerState::new(a, m, capture)).collect();
-        let attn_dims = (a.attn.heads as usize, a.attn.kv_heads as usize, a.attn.head_dim as usize);
-        CpuState { pos: 0, layers, attn_dims }
+        let layers = a
+            .mixers
+            .iter()
+            .map(|&m| LayerState::new(a, m, capture))
+            .collect();
+        let attn_dims = (
+            a.attn.heads as usize,
+            a.attn.kv_heads as usize,
+            a.attn.head_dim as usize,
+        );
+        CpuState {
+            pos: 0,
+            layers,
+            attn_dims,
+        }
     }
 
     /// Logits `[T, V]` (row-major) for `ids` at positions 0..T.
@@ -49,8 +60,8 @@ impl CpuModel {
             check_finite(a, Some(l), &x)?;
         }
         state.pos += ids.len();
-        let h = rmsnorm_rows(&x, self.t(names::FINAL_NORM), a.rms_norm_eps);
-        let head = self.t(if a.tie_word_embeddings { names::EMBED } else { names::LM_HEAD });
+        let h = rmsnorm_rows(&x, self.t(&a.final_norm_name()), a.rms_norm_eps);
+        let head = self.t(&a.head_name());
         let logits = linear(&h, head, d, v);
         check_finite(a, None, &logits)?;
         Ok(logits)
@@ -63,9 +74,17 @@ impl CpuModel {
     /// afterwards `state.pos()` has grown by `prompt.len() + out.len() - 1`
     /// (by `prompt.len()` when `n == 0`), so continue by passing that last
     /// token as the next prompt.
-    pub fn generate_greedy(&self, state: &mut CpuState, prompt: &[u32], n: usize, stop: &[u32]) -> Result<Vec<u32>> {
+    pub fn generate_greedy(
+        &self,
+        state: &mut CpuState,
+        prompt: &[u32],
+        n: usize,
+        stop: &[u32],
+    ) -> Result<Vec<u32>> {
         if prompt.is_empty() {
-            return Err(Error::Usage("greedy generation needs at least one prompt token".into()));
+            return Err(Error::Usage(
+                "greedy generation needs at least one prompt token".into(),
+            ));
         }
         let v = self.arch.vocab_size as usize;
         let mut logits = self.step(state, prompt)?;
@@ -86,23 +105,34 @@ impl CpuModel {
     fn check_state(&self, state: &CpuState) -> Result<()> {
         let a = &self.arch;
         let fits = state.layers.len() == a.mixers.len()
-            && state.layers.iter().zip(&a.mixers).all(|(layer, &mixer)| layer.fits(a, mixer, state.pos));
+            && state
+                .layers
+                .iter()
+                .zip(&a.mixers)
+                .all(|(layer, &mixer)| layer.fits(a, mixer, state.pos));
         if fits {
             Ok(())
         } else {
-            Err(Error::Usage("this decoding state was made for a different model".into()))
+            Err(Error::Usage(
+                "this decoding state was made for a different model".into(),
+            ))
         }
     }
 
     /// x = embed[ids]                                   (n, D)
     fn embed(&self, ids: &[u32]) -> Result<Vec<f32>> {
-        let (d, v) = (self.arch.hidden_size as usize, self.arch.vocab_size as usize);
-        let embed = self.t(names::EMBED);
+        let (d, v) = (
+            self.arch.hidden_size as usize,
+            self.arch.vocab_size as usize,
+        );
+        let embed = self.t(&self.arch.embed_name());
         let mut x = Vec::with_capacity(ids.len() * d);
         for &id in ids {
             let id = id as usize;
             if id >= v {
-                return Err(Error::Usage(format!("token id {id} is outside the vocabulary ({v})")));
+                return Err(Error::Usage(format!(
+                    "token id {id} is outside the vocabulary ({v})"
+                )));
             }
             x.extend_from_slice(&embed[id * d..(id + 1) * d]);
         }
@@ -111,11 +141,18 @@ impl CpuModel {
 
     /// down_proj(silu(gate_proj(x)) * up_proj(x))
     fn mlp(&self, l: usize, h: &[f32]) -> Vec<f32> {
-        let (d, i) = (self.arch.hidden_size as usize, self.arch.intermediate_size as usize);
+        let (d, i) = (
+            self.arch.hidden_size as usize,
+            self.arch.intermediate_size as usize,
+        );
         let n = &self.names[l];
         let gate = linear(h, self.t(&n.mlp_gate), d, i);
         let up = linear(h, self.t(&n.mlp_up), d, i);
-        let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+        let act: Vec<f32> = gate
+            .iter()
+            .zip(&up)
+            .map(|(g, u)| g / (1.0 + (-g).exp()) * u)
+            .collect();
         linear(&act, self.t(&n.mlp_down), i, d)
     }
 }

@@ -9,16 +9,39 @@ use super::super::simd;
 /// W `[n, k]` (PyTorch layout) and y `[m, n]`, split over rows across
 /// threads when large enough to pay for it.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_nt(x: &[f32], x_stride: usize, w: &[f32], m: usize, k: usize, n: usize, y: &mut [f32], accumulate: bool) {
+pub(super) fn gemm_nt(
+    x: &[f32],
+    x_stride: usize,
+    w: &[f32],
+    m: usize,
+    k: usize,
+    n: usize,
+    y: &mut [f32],
+    accumulate: bool,
+) {
     if m == 0 || n == 0 {
         return;
     }
     // The bounds sgemm reads within. The config gate (config::gate) makes
     // every size here one the tensors have; these asserts turn a size that
     // slipped past it into a panic rather than a read out of bounds.
-    assert!(x_stride >= k && x.len() >= (m - 1) * x_stride + k, "gemm_nt: x holds {} values, [{m}, {k}] rows {x_stride} apart need more", x.len());
-    assert!(w.len() >= n * k, "gemm_nt: W holds {} values, [{n}, {k}] needs {}", w.len(), n * k);
-    assert!(y.len() >= m * n, "gemm_nt: y holds {} values, [{m}, {n}] needs {}", y.len(), m * n);
+    assert!(
+        x_stride >= k && x.len() >= (m - 1) * x_stride + k,
+        "gemm_nt: x holds {} values, [{m}, {k}] rows {x_stride} apart need more",
+        x.len()
+    );
+    assert!(
+        w.len() >= n * k,
+        "gemm_nt: W holds {} values, [{n}, {k}] needs {}",
+        w.len(),
+        n * k
+    );
+    assert!(
+        y.len() >= m * n,
+        "gemm_nt: y holds {} values, [{m}, {n}] needs {}",
+        y.len(),
+        m * n
+    );
     let beta = if accumulate { 1.0 } else { 0.0 };
     let rows_per_task = rows_per_task(m, m * n * k);
     for_row_blocks(&mut y[..m * n], n, rows_per_task, |r0, block| {
@@ -65,18 +88,54 @@ pub(super) fn with_scratch<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 
 /// c `[m, n]` = alpha a `[m, k]` b `[k, n]` (+ beta c) with general strides (row, column).
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_strided(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], (rsa, csa): (usize, usize), b: &[f32], (rsb, csb): (usize, usize), c: &mut [f32], beta: f32) {
+pub(super) fn gemm_strided(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: &[f32],
+    (rsa, csa): (usize, usize),
+    b: &[f32],
+    (rsb, csb): (usize, usize),
+    c: &mut [f32],
+    beta: f32,
+) {
     if m == 0 || n == 0 {
         return;
     }
     // Checked in release builds too: a wrong stride or size must panic, not
     // read past a slice (the cost is nothing beside the product).
-    assert!(c.len() >= m * n, "gemm_strided: c holds {} values, [{m}, {n}] needs more", c.len());
-    assert!(k == 0 || a.len() > (m - 1) * rsa + (k - 1) * csa, "gemm_strided: a is too short for [{m}, {k}]");
-    assert!(k == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb, "gemm_strided: b is too short for [{k}, {n}]");
+    assert!(
+        c.len() >= m * n,
+        "gemm_strided: c holds {} values, [{m}, {n}] needs more",
+        c.len()
+    );
+    assert!(
+        k == 0 || a.len() > (m - 1) * rsa + (k - 1) * csa,
+        "gemm_strided: a is too short for [{m}, {k}]"
+    );
+    assert!(
+        k == 0 || b.len() > (k - 1) * rsb + (n - 1) * csb,
+        "gemm_strided: b is too short for [{k}, {n}]"
+    );
     // SAFETY: the asserts above bound every index the strides reach.
     unsafe {
-        matrixmultiply::sgemm(m, k, n, alpha, a.as_ptr(), rsa as isize, csa as isize, b.as_ptr(), rsb as isize, csb as isize, beta, c.as_mut_ptr(), n as isize, 1);
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            alpha,
+            a.as_ptr(),
+            rsa as isize,
+            csa as isize,
+            b.as_ptr(),
+            rsb as isize,
+            csb as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
     }
 }
 
@@ -84,7 +143,12 @@ pub(super) fn gemm_strided(m: usize, k: usize, n: usize, alpha: f32, a: &[f32], 
 pub(super) fn rmsnorm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     let width = w.len();
     let rows = x.len() / width;
-    for_row_blocks(out, width, rows_per_task(rows, rows * width * 8), |r0, block| simd::rmsnorm(&x[r0 * width..][..block.len()], w, eps, block));
+    for_row_blocks(
+        out,
+        width,
+        rows_per_task(rows, rows * width * 8),
+        |r0, block| simd::rmsnorm(&x[r0 * width..][..block.len()], w, eps, block),
+    );
 }
 
 pub(super) fn rmsnorm_rows(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {

@@ -8,7 +8,7 @@ use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
 use crate::model::cpu::alibi_slopes;
 use crate::model::mixer::{output_gate, output_norm};
-use crate::names::{self, LayerNames};
+use crate::names;
 use crate::source::ByteSource;
 
 /// One layer's weights, f32, projections fused so that one product serves all.
@@ -49,16 +49,31 @@ pub struct FastModel {
 
 impl FastModel {
     pub async fn load<S: ByteSource>(ck: &Checkpoint<S>, arch: Arch) -> Result<FastModel> {
+        crate::model::mixer::runs_all(
+            &arch,
+            "the CPU engine",
+            &[Mixer::Softmax, Mixer::Lightning],
+        )?;
         check_tensors(&arch, &ck.tensors)?;
-        let read = |name: String| async move { ck.read_tensor_f32(&name, "the CPU engine").await };
-        let embed = read(names::EMBED.into()).await?;
-        let final_norm = read(names::FINAL_NORM.into()).await?;
-        let lm_head = if arch.tie_word_embeddings { None } else { Some(read(names::LM_HEAD.into()).await?) };
+        let arch_ref = &arch;
+        let read = |name: String| async move {
+            crate::model::weights::read(ck, arch_ref, &name, "the CPU engine").await
+        };
+        let embed = read(arch.embed_name()).await?;
+        let final_norm = read(arch.final_norm_name()).await?;
+        let lm_head = if arch.tie_word_embeddings {
+            None
+        } else {
+            Some(read(names::LM_HEAD.into()).await?)
+        };
         let mut layers = Vec::with_capacity(arch.num_layers());
         for (l, &mixer) in arch.mixers.iter().enumerate() {
-            let n = LayerNames::of(l);
+            let n = arch.layer_names(l);
             let h = arch.heads(mixer);
-            let (q_width, kv_width) = ((h.heads * h.head_dim) as usize, (h.kv_heads * h.head_dim) as usize);
+            let (q_width, kv_width) = (
+                (h.heads * h.head_dim) as usize,
+                (h.kv_heads * h.head_dim) as usize,
+            );
             let gate = output_gate(&arch, mixer, &n);
             let mut qkvg = read(n.q.weight.clone()).await?;
             qkvg.extend(read(n.k.weight.clone()).await?);
@@ -82,14 +97,26 @@ impl FastModel {
                 post_norm: read(n.post_norm.clone()).await?,
                 qkvg,
                 qkv_bias,
-                q_norm: if qk_norm { Some(read(n.q_norm.clone()).await?) } else { None },
-                k_norm: if qk_norm { Some(read(n.k_norm.clone()).await?) } else { None },
+                q_norm: if qk_norm {
+                    Some(read(n.q_norm.clone()).await?)
+                } else {
+                    None
+                },
+                k_norm: if qk_norm {
+                    Some(read(n.k_norm.clone()).await?)
+                } else {
+                    None
+                },
                 o_norm: match output_norm(&arch, mixer, &n) {
                     Some(name) => Some(read(name).await?),
                     None => None,
                 },
                 o: read(n.o.weight.clone()).await?,
-                o_bias: if arch.o_bias { Some(read(n.o.bias.clone()).await?) } else { None },
+                o_bias: if arch.o_bias {
+                    Some(read(n.o.bias.clone()).await?)
+                } else {
+                    None
+                },
                 mlp_in,
                 mlp_down: read(n.mlp_down.clone()).await?,
                 mixer,
@@ -98,8 +125,18 @@ impl FastModel {
                 gate_width: if gate.is_some() { q_width } else { 0 },
             });
         }
-        let gammas = alibi_slopes(arch.lightning.heads as usize).into_iter().map(|s| (-s).exp() as f32).collect();
-        Ok(FastModel { arch, embed, final_norm, lm_head, layers, gammas })
+        let gammas = alibi_slopes(arch.lightning.heads as usize)
+            .into_iter()
+            .map(|s| (-s).exp() as f32)
+            .collect();
+        Ok(FastModel {
+            arch,
+            embed,
+            final_norm,
+            lm_head,
+            layers,
+            gammas,
+        })
     }
 
     /// Puts `values` in place of tensor `name` (an attention projection's
@@ -108,8 +145,14 @@ impl FastModel {
     pub fn set_tensor(&mut self, name: &str, values: &[f32]) -> Result<()> {
         use names::{Proj, Role};
         let d = self.arch.hidden_size as usize;
-        let unknown = || Error::Usage(format!("the CPU engine cannot swap {name:?}: only attention projections and q/k norms"));
-        let (l, role) = names::role_of(name).filter(|(l, _)| *l < self.layers.len()).ok_or_else(unknown)?;
+        let unknown = || {
+            Error::Usage(format!(
+                "the CPU engine cannot swap {name:?}: only attention projections and q/k norms"
+            ))
+        };
+        let (l, role) = names::role_of(name)
+            .filter(|(l, _)| *l < self.layers.len())
+            .ok_or_else(unknown)?;
         let layer = &mut self.layers[l];
         let (q, kv) = (layer.q_width, layer.kv_width);
         // Where each projection's rows sit in the fused qkvg (and its bias).
@@ -126,13 +169,19 @@ impl FastModel {
                 let r = rows(p).ok_or_else(unknown)?;
                 &mut layer.qkvg[r.start * d..r.end * d]
             }
-            Role::ProjBias(p) => &mut layer.qkv_bias.as_mut().ok_or_else(unknown)?[rows(p).ok_or_else(unknown)?],
+            Role::ProjBias(p) => {
+                &mut layer.qkv_bias.as_mut().ok_or_else(unknown)?[rows(p).ok_or_else(unknown)?]
+            }
             Role::QNorm => layer.q_norm.as_deref_mut().ok_or_else(unknown)?,
             Role::KNorm => layer.k_norm.as_deref_mut().ok_or_else(unknown)?,
             _ => return Err(unknown()),
         };
         if slot.len() != values.len() {
-            return Err(Error::Usage(format!("{name}: the engine holds {} values, the replacement {}", slot.len(), values.len())));
+            return Err(Error::Usage(format!(
+                "{name}: the engine holds {} values, the replacement {}",
+                slot.len(),
+                values.len()
+            )));
         }
         slot.copy_from_slice(values);
         Ok(())

@@ -32,7 +32,13 @@ impl RopeTables {
     }
 
     pub(super) fn get(&self, dh: usize) -> Option<RopeTable<'_>> {
-        self.tables.iter().find(|(w, _)| *w == dh).map(|(_, t)| RopeTable { half: dh / 2, cs: t })
+        self.tables
+            .iter()
+            .find(|(w, _)| *w == dh)
+            .map(|(_, t)| RopeTable {
+                half: dh / 2,
+                cs: t,
+            })
     }
 }
 

@@ -9,7 +9,7 @@ use super::model::{GpuModel, Scratch};
 use super::pass::plan_passes;
 use crate::checkpoint::Checkpoint;
 use crate::config::gate::check_tensors;
-use crate::config::Arch;
+use crate::config::{Arch, Mixer};
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{Kernels, WDtype};
 use crate::gpu::ops;
@@ -21,7 +21,6 @@ use crate::model::calls::{LoadProgress, Logits};
 use crate::model::cpu::alibi_slopes;
 use crate::model::fit::{plan, EngineOptions};
 use crate::model::mixer::rope_head_dims;
-use crate::names::LayerNames;
 use crate::source::ByteSource;
 
 /// cos and sin of position x frequency, computed in f64 like the CPU
@@ -57,10 +56,17 @@ impl GpuModel {
         opts: EngineOptions,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<GpuModel> {
+        crate::model::mixer::runs_all(
+            &arch,
+            "the GPU engine",
+            &[Mixer::Softmax, Mixer::Lightning],
+        )?;
         check_tensors(&arch, &ck.tensors)?;
         let mut tensors = Vec::new();
         for (name, shape) in arch.expected_tensors() {
-            let t = ck.tensor(&name).ok_or_else(|| Error::NoSuchTensor { tensor: name.clone() })?;
+            let t = ck.tensor(&name).ok_or_else(|| Error::NoSuchTensor {
+                tensor: name.clone(),
+            })?;
             tensors.push((name, WDtype::of(t.dtype, &t.name)?, shape));
         }
         let footprint = plan(&arch, &tensors, &gpu.limits, &opts)?;
@@ -69,18 +75,28 @@ impl GpuModel {
         let mut w = HashMap::new();
         let mut done = 0;
         for (name, dtype, shape) in &tensors {
-            progress(LoadProgress { done, total: footprint.weights, tensor: name });
+            progress(LoadProgress {
+                done,
+                total: footprint.weights,
+                tensor: name,
+            });
             let entry = ck.tensor(name).expect("checked above");
             let weight =
-                GpuWeight::upload(gpu, name, *dtype, shape, footprint.binding, |off, len| ck.read_tensor_range(entry, off, len))
-                    .await?;
+                GpuWeight::upload(gpu, name, *dtype, shape, footprint.binding, |off, len| {
+                    ck.read_tensor_range(entry, off, len)
+                })
+                .await?;
             done += weight.bytes();
             w.insert(name.clone(), weight);
             // Hands the staged bytes to the GPU now rather than holding a
             // whole model in staging memory.
             gpu.queue.submit([]);
         }
-        progress(LoadProgress { done, total: footprint.weights, tensor: "" });
+        progress(LoadProgress {
+            done,
+            total: footprint.weights,
+            tensor: "",
+        });
 
         let l = &arch.lightning;
         let chunk = footprint.chunk as u64;
@@ -96,31 +112,67 @@ impl GpuModel {
             o2: act("o2"),
             gate: act("gate"),
             up: act("up"),
-            logits: buffer(gpu, "logits", footprint.logit_rows as u64 * arch.vocab_size * 4),
+            logits: buffer(
+                gpu,
+                "logits",
+                footprint.logit_rows as u64 * arch.vocab_size * 4,
+            ),
             argmax: buffer(gpu, "argmax", footprint.slots as u64 * 4),
             dummy: buffer(gpu, "dummy", 16),
         };
         let mut rope = HashMap::new();
         for dh in rope_head_dims(&arch) {
-            rope.insert(dh, f32_buffer(gpu, "rope", &rope_table(opts.max_context, &arch.rope_inv_freq(dh))));
+            rope.insert(
+                dh,
+                f32_buffer(
+                    gpu,
+                    "rope",
+                    &rope_table(opts.max_context, &arch.rope_inv_freq(dh)),
+                ),
+            );
         }
-        let slopes: Vec<f32> = alibi_slopes(l.heads as usize).into_iter().map(|s| s as f32).collect();
+        let slopes: Vec<f32> = alibi_slopes(l.heads as usize)
+            .into_iter()
+            .map(|s| s as f32)
+            .collect();
         let slopes = f32_buffer(gpu, "slopes", &slopes);
         if let Some(e) = scope.pop().await {
-            return Err(Error::TooLarge(format!("the GPU ran out of memory loading {} of weights: {e}", crate::units::human_bytes(footprint.weights))));
+            return Err(Error::TooLarge(format!(
+                "the GPU ran out of memory loading {} of weights: {e}",
+                crate::units::human_bytes(footprint.weights)
+            )));
         }
-        let names = (0..arch.num_layers()).map(LayerNames::of).collect();
+        let names = (0..arch.num_layers())
+            .map(|l| arch.layer_names(l))
+            .collect();
         let pass_rows = std::cell::Cell::new(footprint.chunk);
-        Ok(GpuModel { arch, footprint, opts, kernels: Kernels::new(gpu), w, names, s, rope, slopes, pass_rows })
+        Ok(GpuModel {
+            arch,
+            footprint,
+            opts,
+            kernels: Kernels::new(gpu),
+            w,
+            names,
+            s,
+            rope,
+            slopes,
+            pass_rows,
+        })
     }
 
     /// A fresh batch of `n` sequences, its buffers' allocation checked
     /// (an adapter may refuse memory the plan thought it had).
     pub async fn batch_checked(&self, n: u32) -> Result<GpuBatch> {
-        let scope = self.gpu().device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let scope = self
+            .gpu()
+            .device
+            .push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let b = self.batch(n);
         if let Some(e) = scope.pop().await {
-            return Err(Error::TooLarge(format!("the GPU refused the memory for a batch of {n} sequences of {} tokens: {e}", self.opts.max_context)));
+            return Err(Error::TooLarge(format!(
+                "the GPU refused the memory for a batch of {n} sequences of {} tokens: {e}",
+                self.opts.max_context
+            )));
         }
         b
     }
@@ -128,23 +180,44 @@ impl GpuModel {
     /// A fresh batch of `n` sequences (position 0, empty caches, zero states).
     pub fn batch(&self, n: u32) -> Result<GpuBatch> {
         if n > self.footprint.slots {
-            return Err(Error::TooLarge(format!("a batch of {n} sequences; this model on this adapter takes at most {}", self.footprint.slots)));
+            return Err(Error::TooLarge(format!(
+                "a batch of {n} sequences; this model on this adapter takes at most {}",
+                self.footprint.slots
+            )));
         }
-        let layers = self.arch.mixers.iter().map(|&m| self.layer_state(m, n)).collect();
-        Ok(GpuBatch { pos: vec![0; n as usize], layers, binds: BindCache::default(), layouts: Default::default() })
+        let layers = self
+            .arch
+            .mixers
+            .iter()
+            .map(|&m| self.layer_state(m, n))
+            .collect();
+        Ok(GpuBatch {
+            pos: vec![0; n as usize],
+            layers,
+            binds: BindCache::default(),
+            layouts: Default::default(),
+        })
     }
 
     /// A fresh single sequence.
     pub fn session(&self) -> GpuBatch {
-        self.batch(1).expect("one sequence always fits a loaded model")
+        self.batch(1)
+            .expect("one sequence always fits a loaded model")
     }
 
     /// Writes `bytes` (the tensor in its checkpoint dtype) over the
     /// uploaded tensor `name`, chunk by chunk as `load` placed it: the
     /// model then computes exactly what loading a checkpoint holding
     /// those bytes would.
-    pub fn set_tensor(&self, name: &str, dtype: crate::safetensors::Dtype, bytes: &[u8]) -> Result<()> {
-        let w = self.w.get(name).ok_or_else(|| Error::NoSuchTensor { tensor: name.into() })?;
+    pub fn set_tensor(
+        &self,
+        name: &str,
+        dtype: crate::safetensors::Dtype,
+        bytes: &[u8],
+    ) -> Result<()> {
+        let w = self.w.get(name).ok_or_else(|| Error::NoSuchTensor {
+            tensor: name.into(),
+        })?;
         if WDtype::of(dtype, name)? != w.dtype || bytes.len() as u64 != w.bytes() {
             return Err(Error::Usage(format!("{name}: the replacement ({dtype}, {} bytes) differs from the loaded tensor ({} bytes)", bytes.len(), w.bytes())));
         }
@@ -159,12 +232,18 @@ impl GpuModel {
 
     fn check_ids(&self, b: &GpuBatch, ids: &[&[u32]]) -> Result<()> {
         if ids.len() != b.len() {
-            return Err(Error::Usage(format!("{} token lists for a batch of {}", ids.len(), b.len())));
+            return Err(Error::Usage(format!(
+                "{} token lists for a batch of {}",
+                ids.len(),
+                b.len()
+            )));
         }
         let v = self.arch.vocab_size;
         for (i, t) in ids.iter().enumerate() {
             if let Some(id) = t.iter().find(|&&id| id as u64 >= v) {
-                return Err(Error::Usage(format!("token id {id} is outside the vocabulary ({v})")));
+                return Err(Error::Usage(format!(
+                    "token id {id} is outside the vocabulary ({v})"
+                )));
             }
             let end = b.pos[i] as u64 + t.len() as u64;
             if end > self.opts.max_context as u64 {
@@ -180,7 +259,12 @@ impl GpuModel {
     /// Runs `ids[i]` at the next positions of sequence i, every sequence
     /// packed into passes of up to a chunk of rows, and returns per
     /// sequence the logits asked for (`Last`: `[V]`, `All`: `[n_i, V]`).
-    pub async fn prefill_batch(&self, b: &mut GpuBatch, ids: &[&[u32]], logits: Logits) -> Result<Vec<Vec<f32>>> {
+    pub async fn prefill_batch(
+        &self,
+        b: &mut GpuBatch,
+        ids: &[&[u32]],
+        logits: Logits,
+    ) -> Result<Vec<Vec<f32>>> {
         self.check_ids(b, ids)?;
         let v = self.arch.vocab_size as usize;
         let mut out: Vec<Vec<f32>> = ids.iter().map(|_| Vec::new()).collect();
@@ -191,15 +275,32 @@ impl GpuModel {
             // Rows whose logits are wanted: (packed row, sequence).
             let wanted: Vec<(u32, usize)> = match logits {
                 Logits::None => Vec::new(),
-                Logits::All => segs.iter().zip(&pass).flat_map(|(s, p)| (s.row0..s.row0 + s.rows).map(move |r| (r, p.seq))).collect(),
-                Logits::Last => segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq)).collect(),
+                Logits::All => segs
+                    .iter()
+                    .zip(&pass)
+                    .flat_map(|(s, p)| (s.row0..s.row0 + s.rows).map(move |r| (r, p.seq)))
+                    .collect(),
+                Logits::Last => segs
+                    .iter()
+                    .zip(&pass)
+                    .filter(|(_, p)| p.last)
+                    .map(|(s, p)| (s.row0 + s.rows - 1, p.seq))
+                    .collect(),
             };
-            for (g, group) in wanted.chunks(self.footprint.logit_rows as usize).enumerate() {
+            for (g, group) in wanted
+                .chunks(self.footprint.logit_rows as usize)
+                .enumerate()
+            {
                 let mut r = std::mem::replace(&mut rec, Recorder::cached(&self.kernels, &b.binds));
                 let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
                 self.record_head(&mut r, &layout, g as u32 * self.footprint.logit_rows, &rows);
                 r.submit();
-                let bytes = read_buffer(self.gpu(), &self.s.logits, group.len() as u64 * v as u64 * 4).await?;
+                let bytes = read_buffer(
+                    self.gpu(),
+                    &self.s.logits,
+                    group.len() as u64 * v as u64 * 4,
+                )
+                .await?;
                 let floats: &[f32] = bytemuck::cast_slice(&bytes);
                 if floats[..group.len() * v].iter().any(|x| !x.is_finite()) {
                     return Err(non_finite_logits());
@@ -224,13 +325,31 @@ impl GpuModel {
             let segs = Self::segments_of(b, &pass);
             let layout = self.layout(b, 0, &segs);
             let mut rec = self.record_pass(b, &pass, &layout);
-            let ends: Vec<(u32, u32)> = segs.iter().zip(&pass).filter(|(_, p)| p.last).map(|(s, p)| (s.row0 + s.rows - 1, p.seq as u32)).collect();
+            let ends: Vec<(u32, u32)> = segs
+                .iter()
+                .zip(&pass)
+                .filter(|(_, p)| p.last)
+                .map(|(s, p)| (s.row0 + s.rows - 1, p.seq as u32))
+                .collect();
             for (g, group) in ends.chunks(self.footprint.logit_rows as usize).enumerate() {
                 let rows: Vec<u32> = group.iter().map(|g| g.0).collect();
-                self.record_head(&mut rec, &layout, g as u32 * self.footprint.logit_rows, &rows);
+                self.record_head(
+                    &mut rec,
+                    &layout,
+                    g as u32 * self.footprint.logit_rows,
+                    &rows,
+                );
                 // Sequence numbers are ascending within a pass, and each ends once.
                 for (i, &(_, seq)) in group.iter().enumerate() {
-                    ops::argmax(&mut rec, &self.s.logits, i as u32, self.arch.vocab_size as u32, &self.s.argmax, seq, 1);
+                    ops::argmax(
+                        &mut rec,
+                        &self.s.logits,
+                        i as u32,
+                        self.arch.vocab_size as u32,
+                        &self.s.argmax,
+                        seq,
+                        1,
+                    );
                 }
                 rec.submit();
                 rec = Recorder::cached(&self.kernels, &b.binds);
@@ -252,37 +371,78 @@ impl GpuModel {
     /// to `seqs[j]` first. Each step's tokens go from the argmax straight
     /// into the next step's input: the steps are one submission and one
     /// read back.
-    pub async fn decode(&self, b: &mut GpuBatch, seqs: &[usize], last: &[u32], steps: usize) -> Result<Vec<Vec<u32>>> {
+    pub async fn decode(
+        &self,
+        b: &mut GpuBatch,
+        seqs: &[usize],
+        last: &[u32],
+        steps: usize,
+    ) -> Result<Vec<Vec<u32>>> {
         let n = seqs.len() as u32;
         if n == 0 || steps == 0 {
             return Ok(vec![Vec::new(); seqs.len()]);
         }
         if n > self.footprint.chunk {
-            return Err(Error::Usage(format!("{n} sequences in one decode step; a pass takes {}", self.footprint.chunk)));
+            return Err(Error::Usage(format!(
+                "{n} sequences in one decode step; a pass takes {}",
+                self.footprint.chunk
+            )));
         }
         for &s in seqs {
             let end = b.pos[s] as u64 + steps as u64;
             if end > self.opts.max_context as u64 {
-                return Err(Error::Usage(format!("{end} tokens exceed this session's context of {} (raise max_context)", self.opts.max_context)));
+                return Err(Error::Usage(format!(
+                    "{end} tokens exceed this session's context of {} (raise max_context)",
+                    self.opts.max_context
+                )));
             }
         }
         let gpu = self.gpu();
         let history = buffer(gpu, "generated", n as u64 * steps as u64 * 4);
-        gpu.queue.write_buffer(&self.s.ids, 0, bytemuck::cast_slice(last));
+        gpu.queue
+            .write_buffer(&self.s.ids, 0, bytemuck::cast_slice(last));
         let mut rec = Recorder::cached(&self.kernels, &b.binds);
         let mut layouts = Vec::with_capacity(steps);
         for step in 0..steps {
-            let segs: Vec<Seg> = seqs.iter().enumerate().map(|(j, &s)| Seg { row0: j as u32, rows: 1, slot: s as u32, pos0: b.pos[s] + step as u32 }).collect();
+            let segs: Vec<Seg> = seqs
+                .iter()
+                .enumerate()
+                .map(|(j, &s)| Seg {
+                    row0: j as u32,
+                    rows: 1,
+                    slot: s as u32,
+                    pos0: b.pos[s] + step as u32,
+                })
+                .collect();
             layouts.push(self.layout(b, step, &segs));
         }
         let rows: Vec<u32> = (0..n).collect();
         for (step, layout) in layouts.iter().enumerate() {
             self.record_layers(&mut rec, b, n, layout);
             for (g, group) in rows.chunks(self.footprint.logit_rows as usize).enumerate() {
-                self.record_head(&mut rec, layout, g as u32 * self.footprint.logit_rows, group);
-                ops::argmax(&mut rec, &self.s.logits, 0, self.arch.vocab_size as u32, &self.s.ids, group[0], group.len() as u32);
+                self.record_head(
+                    &mut rec,
+                    layout,
+                    g as u32 * self.footprint.logit_rows,
+                    group,
+                );
+                ops::argmax(
+                    &mut rec,
+                    &self.s.logits,
+                    0,
+                    self.arch.vocab_size as u32,
+                    &self.s.ids,
+                    group[0],
+                    group.len() as u32,
+                );
             }
-            rec.copy(&self.s.ids, 0, &history, step as u64 * n as u64 * 4, n as u64 * 4);
+            rec.copy(
+                &self.s.ids,
+                0,
+                &history,
+                step as u64 * n as u64 * 4,
+                n as u64 * 4,
+            );
         }
         rec.submit();
         let bytes = read_buffer(gpu, &history, n as u64 * steps as u64 * 4).await?;
@@ -293,7 +453,13 @@ impl GpuModel {
         for &s in seqs {
             b.pos[s] += steps as u32;
         }
-        Ok((0..n as usize).map(|j| (0..steps).map(|step| tokens[step * n as usize + j]).collect()).collect())
+        Ok((0..n as usize)
+            .map(|j| {
+                (0..steps)
+                    .map(|step| tokens[step * n as usize + j])
+                    .collect()
+            })
+            .collect())
     }
 
     /// Runs `ids` at sequence 0's next positions; the logits asked for.
@@ -315,5 +481,4 @@ impl GpuModel {
         }
         Ok(self.next_tokens(s, &[ids]).await?[0])
     }
-
 }

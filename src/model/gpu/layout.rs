@@ -27,10 +27,16 @@ impl GpuModel {
         let rows: u32 = segs.iter().map(|s| s.rows).sum();
         debug_assert!(rows <= self.footprint.chunk && segs.len() as u32 <= self.footprint.chunk);
         let positions: Vec<u32> = segs.iter().flat_map(|s| s.pos0..s.pos0 + s.rows).collect();
-        let to_cache: Vec<[u32; 2]> = segs.iter().flat_map(|s| (0..s.rows).map(move |i| [s.row0 + i, s.slot * ctx + s.pos0 + i])).collect();
-        gpu.queue.write_buffer(&bufs.positions, 0, bytemuck::cast_slice(&positions));
-        gpu.queue.write_buffer(&bufs.segs, 0, bytemuck::cast_slice(segs));
-        gpu.queue.write_buffer(&bufs.to_cache, 0, bytemuck::cast_slice(&to_cache));
+        let to_cache: Vec<[u32; 2]> = segs
+            .iter()
+            .flat_map(|s| (0..s.rows).map(move |i| [s.row0 + i, s.slot * ctx + s.pos0 + i]))
+            .collect();
+        gpu.queue
+            .write_buffer(&bufs.positions, 0, bytemuck::cast_slice(&positions));
+        gpu.queue
+            .write_buffer(&bufs.segs, 0, bytemuck::cast_slice(segs));
+        gpu.queue
+            .write_buffer(&bufs.to_cache, 0, bytemuck::cast_slice(&to_cache));
         Layout {
             rows,
             head_rows: bufs.head_rows,
@@ -50,7 +56,12 @@ impl GpuModel {
         pieces
             .iter()
             .map(|p| {
-                let seg = Seg { row0, rows: p.ids.len() as u32, slot: p.seq as u32, pos0: pos[p.seq] };
+                let seg = Seg {
+                    row0,
+                    rows: p.ids.len() as u32,
+                    slot: p.seq as u32,
+                    pos0: pos[p.seq],
+                };
                 row0 += seg.rows;
                 pos[p.seq] += seg.rows;
                 seg

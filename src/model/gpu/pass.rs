@@ -37,7 +37,12 @@ pub(super) struct Layout {
 
 impl Layout {
     pub(super) fn segments(&self) -> Segments<'_> {
-        Segments { segs: &self.segs, count: self.count, max_rows: self.max_rows, max_end: self.max_end }
+        Segments {
+            segs: &self.segs,
+            count: self.count,
+            max_rows: self.max_rows,
+            max_end: self.max_end,
+        }
     }
 }
 
@@ -54,7 +59,11 @@ pub(super) fn plan_passes<'a>(ids: &[&'a [u32]], chunk: usize) -> Vec<Vec<Piece<
                 room = chunk;
             }
             let n = room.min(t.len() - at);
-            passes.last_mut().expect("a pass was opened").push(Piece { seq, ids: &t[at..at + n], last: at + n == t.len() });
+            passes.last_mut().expect("a pass was opened").push(Piece {
+                seq,
+                ids: &t[at..at + n],
+                last: at + n == t.len(),
+            });
             at += n;
             room -= n;
         }

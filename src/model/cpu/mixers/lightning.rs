@@ -1,17 +1,27 @@
 //! Lightning attention in the reference (SPEC-hypenet.md, "Lightning
 //! attention"): the literal recurrence over a state per query head.
 
+use crate::config::{LightningScale, Mixer};
 use crate::model::cpu::math::{alibi_slopes, inv_sqrt, rmsnorm_rows};
 use crate::model::cpu::model::CpuModel;
-use crate::config::{LightningScale, Mixer};
 
 impl CpuModel {
     /// Lightning attention as the literal recurrence, continued from the
     /// state `s` (`[nh, dl, dl]`) that the earlier positions left behind:
     /// S_h(t) = gamma_h S_h(t-1) + k_h(t)^T v_h(t),  o_h(t) = scale q_h(t) S_h(t).
-    pub(super) fn lightning_attention(&self, l: usize, h: &[f32], pos0: usize, s: &mut [f32]) -> Vec<f32> {
+    pub(super) fn lightning_attention(
+        &self,
+        l: usize,
+        h: &[f32],
+        pos0: usize,
+        s: &mut [f32],
+    ) -> Vec<f32> {
         let a = &self.arch;
-        let (nh, nkv, dl) = (a.lightning.heads as usize, a.lightning.kv_heads as usize, a.lightning.head_dim as usize);
+        let (nh, nkv, dl) = (
+            a.lightning.heads as usize,
+            a.lightning.kv_heads as usize,
+            a.lightning.head_dim as usize,
+        );
         let n = h.len() / a.hidden_size as usize;
         let [q, k, v] = self.heads_qkv(l, h, pos0, Mixer::Lightning);
         let names = &self.names[l];
@@ -27,8 +37,18 @@ impl CpuModel {
             let g = hd / group;
             let s_h = &mut s[hd * dl * dl..][..dl * dl];
             for i in 0..n {
-                decay_and_add(s_h, gamma, &k[(i * nkv + g) * dl..][..dl], &v[(i * nkv + g) * dl..][..dl]);
-                read_state(s_h, &q[(i * nh + hd) * dl..][..dl], scale, &mut o[(i * nh + hd) * dl..][..dl]);
+                decay_and_add(
+                    s_h,
+                    gamma,
+                    &k[(i * nkv + g) * dl..][..dl],
+                    &v[(i * nkv + g) * dl..][..dl],
+                );
+                read_state(
+                    s_h,
+                    &q[(i * nh + hd) * dl..][..dl],
+                    scale,
+                    &mut o[(i * nh + hd) * dl..][..dl],
+                );
             }
         }
         if a.lightning_use_output_norm {
@@ -45,7 +65,9 @@ impl CpuModel {
 /// S = gamma S + k^T v for one head, S `[dk, dv]` row-major.
 fn decay_and_add(s: &mut [f32], gamma: f32, k: &[f32], v: &[f32]) {
     for (row, ki) in s.chunks_mut(v.len()).zip(k) {
-        row.iter_mut().zip(v).for_each(|(s, v)| *s = gamma * *s + ki * v);
+        row.iter_mut()
+            .zip(v)
+            .for_each(|(s, v)| *s = gamma * *s + ki * v);
     }
 }
 
@@ -56,4 +78,3 @@ fn read_state(s: &[f32], q: &[f32], scale: f32, out: &mut [f32]) {
         out.iter_mut().zip(row).for_each(|(o, s)| *o += qi * s);
     }
 }
-

@@ -85,9 +85,22 @@ impl<'a> Captured<'a> {
 impl KvCache {
     /// The capture, if this cache keeps one, after `pos` tokens of heads
     /// laid out as `(heads, kv_heads, head_dim)`.
-    pub(crate) fn captured(&self, pos: usize, (heads, kv_heads, head_dim): (usize, usize, usize)) -> Option<Captured<'_>> {
+    pub(crate) fn captured(
+        &self,
+        pos: usize,
+        (heads, kv_heads, head_dim): (usize, usize, usize),
+    ) -> Option<Captured<'_>> {
         let c = self.capture.as_ref()?;
-        Some(Captured { pos, heads, kv_heads, head_dim, q: &c.q, k: &self.k, v: &self.v, lse: &c.lse })
+        Some(Captured {
+            pos,
+            heads,
+            kv_heads,
+            head_dim,
+            q: &c.q,
+            k: &self.k,
+            v: &self.v,
+            lse: &c.lse,
+        })
     }
 }
 
@@ -96,9 +109,19 @@ impl CpuModel {
     /// sigmoid output gate, over heads prepared by `heads_qkv`. The new rows
     /// `h` sit at positions `pos0..`; their keys and values join the cache
     /// before attending, since a token attends to itself.
-    pub(super) fn softmax_attention(&self, l: usize, h: &[f32], pos0: usize, cache: &mut KvCache) -> Vec<f32> {
+    pub(super) fn softmax_attention(
+        &self,
+        l: usize,
+        h: &[f32],
+        pos0: usize,
+        cache: &mut KvCache,
+    ) -> Vec<f32> {
         let a = &self.arch;
-        let (heads, kv_heads, dh) = (a.attn.heads as usize, a.attn.kv_heads as usize, a.attn.head_dim as usize);
+        let (heads, kv_heads, dh) = (
+            a.attn.heads as usize,
+            a.attn.kv_heads as usize,
+            a.attn.head_dim as usize,
+        );
         let [mut q, k, v] = self.heads_qkv(l, h, pos0, Mixer::Softmax);
         let n = &self.names[l];
         for (i, row) in q.chunks_mut(heads * dh).enumerate() {
@@ -165,4 +188,3 @@ fn causal_softmax(
     }
     (o, lse)
 }
-

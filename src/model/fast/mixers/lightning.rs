@@ -16,14 +16,27 @@ impl FastModel {
     /// S0, o_a = scale (gamma^(a+1) q_a S0 + sum_{j<=a} gamma^(a-j) (q_a . k_j) v_j)
     /// and the state becomes gamma^C S0 + sum_j gamma^(C-1-j) k_j^T v_j,
     /// which is the recurrence S_t = gamma S_{t-1} + k_t^T v_t, o_t = scale q_t S_t.
-    pub(super) fn lightning(&self, q: &[f32], k: &[f32], v: &[f32], spans: &[Span], states: &mut [&mut Vec<f32>]) -> Vec<f32> {
+    pub(super) fn lightning(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        spans: &[Span],
+        states: &mut [&mut Vec<f32>],
+    ) -> Vec<f32> {
         let a = &self.arch;
         let lt = &a.lightning;
-        let (nh, nkv, dl) = (lt.heads as usize, lt.kv_heads as usize, lt.head_dim as usize);
+        let (nh, nkv, dl) = (
+            lt.heads as usize,
+            lt.kv_heads as usize,
+            lt.head_dim as usize,
+        );
         let (qw, kw) = (nh * dl, nkv * dl);
         let scale = a.lightning_scale.value(lt.head_dim) as f32;
         let group = nh / nkv;
-        let tasks: Vec<(usize, usize)> = (0..spans.len()).flat_map(|si| (0..nh).map(move |h| (si, h))).collect();
+        let tasks: Vec<(usize, usize)> = (0..spans.len())
+            .flat_map(|si| (0..nh).map(move |h| (si, h)))
+            .collect();
         let before: Vec<&[f32]> = states.iter().map(|s| s.as_slice()).collect();
         let results = map_tasks(&tasks, |&(si, h): &(usize, usize)| {
             let span = spans[si];
@@ -44,7 +57,11 @@ impl FastModel {
             for c0 in (0..span.rows).step_by(CHUNK) {
                 let c = CHUNK.min(span.rows - c0);
                 let r0 = span.row0 + c0;
-                let (qs, ks, vs) = (&q[r0 * qw + h * dl..], &k[r0 * kw + g * dl..], &v[r0 * kw + g * dl..]);
+                let (qs, ks, vs) = (
+                    &q[r0 * qw + h * dl..],
+                    &k[r0 * kw + g * dl..],
+                    &v[r0 * kw + g * dl..],
+                );
                 // Intra-chunk: (Q K^T masked and decayed) V.
                 let sc = &mut scores[..c * c];
                 gemm_strided(c, dl, c, 1.0, qs, (qw, 1), ks, (1, kw), sc, 0.0);

@@ -28,24 +28,32 @@ impl SeqLayer {
     /// A layer's state before any token.
     pub(super) fn new(arch: &Arch, mixer: Mixer, capture: bool) -> SeqLayer {
         match mixer {
-            Mixer::Softmax => SeqLayer::Softmax(KvCache { k: Vec::new(), v: Vec::new(), capture: capture.then(Default::default) }),
+            Mixer::Softmax => SeqLayer::Softmax(KvCache {
+                k: Vec::new(),
+                v: Vec::new(),
+                capture: capture.then(Default::default),
+            }),
             Mixer::Lightning => {
                 let l = &arch.lightning;
                 SeqLayer::Lightning(vec![0.0; (l.heads * l.head_dim * l.head_dim) as usize])
             }
+            Mixer::GatedDelta => unreachable!("FastModel::load refuses gated-delta layers"),
         }
     }
-
 }
 
 impl LayerKeeps for SeqLayer {
     fn captured(&self, pos: usize, dims: (usize, usize, usize)) -> Option<Captured<'_>> {
-        let SeqLayer::Softmax(cache) = self else { return None };
+        let SeqLayer::Softmax(cache) = self else {
+            return None;
+        };
         cache.captured(pos, dims)
     }
 
     fn lightning_state(&self) -> Option<&[f32]> {
-        let SeqLayer::Lightning(s) = self else { return None };
+        let SeqLayer::Lightning(s) = self else {
+            return None;
+        };
         Some(s)
     }
 }
@@ -53,22 +61,44 @@ impl LayerKeeps for SeqLayer {
 /// The states of one layer across a step's sequences, as `T` (one
 /// mixer's own state). Every sequence's layer `l` was made by `SeqLayer::new`
 /// for the same model, so all are of the layer's mixer.
-fn states_of<'a, T>(states: &'a mut [&mut SeqLayer], of: impl Fn(&'a mut SeqLayer) -> Option<&'a mut T>) -> Vec<&'a mut T> {
-    states.iter_mut().map(|s| of(s).expect("a layer's states are all of its mixer (made by new_seq for this model)")).collect()
+fn states_of<'a, T>(
+    states: &'a mut [&mut SeqLayer],
+    of: impl Fn(&'a mut SeqLayer) -> Option<&'a mut T>,
+) -> Vec<&'a mut T> {
+    states
+        .iter_mut()
+        .map(|s| {
+            of(s).expect("a layer's states are all of its mixer (made by new_seq for this model)")
+        })
+        .collect()
 }
 
 impl FastModel {
     /// x += a layer's mixer over every sequence's rows (normed in `h`).
-    pub(super) fn mix(&self, layer: &Layer, h: &[f32], pass: &Pass, states: &mut [&mut SeqLayer], x: &mut [f32]) {
+    pub(super) fn mix(
+        &self,
+        layer: &Layer,
+        h: &[f32],
+        pass: &Pass,
+        states: &mut [&mut SeqLayer],
+        x: &mut [f32],
+    ) {
         match layer.mixer {
             Mixer::Softmax | Mixer::Lightning => self.qkv_mixer(layer, h, pass, states, x),
+            Mixer::GatedDelta => unreachable!("FastModel::load refuses gated-delta layers"),
         }
     }
 
     /// The core of a mixer of the attention kind over prepared heads `q`,
     /// `k`, `v` of every sequence's rows, advancing their states; o
     /// `[rows, q width]`.
-    pub(super) fn attend(&self, mixer: Mixer, [q, k, v]: [&[f32]; 3], spans: &[Span], states: &mut [&mut SeqLayer]) -> Vec<f32> {
+    pub(super) fn attend(
+        &self,
+        mixer: Mixer,
+        [q, k, v]: [&[f32]; 3],
+        spans: &[Span],
+        states: &mut [&mut SeqLayer],
+    ) -> Vec<f32> {
         match mixer {
             Mixer::Softmax => {
                 let mut caches = states_of(states, |s| match s {
@@ -84,6 +114,7 @@ impl FastModel {
                 });
                 self.lightning(q, k, v, spans, &mut s)
             }
+            Mixer::GatedDelta => unreachable!("not a mixer of the attention kind"),
         }
     }
 }

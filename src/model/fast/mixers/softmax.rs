@@ -26,24 +26,51 @@ pub struct KvCache {
 
 impl KvCache {
     /// The capture after `pos` tokens, as the reference's.
-    pub(crate) fn captured(&self, pos: usize, (heads, kv_heads, head_dim): (usize, usize, usize)) -> Option<Captured<'_>> {
+    pub(crate) fn captured(
+        &self,
+        pos: usize,
+        (heads, kv_heads, head_dim): (usize, usize, usize),
+    ) -> Option<Captured<'_>> {
         let (q, lse) = self.capture.as_ref()?;
-        Some(Captured { pos, heads, kv_heads, head_dim, q, k: &self.k, v: &self.v, lse })
+        Some(Captured {
+            pos,
+            heads,
+            kv_heads,
+            head_dim,
+            q,
+            k: &self.k,
+            v: &self.v,
+            lse,
+        })
     }
 }
 
 impl FastModel {
     /// Causal softmax attention with GQA of every sequence's new rows over
     /// its cache (which they join first); o `[rows, heads * dh]`.
-    pub(super) fn softmax_attention(&self, q: &[f32], k: &[f32], v: &[f32], spans: &[Span], caches: &mut [&mut KvCache]) -> Vec<f32> {
+    pub(super) fn softmax_attention(
+        &self,
+        q: &[f32],
+        k: &[f32],
+        v: &[f32],
+        spans: &[Span],
+        caches: &mut [&mut KvCache],
+    ) -> Vec<f32> {
         let at = &self.arch.attn;
-        let (heads, kv_heads, dh) = (at.heads as usize, at.kv_heads as usize, at.head_dim as usize);
+        let (heads, kv_heads, dh) = (
+            at.heads as usize,
+            at.kv_heads as usize,
+            at.head_dim as usize,
+        );
         let (qw, kw) = (heads * dh, kv_heads * dh);
         for (c, span) in caches.iter_mut().zip(spans) {
             c.k.extend_from_slice(&k[span.row0 * kw..(span.row0 + span.rows) * kw]);
             c.v.extend_from_slice(&v[span.row0 * kw..(span.row0 + span.rows) * kw]);
         }
-        let kv: Vec<(&[f32], &[f32])> = caches.iter().map(|c| (c.k.as_slice(), c.v.as_slice())).collect();
+        let kv: Vec<(&[f32], &[f32])> = caches
+            .iter()
+            .map(|c| (c.k.as_slice(), c.v.as_slice()))
+            .collect();
         // One task per (sequence, head, block of query rows).
         let mut tasks = Vec::new();
         for (si, span) in spans.iter().enumerate() {
@@ -55,33 +82,58 @@ impl FastModel {
         }
         let group = heads / kv_heads;
         let scale = 1.0 / (dh as f32).sqrt();
-        let results = map_tasks(&tasks, |&(si, h, ref block): &(usize, usize, Range<usize>)| {
-            let span = spans[si];
-            let (kc, vc) = kv[si];
-            let g = h / group;
-            let nq = block.len();
-            let keys = span.pos0 + block.end;
-            let q0 = (span.row0 + block.start) * qw + h * dh;
-            with_scratch(nq * keys, |p| {
-                gemm_strided(nq, dh, keys, scale, &q[q0..], (qw, 1), &kc[g * dh..], (1, kw), p, 0.0);
-                let mut lse = Vec::with_capacity(nq);
-                let mut inv = Vec::with_capacity(nq);
-                for (i, row) in p.chunks_mut(keys).enumerate() {
-                    let t = span.pos0 + block.start + i;
-                    let (live, masked) = row.split_at_mut(t + 1);
-                    let (max, sum) = simd::softmax_in_place(live);
-                    lse.push(max + sum.ln());
-                    inv.push(1.0 / sum);
-                    masked.fill(0.0);
-                }
-                let mut o = vec![0.0f32; nq * dh];
-                gemm_strided(nq, keys, dh, 1.0, p, (keys, 1), &vc[g * dh..], (kw, 1), &mut o, 0.0);
-                for (row, f) in o.chunks_mut(dh).zip(inv) {
-                    simd::scale(row, f);
-                }
-                (o, lse)
-            })
-        });
+        let results = map_tasks(
+            &tasks,
+            |&(si, h, ref block): &(usize, usize, Range<usize>)| {
+                let span = spans[si];
+                let (kc, vc) = kv[si];
+                let g = h / group;
+                let nq = block.len();
+                let keys = span.pos0 + block.end;
+                let q0 = (span.row0 + block.start) * qw + h * dh;
+                with_scratch(nq * keys, |p| {
+                    gemm_strided(
+                        nq,
+                        dh,
+                        keys,
+                        scale,
+                        &q[q0..],
+                        (qw, 1),
+                        &kc[g * dh..],
+                        (1, kw),
+                        p,
+                        0.0,
+                    );
+                    let mut lse = Vec::with_capacity(nq);
+                    let mut inv = Vec::with_capacity(nq);
+                    for (i, row) in p.chunks_mut(keys).enumerate() {
+                        let t = span.pos0 + block.start + i;
+                        let (live, masked) = row.split_at_mut(t + 1);
+                        let (max, sum) = simd::softmax_in_place(live);
+                        lse.push(max + sum.ln());
+                        inv.push(1.0 / sum);
+                        masked.fill(0.0);
+                    }
+                    let mut o = vec![0.0f32; nq * dh];
+                    gemm_strided(
+                        nq,
+                        keys,
+                        dh,
+                        1.0,
+                        p,
+                        (keys, 1),
+                        &vc[g * dh..],
+                        (kw, 1),
+                        &mut o,
+                        0.0,
+                    );
+                    for (row, f) in o.chunks_mut(dh).zip(inv) {
+                        simd::scale(row, f);
+                    }
+                    (o, lse)
+                })
+            },
+        );
         let rows: usize = spans.iter().map(|s| s.rows).sum();
         let mut o = vec![0.0f32; rows * qw];
         let mut lse = vec![0.0f32; rows * heads];

@@ -17,7 +17,12 @@ use crate::gpu::recorder::Recorder;
 pub(super) enum LayerState {
     /// Keys, values and log-sum-exps, `max_context` rows a sequence; the
     /// queries too with capture.
-    Softmax { k: wgpu::Buffer, v: wgpu::Buffer, lse: wgpu::Buffer, q: Option<wgpu::Buffer> },
+    Softmax {
+        k: wgpu::Buffer,
+        v: wgpu::Buffer,
+        lse: wgpu::Buffer,
+        q: Option<wgpu::Buffer>,
+    },
     /// S_h of every query head, `[nh, dl, dl]` a sequence.
     Lightning { state: wgpu::Buffer },
 }
@@ -34,21 +39,39 @@ impl GpuModel {
                     k: buffer(gpu, "k cache", rows * a.kv_heads * a.head_dim * 4),
                     v: buffer(gpu, "v cache", rows * a.kv_heads * a.head_dim * 4),
                     lse: buffer(gpu, "lse", rows * a.heads * 4),
-                    q: self.opts.capture.then(|| buffer(gpu, "captured q", rows * a.heads * a.head_dim * 4)),
+                    q: self
+                        .opts
+                        .capture
+                        .then(|| buffer(gpu, "captured q", rows * a.heads * a.head_dim * 4)),
                 }
             }
             Mixer::Lightning => {
                 let l = &self.arch.lightning;
-                LayerState::Lightning { state: buffer(gpu, "state", n.max(1) as u64 * l.heads * l.head_dim * l.head_dim * 4) }
+                LayerState::Lightning {
+                    state: buffer(
+                        gpu,
+                        "state",
+                        n.max(1) as u64 * l.heads * l.head_dim * l.head_dim * 4,
+                    ),
+                }
             }
+            Mixer::GatedDelta => unreachable!("GpuModel::load refuses gated-delta layers"),
         }
     }
 
     /// Records layer `l`'s mixer over the pass's rows (normed in `h`),
     /// adding its projected output to the residual stream `x`.
-    pub(super) fn record_mixer(&self, rec: &mut Recorder, l: usize, layout: &Layout, state: &LayerState) {
+    pub(super) fn record_mixer(
+        &self,
+        rec: &mut Recorder,
+        l: usize,
+        layout: &Layout,
+        state: &LayerState,
+    ) {
         match state {
-            LayerState::Softmax { k, v, lse, q } => self.record_softmax(rec, l, layout, [k, v, lse], q.as_ref()),
+            LayerState::Softmax { k, v, lse, q } => {
+                self.record_softmax(rec, l, layout, [k, v, lse], q.as_ref())
+            }
             LayerState::Lightning { state } => self.record_lightning(rec, l, layout, state),
         }
     }

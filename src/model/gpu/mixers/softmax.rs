@@ -10,18 +10,42 @@ use crate::model::gpu::pass::Layout;
 impl GpuModel {
     /// Causal softmax attention over each sequence's cache, which its new
     /// keys and values join first; with capture, the queries are kept too.
-    pub(super) fn record_softmax(&self, rec: &mut Recorder, l: usize, layout: &Layout, [k, v, lse]: [&wgpu::Buffer; 3], q_cap: Option<&wgpu::Buffer>) {
+    pub(super) fn record_softmax(
+        &self,
+        rec: &mut Recorder,
+        l: usize,
+        layout: &Layout,
+        [k, v, lse]: [&wgpu::Buffer; 3],
+        q_cap: Option<&wgpu::Buffer>,
+    ) {
         let a = &self.arch;
         let n = layout.rows;
-        let (heads, kv_heads, dh) = (a.attn.heads as u32, a.attn.kv_heads as u32, a.attn.head_dim as u32);
+        let (heads, kv_heads, dh) = (
+            a.attn.heads as u32,
+            a.attn.kv_heads as u32,
+            a.attn.head_dim as u32,
+        );
         let (qw, kw) = (heads * dh, kv_heads * dh);
         let names = &self.names[l];
         self.record_heads(rec, l, Mixer::Softmax, layout);
         // Each sequence's keys and values join its cache before it attends.
         ops::copy_rows(rec, (&layout.to_cache, 0), n, kw, &self.s.k, k);
         ops::copy_rows(rec, (&layout.to_cache, 0), n, kw, &self.s.v, v);
-        let shape = AttnShape { heads, kv_heads, dh, ctx: self.opts.max_context };
-        ops::attend(rec, &shape, layout.segments(), [&self.s.q, k, v], &self.s.o, lse, self.spare());
+        let shape = AttnShape {
+            heads,
+            kv_heads,
+            dh,
+            ctx: self.opts.max_context,
+        };
+        ops::attend(
+            rec,
+            &shape,
+            layout.segments(),
+            [&self.s.q, k, v],
+            &self.s.o,
+            lse,
+            self.spare(),
+        );
         if let Some(cap) = q_cap {
             ops::copy_rows(rec, (&layout.to_cache, 0), n, qw, &self.s.q, cap);
         }
