@@ -33,6 +33,12 @@ impl SplitMix64 {
     }
 }
 
+/// The Qwen3.5-0.8B-shaped preset's name.
+pub const QWEN35_08B: &str = "qwen3.5-0.8b";
+
+/// The built-in shapes, by name.
+pub const PRESETS: [&str; 4] = ["tiny", "demo", "2b", QWEN35_08B];
+
 /// A config.json for one of the built-in shapes.
 pub fn preset_config(preset: &str) -> Result<serde_json::Value> {
     let base = |vocab: u64,
@@ -88,9 +94,25 @@ pub fn preset_config(preset: &str) -> Result<serde_json::Value> {
             16,
             128,
         ),
+        // Qwen3.5-0.8B's text model: the sizes of its published config.json
+        // (Qwen/Qwen3.5-0.8B on the Hugging Face Hub, as mirrored in public
+        // code that loads it): 24 layers, every fourth softmax.
+        QWEN35_08B => serde_json::json!({
+            "model_type": "qwen3_5_text",
+            "architectures": ["Qwen3_5ForCausalLM"],
+            "vocab_size": 248320, "hidden_size": 1024, "intermediate_size": 3584,
+            "num_hidden_layers": 24, "full_attention_interval": 4,
+            "num_attention_heads": 8, "num_key_value_heads": 2, "head_dim": 256,
+            "linear_num_key_heads": 16, "linear_num_value_heads": 16,
+            "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4,
+            "rms_norm_eps": 1e-6, "hidden_act": "silu", "attention_bias": false,
+            "rope_parameters": { "rope_type": "default", "rope_theta": 1e7, "partial_rotary_factor": 0.25 },
+            "tie_word_embeddings": true, "eos_token_id": 248044, "torch_dtype": "bfloat16"
+        }),
         other => {
             return Err(Error::Usage(format!(
-                "unknown preset {other:?}: expected tiny, demo or 2b"
+                "unknown preset {other:?}: expected one of {}",
+                PRESETS.join(", ")
             )))
         }
     })
@@ -372,5 +394,24 @@ impl crate::source::ByteSource for SynthSource {
             out.extend(self.data(range.start.max(h) - h, range.end - h)?);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_preset_resolves() {
+        for preset in PRESETS {
+            let config = preset_config(preset).unwrap().to_string();
+            let arch =
+                Arch::from_config_json(&config, false).unwrap_or_else(|e| panic!("{preset}: {e}"));
+            assert!(layout(&arch, 2, Dtype::BF16).is_ok(), "{preset}");
+        }
+        let arch =
+            Arch::from_config_json(&preset_config(QWEN35_08B).unwrap().to_string(), false).unwrap();
+        assert_eq!(arch.softmax_layers(), [3, 7, 11, 15, 19, 23]);
+        assert_eq!(arch.rope_dims(arch.attn.head_dim), 64);
     }
 }

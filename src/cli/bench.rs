@@ -17,7 +17,7 @@ use qklab::{Error, Result};
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// A checkpoint, a preset (tiny, demo, 2b) or `matmul`.
+    /// A checkpoint, a preset (tiny, demo, 2b, qwen3.5-0.8b) or `matmul`.
     pub target: String,
     /// Prompt lengths to time prefill at.
     #[arg(long, value_delimiter = ',', default_value = "1024,4096")]
@@ -66,7 +66,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if a.target == "matmul" {
         return matmul(&a);
     }
-    if ["tiny", "demo", "2b"].contains(&a.target.as_str()) {
+    if qklab::synth::PRESETS.contains(&a.target.as_str()) {
         model(
             &a,
             &block_on(OpenModel::open(

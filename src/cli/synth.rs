@@ -1,4 +1,4 @@
-//! `qklab synth`: a HypeNet-shaped checkpoint with random weights, for
+//! `qklab synth`: a HypeNet- or Qwen3.5-shaped checkpoint with random weights, for
 //! tests and benchmarks that need a model of a real shape and no download.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use qklab::{Error, Result};
 
 #[derive(Args)]
 pub struct SynthArgs {
-    /// tiny, demo, or 2b (HypeNet-2B's shapes).
+    /// tiny, demo, 2b (HypeNet-2B's shapes) or qwen3.5-0.8b (Qwen3.5-0.8B's text model).
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// Weight files to split the tensors over.

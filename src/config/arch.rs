@@ -384,6 +384,9 @@ impl Arch {
         if !c.mixer_types.is_empty() {
             return refuse("mixer_types");
         }
+        if c.attn_output_gate == Some(false) {
+            return refuse("attn_output_gate false (transformers' Qwen3.5 always gates: its q_proj holds the gate rows)");
+        }
         let layers = c.num_hidden_layers as usize;
         let types: Vec<String> = match &c.layer_types {
             Some(t) => t.clone(),

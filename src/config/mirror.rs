@@ -95,6 +95,8 @@ pub struct HypeNetConfig {
     pub full_attention_interval: Option<u64>,
     #[serde(default)]
     pub partial_rotary_factor: Option<f64>,
+    #[serde(default)]
+    pub attn_output_gate: Option<bool>,
 }
 
 /// The model family a checkpoint belongs to (`model_type`). HypeNet mixes
