@@ -1,13 +1,14 @@
 // Per-head preparation of queries and keys, in place, in SPEC-hypenet's
 // order: RMSNorm over each head (q_norm / k_norm), RoPE (rotate-half) at
-// the absolute position, then the query scaling: HyPE's ln(pos + A) / ln(A)
+// the absolute position over the first `rot` dims (all of them but in
+// Qwen3.5, whose other dims pass unrotated), then the query scaling: HyPE's ln(pos + A) / ln(A)
 // (a flag) times a constant `scale` (1 for keys). Norm and RoPE are
 // switched by flags; with packed.wgsl for the norm weight.
 //
 // Bindings (group 0):
 //   0  p         : Params      uniform
 //   1  w         : array<u32>  read        packed norm weight [dh] (unused without FLAG_NORM)
-//   2  rope      : array<f32>  read        [pos][dh / 2][cos, sin], computed in f64 on the CPU
+//   2  rope      : array<f32>  read        [pos][rot / 2][cos, sin], computed in f64 on the CPU
 //   3  x         : array<f32>  read_write  rows of heads * dh; row x_row0 + r is at position positions[r]
 //   4  positions : array<u32>  read        [rows] absolute positions (packed rows of a batch differ)
 
@@ -17,6 +18,7 @@ struct Params {
     dh: u32,
     x_row0: u32,
     flags: u32,
+    rot: u32,
     eps: f32,
     hype_a: f32,
     scale: f32,
@@ -69,8 +71,11 @@ fn prepare(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
     if ((p.flags & FLAG_HYPE) != 0u) {
         scale *= log(f32(pos) + p.hype_a) / log(p.hype_a);
     }
-    let half = p.dh / 2u;
+    // Dims from `plain` on are only normed and scaled.
+    var plain = 0u;
     if ((p.flags & FLAG_ROPE) != 0u) {
+        let half = p.rot / 2u;
+        plain = p.rot;
         // Thread owns the pair (j, j + half): nobody else reads it.
         for (var j = lid.x; j < half; j += 64u) {
             var x1 = x[base + j];
@@ -84,13 +89,12 @@ fn prepare(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) 
             x[base + j] = (x1 * c - x2 * s) * scale;
             x[base + j + half] = (x2 * c + x1 * s) * scale;
         }
-    } else {
-        for (var j = lid.x; j < p.dh; j += 64u) {
-            var v = x[base + j];
-            if ((p.flags & FLAG_NORM) != 0u) {
-                v = w_at(j) * (v * inv);
-            }
-            x[base + j] = v * scale;
+    }
+    for (var j = plain + lid.x; j < p.dh; j += 64u) {
+        var v = x[base + j];
+        if ((p.flags & FLAG_NORM) != 0u) {
+            v = w_at(j) * (v * inv);
         }
+        x[base + j] = v * scale;
     }
 }

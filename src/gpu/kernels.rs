@@ -54,6 +54,11 @@ const FILES: &[(&str, &str, &[&str])] = &[
         include_str!("../../shaders/lightning.wgsl"),
         &["segments"],
     ),
+    (
+        "gated_delta",
+        include_str!("../../shaders/gated_delta.wgsl"),
+        &["segments"],
+    ),
     ("routing", include_str!("../../shaders/routing.wgsl"), &[]),
     ("rows", include_str!("../../shaders/rows.wgsl"), &[]),
 ];
@@ -131,6 +136,11 @@ pub enum Kernel {
     LightningPartState,
     LightningCarryIn,
     LightningStep,
+    GdnConv,
+    GdnConvKeep,
+    GdnPrepare,
+    GdnRecur,
+    GdnNorm,
     RowStats,
     CopyRows,
 }
@@ -160,6 +170,11 @@ impl Kernel {
             Kernel::LightningPartState => ("lightning", "part_state"),
             Kernel::LightningCarryIn => ("lightning", "carry_in"),
             Kernel::LightningStep => ("lightning", "step"),
+            Kernel::GdnConv => ("gated_delta", "conv"),
+            Kernel::GdnConvKeep => ("gated_delta", "conv_keep"),
+            Kernel::GdnPrepare => ("gated_delta", "prepare"),
+            Kernel::GdnRecur => ("gated_delta", "recur"),
+            Kernel::GdnNorm => ("gated_delta", "gated_norm"),
             Kernel::RowStats => ("routing", "row_stats"),
             Kernel::CopyRows => ("rows", "copy_rows"),
         }

@@ -4,7 +4,8 @@
 //! `row0` arguments select where a kernel starts.
 
 use super::bindings::{
-    ARGMAX, ATTENTION, BIAS, ELEMENTWISE, EMBED, HEADS, LIGHTNING, MATMUL, NORM, ROUTING, ROWS,
+    ARGMAX, ATTENTION, BIAS, ELEMENTWISE, EMBED, GATED_DELTA, HEADS, LIGHTNING, MATMUL, NORM,
+    ROUTING, ROWS,
 };
 use super::kernels::{Kernel, WDtype};
 use super::params::*;
@@ -110,6 +111,9 @@ pub struct HeadPrep<'a> {
     pub dh: u32,
     pub norm: Option<&'a GpuWeight>,
     pub rope: Option<&'a wgpu::Buffer>,
+    /// The dims RoPE rotates, the first ones of each head (Qwen3.5 turns
+    /// a quarter); the table holds `rot / 2` frequencies a position.
+    pub rot: u32,
     pub hype_a: Option<f32>,
     /// A constant factor (`attn_logits_scaling` as a number; 1 otherwise).
     pub scale: f32,
@@ -138,6 +142,7 @@ pub fn heads(
         dh,
         x_row0: x.row0,
         flags,
+        rot: prep.rot,
         eps: prep.eps,
         hype_a: prep.hype_a.unwrap_or(2.0),
         scale: prep.scale,
@@ -472,6 +477,112 @@ pub fn lightning(
         [gx, gy, 1],
     );
     rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
+}
+
+/// Sizes of a gated-delta layer (SPEC-gdn) as its kernels take them.
+pub struct GatedDeltaShape {
+    pub key_heads: u32,
+    pub value_heads: u32,
+    pub key_dim: u32,
+    pub value_dim: u32,
+    pub conv_kernel: u32,
+    /// The gated output norm's epsilon.
+    pub eps: f32,
+}
+
+/// A gated-delta layer's buffers: the projections in (`x`, the q, k, v
+/// rows before the convolution; `z`; `beta` and `g` holding b and a,
+/// replaced by beta and g), its f32 weights, the sequences' states
+/// (`hist`, `state`), and where the convolved q, k, v (`qkv`) and the
+/// gated, normed output (`o`) go.
+pub struct GatedDeltaBuffers<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub z: &'a wgpu::Buffer,
+    pub beta: &'a wgpu::Buffer,
+    pub g: &'a wgpu::Buffer,
+    pub conv_w: &'a wgpu::Buffer,
+    pub a_log: &'a wgpu::Buffer,
+    pub dt_bias: &'a wgpu::Buffer,
+    pub norm_w: &'a wgpu::Buffer,
+    pub hist: &'a wgpu::Buffer,
+    pub state: &'a wgpu::Buffer,
+    pub qkv: &'a wgpu::Buffer,
+    pub o: &'a wgpu::Buffer,
+}
+
+/// The gated delta rule over every segment's `rows` packed rows, each
+/// continuing from its sequence's convolution history and state, which
+/// it leaves updated: the convolution, q/k norms with beta and g, the
+/// recurrence, then the gated RMSNorm of each value head into `o`.
+pub fn gated_delta(
+    rec: &mut Recorder,
+    s: &GatedDeltaShape,
+    segs: Segments,
+    rows: u32,
+    buf: &GatedDeltaBuffers,
+) {
+    let channels = 2 * s.key_heads * s.key_dim + s.value_heads * s.value_dim;
+    let params = GatedDeltaParams {
+        nk: s.key_heads,
+        nv: s.value_heads,
+        dk: s.key_dim,
+        dv: s.value_dim,
+        taps: s.conv_kernel,
+        channels,
+        rows,
+        eps: s.eps,
+    };
+    let b = GATED_DELTA;
+    let f = WDtype::F32;
+    let groups = channels.div_ceil(64);
+    let conv = [
+        (b.x, buf.x),
+        (b.conv_w, buf.conv_w),
+        (b.hist, buf.hist),
+        (b.qkv, buf.qkv),
+        (b.segs, segs.segs),
+    ];
+    rec.dispatch(
+        Kernel::GdnConv,
+        f,
+        &params,
+        &conv,
+        [groups, segs.max_rows, segs.count],
+    );
+    let keep = [(b.x, buf.x), (b.hist, buf.hist), (b.segs, segs.segs)];
+    rec.dispatch(
+        Kernel::GdnConvKeep,
+        f,
+        &params,
+        &keep,
+        [groups, segs.count, 1],
+    );
+    let prepare = [
+        (b.qkv, buf.qkv),
+        (b.beta, buf.beta),
+        (b.g, buf.g),
+        (b.a_log, buf.a_log),
+        (b.dt_bias, buf.dt_bias),
+    ];
+    let items = 2 * s.key_heads + s.value_heads;
+    rec.dispatch_1d(Kernel::GdnPrepare, f, &params, &prepare, rows * items, 64);
+    let recur = [
+        (b.qkv, buf.qkv),
+        (b.beta, buf.beta),
+        (b.g, buf.g),
+        (b.state, buf.state),
+        (b.o, buf.o),
+        (b.segs, segs.segs),
+    ];
+    rec.dispatch(
+        Kernel::GdnRecur,
+        f,
+        &params,
+        &recur,
+        [(s.value_heads * s.value_dim).div_ceil(64), segs.count, 1],
+    );
+    let norm = [(b.o, buf.o), (b.z, buf.z), (b.norm_w, buf.norm_w)];
+    rec.dispatch_1d(Kernel::GdnNorm, f, &params, &norm, rows * s.value_heads, 64);
 }
 
 /// Shapes of the routing reductions: one sequence of `rows` tokens.

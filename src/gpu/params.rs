@@ -119,6 +119,7 @@ params! {
         dh: u32,
         x_row0: u32,
         flags: u32,
+        rot: u32,
         eps: f32,
         hype_a: f32,
         scale: f32,
@@ -154,6 +155,19 @@ params! {
 
     /// lightning.wgsl (chunk and step), by segments.
     LightningParams in "lightning" { heads: u32, kv_heads: u32, dk: u32, scale: f32, parts: u32, part_rows: u32 }
+
+    /// gated_delta.wgsl (conv, conv_keep, prepare, recur, gated_norm):
+    /// the gated delta rule over a batch's segments (`rows` packed rows).
+    GatedDeltaParams in "gated_delta" {
+        nk: u32,
+        nv: u32,
+        dk: u32,
+        dv: u32,
+        taps: u32,
+        channels: u32,
+        rows: u32,
+        eps: f32,
+    }
 
     /// rows.wgsl: rows of `width` moved by `count` pairs of a table, from
     /// pair `map0`.

@@ -21,6 +21,7 @@ use crate::model::calls::{LoadProgress, Logits};
 use crate::model::cpu::alibi_slopes;
 use crate::model::fit::{plan, EngineOptions};
 use crate::model::mixer::rope_head_dims;
+use crate::model::weights;
 use crate::source::ByteSource;
 
 /// cos and sin of position x frequency, computed in f64 like the CPU
@@ -46,6 +47,62 @@ fn non_finite_logits() -> Error {
     Error::BrokeNumerically { at: "in its logits on the GPU (the CPU engine, --backend cpu, names the layer where it begins)".into() }
 }
 
+/// One weight as the GPU holds it: packed as stored, or (`converted`)
+/// read in f32 as the engines compute with it.
+struct Upload {
+    name: String,
+    dtype: WDtype,
+    shape: Vec<u64>,
+    converted: bool,
+}
+
+/// Every weight the engines read, by their names ([`weights`]). Stored
+/// tensors go up packed as they are; those the engines compute with in
+/// another form (Qwen3.5's `1 + w` norms, its gated `q_proj` split into
+/// query and gate rows) and a gated-delta layer's small tensors (its
+/// kernels read them as f32; the convolution's is 3-D) go up as f32.
+fn upload_list<S: ByteSource>(ck: &Checkpoint<S>, arch: &Arch) -> Result<Vec<Upload>> {
+    let shapes: HashMap<String, Vec<u64>> = arch.expected_tensors().into_iter().collect();
+    let mut f32_small = HashMap::new();
+    let g = &arch.gdn;
+    for l in (0..arch.num_layers()).filter(|&l| arch.mixers[l] == Mixer::GatedDelta) {
+        let t = arch.layer_names(l).gdn;
+        f32_small.insert(t.conv, vec![g.conv_channels(), g.conv_kernel]);
+        f32_small.insert(t.a_log, vec![g.value_heads]);
+        f32_small.insert(t.dt_bias, vec![g.value_heads]);
+        f32_small.insert(t.norm, vec![g.value_dim]);
+    }
+    let mut out = Vec::new();
+    for name in weights::engine_tensors(arch) {
+        let shape = match weights::source(arch, &name) {
+            weights::Source::Whole(_) if !f32_small.contains_key(&name) => {
+                let t = ck.tensor(&name).ok_or_else(|| Error::NoSuchTensor {
+                    tensor: name.clone(),
+                })?;
+                out.push(Upload {
+                    dtype: WDtype::of(t.dtype, &t.name)?,
+                    shape: shapes[&name].clone(),
+                    name,
+                    converted: false,
+                });
+                continue;
+            }
+            weights::Source::Whole(_) => f32_small[&name].clone(),
+            weights::Source::PlusOne(_) => shapes[&name].clone(),
+            weights::Source::Rows { head_dim, .. } => {
+                vec![arch.attn.heads * head_dim as u64, arch.hidden_size]
+            }
+        };
+        out.push(Upload {
+            name,
+            dtype: WDtype::F32,
+            shape,
+            converted: true,
+        });
+    }
+    Ok(out)
+}
+
 impl GpuModel {
     /// Checks that the model fits, then uploads its weights one tensor (one
     /// chunk) at a time.
@@ -56,36 +113,43 @@ impl GpuModel {
         opts: EngineOptions,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<GpuModel> {
-        crate::model::mixer::runs_all(
-            &arch,
-            "the GPU engine",
-            &[Mixer::Softmax, Mixer::Lightning],
-        )?;
         check_tensors(&arch, &ck.tensors)?;
-        let mut tensors = Vec::new();
-        for (name, shape) in arch.expected_tensors() {
-            let t = ck.tensor(&name).ok_or_else(|| Error::NoSuchTensor {
-                tensor: name.clone(),
-            })?;
-            tensors.push((name, WDtype::of(t.dtype, &t.name)?, shape));
-        }
-        let footprint = plan(&arch, &tensors, &gpu.limits, &opts)?;
+        let tensors = upload_list(ck, &arch)?;
+        let plan_tensors: Vec<_> = tensors
+            .iter()
+            .map(|t| (t.name.clone(), t.dtype, t.shape.clone()))
+            .collect();
+        let footprint = plan(&arch, &plan_tensors, &gpu.limits, &opts)?;
 
         let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let mut w = HashMap::new();
         let mut done = 0;
-        for (name, dtype, shape) in &tensors {
+        for Upload {
+            name,
+            dtype,
+            shape,
+            converted,
+        } in &tensors
+        {
             progress(LoadProgress {
                 done,
                 total: footprint.weights,
                 tensor: name,
             });
-            let entry = ck.tensor(name).expect("checked above");
-            let weight =
+            let weight = if *converted {
+                let values = weights::read(ck, &arch, name, "the GPU engine").await?;
+                let bytes: &[u8] = bytemuck::cast_slice(&values);
+                GpuWeight::upload(gpu, name, *dtype, shape, footprint.binding, |off, len| {
+                    std::future::ready(Ok(bytes[off as usize..(off + len) as usize].to_vec()))
+                })
+                .await?
+            } else {
+                let entry = ck.tensor(name).expect("checked above");
                 GpuWeight::upload(gpu, name, *dtype, shape, footprint.binding, |off, len| {
                     ck.read_tensor_range(entry, off, len)
                 })
-                .await?;
+                .await?
+            };
             done += weight.bytes();
             w.insert(name.clone(), weight);
             // Hands the staged bytes to the GPU now rather than holding a

@@ -190,6 +190,7 @@ impl GpuModel {
         self.project(rec, l, Proj::K, n, Rows::new(&self.s.k, kw));
         self.project(rec, l, Proj::V, n, Rows::new(&self.s.v, kw));
         let rope = rope_on(a, mixer).then(|| &self.rope[&hd.head_dim]);
+        let rot = a.rope_dims(hd.head_dim) as u32;
         let eps = a.rms_norm_eps as f32;
         let (hype_a, scale) = match a.logits_scaling {
             _ if !scales_queries(mixer) => (None, 1.0),
@@ -203,6 +204,7 @@ impl GpuModel {
             dh,
             norm: norm(&names.q_norm),
             rope,
+            rot,
             hype_a,
             scale,
             eps,
@@ -220,6 +222,7 @@ impl GpuModel {
             dh,
             norm: norm(&names.k_norm),
             rope,
+            rot,
             hype_a: None,
             scale: 1.0,
             eps,

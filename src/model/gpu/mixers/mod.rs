@@ -4,6 +4,7 @@
 //! (heads come prepared by `record_heads`), a `LayerState` variant, and an
 //! arm in each `match` below; its kernel goes in `shaders/` and `gpu::ops`.
 
+pub(super) mod gated_delta;
 pub(super) mod lightning;
 pub(super) mod softmax;
 
@@ -25,6 +26,12 @@ pub(super) enum LayerState {
     },
     /// S_h of every query head, `[nh, dl, dl]` a sequence.
     Lightning { state: wgpu::Buffer },
+    /// The convolution's last K-1 inputs `[K-1, C]` and S of every value
+    /// head `[nv, dk, dv]`, a sequence.
+    GatedDelta {
+        hist: wgpu::Buffer,
+        state: wgpu::Buffer,
+    },
 }
 
 impl GpuModel {
@@ -55,7 +62,22 @@ impl GpuModel {
                     ),
                 }
             }
-            Mixer::GatedDelta => unreachable!("GpuModel::load refuses gated-delta layers"),
+            Mixer::GatedDelta => {
+                let g = &self.arch.gdn;
+                let n = n.max(1) as u64;
+                LayerState::GatedDelta {
+                    hist: buffer(
+                        gpu,
+                        "conv history",
+                        n * (g.conv_kernel - 1) * g.conv_channels() * 4,
+                    ),
+                    state: buffer(
+                        gpu,
+                        "state",
+                        n * g.value_heads * g.key_dim * g.value_dim * 4,
+                    ),
+                }
+            }
         }
     }
 
@@ -73,6 +95,9 @@ impl GpuModel {
                 self.record_softmax(rec, l, layout, [k, v, lse], q.as_ref())
             }
             LayerState::Lightning { state } => self.record_lightning(rec, l, layout, state),
+            LayerState::GatedDelta { hist, state } => {
+                self.record_gated_delta(rec, l, layout, [hist, state])
+            }
         }
     }
 }

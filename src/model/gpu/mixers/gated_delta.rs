@@ -1,0 +1,77 @@
+//! The gated delta rule on the GPU (shaders/gated_delta.wgsl), Qwen3.5's
+//! linear layers: its own projections (no `record_heads`: q, k and v go
+//! through the convolution before their norms), the rule continued from
+//! each sequence's state, the gated norm and `out_proj`.
+
+use crate::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, Rows};
+use crate::gpu::recorder::Recorder;
+use crate::model::gpu::model::GpuModel;
+use crate::model::gpu::pass::Layout;
+
+impl GpuModel {
+    /// Layer `l` over the pass's rows (normed in `h`), adding its output
+    /// to the residual stream; `hist` and `state` are its sequences'
+    /// convolution histories and S.
+    pub(super) fn record_gated_delta(
+        &self,
+        rec: &mut Recorder,
+        l: usize,
+        layout: &Layout,
+        [hist, state]: [&wgpu::Buffer; 2],
+    ) {
+        let a = &self.arch;
+        let g = &a.gdn;
+        let n = layout.rows;
+        let (d, c, width, nv) = (
+            a.hidden_size as u32,
+            g.conv_channels() as u32,
+            g.value_width() as u32,
+            g.value_heads as u32,
+        );
+        let t = &self.names[l].gdn;
+        let h = Rows::new(&self.s.h, d);
+        // q, k, v before the convolution in `q`, after it in `k`; z in
+        // `v`; b and a (then beta and g) in `gate` and `o2`.
+        let s = &self.s;
+        for (name, out, w) in [
+            (&t.in_qkv, &s.q, c),
+            (&t.in_z, &s.v, width),
+            (&t.in_b, &s.gate, nv),
+            (&t.in_a, &s.o2, nv),
+        ] {
+            ops::matmul(rec, h, n, self.weight(name), Rows::new(out, w), false);
+        }
+        let shape = GatedDeltaShape {
+            key_heads: g.key_heads as u32,
+            value_heads: nv,
+            key_dim: g.key_dim as u32,
+            value_dim: g.value_dim as u32,
+            conv_kernel: g.conv_kernel as u32,
+            eps: a.rms_norm_eps as f32,
+        };
+        let f32_weight = |name: &str| self.weight(name).single();
+        let buffers = GatedDeltaBuffers {
+            x: &s.q,
+            z: &s.v,
+            beta: &s.gate,
+            g: &s.o2,
+            conv_w: f32_weight(&t.conv),
+            a_log: f32_weight(&t.a_log),
+            dt_bias: f32_weight(&t.dt_bias),
+            norm_w: f32_weight(&t.norm),
+            hist,
+            state,
+            qkv: &s.k,
+            o: &s.o,
+        };
+        ops::gated_delta(rec, &shape, layout.segments(), n, &buffers);
+        ops::matmul(
+            rec,
+            Rows::new(&s.o, width),
+            n,
+            self.weight(&t.out),
+            Rows::new(&s.x, d),
+            true,
+        );
+    }
+}
