@@ -392,3 +392,56 @@ fn hostile_qwen35_inputs_get_specific_errors() {
     let e = inspect(&empty);
     assert!(e.contains("layer_types has 0 entries"), "{e}");
 }
+
+/// Logits of `ck` on the reference engine, after swapping `swaps` (each a
+/// tensor as stored in `from`) into it.
+fn logits(ck: &Checkpoint<FsSource>, swaps: &[(String, &Checkpoint<FsSource>)]) -> Vec<f32> {
+    use qklab::model::calls::Logits;
+    use qklab::model::engine::{Device, Engine};
+    let arch = qklab::config::arch_of(ck).unwrap();
+    let mut engine = block_on(Engine::load(
+        Device::Reference,
+        ck,
+        arch,
+        Default::default(),
+        &mut |_| {},
+    ))
+    .unwrap();
+    for (name, from) in swaps {
+        let dtype = from.tensor(name).unwrap().dtype;
+        engine.set_tensor(name, dtype, &bytes(from, name)).unwrap();
+    }
+    let mut s = engine.session(false);
+    let ids: Vec<u32> = (0..20).map(|i| (i * 37 + 11) % 259).collect();
+    block_on(engine.prefill(&mut s, &ids, Logits::All)).unwrap()
+}
+
+#[test]
+fn swapping_a_merges_tensors_into_a_loaded_sft_gives_the_merges_logits() {
+    // What `qklab tune` does: the stored q_proj (query and gate rows) and
+    // zero-centred norms go into an engine that holds them in its own form.
+    let dir = tempfile::tempdir().unwrap();
+    let pre_path = fixture("qwen35-vl-f32");
+    let sft_path = dir.path().join("sft");
+    make_sft(&pre_path, &sft_path);
+    let out = dir.path().join("merged");
+    ok(merge(&pre_path, &sft_path, &out, &["--restore-qk-norms"]));
+    let (sft, merged) = (ck(&sft_path), ck(&out));
+    let recipe: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("qklab-recipe.json")).unwrap())
+            .unwrap();
+    let swaps: Vec<(String, &Checkpoint<FsSource>)> = recipe["restored"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["tensor"].as_str().unwrap().to_string(), &merged))
+        .collect();
+    assert_eq!(swaps.len(), 8);
+    let (swapped, loaded, before) = (
+        logits(&sft, &swaps),
+        logits(&merged, &[]),
+        logits(&sft, &[]),
+    );
+    assert_eq!(swapped, loaded);
+    assert_ne!(swapped, before);
+}
