@@ -26,8 +26,15 @@ pub struct LayerSummary {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub files: Vec<FileSummary>,
-    /// The model family (HypeNet, Qwen2, Qwen3, Llama, Mistral).
+    /// The model family (HypeNet, Qwen2, Qwen3, Qwen3.5, Llama, Mistral).
     pub family: &'static str,
+    /// How the checkpoint holds it, where that is not plain: Qwen3.5's
+    /// vision-language wrapper.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packaging: Option<&'static str>,
+    /// One letter per layer by its mixer (S softmax, L Lightning, G gated
+    /// delta), in groups of four: a hybrid's pattern at a glance.
+    pub layer_map: String,
     pub config: &'static str,
     pub guesses: Vec<String>,
     pub vocab_size: u64,
@@ -45,10 +52,22 @@ pub struct Summary {
     pub bytes_read: u64,
     /// Ways the tensors disagree with the architecture; empty when they match.
     pub problems: Vec<String>,
-    /// Tensors the architecture does not use (carried through merges as they are).
+    /// Tensors the architecture does not use (carried through merges as
+    /// they are), but for a vision tower's, counted in `vision`.
     pub extra_tensors: Vec<String>,
+    /// Qwen3.5's wrapper: its `model.visual.*` tensors, not used by the
+    /// text model (carried through merges untouched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vision: Option<VisionSummary>,
     /// Weight files given but not part of the checkpoint (not carried into outputs).
     pub ignored_files: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VisionSummary {
+    pub tensors: usize,
+    pub parameters: u64,
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -59,7 +78,31 @@ pub struct FileSummary {
 }
 
 pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
-    let (problems, extra_tensors) = arch.check(&ckpt.tensors);
+    let (problems, extra) = arch.check(&ckpt.tensors);
+    let (vision, extra_tensors): (Vec<String>, Vec<String>) =
+        extra.into_iter().partition(|n| crate::names::is_vision(n));
+    let vision = (!vision.is_empty()).then(|| {
+        let entries = vision.iter().filter_map(|n| ckpt.tensor(n));
+        VisionSummary {
+            tensors: vision.len(),
+            parameters: entries.clone().map(|t| t.numel()).sum(),
+            bytes: entries.map(|t| t.end - t.start).sum(),
+        }
+    });
+    let letters: Vec<char> = arch
+        .mixers
+        .iter()
+        .map(|m| match m {
+            Mixer::Softmax => 'S',
+            Mixer::Lightning => 'L',
+            Mixer::GatedDelta => 'G',
+        })
+        .collect();
+    let layer_map = letters
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ");
     let mut layer_params = vec![0u64; arch.num_layers()];
     let mut dtypes = BTreeMap::new();
     for t in &ckpt.tensors {
@@ -96,6 +139,10 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
             })
             .collect(),
         family: arch.family.name(),
+        packaging: (arch.root == crate::names::Root::Wrapped).then_some(
+            "vision-language wrapper (qwen3_5): the text model under model.language_model.",
+        ),
+        layer_map,
         config: if arch.from_config {
             "config.json"
         } else {
@@ -116,6 +163,7 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
         bytes_read: ckpt.bytes_read(),
         problems,
         extra_tensors,
+        vision,
         ignored_files: ckpt.ignored_files.iter().map(|f| f.name.clone()).collect(),
     }
 }
@@ -126,6 +174,9 @@ impl Summary {
         use std::fmt::Write;
         let mut s = String::new();
         let _ = writeln!(s, "family: {}  config: {}", self.family, self.config);
+        if let Some(p) = self.packaging {
+            let _ = writeln!(s, "  {p}");
+        }
         for g in &self.guesses {
             let _ = writeln!(s, "  guess: {g}");
         }
@@ -162,6 +213,16 @@ impl Summary {
             );
         }
         let _ = writeln!(s, "softmax layers (*): {:?}", self.softmax_layers);
+        if self.layers.iter().any(|l| !l.softmax) {
+            let mut kinds = Vec::new();
+            for (letter, what) in [('G', "gated delta"), ('L', "Lightning"), ('S', "softmax")] {
+                let n = self.layer_map.chars().filter(|&c| c == letter).count();
+                if n > 0 {
+                    kinds.push(format!("{letter} {what} ({n})"));
+                }
+            }
+            let _ = writeln!(s, "layer map: {}  ({})", self.layer_map, kinds.join(", "));
+        }
         let dtypes: Vec<String> = self
             .dtypes
             .iter()
@@ -188,6 +249,15 @@ impl Summary {
                 s,
                 "tensors the architecture does not use: {}",
                 self.extra_tensors.join(", ")
+            );
+        }
+        if let Some(v) = &self.vision {
+            let _ = writeln!(
+                s,
+                "vision tower: {} model.visual.* tensors ({} parameters, {}), not used by the text model; carried through merges untouched",
+                v.tensors,
+                human_count(v.parameters),
+                human_bytes(v.bytes)
             );
         }
         if self.problems.is_empty() {

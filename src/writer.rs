@@ -196,6 +196,10 @@ pub enum TensorData {
         file: String,
         entry: TensorEntry,
     },
+    /// Pieces of several inputs side by side, in order: a tensor whose rows
+    /// come from different checkpoints (Qwen3.5's q_proj, query rows from
+    /// pre and gate rows from sft) without decoding either.
+    Parts(Vec<Part>),
 }
 
 /// Builds a plan that mirrors one input checkpoint (its sharding, tensor
@@ -225,6 +229,9 @@ impl<'a, S: ByteSource> PlanBuilder<'a, S> {
             TensorData::Bytes(b) => (t.dtype, t.shape.clone(), b.len() as u64),
             TensorData::Copy { entry, .. } => {
                 (entry.dtype, entry.shape.clone(), entry.end - entry.start)
+            }
+            TensorData::Parts(parts) => {
+                (t.dtype, t.shape.clone(), parts.iter().map(Part::len).sum())
             }
         };
         if dtype != t.dtype || shape != t.shape || Some(len) != byte_len(t.dtype, &t.shape) {
@@ -263,28 +270,30 @@ impl<'a, S: ByteSource> PlanBuilder<'a, S> {
                 });
                 offset += len;
                 weight_map.insert(t.name.clone(), name.clone());
-                body.push(match self.replaced.get(&t.name) {
-                    Some(TensorData::Bytes(b)) => Part::Bytes(b.clone()),
+                let parts = match self.replaced.get(&t.name) {
+                    Some(TensorData::Parts(parts)) => parts.clone(),
+                    Some(TensorData::Bytes(b)) => vec![Part::Bytes(b.clone())],
                     Some(TensorData::Copy {
                         source,
                         file,
                         entry,
-                    }) => Part::Range {
+                    }) => vec![Part::Range {
                         source: *source,
                         file: file.clone(),
                         start: entry.start,
                         end: entry.end,
-                    },
+                    }],
                     None => {
                         let start = shard.header.data_start() + t.begin;
-                        Part::Range {
+                        vec![Part::Range {
                             source: self.base_source,
                             file: name.clone(),
                             start,
                             end: start + len,
-                        }
+                        }]
                     }
-                });
+                };
+                parts.into_iter().for_each(|p| body.push(p));
             }
             total_size += offset;
             let mut metadata = shard.header.metadata.clone();

@@ -376,6 +376,10 @@ fn copy_only_merge_reads_only_headers_and_fingerprint_samples() {
         "--out",
         dir.path().join("x").to_str().unwrap(),
     ]);
-    assert!(String::from_utf8_lossy(&bad.stderr)
-        .contains("layer 4 is a Lightning layer; the softmax layers are [2, 3, 6, 8, 9, 21, 25]"));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("layer 4 is a Lightning layer: qk-restore restores")
+            && err.contains("the softmax layers are [2, 3, 6, 8, 9, 21, 25]"),
+        "{err}"
+    );
 }

@@ -18,6 +18,7 @@ use super::sweep::{mean_recall, samples_of, sweep_all, SweepSpec};
 use crate::error::{Error, Result};
 use crate::merge::plan::replacements;
 use crate::merge::MergeSpec;
+use crate::merge::PRE;
 use crate::model::engine::Engine;
 use crate::safetensors::Dtype;
 use crate::source::ByteSource;
@@ -28,7 +29,7 @@ use crate::tune::retention::{
     exact_matches, forced_answer, id_prompts, Answer, Forced, SftReference, CONTINUATION,
     GENERIC_PROMPTS, TOP,
 };
-use crate::writer::TensorData;
+use crate::writer::{Part, TensorData};
 
 /// What to tune.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -224,6 +225,28 @@ impl<'a, S: ByteSource> Swapper<'a, S> {
                         .insert(name.into(), self.pre.ck.read_tensor_bytes(name).await?);
                 }
                 Ok((dtype, self.pre_bytes[name].clone()))
+            }
+            TensorData::Parts(parts) => {
+                let mut bytes = Vec::new();
+                for part in parts {
+                    match part {
+                        Part::Bytes(b) => bytes.extend_from_slice(b),
+                        Part::Range {
+                            source,
+                            file,
+                            start,
+                            end,
+                        } => {
+                            let ck = if *source == PRE {
+                                &self.pre.ck
+                            } else {
+                                &self.sft.ck
+                            };
+                            bytes.extend(ck.read_raw(file, *start..*end).await?);
+                        }
+                    }
+                }
+                Ok((dtype, bytes))
             }
         }
     }

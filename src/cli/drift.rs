@@ -43,12 +43,20 @@ pub fn run(a: DriftArgs) -> Result<()> {
     Ok(())
 }
 
-/// One row per layer, the softmax layers marked `*`.
+/// One row per layer, the softmax layers marked `*`; Qwen3.5's gate rows
+/// of q_proj in a column of their own.
 fn print_table(report: &DriftReport) {
-    println!("layer  mixer            q       k       v       o       gate    mlp");
+    let gated = report.layers.iter().any(|l| l.q_gate.is_some());
+    let extra = if gated { "  q gate" } else { "" };
+    println!("layer  mixer            q       k       v       o       gate    mlp{extra}");
     for l in &report.layers {
+        let q_gate = match (gated, l.q_gate) {
+            (true, Some(g)) => format!("  {g:.4}"),
+            (true, None) => "        ".into(),
+            _ => String::new(),
+        };
         println!(
-            "{:>5}  {:<15}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}{}",
+            "{:>5}  {:<15}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}  {:.4}{q_gate}{}",
             l.index,
             l.mixer,
             l.q,
@@ -59,6 +67,9 @@ fn print_table(report: &DriftReport) {
             l.mlp,
             if l.softmax { " *" } else { "" }
         );
+    }
+    if gated {
+        println!("q: the query rows of q_proj; q gate: its output gate's rows (Qwen3.5)");
     }
     println!("relative Frobenius drift ||W_sft - W_pre|| / ||W_pre||; * softmax layers");
 }

@@ -42,15 +42,20 @@ pub struct MergeArgs {
     #[arg(long, conflicts_with_all = ["recipe", "layers"])]
     pub ranking: Option<PathBuf>,
     /// Also take q_norm / k_norm from pre.
-    #[arg(long, conflicts_with = "recipe")]
+    #[arg(long, alias = "restore-qk-norms", conflicts_with = "recipe")]
     pub include_norms: bool,
+    /// Qwen3.5: also take q_proj's output-gate rows from pre (by default
+    /// only its query rows are restored; the gate rows stay sft's).
+    #[arg(long, conflicts_with = "recipe")]
+    pub restore_gate_rows: bool,
     /// Re-run the merge a recipe describes (the sources must match its fingerprints).
     #[arg(long)]
     pub recipe: Option<PathBuf>,
     /// Write the recipe of this merge here (it is also in the output's metadata and folder).
     #[arg(long)]
     pub recipe_out: Option<PathBuf>,
-    /// Write an equivalent mergekit YAML here (copy-only methods and blends).
+    /// Write an equivalent mergekit YAML here (copy-only methods and blends
+    /// of whole tensors: not QK-Pro, not Qwen3.5's query rows alone).
     #[arg(long)]
     pub mergekit_out: Option<PathBuf>,
     /// A new or empty folder.
@@ -74,6 +79,7 @@ impl MergeArgs {
                 None => self.layers.clone(),
             },
             include_norms: self.include_norms,
+            restore_gate_rows: self.restore_gate_rows,
         })
     }
 }
@@ -102,6 +108,9 @@ pub fn run(a: MergeArgs) -> Result<()> {
             dtype,
         )?;
         std::fs::write(path, yaml).map_err(|e| Error::io(path.display(), e))?;
+    }
+    for r in merge.recipe.restored.iter().filter(|r| r.rows.is_some()) {
+        println!("restored {}", r.statement());
     }
     // Headers, fingerprint samples and decoded tensors, plus every copied range.
     let read = pre.bytes_read() + sft.bytes_read() + plan.copied_bytes();

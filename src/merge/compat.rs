@@ -1,5 +1,5 @@
 //! Can these two checkpoints be merged? Same tensor names, shapes and
-//! dtypes, the same HypeNet architecture. Every difference is listed in one
+//! dtypes, the same family and architecture. Every difference is listed in one
 //! error, so a user fixes them all at once.
 
 use std::collections::BTreeMap;
@@ -8,11 +8,29 @@ use crate::checkpoint::Checkpoint;
 use crate::config::arch_of;
 use crate::config::Arch;
 use crate::error::{Error, Result};
+use crate::names::Root;
 use crate::source::ByteSource;
 
 /// The architecture both checkpoints share (sft's config), or every reason
 /// they cannot be merged.
 pub fn check_pair<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Result<Arch> {
+    if let (Ok(p), Ok(s)) = (arch_of(pre), arch_of(sft)) {
+        let kind = |a: &Arch| match a.root {
+            Root::Wrapped => format!("{} (vision-language wrapper)", a.family.name()),
+            Root::Plain => a.family.name().to_string(),
+        };
+        // Two families (or Qwen3.5's wrapper and its text model) differ in
+        // every tensor name; one line says why, where a list would bury it.
+        if p.family != s.family || p.root != s.root {
+            return Err(Error::Incompatible {
+                problems: vec![format!(
+                    "pre is {}, sft is {}: a merge needs two checkpoints of one model (the same family and layout)",
+                    kind(&p),
+                    kind(&s)
+                )],
+            });
+        }
+    }
     let mut problems = Vec::new();
     let pre_t: BTreeMap<&str, _> = pre.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let sft_t: BTreeMap<&str, _> = sft.tensors.iter().map(|t| (t.name.as_str(), t)).collect();
@@ -37,7 +55,7 @@ pub fn check_pair<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Re
     let arch = |role: &str, ck: &Checkpoint<S>, problems: &mut Vec<String>| match arch_of(ck) {
         Ok(a) => Some(a),
         Err(e) => {
-            problems.push(format!("{role} is not HypeNet-shaped: {e}"));
+            problems.push(format!("{role}'s architecture cannot be read: {e}"));
             None
         }
     };

@@ -1,7 +1,8 @@
 //! Drift of sft from pre (the paper's Figures 5 and 6): per tensor the
 //! relative Frobenius distance ||W_sft - W_pre|| / ||W_pre||, per head for
 //! q and k of the softmax layers, and a layers x {q, k, v, o, gate, mlp}
-//! map. Streamed: one tensor pair in memory at a time.
+//! map (Qwen3.5 adds "q gate": its q_proj's gate rows, apart from the
+//! query rows that route). Streamed: one tensor pair in memory at a time.
 
 use serde::Serialize;
 
@@ -17,9 +18,15 @@ use crate::source::ByteSource;
 pub struct TensorDrift {
     pub name: String,
     pub drift: f64,
-    /// Per head (rows of head_dim), for q/k of softmax layers.
+    /// Per head (rows of head_dim), for q/k of softmax layers; of a
+    /// gated q_proj (Qwen3.5), its query rows' heads.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heads: Option<Vec<f64>>,
+    /// A gated q_proj's gate rows, per head, and all of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_heads: Option<Vec<f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate_drift: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +41,10 @@ pub struct LayerDrift {
     pub o: f64,
     pub gate: f64,
     pub mlp: f64,
+    /// Qwen3.5: the gate rows of q_proj (`q` is then its query rows alone),
+    /// which feed the output path, not the routing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q_gate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -129,7 +140,7 @@ pub async fn drift<S: ByteSource>(
     let mut tensors = Vec::new();
     let mut skipped = Vec::new();
     // Per layer, per column: (squared diff, squared norm) accumulated.
-    let mut acc = vec![[(0.0f64, 0.0f64); 6]; arch.num_layers()];
+    let mut acc = vec![[(0.0f64, 0.0f64); 7]; arch.num_layers()];
     let total = sft.tensors.len();
     for (i, t) in sft.tensors.iter().enumerate() {
         progress(i, total);
@@ -147,14 +158,29 @@ pub async fn drift<S: ByteSource>(
             _ => None,
         };
         let blocks = streamed_norms(pre, sft, &t.name, head_rows).await?;
-        let whole = blocks
-            .iter()
-            .fold((0.0, 0.0), |(d, n), b| (d + b.0, n + b.1));
-        let heads = head_rows.map(|_| blocks.iter().copied().map(ratio).collect());
+        let sum = |b: &mut dyn Iterator<Item = &(f64, f64)>| {
+            b.fold((0.0, 0.0), |(d, n), b| (d + b.0, n + b.1))
+        };
+        let whole = sum(&mut blocks.iter());
+        // A gated q_proj's head blocks alternate: query rows, then gate rows.
+        let gated = arch.attn_gate_in_q
+            && head_rows.is_some()
+            && matches!(role, Some((_, Role::ProjWeight(Proj::Q))));
+        let (query, gate) = if gated {
+            let (q, g): (Vec<_>, Vec<_>) = blocks.chunks(2).map(|c| (c[0], c[1])).unzip();
+            (q, Some(g))
+        } else {
+            (blocks, None)
+        };
+        let routing = if gated { sum(&mut query.iter()) } else { whole };
+        let heads = head_rows.map(|_| query.iter().copied().map(ratio).collect());
+        let gate_whole = gate.as_ref().map(|g| sum(&mut g.iter()));
         tensors.push(TensorDrift {
             name: t.name.clone(),
             drift: ratio(whole),
             heads,
+            gate_heads: gate.map(|g| g.into_iter().map(ratio).collect()),
+            gate_drift: gate_whole.map(ratio),
         });
         let column = role.and_then(|(l, r)| match r {
             Role::ProjWeight(Proj::Q) => Some((l, 0)),
@@ -167,8 +193,13 @@ pub async fn drift<S: ByteSource>(
         });
         if let Some((l, c)) = column {
             if let Some(slot) = acc.get_mut(l) {
-                slot[c].0 += whole.0;
-                slot[c].1 += whole.1;
+                let part = if c == 0 { routing } else { whole };
+                slot[c].0 += part.0;
+                slot[c].1 += part.1;
+                if let Some(g) = gate_whole {
+                    slot[6].0 += g.0;
+                    slot[6].1 += g.1;
+                }
             }
         }
     }
@@ -186,6 +217,8 @@ pub async fn drift<S: ByteSource>(
             o: ratio(a[3]),
             gate: ratio(a[4]),
             mlp: ratio(a[5]),
+            q_gate: (arch.attn_gate_in_q && arch.mixers[index] == Mixer::Softmax)
+                .then(|| ratio(a[6])),
         })
         .collect();
     Ok(DriftReport {

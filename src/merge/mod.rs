@@ -13,6 +13,7 @@ pub mod linalg;
 pub mod plan;
 pub mod qkpro;
 pub mod recipe;
+pub mod rows;
 
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,10 @@ pub struct MergeSpec {
     /// Also take q_norm / k_norm (with q / k) from pre.
     #[serde(default)]
     pub include_norms: bool,
+    /// Qwen3.5: also take the output gate's rows of q_proj from pre. They
+    /// feed the output path, not the routing, so by default they stay sft's.
+    #[serde(default)]
+    pub restore_gate_rows: bool,
 }
 
 fn one() -> f32 {
@@ -108,6 +113,7 @@ impl MergeSpec {
             beta: 1.0,
             layers: None,
             include_norms: false,
+            restore_gate_rows: false,
         }
     }
 
@@ -130,6 +136,12 @@ impl MergeSpec {
             return Err(Error::Usage(
                 "alpha applies to the restore methods; QK-Pro takes beta".into(),
             ));
+        }
+        if self.restore_gate_rows && !self.method.projections().contains(&Proj::Q) {
+            return Err(Error::Usage(format!(
+                "the gate rows live in q_proj, which {} leaves as sft's: restoring them needs a method that restores q (qk-restore, q-restore, qk-pro)",
+                self.method.name()
+            )));
         }
         if self.method != Method::QkPro && self.beta != 1.0 {
             return Err(Error::Usage(format!(

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::compat::check_pair;
 use super::qkpro::{qk_pro, QkShape};
 use super::recipe::{Recipe, RECIPE_FILE};
+use super::rows::{gated_rows, put_rows, take_rows, Restored};
 use super::{MergeSpec, Method, PRE, SFT};
 use crate::checkpoint::{Checkpoint, TensorEntry};
 use crate::config::{Arch, Mixer};
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::safetensors::encode_f32;
 use crate::source::ByteSource;
 use crate::writer::{OutputFile, OutputPlan, Part, PlanBuilder, Provenance, TensorData};
+use std::ops::Range;
 
 /// A planned merge: the output, the recipe that reproduces it, and what it did.
 pub struct Merge {
@@ -51,11 +53,16 @@ pub fn resolve_layers(spec: &MergeSpec, arch: &Arch) -> Result<Vec<usize>> {
                 arch.num_layers()
             )));
         }
-        if arch.mixers[l] != Mixer::Softmax {
-            return Err(Error::Usage(format!(
-                "layer {l} is a Lightning layer; the softmax layers are {softmax:?}"
-            )));
-        }
+        let kind = match arch.mixers[l] {
+            Mixer::Softmax => continue,
+            Mixer::Lightning => "a Lightning layer",
+            Mixer::GatedDelta => "a gated-delta (linear_attention) layer",
+        };
+        return Err(Error::Usage(format!(
+            "layer {l} is {kind}: {} restores the query and key projections of softmax layers only \
+             (they route over the whole context); the softmax layers are {softmax:?}",
+            spec.method.name()
+        )));
     }
     Ok(out)
 }
@@ -104,8 +111,42 @@ pub struct Replacements {
     pub layers: Vec<usize>,
     /// Each replaced tensor's name and its new data, in the order computed.
     pub tensors: Vec<(String, TensorData)>,
+    /// What each replaced tensor took from pre, rows included (in the same order).
+    pub restored: Vec<Restored>,
     /// Things the user should know (a singular Gram matrix, …).
     pub notes: Vec<String>,
+}
+
+/// `ranges` of a tensor's rows from `from`, every other row from `rest`,
+/// as byte ranges of the two inputs: nothing decoded, every byte kept.
+fn splice_rows<S: ByteSource>(
+    from: (&Checkpoint<S>, usize),
+    rest: (&Checkpoint<S>, usize),
+    name: &str,
+    ranges: &[Range<u64>],
+) -> Result<TensorData> {
+    let (a, b) = (entry(from.0, name)?, entry(rest.0, name)?);
+    let rows = a.shape.first().copied().unwrap_or(1).max(1);
+    let row_bytes = (a.end - a.start) / rows;
+    let range = |ck: &Checkpoint<S>, e: &TensorEntry, source: usize, r: Range<u64>| Part::Range {
+        source,
+        file: ck.shard_of(e).file.name.clone(),
+        start: e.start + r.start * row_bytes,
+        end: e.start + r.end * row_bytes,
+    };
+    let mut parts = Vec::new();
+    let mut at = 0;
+    for r in ranges {
+        if r.start > at {
+            parts.push(range(rest.0, b, rest.1, at..r.start));
+        }
+        parts.push(range(from.0, a, from.1, r.clone()));
+        at = r.end;
+    }
+    if at < rows {
+        parts.push(range(rest.0, b, rest.1, at..rows));
+    }
+    Ok(TensorData::Parts(parts))
 }
 
 /// The replacements of `spec` for the pair (checked compatible).
@@ -117,7 +158,19 @@ pub async fn replacements<S: ByteSource>(
     spec.validate()?;
     let arch = check_pair(pre, sft)?;
     let layers = resolve_layers(spec, &arch)?;
+    if spec.restore_gate_rows && !arch.attn_gate_in_q {
+        return Err(Error::Usage(format!(
+            "restoring the gate rows applies to Qwen3.5, whose q_proj holds its output gate's rows; {} has none",
+            arch.family.name()
+        )));
+    }
+    let (heads, head_dim) = (arch.attn.heads, arch.attn.head_dim);
+    // Qwen3.5's q_proj rows that route (the queries) and those that gate the output.
+    let query_rows = gated_rows(heads, head_dim, false);
+    let gate_rows = gated_rows(heads, head_dim, true);
+    let d = arch.hidden_size as usize;
     let mut tensors = Vec::new();
+    let mut restored = Vec::new();
     let mut notes = Vec::new();
 
     for &layer in &layers {
@@ -134,19 +187,33 @@ pub async fn replacements<S: ByteSource>(
             }
         }
         for name in names {
-            let q_weight = spec.method == Method::QkPro && name == layer_names.q.weight;
-            let data = if q_weight {
+            let is_q = name == layer_names.q.weight;
+            // Only the query rows change, unless the gate rows are asked for too.
+            let partial = is_q && arch.attn_gate_in_q && !spec.restore_gate_rows;
+            let data = if is_q && spec.method == Method::QkPro {
                 let what = "QK-Pro";
                 let q_sft = sft.read_tensor_f32(&name, what).await?;
                 let q_pre = pre.read_tensor_f32(&name, what).await?;
                 let k_pre = pre.read_tensor_f32(&layer_names.k.weight, what).await?;
                 let shape = QkShape {
-                    heads: arch.attn.heads as usize,
+                    heads: heads as usize,
                     kv_heads: arch.attn.kv_heads as usize,
-                    head_dim: arch.attn.head_dim as usize,
-                    hidden: arch.hidden_size as usize,
+                    head_dim: head_dim as usize,
+                    hidden: d,
                 };
-                let (q, grams) = qk_pro(&q_sft, &q_pre, &k_pre, shape, spec.beta as f64);
+                // QK-Pro acts on the query rows; a gated q_proj's gate rows are sft's or pre's whole.
+                let (q, grams) = if arch.attn_gate_in_q {
+                    let (qs, qp) = (
+                        take_rows(&q_sft, &query_rows, d),
+                        take_rows(&q_pre, &query_rows, d),
+                    );
+                    let (q, grams) = qk_pro(&qs, &qp, &k_pre, shape, spec.beta as f64);
+                    let mut out = if spec.restore_gate_rows { q_pre } else { q_sft };
+                    put_rows(&mut out, &query_rows, d, &q);
+                    (out, grams)
+                } else {
+                    qk_pro(&q_sft, &q_pre, &k_pre, shape, spec.beta as f64)
+                };
                 for g in grams.iter().filter(|g| g.pseudo) {
                     notes.push(format!(
                         "layer {layer}, kv head {}: K_pre K_pre^T is singular (rank {} of {}): used its pseudo-inverse",
@@ -159,17 +226,56 @@ pub async fn replacements<S: ByteSource>(
                     &q,
                     what,
                 )?))
+            } else if spec.alpha == 1.0 && partial {
+                splice_rows((pre, PRE), (sft, SFT), &name, &query_rows)?
             } else if spec.alpha == 1.0 {
                 copy_from_pre(pre, &name)?
+            } else if partial {
+                let what = "a blend (alpha < 1)";
+                let (p, s) = (
+                    pre.read_tensor_f32(&name, what).await?,
+                    sft.read_tensor_f32(&name, what).await?,
+                );
+                let mut out = s.clone();
+                let (qp, qs) = (take_rows(&p, &query_rows, d), take_rows(&s, &query_rows, d));
+                let q: Vec<f32> = qs
+                    .iter()
+                    .zip(&qp)
+                    .map(|(s, p)| s + spec.alpha * (p - s))
+                    .collect();
+                put_rows(&mut out, &query_rows, d, &q);
+                TensorData::Bytes(Arc::new(encode_f32(
+                    &name,
+                    entry(sft, &name)?.dtype,
+                    &out,
+                    what,
+                )?))
             } else {
                 blend(pre, sft, &name, spec.alpha).await?
             };
+            restored.push(if partial {
+                Restored::rows(
+                    &name,
+                    &query_rows,
+                    format!(
+                        "the query rows of {heads} heads of {head_dim}; the gate rows {} are sft's",
+                        gate_rows
+                            .iter()
+                            .map(|r| format!("{}..{}", r.start, r.end))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            } else {
+                Restored::whole(&name)
+            });
             tensors.push((name, data));
         }
     }
     Ok(Replacements {
         layers,
         tensors,
+        restored,
         notes,
     })
 }
@@ -183,6 +289,7 @@ pub async fn plan_merge<S: ByteSource>(
     let Replacements {
         layers,
         tensors,
+        restored,
         notes,
     } = replacements(pre, sft, spec).await?;
     let mut builder = PlanBuilder::new(sft, SFT);
@@ -196,8 +303,16 @@ pub async fn plan_merge<S: ByteSource>(
         layers: Some(layers),
         ..spec.clone()
     };
-    let recipe = Recipe::new(spec, pre, sft).await?;
-    let params = serde_json::to_value(&recipe.spec).expect("spec serializes");
+    let mut recipe = Recipe::new(spec, pre, sft).await?;
+    recipe.restored = restored;
+    let mut params = serde_json::to_value(&recipe.spec).expect("spec serializes");
+    // What was restored, rows included, for a reader of the header alone.
+    params["restored"] = recipe
+        .restored
+        .iter()
+        .map(Restored::statement)
+        .collect::<Vec<_>>()
+        .into();
     let provenance = Provenance::new(recipe.spec.method.name(), params, recipe.sources.clone());
     let mut plan = builder.build(&provenance)?;
     // The recipe travels with the output; one carried over from an earlier merge is replaced.

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::rows::Restored;
 use super::{MergeSpec, Method};
 use crate::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
@@ -24,6 +25,11 @@ pub struct Recipe {
     pub spec: MergeSpec,
     /// Fingerprints of pre and sft (roles "pre", "sft").
     pub sources: Vec<SourceFingerprint>,
+    /// What the merge took from pre, tensor by tensor, with the rows where
+    /// it took only some (Qwen3.5's q_proj). Written by a merge; a replay
+    /// recomputes it from the spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restored: Vec<Restored>,
 }
 
 impl Recipe {
@@ -40,6 +46,7 @@ impl Recipe {
                 SourceFingerprint::of("pre", pre).await?,
                 SourceFingerprint::of("sft", sft).await?,
             ],
+            restored: Vec::new(),
         })
     }
 
@@ -111,9 +118,27 @@ impl Recipe {
         if self.spec.method == Method::QkPro {
             return Err(Error::Usage("mergekit cannot express QK-Pro (it needs a least-squares solve): use the JSON recipe".into()));
         }
+        if let Some(r) = self.restored.iter().find(|r| r.rows.is_some()) {
+            return Err(Error::Usage(format!(
+                "mergekit cannot express this merge: it restores only some rows of {} ({}), and mergekit weighs whole tensors; \
+                 use the JSON recipe, or restore the gate rows too (--restore-gate-rows) to take q_proj whole",
+                r.tensor,
+                r.note.as_deref().unwrap_or("a row range")
+            )));
+        }
         let layers = self.spec.layers.clone().unwrap_or_default();
         let mut names = Vec::new();
-        for l in layers {
+        if !self.restored.is_empty() {
+            // The merge's own list names the tensors as this checkpoint does
+            // (Qwen3.5's wrapper nests them); biases stay unlisted, as below.
+            names.extend(
+                self.restored
+                    .iter()
+                    .map(|r| r.tensor.clone())
+                    .filter(|n| !n.ends_with(".bias")),
+            );
+        }
+        for l in layers.into_iter().filter(|_| self.restored.is_empty()) {
             let layer_names = LayerNames::of(l);
             for &p in self.spec.method.projections() {
                 names.push(layer_names.proj(p).weight.clone());

@@ -9,6 +9,7 @@ use super::fast::{FastModel, FastSeq};
 use super::fit::EngineOptions;
 use super::gpu::{GpuBatch, GpuModel};
 use super::rowstats::RowStats;
+use super::weights::{plus_one, Source};
 use crate::checkpoint::Checkpoint;
 use crate::config::Arch;
 use crate::error::{Error, Result};
@@ -109,6 +110,38 @@ impl Engine {
     /// them) in place of the loaded ones: swapping a merge's few tensors
     /// into a loaded sft gives exactly the logits of loading the merge.
     pub fn set_tensor(&mut self, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<()> {
+        // A merge swaps tensors as stored; the engines hold some in another
+        // form (weights.rs): Qwen3.5's q_proj as its query rows plus its gate
+        // rows under o_gate, its zero-centred norms as 1 + w.
+        let arch = self.arch();
+        match super::weights::source(arch, name) {
+            Source::Rows { head_dim, .. } => {
+                let row = arch.hidden_size as usize * (dtype.bits() / 8).max(1) as usize;
+                let gate = crate::names::layer_of(name)
+                    .map(|l| arch.layer_names(l).o_gate)
+                    .ok_or_else(|| Error::NoSuchTensor {
+                        tensor: name.into(),
+                    })?;
+                let (mut query, mut gates) = (Vec::new(), Vec::new());
+                for head in bytes.chunks(2 * head_dim * row) {
+                    let (q, g) = head.split_at((head_dim * row).min(head.len()));
+                    query.extend_from_slice(q);
+                    gates.extend_from_slice(g);
+                }
+                self.set_stored(name, dtype, &query)?;
+                self.set_stored(&gate, dtype, &gates)
+            }
+            Source::PlusOne(_) => {
+                let w = plus_one(decode_f32(name, dtype, bytes, "a swapped tensor")?);
+                let f32_bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
+                self.set_stored(name, Dtype::F32, &f32_bytes)
+            }
+            Source::Whole(_) => self.set_stored(name, dtype, bytes),
+        }
+    }
+
+    /// Replaces a tensor the engine holds under `name`, as it holds it.
+    fn set_stored(&mut self, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<()> {
         let what = "a swapped tensor";
         match self {
             Engine::Reference(m) => m.replace_tensor(name, decode_f32(name, dtype, bytes, what)?),

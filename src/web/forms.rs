@@ -118,6 +118,7 @@ pub fn merge() -> Result<MergeSpec> {
         beta: number("beta")?,
         layers,
         include_norms: false,
+        restore_gate_rows: false,
     };
     spec.validate()?;
     Ok(spec)
