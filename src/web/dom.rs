@@ -87,6 +87,26 @@ pub fn field(id: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Whether a checkbox is ticked (false for a missing one).
+pub fn checked(id: &str) -> bool {
+    by_id(id)
+        .and_then(|e| e.dyn_into::<HtmlInputElement>().ok())
+        .is_some_and(|i| i.checked())
+}
+
+pub fn set_checked(id: &str, on: bool) {
+    if let Some(i) = by_id(id).and_then(|e| e.dyn_into::<HtmlInputElement>().ok()) {
+        i.set_checked(on);
+    }
+}
+
+/// Shows or hides an element (its `hidden` attribute).
+pub fn set_shown(id: &str, shown: bool) {
+    if let Some(e) = by_id(id) {
+        let _ = e.toggle_attribute_with_force("hidden", !shown);
+    }
+}
+
 pub fn set_field(id: &str, value: &str) {
     if let Some(e) = by_id(id) {
         match e.dyn_ref::<HtmlSelectElement>() {

@@ -1,7 +1,7 @@
 //! The page's forms read into the core's settings, checked, with errors
 //! that name the field.
 
-use super::dom::field;
+use super::dom::{checked, field};
 use crate::app::sweep::SweepSpec;
 use crate::error::{Error, Result};
 use crate::merge::{MergeSpec, Method};
@@ -117,8 +117,8 @@ pub fn merge() -> Result<MergeSpec> {
         alpha: number("alpha")?,
         beta: number("beta")?,
         layers,
-        include_norms: false,
-        restore_gate_rows: false,
+        include_norms: checked("restore-norms"),
+        restore_gate_rows: checked("restore-gate-rows"),
     };
     spec.validate()?;
     Ok(spec)

@@ -10,7 +10,8 @@ use web_sys::{Blob, File};
 
 use super::dom::{
     add, by_id, document, element, enable, field, files_of, js_err, need, need_document,
-    offer_downloads, on, on_click_async, set_field, set_progress, set_status, wire_picker,
+    offer_downloads, on, on_click_async, set_checked, set_field, set_progress, set_shown,
+    set_status, wire_picker,
 };
 use super::files::{fetch_file, open_files, plan_to_blobs, to_files};
 use super::{forms, share, state};
@@ -152,6 +153,7 @@ async fn check_pair_now() {
     let result = async { check_pair(&open_files(pre).await?, &open_files(sft).await?) }.await;
     match result {
         Ok(arch) => {
+            set_shown("gate-rows-option", arch.attn_gate_in_q);
             let softmax: Vec<usize> = arch.softmax_layers();
             let text = if arch.is_pure_softmax() {
                 format!(
@@ -368,7 +370,13 @@ fn share(spec: &MergeSpec) {
         ("alpha", spec.alpha.to_string()),
         ("beta", spec.beta.to_string()),
         ("layers", layers),
+        ("norms", flag(spec.include_norms)),
+        ("gate-rows", flag(spec.restore_gate_rows)),
     ]);
+}
+
+fn flag(on: bool) -> String {
+    if on { "1" } else { "0" }.into()
 }
 
 /// Fills the merge form from a shared link's fragment.
@@ -394,6 +402,14 @@ fn restore_from_fragment() {
             v.chars().all(|c| c.is_ascii_digit() || c == ',')
         }),
     ]);
+    for (key, id) in [
+        ("norms", "restore-norms"),
+        ("gate-rows", "restore-gate-rows"),
+    ] {
+        if let Some(v) = share::get(key).filter(|v| v == "0" || v == "1") {
+            set_checked(id, v == "1");
+        }
+    }
 }
 
 /// Fetches the demo pair into both sides; false, with the error shown, if
