@@ -240,6 +240,12 @@ fn qk_restore_takes_query_rows_and_k_and_keeps_gate_rows_and_vision() {
             assert_eq!(l.get("q_gate").is_some(), softmax, "{l}");
             if softmax {
                 assert!(l["q"].as_f64().unwrap() > 0.0 && l["q_gate"].as_f64().unwrap() > 0.0);
+            } else {
+                // A gated-delta layer's in_proj_qkv, in_proj_z and out_proj
+                // feed its q, k, v, gate and o columns.
+                for c in ["q", "k", "v", "o", "gate", "mlp"] {
+                    assert!(l[c].as_f64().unwrap() > 0.0, "layer {} {c}: {l}", l["index"]);
+                }
             }
         }
     }

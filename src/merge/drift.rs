@@ -2,7 +2,9 @@
 //! relative Frobenius distance ||W_sft - W_pre|| / ||W_pre||, per head for
 //! q and k of the softmax layers, and a layers x {q, k, v, o, gate, mlp}
 //! map (Qwen3.5 adds "q gate": its q_proj's gate rows, apart from the
-//! query rows that route). Streamed: one tensor pair in memory at a time.
+//! query rows that route; its gated-delta layers' in_proj_qkv feeds q, k
+//! and v by rows, in_proj_z the gate, out_proj o). Streamed: one tensor
+//! pair in memory at a time.
 
 use serde::Serialize;
 
@@ -121,6 +123,36 @@ async fn streamed_norms<S: ByteSource>(
     Ok(if block.is_some() { blocks } else { vec![whole] })
 }
 
+/// Which drift column a gated-delta layer's tensor feeds.
+enum GdnPart {
+    Qkv,
+    Gate,
+    Out,
+    /// Convolution, beta's and the decay's projections and parameters, the
+    /// norm: listed per tensor, in no column.
+    Other,
+}
+
+fn gdn_part(arch: &crate::config::Arch, name: &str) -> Option<(usize, GdnPart)> {
+    let l =
+        crate::names::layer_of(name).filter(|&l| arch.mixers.get(l) == Some(&Mixer::GatedDelta))?;
+    let g = arch.layer_names(l).gdn;
+    let part = if name == g.in_qkv {
+        GdnPart::Qkv
+    } else if name == g.in_z {
+        GdnPart::Gate
+    } else if name == g.out {
+        GdnPart::Out
+    } else if [&g.conv, &g.in_b, &g.in_a, &g.a_log, &g.dt_bias, &g.norm]
+        .contains(&&name.to_string())
+    {
+        GdnPart::Other
+    } else {
+        return None;
+    };
+    Some((l, part))
+}
+
 fn ratio((d, n): (f64, f64)) -> f64 {
     if n > 0.0 {
         (d / n).sqrt()
@@ -146,6 +178,40 @@ pub async fn drift<S: ByteSource>(
         progress(i, total);
         if !t.dtype.is_float_readable() {
             skipped.push(t.name.clone());
+            continue;
+        }
+        if let Some((l, part)) = gdn_part(&arch, &t.name) {
+            // A gated-delta layer's in_proj_qkv feeds the q, k and v columns by
+            // its row ranges; z is its output gate, out_proj its o.
+            let d = arch.hidden_size as usize;
+            let rows = streamed_norms(pre, sft, &t.name, Some(d)).await?;
+            let whole = rows.iter().fold((0.0, 0.0), |(a, b), r| (a + r.0, b + r.1));
+            tensors.push(TensorDrift {
+                name: t.name.clone(),
+                drift: ratio(whole),
+                heads: None,
+                gate_heads: None,
+                gate_drift: None,
+            });
+            let slot = &mut acc[l];
+            let mut add = |c: usize, (a, b): (f64, f64)| {
+                slot[c].0 += a;
+                slot[c].1 += b;
+            };
+            match part {
+                GdnPart::Qkv => {
+                    let qk = (arch.gdn.key_heads * arch.gdn.key_dim) as usize;
+                    let sum = |r: &[(f64, f64)]| {
+                        r.iter().fold((0.0, 0.0), |(a, b), r| (a + r.0, b + r.1))
+                    };
+                    add(0, sum(&rows[..qk.min(rows.len())]));
+                    add(1, sum(&rows[qk.min(rows.len())..(2 * qk).min(rows.len())]));
+                    add(2, sum(&rows[(2 * qk).min(rows.len())..]));
+                }
+                GdnPart::Out => add(3, whole),
+                GdnPart::Gate => add(4, whole),
+                GdnPart::Other => {}
+            }
             continue;
         }
         let role = role_of(&t.name);
