@@ -11,6 +11,8 @@ use common::{floats, ints, open, rel_diff};
 
 use qklab::config::{arch_of, Family, Mixer};
 use qklab::model::cpu::CpuModel;
+use qklab::model::engine::{Device, Engine, Logits};
+use qklab::model::fit::EngineOptions;
 use qklab::names::Root;
 use qklab::source::block_on;
 
@@ -75,5 +77,39 @@ fn the_reference_matches_transformers() {
         let d = rel_diff(&got, &want);
         eprintln!("{name}: reference in pieces {d:.2e}");
         assert!(d < 1e-4, "{name}: reference in pieces {d:.3e}");
+    }
+}
+
+#[test]
+fn the_cpu_engine_matches_transformers() {
+    for (name, _) in CHECKPOINTS {
+        let ck = open(&format!("tests/fixtures/qwen35/{name}"));
+        let arch = arch_of(&ck).unwrap();
+        let (ids, want) = golden(name);
+        let e = block_on(Engine::load(
+            Device::Cpu,
+            &ck,
+            arch,
+            EngineOptions {
+                max_context: 256,
+                ..Default::default()
+            },
+            &mut |_| {},
+        ))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let got = block_on(e.prefill(&mut e.session(false), &ids, Logits::All)).unwrap();
+        let d = rel_diff(&got, &want);
+        eprintln!("{name}: CPU engine {d:.2e}");
+        assert!(d < 1e-4, "{name}: CPU engine {d:.3e}");
+        // Pieces across a chunk boundary (64), then single decode steps.
+        let mut s = e.session(false);
+        let mut got = block_on(e.prefill(&mut s, &ids[..70], Logits::All)).unwrap();
+        got.extend(block_on(e.prefill(&mut s, &ids[70..135], Logits::All)).unwrap());
+        for &id in &ids[135..] {
+            got.extend(block_on(e.prefill(&mut s, &[id], Logits::All)).unwrap());
+        }
+        let d = rel_diff(&got, &want);
+        eprintln!("{name}: CPU engine in pieces {d:.2e}");
+        assert!(d < 1e-4, "{name}: CPU engine in pieces {d:.3e}");
     }
 }

@@ -112,6 +112,13 @@ multiversion! {
 }
 
 multiversion! {
+    /// o[i] *= silu(z[i]) (the gated delta rule's output gate).
+    pub fn silu_mul_into(o: &mut [f32], z: &[f32]) {
+        o.iter_mut().zip(z).for_each(|(o, z)| *o *= z / (1.0 + exp(-*z)));
+    }
+}
+
+multiversion! {
     /// o[i] *= sigmoid(g[i]).
     pub fn sigmoid_gate(o: &mut [f32], g: &[f32]) {
         o.iter_mut().zip(g).for_each(|(o, g)| *o /= 1.0 + exp(-*g));
