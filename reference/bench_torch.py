@@ -10,6 +10,14 @@
   python3 reference/bench_torch.py attention --tokens 4096 --heads 16 --kv-heads 8 --dh 128 [--json OUT]
       causal softmax attention of one sequence, F.scaled_dot_product_attention
       (is_causal, K/V repeated for GQA), fp32, and which SDPA backend ran.
+  python3 reference/bench_torch.py hf --model DIR --device cpu --tokens 2048 [--threads N] [--json OUT]
+      transformers' own forward (AutoModelForCausalLM, fp32, its pure PyTorch
+      paths where no fused kernels are installed) of a saved checkpoint over
+      T random ids: the body and the LM head at the last position, as
+      `qklab bench DIR --backend cpu` times its prefill (and runs this as its peer).
+  python3 reference/bench_torch.py qwen35-model --out DIR [--hidden 512 --layers 8]
+      a random Qwen3_5ForCausalLM (3 gated-delta layers to 1 softmax layer)
+      saved with save_pretrained in f32, for the two to time.
   Smoke test without a GPU: ... prefill --device cpu --preset demo --tokens 64
 
 Timing: warm-ups, then each repetition between device events (CUDA) or host
@@ -439,6 +447,62 @@ def bench_attention(args) -> dict:
 
 
 # --------------------------------------------------------------------------
+# transformers checkpoints (Qwen3.5 and the other Hugging Face families)
+# --------------------------------------------------------------------------
+
+
+def bench_hf(args) -> dict:
+    from transformers import AutoModelForCausalLM
+
+    dev = setup(args.device, args.threads)
+    t0 = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32, use_kernels=False).to(dev).eval()
+    build_s = time.perf_counter() - t0
+    cfg = model.config
+    T = args.tokens
+    g = torch.Generator(device=dev).manual_seed(args.seed + 1)
+    ids = torch.randint(0, cfg.vocab_size, (1, T), device=dev, generator=g)
+    body = model.model
+    head = model.get_output_embeddings()
+
+    def body_last_logits():
+        h = body(input_ids=ids, use_cache=False).last_hidden_state
+        return head(h[:, -1:]).float()
+
+    desc = (f"transformers {model.__class__.__name__} ({cfg.model_type}, {args.model}, fp32, no_grad, eval, "
+            f"attn {cfg._attn_implementation}) prefill of {T} random ids from position 0, batch 1, no cache: "
+            f"the body and the LM head at the last position; median of {args.reps} reps after "
+            f"{args.warmup} warm-ups (CPU: host clock)")
+    res = {"bench": "hf", "meta": meta(dev), "measured": desc, "model": args.model, "tokens": T,
+           "params": sum(p.numel() for p in model.parameters()), "build_s": build_s, "results": {}}
+    print(f"# measured: {desc}")
+    with torch.no_grad():
+        t = time_reps(body_last_logits, dev, args.warmup, args.reps, queued=False)
+    res["results"]["body_last_logits"] = dict(t, tokens_per_s=T / (t["median_ms"] * 1e-3))
+    print(f"body_last_logits {t['median_ms']:10.2f} ms  {T / (t['median_ms'] * 1e-3):10.0f} tok/s")
+    write_json(args.json, res)
+    return res
+
+
+def make_qwen35(args) -> dict:
+    from transformers import Qwen3_5ForCausalLM, Qwen3_5TextConfig
+
+    torch.manual_seed(args.seed)
+    cfg = Qwen3_5TextConfig(
+        vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=3 * args.hidden,
+        num_hidden_layers=args.layers, num_attention_heads=args.hidden // 64, num_key_value_heads=2,
+        head_dim=64, linear_num_key_heads=args.hidden // 128, linear_num_value_heads=args.hidden // 64,
+        linear_key_head_dim=64, linear_value_head_dim=64, linear_conv_kernel_dim=4,
+        max_position_embeddings=32768, rms_norm_eps=1e-6, tie_word_embeddings=False,
+        rope_parameters=dict(rope_type="default", rope_theta=10000000.0, partial_rotary_factor=0.25),
+    )
+    model = Qwen3_5ForCausalLM(cfg).to(torch.float32)
+    model.save_pretrained(args.out)
+    print(f"# saved {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters to {args.out}")
+    return {}
+
+
+# --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
 
@@ -474,8 +538,19 @@ def main(argv=None):
     a.add_argument("--kv-heads", type=int, default=8)
     a.add_argument("--dh", type=int, default=128)
     common(a, warmup=3, reps=20)
+    h = sub.add_parser("hf", help="transformers' forward of a saved checkpoint over T tokens")
+    h.add_argument("--model", required=True, help="a save_pretrained folder")
+    h.add_argument("--tokens", type=int, default=2048)
+    common(h, warmup=1, reps=3)
+    q = sub.add_parser("qwen35-model", help="a random Qwen3.5 text model, saved")
+    q.add_argument("--out", required=True)
+    q.add_argument("--hidden", type=int, default=512)
+    q.add_argument("--layers", type=int, default=8)
+    q.add_argument("--vocab", type=int, default=4096)
+    q.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    return {"matmul": bench_matmul, "prefill": bench_prefill, "attention": bench_attention}[args.cmd](args)
+    return {"matmul": bench_matmul, "prefill": bench_prefill, "attention": bench_attention,
+            "hf": bench_hf, "qwen35-model": make_qwen35}[args.cmd](args)
 
 
 if __name__ == "__main__":

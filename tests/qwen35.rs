@@ -80,15 +80,17 @@ fn the_reference_matches_transformers() {
     }
 }
 
-#[test]
-fn the_gpu_matches_transformers() {
-    let Some(gpu) = common::gpu() else { return };
+/// An engine on `device` against transformers' logits: whole, then in
+/// pieces across a chunk boundary (64) and single decode steps, so the
+/// convolution's history, the delta rule's state, the caches and RoPE
+/// positions are all carried.
+fn engine_matches_transformers(label: &str, device: Device) {
     for (name, _) in CHECKPOINTS {
         let ck = open(&format!("tests/fixtures/qwen35/{name}"));
         let arch = arch_of(&ck).unwrap();
         let (ids, want) = golden(name);
         let e = block_on(Engine::load(
-            Device::Gpu(&gpu),
+            device,
             &ck,
             arch,
             EngineOptions {
@@ -98,8 +100,10 @@ fn the_gpu_matches_transformers() {
             &mut |_| {},
         ))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-        // In pieces, then single steps: the convolution's history, the
-        // delta rule's state, the caches and RoPE positions all carried.
+        let got = block_on(e.prefill(&mut e.session(false), &ids, Logits::All)).unwrap();
+        let d = rel_diff(&got, &want);
+        eprintln!("{name}: {label} {d:.2e}");
+        assert!(d < 1e-4, "{name}: {label} {d:.3e}");
         let mut s = e.session(false);
         let mut got = block_on(e.prefill(&mut s, &ids[..70], Logits::All)).unwrap();
         got.extend(block_on(e.prefill(&mut s, &ids[70..135], Logits::All)).unwrap());
@@ -107,7 +111,18 @@ fn the_gpu_matches_transformers() {
             got.extend(block_on(e.prefill(&mut s, &[id], Logits::All)).unwrap());
         }
         let d = rel_diff(&got, &want);
-        eprintln!("{name}: GPU {d:.2e}");
-        assert!(d < 1e-4, "{name}: GPU {d:.3e}");
+        eprintln!("{name}: {label} in pieces {d:.2e}");
+        assert!(d < 1e-4, "{name}: {label} in pieces {d:.3e}");
     }
+}
+
+#[test]
+fn the_cpu_engine_matches_transformers() {
+    engine_matches_transformers("CPU engine", Device::Cpu);
+}
+
+#[test]
+fn the_gpu_matches_transformers() {
+    let Some(gpu) = common::gpu() else { return };
+    engine_matches_transformers("GPU", Device::Gpu(&gpu));
 }

@@ -126,24 +126,26 @@ fn threads() -> usize {
 
 /// The median ms of reference/bench_torch.py's prefill on the CPU (body and
 /// the last position's logits, as `bench::prefill` times), with the same
-/// threads; QKLAB_TORCH_PYTHON names the interpreter (default python3).
-fn torch_cpu_prefill(preset: &str, tokens: u32, reps: usize) -> std::result::Result<f64, String> {
-    if !["tiny", "demo", "2b"].contains(&preset) {
-        return Err("the peer builds presets only".into());
-    }
+/// threads: its HypeNet of a preset's shape, or transformers' own forward of
+/// a checkpoint folder (a Hugging Face family: Qwen3.5, Qwen2/3, Llama,
+/// Mistral). QKLAB_TORCH_PYTHON names the interpreter (default python3).
+fn torch_cpu_prefill(target: &str, tokens: u32, reps: usize) -> std::result::Result<f64, String> {
+    let what: Vec<String> = if ["tiny", "demo", "2b"].contains(&target) {
+        ["prefill", "--preset", target, "--no-profile"]
+            .map(String::from)
+            .into()
+    } else if std::path::Path::new(target).join("config.json").is_file() {
+        vec!["hf".into(), "--model".into(), target.into()]
+    } else {
+        return Err("the peer builds presets or reads checkpoint folders only".into());
+    };
     let python = std::env::var("QKLAB_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let json = std::env::temp_dir().join(format!("qklab-torch-{}.json", std::process::id()));
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/bench_torch.py");
     let out = std::process::Command::new(&python)
         .arg(&script)
-        .args([
-            "prefill",
-            "--device",
-            "cpu",
-            "--preset",
-            preset,
-            "--no-profile",
-        ])
+        .args(&what)
+        .args(["--device", "cpu"])
         .args([
             "--tokens",
             &tokens.to_string(),

@@ -112,6 +112,28 @@ multiversion! {
 }
 
 multiversion! {
+    /// x . y, summed in lanes.
+    pub fn dot(x: &[f32], y: &[f32]) -> f32 {
+        let mut s = [0.0f32; LANES];
+        let (xc, yc) = (x.chunks_exact(LANES), y.chunks_exact(LANES));
+        let tail: f32 = xc.remainder().iter().zip(yc.remainder()).map(|(a, b)| a * b).sum();
+        for (a, b) in xc.zip(yc) {
+            for ((s, a), b) in s.iter_mut().zip(a).zip(b) {
+                *s += a * b;
+            }
+        }
+        lanes_sum(s) + tail
+    }
+}
+
+multiversion! {
+    /// o[i] *= silu(z[i]) (the gated delta rule's output gate).
+    pub fn silu_mul_into(o: &mut [f32], z: &[f32]) {
+        o.iter_mut().zip(z).for_each(|(o, z)| *o *= z / (1.0 + exp(-*z)));
+    }
+}
+
+multiversion! {
     /// o[i] *= sigmoid(g[i]).
     pub fn sigmoid_gate(o: &mut [f32], g: &[f32]) {
         o.iter_mut().zip(g).for_each(|(o, g)| *o /= 1.0 + exp(-*g));

@@ -5,6 +5,9 @@
 use super::super::par::{for_row_blocks, rows_per_task};
 use super::super::simd;
 
+/// Up to this many rows, [`gemm_nt`] takes dot products instead of sgemm.
+const GEMV_ROWS: usize = 4;
+
 /// y = x W^T (+ y when `accumulate`) for x `[m, k]` (rows `x_stride` apart),
 /// W `[n, k]` (PyTorch layout) and y `[m, n]`, split over rows across
 /// threads when large enough to pay for it.
@@ -42,6 +45,20 @@ pub(super) fn gemm_nt(
         y.len(),
         m * n
     );
+    if m <= GEMV_ROWS {
+        // A decode step's few rows: sgemm would pack all of W for them,
+        // which costs more than the product; dot products read W once.
+        for (r, yr) in y[..m * n].chunks_mut(n).enumerate() {
+            let xr = &x[r * x_stride..][..k];
+            for_row_blocks(yr, 1, rows_per_task(n, n * k), |j0, block| {
+                for (j, yv) in block.iter_mut().enumerate() {
+                    let v = simd::dot(xr, &w[(j0 + j) * k..][..k]);
+                    *yv = if accumulate { *yv + v } else { v };
+                }
+            });
+        }
+        return;
+    }
     let beta = if accumulate { 1.0 } else { 0.0 };
     let rows_per_task = rows_per_task(m, m * n * k);
     for_row_blocks(&mut y[..m * n], n, rows_per_task, |r0, block| {

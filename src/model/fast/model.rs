@@ -1,6 +1,7 @@
 //! The CPU engine's weights: every tensor in f32, each layer's q, k, v and
 //! gate projections fused into one matrix, gate and up likewise, so that
-//! one product serves them all.
+//! one product serves them all (a gated-delta layer's in_proj_qkv, z, b
+//! and a rows likewise).
 
 use crate::checkpoint::Checkpoint;
 use crate::config::gate::check_tensors;
@@ -33,6 +34,30 @@ pub(super) struct Layer {
     pub(super) q_width: usize,
     pub(super) kv_width: usize,
     pub(super) gate_width: usize,
+    /// A gated-delta layer's own weights; its fused projection (in_proj_qkv,
+    /// in_proj_z, in_proj_b, in_proj_a rows) is `qkvg`, out_proj is `o`.
+    pub(super) gdn: Option<GdnWeights>,
+}
+
+/// The weights of a gated-delta layer beside its fused projection.
+pub(super) struct GdnWeights {
+    /// The depthwise convolution, tap-major `[K, C]` (stored `[C, 1, K]`), so
+    /// that a tap runs over contiguous channels.
+    pub(super) conv: Vec<f32>,
+    /// -exp(A_log) per value head: the decay's rate, so that
+    /// g = rate * softplus(a + dt_bias).
+    pub(super) rate: Vec<f32>,
+    pub(super) dt_bias: Vec<f32>,
+    /// The gated RMSNorm's weight, `[dv]`.
+    pub(super) norm: Vec<f32>,
+}
+
+/// `[rows, cols]` from `[cols, rows]`, `cols` values per stored row.
+fn transpose(m: &[f32], cols: usize) -> Vec<f32> {
+    let rows = m.len() / cols;
+    (0..cols)
+        .flat_map(|j| (0..rows).map(move |i| m[i * cols + j]))
+        .collect()
 }
 
 /// All weights of a model in f32, laid out for the batched products.
@@ -49,11 +74,6 @@ pub struct FastModel {
 
 impl FastModel {
     pub async fn load<S: ByteSource>(ck: &Checkpoint<S>, arch: Arch) -> Result<FastModel> {
-        crate::model::mixer::runs_all(
-            &arch,
-            "the CPU engine",
-            &[Mixer::Softmax, Mixer::Lightning],
-        )?;
         check_tensors(&arch, &ck.tensors)?;
         let arch_ref = &arch;
         let read = |name: String| async move {
@@ -69,6 +89,43 @@ impl FastModel {
         let mut layers = Vec::with_capacity(arch.num_layers());
         for (l, &mixer) in arch.mixers.iter().enumerate() {
             let n = arch.layer_names(l);
+            if mixer == Mixer::GatedDelta {
+                let t = &n.gdn;
+                let mut qkvg = read(t.in_qkv.clone()).await?;
+                for name in [&t.in_z, &t.in_b, &t.in_a] {
+                    qkvg.extend(read(name.clone()).await?);
+                }
+                let mut mlp_in = read(n.mlp_gate.clone()).await?;
+                mlp_in.extend(read(n.mlp_up.clone()).await?);
+                let rate = read(t.a_log.clone()).await?;
+                layers.push(Layer {
+                    input_norm: read(n.input_norm.clone()).await?,
+                    post_norm: read(n.post_norm.clone()).await?,
+                    qkvg,
+                    qkv_bias: None,
+                    q_norm: None,
+                    k_norm: None,
+                    o_norm: None,
+                    o: read(t.out.clone()).await?,
+                    o_bias: None,
+                    mlp_in,
+                    mlp_down: read(n.mlp_down.clone()).await?,
+                    mixer,
+                    q_width: 0,
+                    kv_width: 0,
+                    gate_width: 0,
+                    gdn: Some(GdnWeights {
+                        conv: transpose(
+                            &read(t.conv.clone()).await?,
+                            arch.gdn.conv_kernel as usize,
+                        ),
+                        rate: rate.iter().map(|a| -a.exp()).collect(),
+                        dt_bias: read(t.dt_bias.clone()).await?,
+                        norm: read(t.norm.clone()).await?,
+                    }),
+                });
+                continue;
+            }
             let h = arch.heads(mixer);
             let (q_width, kv_width) = (
                 (h.heads * h.head_dim) as usize,
@@ -123,6 +180,7 @@ impl FastModel {
                 q_width,
                 kv_width,
                 gate_width: if gate.is_some() { q_width } else { 0 },
+                gdn: None,
             });
         }
         let gammas = alibi_slopes(arch.lightning.heads as usize)
@@ -139,9 +197,11 @@ impl FastModel {
         })
     }
 
-    /// Puts `values` in place of tensor `name` (an attention projection's
-    /// weight or bias, or a q/k norm: what a merge replaces), exactly as
-    /// loading a checkpoint holding them would.
+    /// Puts `values` in place of the engine's weight `name` (an attention
+    /// projection's weight or bias, a q/k norm, Qwen3.5's `o_gate` rows:
+    /// what a merge replaces), in the form the engine computes with:
+    /// `Engine::set_tensor` turns stored tensors into that form first
+    /// ([`crate::model::weights::source`]).
     pub fn set_tensor(&mut self, name: &str, values: &[f32]) -> Result<()> {
         use names::{Proj, Role};
         let d = self.arch.hidden_size as usize;
@@ -151,10 +211,13 @@ impl FastModel {
             ))
         };
         let (l, role) = names::role_of(name)
-            .filter(|(l, _)| *l < self.layers.len())
+            .filter(|(l, _)| self.layers.get(*l).is_some_and(|x| x.gdn.is_none()))
             .ok_or_else(unknown)?;
+        let (q, kv, gw) = {
+            let layer = &self.layers[l];
+            (layer.q_width, layer.kv_width, layer.gate_width)
+        };
         let layer = &mut self.layers[l];
-        let (q, kv) = (layer.q_width, layer.kv_width);
         // Where each projection's rows sit in the fused qkvg (and its bias).
         let rows = |p: Proj| match p {
             Proj::Q => Some(0..q),
@@ -174,6 +237,8 @@ impl FastModel {
             }
             Role::QNorm => layer.q_norm.as_deref_mut().ok_or_else(unknown)?,
             Role::KNorm => layer.k_norm.as_deref_mut().ok_or_else(unknown)?,
+            // Qwen3.5's gate rows, which the engine keeps beside q, k and v.
+            Role::OGate if gw > 0 => &mut layer.qkvg[(q + 2 * kv) * d..(q + 2 * kv + gw) * d],
             _ => return Err(unknown()),
         };
         if slot.len() != values.len() {

@@ -1,4 +1,6 @@
 //! RoPE for the CPU engine: cos and sin tables per step, applied row by row.
+//! Partial RoPE (Qwen3.5) rotates only the first `Arch::rope_dims` of each
+//! head: the tables hold that many frequencies and the rest pass through.
 
 use crate::config::Arch;
 use crate::model::mixer::rope_head_dims;
@@ -6,7 +8,7 @@ use crate::model::mixer::rope_head_dims;
 /// cos and sin of every packed row's position for each head width that
 /// RoPE uses, computed once a step in f64 as the reference computes them.
 pub(super) struct RopeTables {
-    tables: Vec<(usize, Vec<(f32, f32)>)>,
+    tables: Vec<(usize, usize, Vec<(f32, f32)>)>,
 }
 
 impl RopeTables {
@@ -25,7 +27,7 @@ impl RopeTables {
                         })
                     })
                     .collect();
-                (dh, table)
+                (dh, inv_freq.len(), table)
             })
             .collect();
         RopeTables { tables }
@@ -34,11 +36,8 @@ impl RopeTables {
     pub(super) fn get(&self, dh: usize) -> Option<RopeTable<'_>> {
         self.tables
             .iter()
-            .find(|(w, _)| *w == dh)
-            .map(|(_, t)| RopeTable {
-                half: dh / 2,
-                cs: t,
-            })
+            .find(|(w, _, _)| *w == dh)
+            .map(|&(_, half, ref cs)| RopeTable { half, cs })
     }
 }
 
@@ -54,11 +53,12 @@ impl<'a> RopeTable<'a> {
     }
 }
 
-/// RoPE, rotate-half layout, on every head (width `dh`) of one row.
+/// RoPE, rotate-half layout within the rotated dims (two per entry of
+/// `cs`), on every head (width `dh`) of one row.
 pub(super) fn apply_rope(row: &mut [f32], dh: usize, cs: &[(f32, f32)]) {
-    let half = dh / 2;
+    let half = cs.len();
     for head in row.chunks_mut(dh) {
-        let (x1s, x2s) = head.split_at_mut(half);
+        let (x1s, x2s) = head[..2 * half].split_at_mut(half);
         for ((x1, x2), &(cos, sin)) in x1s.iter_mut().zip(x2s.iter_mut()).zip(cs) {
             let (a, b) = (*x1, *x2);
             *x1 = a * cos - b * sin;

@@ -7,6 +7,7 @@
 //! adds only its core to `attend`; any other mixer's arm in `mix` calls
 //! its own forward.
 
+pub(super) mod gated_delta;
 pub(super) mod lightning;
 pub(super) mod softmax;
 
@@ -14,6 +15,7 @@ use super::model::{FastModel, Layer};
 use super::pass::{Pass, Span};
 use crate::config::{Arch, Mixer};
 use crate::model::cpu::{Captured, LayerKeeps};
+use gated_delta::GdnState;
 use softmax::KvCache;
 
 /// What one layer of one sequence keeps between steps.
@@ -22,6 +24,7 @@ pub enum SeqLayer {
     Softmax(KvCache),
     /// S_h for every query head, `[nh, dl, dl]`.
     Lightning(Vec<f32>),
+    GatedDelta(GdnState),
 }
 
 impl SeqLayer {
@@ -37,7 +40,7 @@ impl SeqLayer {
                 let l = &arch.lightning;
                 SeqLayer::Lightning(vec![0.0; (l.heads * l.head_dim * l.head_dim) as usize])
             }
-            Mixer::GatedDelta => unreachable!("FastModel::load refuses gated-delta layers"),
+            Mixer::GatedDelta => SeqLayer::GatedDelta(GdnState::new(arch)),
         }
     }
 }
@@ -85,7 +88,13 @@ impl FastModel {
     ) {
         match layer.mixer {
             Mixer::Softmax | Mixer::Lightning => self.qkv_mixer(layer, h, pass, states, x),
-            Mixer::GatedDelta => unreachable!("FastModel::load refuses gated-delta layers"),
+            Mixer::GatedDelta => {
+                let mut s = states_of(states, |s| match s {
+                    SeqLayer::GatedDelta(st) => Some(st),
+                    _ => None,
+                });
+                self.gated_delta(layer, h, pass.spans, &mut s, x)
+            }
         }
     }
 
