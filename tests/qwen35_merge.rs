@@ -244,7 +244,11 @@ fn qk_restore_takes_query_rows_and_k_and_keeps_gate_rows_and_vision() {
                 // A gated-delta layer's in_proj_qkv, in_proj_z and out_proj
                 // feed its q, k, v, gate and o columns.
                 for c in ["q", "k", "v", "o", "gate", "mlp"] {
-                    assert!(l[c].as_f64().unwrap() > 0.0, "layer {} {c}: {l}", l["index"]);
+                    assert!(
+                        l[c].as_f64().unwrap() > 0.0,
+                        "layer {} {c}: {l}",
+                        l["index"]
+                    );
                 }
             }
         }

@@ -29,6 +29,7 @@ import { checks as layers } from './checks/layers.mjs';
 import { checks as merge } from './checks/merge.mjs';
 import { checks as open } from './checks/open.mjs';
 import { checks as pageErrors } from './checks/page-errors.mjs';
+import { checks as qwen35 } from './checks/qwen35.mjs';
 import { checks as report } from './checks/report.mjs';
 import { checks as routing } from './checks/routing.mjs';
 import { checks as tune } from './checks/tune.mjs';
@@ -62,6 +63,8 @@ const ORDER = [
   'tune-demo',                        // tune
   'hf-golden',                        // hf
   'hf-pair-layers',                   // hf
+  'qwen35-golden',                    // qwen35
+  'qwen35-pair',                      // qwen35
   'demo-layers',                      // layers
   'no-page-errors',                   // page-errors: last, over the whole run
 ];
@@ -70,7 +73,7 @@ const ORDER = [
 // check added to a file and forgotten here is an error, not a silent skip.
 const byName = new Map();
 for (const c of [...accessibility, ...benches, ...engine, ...evaluate, ...hf, ...hostile, ...layers, ...merge,
-  ...open, ...pageErrors, ...report, ...routing, ...tune]) {
+  ...open, ...pageErrors, ...qwen35, ...report, ...routing, ...tune]) {
   if (byName.has(c.name)) throw new Error(`browser check ${c.name} is defined twice`);
   byName.set(c.name, c);
 }

@@ -1,0 +1,107 @@
+// Qwen3.5 (issue 26): logits against transformers' in the page, and a pair
+// of transformers-made checkpoints through pair check, merge, evaluation
+// and routing.
+//
+// Run in order by tests/browser/smoke.mjs, which lists every check by name.
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  downloadAll, fillForm, gotoReady, inNewContext, nudgedCopy, page, repoRoot, tensorBytes, tmpDir, waitForText,
+} from '../harness.mjs';
+
+const fixtures = path.join(repoRoot, 'tests', 'fixtures', 'qwen35');
+const view = (b, Kind) => new Kind(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+
+export const checks = [
+  {
+    // The wasm engine on WebGPU (SwiftShader) against transformers' own
+    // Qwen3.5 logits (tests/fixtures/qwen35, made by
+    // reference/qwen35_fixtures.py): the gated delta rule over 150 tokens
+    // (three chunks), gated attention, partial RoPE, the wrapper's names.
+    name: 'qwen35-golden',
+    needs: 'gpu-selftest',
+    async run() {
+      const golden = tensorBytes(fs.readFileSync(path.join(fixtures, 'golden.safetensors')));
+      const ids = [...view(golden.ids, Int32Array)];
+      const worst = {};
+      for (const name of ['qwen35-text-f32', 'qwen35-text-bf16', 'qwen35-vl-f32', 'qwen35-vl-bf16']) {
+        const files = ['config.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(fixtures, name, n)).toString('base64')]);
+        const b64 = await page.evaluate(async ([files, ids]) => {
+          const list = files.map(([n, data]) => new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], n));
+          const bytes = new Uint8Array((await window.qklab.runLogits(list, Uint32Array.from(ids))).buffer);
+          let bin = '';
+          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+          return btoa(bin);
+        }, [files, ids]);
+        const buf = Buffer.from(b64, 'base64');
+        const got = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+        const want = view(golden[`logits_${name.replaceAll('-', '_')}`], Float32Array);
+        assert.equal(got.length, want.length, `${name}: logits [T, V]`);
+        let scale = 0, diff = 0;
+        for (let i = 0; i < want.length; i++) {
+          scale = Math.max(scale, Math.abs(want[i]));
+          diff = Math.max(diff, Math.abs(got[i] - want[i]));
+        }
+        worst[name] = (diff / scale).toExponential(1);
+        assert.ok(diff / scale < 1e-4, `${name}: logits differ from transformers' by ${diff / scale}`);
+      }
+      console.log(`browser: qwen35-golden: max|diff|/max|logit| ${JSON.stringify(worst)}`);
+    },
+  },
+  {
+    // A Qwen3.5 wrapper pair (pre made by transformers, the SFT copy made
+    // here): the pair check names the softmax layers, the merge restores
+    // layer 3's query rows of q_proj and all of k_proj and keeps the gate
+    // rows and the vision tower from SFT, and evaluation and routing run
+    // on it, routing offering the softmax layers only.
+    name: 'qwen35-pair',
+    needs: 'page-loads',
+    async run() {
+      await inNewContext(async (p) => {
+        await gotoReady(p);
+        const preDir = path.join(fixtures, 'qwen35-vl-f32');
+        const sftDir = path.join(tmpDir, 'qwen35-sft');
+        const files = (dir) => ['config.json', 'model.safetensors'].map((n) => path.join(dir, n));
+        nudgedCopy(preDir, sftDir);
+        await p.locator('#pre-files').setInputFiles(files(preDir));
+        await p.locator('#sft-files').setInputFiles(files(sftDir));
+        await waitForText(p, '#pair-status', /^(Compatible|.*error|.*not)/i);
+        assert.match(await p.locator('#pair-status').textContent(), /^Compatible: .*softmax layers \[3, 7\]/);
+        assert.match(await p.locator('#pre-status').textContent(), /^Qwen3\.5.*softmax layers \[3, 7\]/);
+        assert.ok(await p.locator('#gate-rows-option').isVisible(), 'the gate-rows option is offered for a Qwen3.5 pair');
+        await p.locator('#layers').fill('3');
+        await p.locator('#merge').click();
+        await waitForText(p, '#merge-status', /^(Done|.*error)/i, 120_000);
+        assert.match(await p.locator('#merge-status').textContent(), /^Done/);
+        const merged = tensorBytes((await downloadAll(p, '#downloads a'))['model.safetensors']);
+        const [pre, sft] = [preDir, sftDir].map((d) => tensorBytes(fs.readFileSync(path.join(d, 'model.safetensors'))));
+        assert.deepEqual(Object.keys(merged).sort(), Object.keys(sft).sort(), 'every tensor kept, the vision tower too');
+        const layer = 'model.language_model.layers.3.self_attn.';
+        for (const [name, bytes] of Object.entries(sft)) {
+          if (name === `${layer}q_proj.weight`) {
+            // Per head: 16 query rows from pre, then 16 gate rows from SFT; rows of 32 f32.
+            const row = 32 * 4, head = 32 * row;
+            for (let o = 0; o < bytes.length; o += row) {
+              const fromPre = (o % head) < head / 2;
+              assert.ok(merged[name].subarray(o, o + row).equals((fromPre ? pre : sft)[name].subarray(o, o + row)),
+                `${name} row ${o / row} should come from ${fromPre ? 'pre' : 'sft'}`);
+            }
+            continue;
+          }
+          const fromPre = name === `${layer}k_proj.weight`;
+          assert.ok(merged[name].equals(fromPre ? pre[name] : bytes), `${name} should come from ${fromPre ? 'pre' : 'sft'}`);
+        }
+        await fillForm(p, 'task', 'ids', { lengths: '96', depths: '0.5', samples: '1' });
+        await p.locator('#run-sweep').click();
+        await waitForText(p, '#eval-status', /^(Done|.*error|no )/i, 300_000);
+        assert.match(await p.locator('#eval-status').textContent(), /^Done: 3 prompts \(1 per model\)/);
+        await p.locator('#run-routing').click();
+        await waitForText(p, '#routing-status', /^(Prompt|.*error)/i, 300_000);
+        assert.match(await p.locator('#routing-status').textContent(), /^Prompt: \d+ tokens/);
+        assert.deepEqual(await p.locator('#routing-layer option').allTextContents(), ['3', '7'], 'the softmax layers only');
+      });
+    },
+  },
+];
