@@ -101,6 +101,20 @@ export const checks = [
         await waitForText(p, '#routing-status', /^(Prompt|.*error)/i, 300_000);
         assert.match(await p.locator('#routing-status').textContent(), /^Prompt: \d+ tokens/);
         assert.deepEqual(await p.locator('#routing-layer option').allTextContents(), ['3', '7'], 'the softmax layers only');
+
+        // Hostile and mismatched inputs get the CLI's specific errors.
+        await p.locator('#sft-files').setInputFiles(files(path.join(repoRoot, 'tests', 'fixtures', 'hf', 'qwen3-f32')));
+        await waitForText(p, '#pair-status', /Qwen3/);
+        assert.match(await p.locator('#pair-status').textContent(), /pre is Qwen3\.5 \(vision-language wrapper\), sft is Qwen3: a merge needs two checkpoints of one model/);
+        const bare = path.join(tmpDir, 'qwen35-no-text-config');
+        fs.mkdirSync(bare, { recursive: true });
+        const config = JSON.parse(fs.readFileSync(path.join(preDir, 'config.json'), 'utf8'));
+        delete config.text_config;
+        fs.writeFileSync(path.join(bare, 'config.json'), JSON.stringify(config));
+        fs.copyFileSync(path.join(preDir, 'model.safetensors'), path.join(bare, 'model.safetensors'));
+        await p.locator('#pre-files').setInputFiles(files(bare));
+        await waitForText(p, '#pre-status', /text_config/);
+        assert.match(await p.locator('#pre-status').textContent(), /qwen3_5.*has no text_config object/);
       });
     },
   },
