@@ -269,21 +269,74 @@ impl GpuModel {
             .expect("one sequence always fits a loaded model")
     }
 
-    /// Writes `bytes` (the tensor in its checkpoint dtype) over the
-    /// uploaded tensor `name`, chunk by chunk as `load` placed it: the
-    /// model then computes exactly what loading a checkpoint holding
-    /// those bytes would.
+    /// Writes `bytes` (checkpoint tensor `name` in its checkpoint dtype)
+    /// over the uploaded weights made from it, chunk by chunk as `load`
+    /// placed them: the model then computes exactly what loading a
+    /// checkpoint holding those bytes would. Weights the engines take in
+    /// another form ([`weights::source`]: Qwen3.5's `1 + w` norms, its
+    /// gated `q_proj` as query rows and `o_gate`, the gated-delta layers'
+    /// f32 tensors) are converted as `load` converts them.
     pub fn set_tensor(
         &self,
         name: &str,
         dtype: crate::safetensors::Dtype,
         bytes: &[u8],
     ) -> Result<()> {
-        let w = self.w.get(name).ok_or_else(|| Error::NoSuchTensor {
-            tensor: name.into(),
-        })?;
-        if WDtype::of(dtype, name)? != w.dtype || bytes.len() as u64 != w.bytes() {
-            return Err(Error::Usage(format!("{name}: the replacement ({dtype}, {} bytes) differs from the loaded tensor ({} bytes)", bytes.len(), w.bytes())));
+        let targets: Vec<(String, weights::Source)> = weights::engine_tensors(&self.arch)
+            .into_iter()
+            .map(|e| {
+                let s = weights::source(&self.arch, &e);
+                (e, s)
+            })
+            .filter(|(_, s)| s.tensor() == name)
+            .collect();
+        if targets.is_empty() {
+            return Err(Error::NoSuchTensor {
+                tensor: name.into(),
+            });
+        }
+        let packed = WDtype::of(dtype, name)?;
+        let mut values = None;
+        for (target, source) in targets {
+            let w = self.w.get(&target).ok_or_else(|| Error::NoSuchTensor {
+                tensor: target.clone(),
+            })?;
+            let raw = matches!(source, weights::Source::Whole(_)) && w.dtype == packed;
+            let converted;
+            let bytes: &[u8] = if raw {
+                bytes
+            } else {
+                if w.dtype != WDtype::F32 {
+                    return Err(Error::Usage(format!(
+                        "{name}: the GPU holds {target} packed, not converted"
+                    )));
+                }
+                let v = match &values {
+                    Some(v) => v,
+                    None => values.insert(crate::safetensors::decode_f32(
+                        name,
+                        dtype,
+                        bytes,
+                        "a swapped tensor",
+                    )?),
+                };
+                converted = weights::convert(&self.arch, &source, v.clone());
+                bytemuck::cast_slice(&converted)
+            };
+            self.write_weight(&target, w, dtype, bytes)?;
+        }
+        Ok(())
+    }
+
+    fn write_weight(
+        &self,
+        name: &str,
+        w: &GpuWeight,
+        dtype: crate::safetensors::Dtype,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if bytes.len() as u64 != w.bytes() {
+            return Err(Error::Usage(format!("{name}: the replacement ({dtype}, {} bytes as the GPU holds it) differs from the loaded tensor ({} bytes)", bytes.len(), w.bytes())));
         }
         let row = w.cols as usize * w.dtype.bytes() as usize;
         for c in &w.chunks {
