@@ -1,7 +1,7 @@
 // The gated delta rule (SPEC-gdn), Qwen3.5's linear layers, continuing
 // from each sequence's state kept on the GPU: per value head j a state
 // S_j [dk, dv] and, per sequence, the convolution's last K-1 inputs.
-// Five entry points, dispatched in this order by gpu::ops::gated_delta:
+// Entry points, dispatched in this order by gpu::ops::gated_delta:
 //
 //   conv       y = silu(depthwise causal conv1d of the projected q, k, v),
 //              the history before a segment's first row read from `hist`
@@ -10,11 +10,34 @@
 //   prepare    q, k L2-normed per key head (q also times dk^-1/2);
 //              beta = sigmoid(b), g = -exp(A_log) softplus(a + dt_bias)
 //   recur      S = S exp(g); u = beta (v - S^T k); S += k u^T; o = S^T q
+//     or, when a segment has more than one row (prefill), the same in
+//     chunks of CH tokens:
+//   wy         per (chunk, value head): the WY form of the chunk
+//   chunk      per (value head, block of VB value columns): S carried
+//              across the chunks of a segment
 //   gated_norm o = o / rms(o) * w * silu(z) per value head
 //
 // `recur` walks a segment's tokens in order, a thread per (value head,
 // value column): the rule never mixes value columns, so each column of S
-// is a recurrence of its own, held in registers (dk <= MAX_DK).
+// is a recurrence of its own, held in registers (dk <= MAX_DK). Decode
+// takes it; for long prompts it leaves the GPU almost idle (nv * dv
+// threads, each walking every token), hence the chunked form, which
+// turns most of the work into products of whole chunks.
+//
+// The chunked form, within a chunk of n <= CH tokens starting from S
+// (gc_i the cumulative sum of g over the chunk up to token i):
+//   L  = strictly lower, L_is = beta_i (k_i . k_s) exp(gc_i - gc_s)
+//   u  = (I + L)^-1 (beta v)             (the deltas, as if S were zero)
+//   w  = (I + L)^-1 (beta exp(gc) k)     (what S takes away from them)
+//   v' = u - w S
+//   o_i = exp(gc_i) q_i S + sum_{s <= i} (q_i . k_s) exp(gc_i - gc_s) v'_s
+//   S  <- exp(gc_last) S + sum_s exp(gc_last - gc_s) k_s v'_s^T
+// Every exponent is <= 0, so nothing overflows however strong the decay.
+// `wy` solves (I + L) by forward substitution (a thread per column of
+// u and w) and leaves u in place of v, w and the scores
+// P_is = (q_i . k_s) exp(gc_i - gc_s) in `scratch`, gc in place of g;
+// `chunk` does the rest, its block of S in workgroup memory (12.3 KiB
+// in all, under WebGPU's 16 KiB).
 //
 // A batch's new rows are packed: segment z (a Seg, from segments.wgsl)
 // holds `rows` rows from packed row `row0` of the sequence whose state is
@@ -35,6 +58,7 @@
 //  11  z       : array<f32>  read        [rows, nv * dv]
 //  12  norm_w  : array<f32>  read        [dv]
 //  13  segs    : array<Seg>  read        [segments]
+//  14  scratch : array<f32>  read_write  [rows, nv, dk] w, then [rows, nv, CH] P
 
 struct Params {
     nk: u32,
@@ -61,8 +85,23 @@ struct Params {
 @group(0) @binding(11) var<storage, read> z: array<f32>;
 @group(0) @binding(12) var<storage, read> norm_w: array<f32>;
 @group(0) @binding(13) var<storage, read> segs: array<Seg>;
+@group(0) @binding(14) var<storage, read_write> scratch: array<f32>;
 
 const MAX_DK: u32 = 128u;
+// Tokens a chunk; value columns a `chunk` workgroup holds.
+const CH: u32 = 64u;
+const VB: u32 = 16u;
+
+var<workgroup> seg_wg: Seg;
+// The chunk's cumulative log-decays, and (`wy`) its betas or (`chunk`)
+// exp(gc_last - gc_s).
+var<workgroup> gc: array<f32, CH>;
+var<workgroup> per_row: array<f32, CH>;
+// `wy`: L, row i's entries from i (i - 1) / 2.
+var<workgroup> tri: array<f32, 2016>;
+// `chunk`: S[d][col0 + c], and the chunk's v'.
+var<workgroup> sk: array<array<f32, VB>, MAX_DK>;
+var<workgroup> vn: array<array<f32, VB>, CH>;
 
 fn silu(v: f32) -> f32 {
     return v / (1.0 + exp(-v));
@@ -191,6 +230,182 @@ fn recur(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     for (var d = 0u; d < p.dk; d++) {
         state[sb + d * p.dv] = s[d];
+    }
+}
+
+// Workgroup (chunk x, value head y, segment z); dk + dv <= 256.
+@compute @workgroup_size(256)
+fn wy(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    if (t == 0u) {
+        seg_wg = segs[wg.z];
+    }
+    let sg = workgroupUniformLoad(&seg_wg);
+    let c0 = wg.x * CH;
+    if (c0 >= sg.rows) {
+        return;
+    }
+    let n = min(CH, sg.rows - c0);
+    let r0 = sg.row0 + c0;
+    let j = wg.y;
+    let c = p.channels;
+    let kh = j / (p.nv / p.nk);
+    let q0 = kh * p.dk;
+    let k0 = p.nk * p.dk + kh * p.dk;
+    let v0 = 2u * p.nk * p.dk + j * p.dv;
+    if (t == 0u) {
+        // In order, as the reference's cumsum.
+        var acc = 0.0;
+        for (var i = 0u; i < n; i++) {
+            let at = (r0 + i) * p.nv + j;
+            acc += g[at];
+            gc[i] = acc;
+            g[at] = acc;
+        }
+    }
+    if (t < n) {
+        per_row[t] = beta[(r0 + t) * p.nv + j];
+    }
+    workgroupBarrier();
+    let scores = p.rows * p.nv * p.dk;
+    for (var e = t; e < CH * CH; e += 256u) {
+        let i = e / CH;
+        let s = e % CH;
+        if (i < n && s <= i) {
+            let ki = (r0 + i) * c + k0;
+            let qi = (r0 + i) * c + q0;
+            let ks = (r0 + s) * c + k0;
+            var kk = 0.0;
+            var qk = 0.0;
+            for (var d = 0u; d < p.dk; d++) {
+                let kd = qkv[ks + d];
+                kk = fma(qkv[ki + d], kd, kk);
+                qk = fma(qkv[qi + d], kd, qk);
+            }
+            let decay = exp(gc[i] - gc[s]);
+            scratch[scores + ((r0 + i) * p.nv + j) * CH + s] = qk * decay;
+            if (s < i) {
+                tri[(i * i - i) / 2u + s] = per_row[i] * kk * decay;
+            }
+        }
+    }
+    workgroupBarrier();
+    // Thread t solves column t of u (t < dv) or t - dv of w; each reads
+    // back only what it wrote itself.
+    if (t >= p.dv + p.dk) {
+        return;
+    }
+    let is_u = t < p.dv;
+    let col = select(t - p.dv, t, is_u);
+    var xs: array<f32, CH>;
+    for (var i = 0u; i < n; i++) {
+        let row = r0 + i;
+        var x_i: f32;
+        if (is_u) {
+            x_i = per_row[i] * qkv[row * c + v0 + col];
+        } else {
+            x_i = per_row[i] * exp(gc[i]) * qkv[row * c + k0 + col];
+        }
+        let base = (i * i - i) / 2u;
+        for (var s = 0u; s < i; s++) {
+            x_i = fma(-tri[base + s], xs[s], x_i);
+        }
+        xs[i] = x_i;
+        if (is_u) {
+            qkv[row * c + v0 + col] = x_i;
+        } else {
+            scratch[(row * p.nv + j) * p.dk + col] = x_i;
+        }
+    }
+}
+
+// Workgroup (column block x, value head y, segment z); thread (ti, cl) =
+// (t / VB, t % VB): value column col0 + cl, chunk rows ti + 16 r and key
+// dims ti + 16 m of S. w, q and P rows are read by the VB threads of a
+// row at one address.
+@compute @workgroup_size(256)
+fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    if (t == 0u) {
+        seg_wg = segs[wg.z];
+    }
+    let sg = workgroupUniformLoad(&seg_wg);
+    let j = wg.y;
+    let cl = t % VB;
+    let ti = t / VB;
+    let col = wg.x * VB + cl;
+    let live = col < p.dv;
+    let c = p.channels;
+    let kh = j / (p.nv / p.nk);
+    let q0 = kh * p.dk;
+    let k0 = p.nk * p.dk + kh * p.dk;
+    let v0 = 2u * p.nk * p.dk + j * p.dv;
+    let scores = p.rows * p.nv * p.dk;
+    let sb = (sg.slot * p.nv + j) * p.dk * p.dv + col;
+    for (var d = ti; d < p.dk; d += 16u) {
+        var s = 0.0;
+        if (live) {
+            s = state[sb + d * p.dv];
+        }
+        sk[d][cl] = s;
+    }
+    for (var c0 = 0u; c0 < sg.rows; c0 += CH) {
+        let n = min(CH, sg.rows - c0);
+        let r0 = sg.row0 + c0;
+        workgroupBarrier();
+        if (t < n) {
+            let gt = g[(r0 + t) * p.nv + j];
+            gc[t] = gt;
+            per_row[t] = exp(g[(r0 + n - 1u) * p.nv + j] - gt);
+        }
+        workgroupBarrier();
+        // v' and the state's part of o, from S before this chunk.
+        var inter = vec4<f32>(0.0);
+        for (var r = 0u; r < 4u; r++) {
+            let i = ti + 16u * r;
+            if (i < n) {
+                let row = r0 + i;
+                let wb = (row * p.nv + j) * p.dk;
+                let qb = row * c + q0;
+                var ws = 0.0;
+                var qs = 0.0;
+                for (var d = 0u; d < p.dk; d++) {
+                    let s = sk[d][cl];
+                    ws = fma(scratch[wb + d], s, ws);
+                    qs = fma(qkv[qb + d], s, qs);
+                }
+                var u = 0.0;
+                if (live) {
+                    u = qkv[row * c + v0 + col];
+                }
+                vn[i][cl] = u - ws;
+                inter[r] = qs * exp(gc[i]);
+            }
+        }
+        workgroupBarrier();
+        for (var r = 0u; r < 4u; r++) {
+            let i = ti + 16u * r;
+            if (i < n && live) {
+                let pb = scores + ((r0 + i) * p.nv + j) * CH;
+                var acc = inter[r];
+                for (var s = 0u; s <= i; s++) {
+                    acc = fma(scratch[pb + s], vn[s][cl], acc);
+                }
+                o[((r0 + i) * p.nv + j) * p.dv + col] = acc;
+            }
+        }
+        let keep = exp(gc[n - 1u]);
+        for (var d = ti; d < p.dk; d += 16u) {
+            var acc = sk[d][cl] * keep;
+            for (var s = 0u; s < n; s++) {
+                acc = fma(qkv[(r0 + s) * c + k0 + d] * per_row[s], vn[s][cl], acc);
+            }
+            sk[d][cl] = acc;
+        }
+    }
+    workgroupBarrier();
+    if (live) {
+        for (var d = ti; d < p.dk; d += 16u) {
+            state[sb + d * p.dv] = sk[d][cl];
+        }
     }
 }
 

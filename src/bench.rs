@@ -180,6 +180,8 @@ const ATTENTION: &str = "softmax attention (causal)";
 const ATTENTION_DECODE: &str = "softmax attention (decode)";
 const LIGHTNING: &str = "Lightning attention (chunked)";
 const LIGHTNING_STEP: &str = "Lightning attention (step)";
+const GATED_DELTA: &str = "gated delta rule (chunked)";
+const GATED_DELTA_STEP: &str = "gated delta rule (step)";
 
 /// One segment of `rows` rows from row 0 of sequence 0, the first at `pos0`, on the GPU.
 fn one_segment(gpu: &Gpu, rows: u32, pos0: u32) -> wgpu::Buffer {
@@ -322,6 +324,10 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
         gbps: bytes / ms / 1e6,
     });
 
+    if arch.mixers.contains(&crate::config::Mixer::GatedDelta) {
+        out.extend(gated_delta_times(gpu, &kernels, arch, t));
+    }
+
     let x = f32_buffer(gpu, &random_f32((t * d) as usize, 8));
     let y = f32_buffer(gpu, &vec![0.0; (t * d) as usize]);
     let w = random_weight(gpu, 1, d as u64, WDtype::Bf16)?;
@@ -336,6 +342,104 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
         gbps: 8.0 * (t * d) as f64 / ms / 1e6,
     });
     Ok(out)
+}
+
+/// A gated-delta layer's kernels after its projections (convolution, q/k
+/// norms, the rule, the gated norm) at the arch's shape: a prefill of `t`
+/// tokens (the chunked form) and a decode step (the recurrence).
+fn gated_delta_times(
+    gpu: &Gpu,
+    kernels: &Kernels,
+    arch: &crate::config::Arch,
+    t: u32,
+) -> Vec<KernelTime> {
+    let g = &arch.gdn;
+    let shape = ops::GatedDeltaShape {
+        key_heads: g.key_heads as u32,
+        value_heads: g.value_heads as u32,
+        key_dim: g.key_dim as u32,
+        value_dim: g.value_dim as u32,
+        conv_kernel: g.conv_kernel as u32,
+        eps: 1e-6,
+    };
+    let (c, nv, width) = (
+        g.conv_channels() as usize,
+        g.value_heads as usize,
+        g.value_width() as usize,
+    );
+    let rows = t as usize;
+    let zeros = |n: usize| f32_buffer(gpu, &vec![0.0; n]);
+    let (x, z) = (
+        f32_buffer(gpu, &random_f32(rows * c, 9)),
+        f32_buffer(gpu, &random_f32(rows * width, 10)),
+    );
+    let (beta, gb) = (
+        f32_buffer(gpu, &random_f32(rows * nv, 11)),
+        f32_buffer(gpu, &random_f32(rows * nv, 12)),
+    );
+    let conv_w = f32_buffer(gpu, &random_f32(c * g.conv_kernel as usize, 13));
+    let (a_log, dt_bias) = (zeros(nv), zeros(nv));
+    let norm_w = f32_buffer(gpu, &vec![1.0; g.value_dim as usize]);
+    let hist = zeros((g.conv_kernel as usize - 1).max(1) * c);
+    let state = zeros(nv * (g.key_dim * g.value_dim) as usize);
+    let (qkv, o) = (zeros(rows * c), zeros(rows * width));
+    let scratch = zeros(shape.scratch_floats(t) as usize);
+    let buffers = ops::GatedDeltaBuffers {
+        x: &x,
+        z: &z,
+        beta: &beta,
+        g: &gb,
+        conv_w: &conv_w,
+        a_log: &a_log,
+        dt_bias: &dt_bias,
+        norm_w: &norm_w,
+        hist: &hist,
+        state: &state,
+        qkv: &qkv,
+        o: &o,
+        scratch: ops::Spare::all(&scratch),
+    };
+    let segs_buffer = one_segment(gpu, t, 0);
+    let segs = ops::Segments {
+        segs: &segs_buffer,
+        count: 1,
+        max_rows: t,
+        max_end: t,
+    };
+    let ms = time_kernel(kernels, 1, 5, |rec| {
+        ops::gated_delta(rec, &shape, segs, t, &buffers)
+    });
+    let (dk, dv) = (g.key_dim as f64, g.value_dim as f64);
+    let chunk = ops::GDN_CHUNK as f64;
+    // Per token and value head: its scores and (I + L) row (half a chunk
+    // on average), the forward substitution, v' and q S, its outputs, S.
+    let flops =
+        t as f64 * nv as f64 * (2.0 * chunk * dk + chunk * (dk + dv) + 6.0 * dk * dv + chunk * dv);
+    let mut out = vec![KernelTime {
+        kernel: GATED_DELTA.into(),
+        shape: format!("T={t} H={}/{nv} dk={dk} dv={dv}", g.key_heads),
+        ms,
+        gflops: flops / ms / 1e6,
+        gbps: 0.0,
+    }];
+    let one_buffer = one_segment(gpu, 1, 0);
+    let one = ops::Segments {
+        segs: &one_buffer,
+        count: 1,
+        max_rows: 1,
+        max_end: 1,
+    };
+    let ms = time_kernel(kernels, 20, 5, |rec| {
+        ops::gated_delta(rec, &shape, one, 1, &buffers)
+    });
+    out.push(KernelTime {
+        kernel: GATED_DELTA_STEP.into(),
+        shape: format!("1 row, H={}/{nv} dk={dk} dv={dv}", g.key_heads),
+        ms,
+        gflops: 6.0 * nv as f64 * dk * dv / ms / 1e6,
+        gbps: 2.0 * 4.0 * nv as f64 * dk * dv / ms / 1e6,
+    });
+    out
 }
 
 /// One kernel's part of a prefill: its time alone at the model's shape,
@@ -353,7 +457,7 @@ pub struct Share {
 /// kernel by kernel: every projection shape of the model (q, k, v, gates
 /// and o of both mixers, the MLP, the LM head on the last row) timed once
 /// and counted per call, and `kernels` (from [`kernels_at`]) for
-/// attention, Lightning and RMSNorm. Element-wise kernels (RoPE,
+/// attention, Lightning, the gated delta rule and RMSNorm. Element-wise kernels (RoPE,
 /// activations, residuals) are what remains of the measured time.
 pub fn shares(
     gpu: &Gpu,
@@ -395,7 +499,9 @@ pub fn shares(
                 let w = g.value_width() as u32;
                 add(t, g.conv_channels() as u32, d, "qkv (gated delta)");
                 add(t, w, d, "z (gated delta)");
-                add(t, 2 * g.value_heads as u32, d, "a, b (gated delta)");
+                // Two matmuls of nv rows, as the engine runs them.
+                add(t, g.value_heads as u32, d, "a, b (gated delta)");
+                add(t, g.value_heads as u32, d, "a, b (gated delta)");
                 add(t, d, w, "out (gated delta)");
                 add(t, i, d, "mlp gate, up");
                 add(t, i, d, "mlp gate, up");
@@ -434,6 +540,8 @@ pub fn shares(
             ATTENTION_DECODE if decode => count(Mixer::Softmax),
             LIGHTNING if !decode => count(Mixer::Lightning),
             LIGHTNING_STEP if decode => count(Mixer::Lightning),
+            GATED_DELTA if !decode => count(Mixer::GatedDelta),
+            GATED_DELTA_STEP if decode => count(Mixer::GatedDelta),
             "rmsnorm" if !decode => norms,
             _ => continue,
         };

@@ -7,14 +7,15 @@
 //! the long sequences, then more tokens (the convolution's history and S
 //! carried across calls) and single decode steps. And the kernels alone
 //! at the largest head size (128), from random states, against the rule
-//! written out here as SPEC-gdn states it.
+//! written out here as SPEC-gdn states it: the chunked form (prefill,
+//! chunks of 64 tokens) and the recurrence.
 
 mod common;
 use common::{open, rel_diff};
 
 use qklab::config::arch_of;
 use qklab::gpu::kernels::Kernels;
-use qklab::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, Segments};
+use qklab::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, Segments, Spare};
 use qklab::gpu::params::Seg;
 use qklab::gpu::recorder::Recorder;
 use qklab::model::cpu::CpuModel;
@@ -40,6 +41,16 @@ fn close(got: &[f32], want: &[f32], what: &str) {
 
 #[test]
 fn ragged_batches_match_the_reference_across_passes_and_into_decode() {
+    ragged_batches(Some(160));
+}
+
+#[test]
+fn ragged_batches_match_the_reference_in_whole_passes() {
+    ragged_batches(None);
+}
+
+/// Passes of `pass_rows` rows (or the plan's) at most.
+fn ragged_batches(pass_rows: Option<u32>) {
     let Some(gpu) = common::gpu() else { return };
     let ck = open("tests/fixtures/qwen35/qwen35-text-f32");
     let arch = arch_of(&ck).unwrap();
@@ -58,8 +69,10 @@ fn ragged_batches_match_the_reference_across_passes_and_into_decode() {
     ))
     .unwrap();
     // Passes of 160 rows: the 700-token prompt spans five, sharing the
-    // first and last with the short ones.
-    gpu_model.limit_pass_rows(160);
+    // first and last with the short ones, its segments starting mid-chunk.
+    if let Some(rows) = pass_rows {
+        gpu_model.limit_pass_rows(rows);
+    }
     let lengths = [1usize, 63, 64, 65, 700];
     let prompts: Vec<Vec<u32>> = lengths
         .iter()
@@ -116,34 +129,38 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
+fn seg(row0: u32, rows: u32, slot: u32) -> Seg {
+    Seg {
+        row0,
+        rows,
+        slot,
+        pos0: 0,
+    }
+}
+
+/// Three segments: a chunk and one row, one row, and two chunks and two
+/// rows (the last chunks partial, one of a single row).
+const SEGS: [(u32, u32, u32); 3] = [(0, 65, 1), (65, 1, 0), (66, 130, 2)];
+
 #[test]
-fn the_kernels_follow_the_rule_at_head_size_128() {
+fn the_chunked_kernels_follow_the_rule_at_head_size_128() {
+    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), true);
+}
+
+#[test]
+fn the_recurrent_kernel_follows_the_rule_at_head_size_128() {
+    // Without scratch the same prefill takes the recurrence.
+    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), false);
+}
+
+fn kernels_follow_the_rule(segs: &[Seg], chunked: bool) {
     let Some(gpu) = common::gpu() else { return };
     let kernels = Kernels::new(&gpu);
     let (nk, nv, dk, dv, taps) = (1usize, 2usize, 128usize, 128usize, 4usize);
     let c = 2 * nk * dk + nv * dv;
     let hk = taps - 1;
-    let segs = [
-        Seg {
-            row0: 0,
-            rows: 65,
-            slot: 1,
-            pos0: 0,
-        },
-        Seg {
-            row0: 65,
-            rows: 1,
-            slot: 0,
-            pos0: 0,
-        },
-        Seg {
-            row0: 66,
-            rows: 2,
-            slot: 2,
-            pos0: 0,
-        },
-    ];
-    let (rows, slots) = (68usize, 3usize);
+    let rows = segs.iter().map(|s| s.rows as usize).sum::<usize>();
+    let slots = segs.len();
     let x = common::random_f32(rows * c, 1, 1.0);
     let z = common::random_f32(rows * nv * dv, 2, 2.0);
     let b = common::random_f32(rows * nv, 3, 3.0);
@@ -171,7 +188,7 @@ fn the_kernels_follow_the_rule_at_head_size_128() {
         buf(&vec![f32::NAN; rows * c]),
         buf(&vec![f32::NAN; rows * nv * dv]),
     );
-    let segs_buffer = common::storage(&gpu, bytemuck::cast_slice(&segs));
+    let segs_buffer = common::storage(&gpu, bytemuck::cast_slice(segs));
     let shape = GatedDeltaShape {
         key_heads: nk as u32,
         value_heads: nv as u32,
@@ -180,6 +197,12 @@ fn the_kernels_follow_the_rule_at_head_size_128() {
         conv_kernel: taps as u32,
         eps: 1e-6,
     };
+    let floats = if chunked {
+        shape.scratch_floats(rows as u32) as usize
+    } else {
+        4
+    };
+    let scratch = buf(&vec![f32::NAN; floats]);
     let mut rec = Recorder::new(&kernels);
     ops::gated_delta(
         &mut rec,
@@ -187,7 +210,7 @@ fn the_kernels_follow_the_rule_at_head_size_128() {
         Segments {
             segs: &segs_buffer,
             count: segs.len() as u32,
-            max_rows: 65,
+            max_rows: segs.iter().map(|s| s.rows).max().unwrap(),
             max_end: 0,
         },
         rows as u32,
@@ -204,6 +227,10 @@ fn the_kernels_follow_the_rule_at_head_size_128() {
             state: &sb,
             qkv: &qkvb,
             o: &ob,
+            scratch: Spare {
+                buffer: &scratch,
+                floats: floats as u64,
+            },
         },
     );
     rec.submit();
@@ -213,7 +240,7 @@ fn the_kernels_follow_the_rule_at_head_size_128() {
 
     let (mut want_s, mut want_h) = (state0.clone(), hist0.clone());
     let mut want_o = vec![0.0f32; rows * nv * dv];
-    for sg in &segs {
+    for sg in segs {
         let (r0, n, slot) = (sg.row0 as usize, sg.rows as usize, sg.slot as usize);
         let mut all = want_h[slot * hk * c..][..hk * c].to_vec();
         all.extend_from_slice(&x[r0 * c..(r0 + n) * c]);

@@ -126,3 +126,53 @@ fn the_gpu_matches_transformers() {
     let Some(gpu) = common::gpu() else { return };
     engine_matches_transformers("GPU", Device::Gpu(&gpu));
 }
+
+#[test]
+fn the_gpu_takes_swapped_tensors_as_a_checkpoint_holding_them() {
+    // Every tensor of another checkpoint of the same shapes swapped into
+    // a loaded one: the gated q_proj split into query and gate rows, the
+    // zero-centred norms plus one, the gated-delta layers' f32 tensors.
+    let Some(gpu) = common::gpu() else { return };
+    let a = open("tests/fixtures/qwen35/qwen35-text-bf16");
+    let config: serde_json::Value =
+        serde_json::from_str(a.config_json.as_deref().unwrap()).unwrap();
+    let b = common::mem_checkpoint(&config, qklab::safetensors::Dtype::BF16, 7);
+    let ids: Vec<u32> = golden("qwen35-text-bf16").0[..100].to_vec();
+    let opts = EngineOptions {
+        max_context: 160,
+        ..Default::default()
+    };
+    let run = |e: &Engine| {
+        let mut s = e.session(false);
+        let mut got = block_on(e.prefill(&mut s, &ids[..90], Logits::All)).unwrap();
+        for &id in &ids[90..] {
+            got.extend(block_on(e.prefill(&mut s, &[id], Logits::All)).unwrap());
+        }
+        got
+    };
+    fn load<S: qklab::source::ByteSource>(
+        gpu: &qklab::gpu::Gpu,
+        ck: &qklab::checkpoint::Checkpoint<S>,
+        opts: &EngineOptions,
+    ) -> Engine {
+        let arch = arch_of(ck).unwrap();
+        block_on(Engine::load(
+            Device::Gpu(gpu),
+            ck,
+            arch,
+            opts.clone(),
+            &mut |_| {},
+        ))
+        .unwrap()
+    }
+    let want = run(&load(&gpu, &b, &opts));
+    let mut e = load(&gpu, &a, &opts);
+    let before = run(&e);
+    assert_ne!(before, want, "the two checkpoints differ");
+    for t in &b.tensors {
+        let bytes = block_on(b.read_tensor_range(t, 0, t.end - t.start)).unwrap();
+        e.set_tensor(&t.name, t.dtype, &bytes)
+            .unwrap_or_else(|err| panic!("{}: {err}", t.name));
+    }
+    assert_eq!(run(&e), want, "swapped logits against loading them");
+}

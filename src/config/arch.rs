@@ -134,6 +134,9 @@ impl Arch {
             gate_in_q * a.heads * a.head_dim,
             l.heads * l.head_dim,
             g.conv_channels(),
+            // The chunked gated delta rule's scratch (w and the chunk's
+            // scores) lives in a pass buffer (GpuModel::spare).
+            g.value_heads * (g.key_dim + 64),
         ]
         .into_iter()
         .max()

@@ -490,11 +490,28 @@ pub struct GatedDeltaShape {
     pub eps: f32,
 }
 
+/// Tokens a chunk of the chunked gated delta rule (gated_delta.wgsl's `CH`).
+pub const GDN_CHUNK: u32 = 64;
+
+impl GatedDeltaShape {
+    /// Scratch values the chunked form needs for `rows` packed rows: w
+    /// and the chunk's decayed scores, per row and value head.
+    pub fn scratch_floats(&self, rows: u32) -> u64 {
+        rows as u64 * self.value_heads as u64 * (self.key_dim + GDN_CHUNK) as u64
+    }
+
+    /// Whether `chunk` and `wy` can take these heads: S's column block in
+    /// workgroup memory, a thread per column of u and w.
+    fn chunkable(&self) -> bool {
+        self.key_dim <= 128 && self.key_dim + self.value_dim <= 256
+    }
+}
+
 /// A gated-delta layer's buffers: the projections in (`x`, the q, k, v
 /// rows before the convolution; `z`; `beta` and `g` holding b and a,
 /// replaced by beta and g), its f32 weights, the sequences' states
-/// (`hist`, `state`), and where the convolved q, k, v (`qkv`) and the
-/// gated, normed output (`o`) go.
+/// (`hist`, `state`), where the convolved q, k, v (`qkv`) and the
+/// gated, normed output (`o`) go, and scratch for the chunked form.
 pub struct GatedDeltaBuffers<'a> {
     pub x: &'a wgpu::Buffer,
     pub z: &'a wgpu::Buffer,
@@ -508,12 +525,17 @@ pub struct GatedDeltaBuffers<'a> {
     pub state: &'a wgpu::Buffer,
     pub qkv: &'a wgpu::Buffer,
     pub o: &'a wgpu::Buffer,
+    pub scratch: Spare<'a>,
 }
 
 /// The gated delta rule over every segment's `rows` packed rows, each
 /// continuing from its sequence's convolution history and state, which
 /// it leaves updated: the convolution, q/k norms with beta and g, the
-/// recurrence, then the gated RMSNorm of each value head into `o`.
+/// rule, then the gated RMSNorm of each value head into `o`. The rule is
+/// the recurrence for decode (one row a segment) and the chunked form
+/// otherwise, where `scratch` holds [`GatedDeltaShape::scratch_floats`]
+/// (it falls back to the recurrence where not, or the heads are too
+/// large). `qkv`'s v, `beta` and `g` are left overwritten.
 pub fn gated_delta(
     rec: &mut Recorder,
     s: &GatedDeltaShape,
@@ -574,13 +596,47 @@ pub fn gated_delta(
         (b.o, buf.o),
         (b.segs, segs.segs),
     ];
-    rec.dispatch(
-        Kernel::GdnRecur,
-        f,
-        &params,
-        &recur,
-        [(s.value_heads * s.value_dim).div_ceil(64), segs.count, 1],
-    );
+    let chunked =
+        segs.max_rows > 1 && s.chunkable() && buf.scratch.floats >= s.scratch_floats(rows);
+    if chunked {
+        let wy = [
+            (b.qkv, buf.qkv),
+            (b.beta, buf.beta),
+            (b.g, buf.g),
+            (b.segs, segs.segs),
+            (b.scratch, buf.scratch.buffer),
+        ];
+        rec.dispatch(
+            Kernel::GdnWy,
+            f,
+            &params,
+            &wy,
+            [segs.max_rows.div_ceil(GDN_CHUNK), s.value_heads, segs.count],
+        );
+        let chunk = [
+            (b.qkv, buf.qkv),
+            (b.g, buf.g),
+            (b.state, buf.state),
+            (b.o, buf.o),
+            (b.segs, segs.segs),
+            (b.scratch, buf.scratch.buffer),
+        ];
+        rec.dispatch(
+            Kernel::GdnChunk,
+            f,
+            &params,
+            &chunk,
+            [s.value_dim.div_ceil(16), s.value_heads, segs.count],
+        );
+    } else {
+        rec.dispatch(
+            Kernel::GdnRecur,
+            f,
+            &params,
+            &recur,
+            [(s.value_heads * s.value_dim).div_ceil(64), segs.count, 1],
+        );
+    }
     let norm = [(b.o, buf.o), (b.z, buf.z), (b.norm_w, buf.norm_w)];
     rec.dispatch_1d(Kernel::GdnNorm, f, &params, &norm, rows * s.value_heads, 64);
 }

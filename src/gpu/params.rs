@@ -156,7 +156,7 @@ params! {
     /// lightning.wgsl (chunk and step), by segments.
     LightningParams in "lightning" { heads: u32, kv_heads: u32, dk: u32, scale: f32, parts: u32, part_rows: u32 }
 
-    /// gated_delta.wgsl (conv, conv_keep, prepare, recur, gated_norm):
+    /// gated_delta.wgsl (conv, conv_keep, prepare, recur, wy, chunk, gated_norm):
     /// the gated delta rule over a batch's segments (`rows` packed rows).
     GatedDeltaParams in "gated_delta" {
         nk: u32,

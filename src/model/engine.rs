@@ -9,7 +9,7 @@ use super::fast::{FastModel, FastSeq};
 use super::fit::EngineOptions;
 use super::gpu::{GpuBatch, GpuModel};
 use super::rowstats::RowStats;
-use super::weights::{plus_one, Source};
+use super::weights::{self, Source};
 use crate::checkpoint::Checkpoint;
 use crate::config::Arch;
 use crate::error::{Error, Result};
@@ -111,36 +111,42 @@ impl Engine {
     /// into a loaded sft gives exactly the logits of loading the merge.
     pub fn set_tensor(&mut self, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<()> {
         // A merge swaps tensors as stored; the engines hold some in another
-        // form (weights.rs): Qwen3.5's q_proj as its query rows plus its gate
-        // rows under o_gate, its zero-centred norms as 1 + w.
-        let arch = self.arch();
-        match super::weights::source(arch, name) {
-            Source::Rows { head_dim, .. } => {
-                let row = arch.hidden_size as usize * (dtype.bits() / 8).max(1) as usize;
-                let gate = crate::names::layer_of(name)
-                    .map(|l| arch.layer_names(l).o_gate)
-                    .ok_or_else(|| Error::NoSuchTensor {
-                        tensor: name.into(),
-                    })?;
-                let (mut query, mut gates) = (Vec::new(), Vec::new());
-                for head in bytes.chunks(2 * head_dim * row) {
-                    let (q, g) = head.split_at((head_dim * row).min(head.len()));
-                    query.extend_from_slice(q);
-                    gates.extend_from_slice(g);
-                }
-                self.set_stored(name, dtype, &query)?;
-                self.set_stored(&gate, dtype, &gates)
-            }
-            Source::PlusOne(_) => {
-                let w = plus_one(decode_f32(name, dtype, bytes, "a swapped tensor")?);
-                let f32_bytes: Vec<u8> = w.iter().flat_map(|x| x.to_le_bytes()).collect();
-                self.set_stored(name, Dtype::F32, &f32_bytes)
-            }
-            Source::Whole(_) => self.set_stored(name, dtype, bytes),
+        // form (weights.rs: Qwen3.5's q_proj as its query rows plus its gate
+        // rows under o_gate, its zero-centred norms as 1 + w). Every weight
+        // made from `name` is converted here as loading converts it, once for
+        // all engines.
+        let arch = self.arch().clone();
+        let targets: Vec<(String, Source)> = weights::engine_tensors(&arch)
+            .into_iter()
+            .map(|e| {
+                let s = weights::source(&arch, &e);
+                (e, s)
+            })
+            .filter(|(_, s)| s.tensor() == name)
+            .collect();
+        if targets.is_empty() {
+            return Err(Error::NoSuchTensor {
+                tensor: name.into(),
+            });
         }
+        let mut full = None;
+        for (target, source) in targets {
+            if let Source::Whole(_) = source {
+                self.set_stored(&target, dtype, bytes)?;
+                continue;
+            }
+            let values = match &full {
+                Some(v) => v,
+                None => full.insert(decode_f32(name, dtype, bytes, "a swapped tensor")?),
+            };
+            let converted = weights::convert(&arch, &source, values.clone());
+            self.set_stored(&target, Dtype::F32, bytemuck::cast_slice(&converted))?;
+        }
+        Ok(())
     }
 
-    /// Replaces a tensor the engine holds under `name`, as it holds it.
+    /// Replaces a weight the engine holds under `name`, given in the form
+    /// the engines compute with.
     fn set_stored(&mut self, name: &str, dtype: Dtype, bytes: &[u8]) -> Result<()> {
         let what = "a swapped tensor";
         match self {

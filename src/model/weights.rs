@@ -77,6 +77,27 @@ pub fn engine_tensors(arch: &Arch) -> Vec<String> {
     out
 }
 
+impl Source {
+    /// The checkpoint tensor it is made from.
+    pub fn tensor(&self) -> &str {
+        match self {
+            Source::Whole(t) | Source::PlusOne(t) | Source::Rows { tensor: t, .. } => t,
+        }
+    }
+}
+
+/// `source`'s tensor, as read in f32 (`full`), as the engines compute
+/// with it: what [`read`] does after reading, for a swapped tensor.
+pub fn convert(arch: &Arch, source: &Source, full: Vec<f32>) -> Vec<f32> {
+    match source {
+        Source::Whole(_) => full,
+        Source::PlusOne(_) => plus_one(full),
+        Source::Rows { gate, head_dim, .. } => {
+            gated_q_rows(&full, arch.hidden_size as usize, *head_dim, *gate)
+        }
+    }
+}
+
 /// Weight `name` in f32 as the engines compute with it (`what` says who
 /// reads it, for errors).
 pub async fn read<S: ByteSource>(
@@ -85,18 +106,9 @@ pub async fn read<S: ByteSource>(
     name: &str,
     what: &str,
 ) -> Result<Vec<f32>> {
-    Ok(match source(arch, name) {
-        Source::Whole(t) => ck.read_tensor_f32(&t, what).await?,
-        Source::PlusOne(t) => plus_one(ck.read_tensor_f32(&t, what).await?),
-        Source::Rows {
-            tensor,
-            gate,
-            head_dim,
-        } => {
-            let d = arch.hidden_size as usize;
-            gated_q_rows(&ck.read_tensor_f32(&tensor, what).await?, d, head_dim, gate)
-        }
-    })
+    let source = source(arch, name);
+    let full = ck.read_tensor_f32(source.tensor(), what).await?;
+    Ok(convert(arch, &source, full))
 }
 
 /// A zero-centred norm's weight as a plain norm's: `1 + w`.

@@ -269,10 +269,12 @@ impl GpuModel {
             .expect("one sequence always fits a loaded model")
     }
 
-    /// Writes `bytes` (the tensor in its checkpoint dtype) over the
-    /// uploaded tensor `name`, chunk by chunk as `load` placed it: the
-    /// model then computes exactly what loading a checkpoint holding
-    /// those bytes would.
+    /// Writes `bytes` (engine weight `name`, in `dtype`, already in the
+    /// form the engines compute with: `Engine::set_tensor` converts stored
+    /// tensors) over the uploaded weight, chunk by chunk as `load` placed
+    /// it: the model then computes exactly what loading a checkpoint
+    /// holding those bytes would. A weight held packed takes its own dtype;
+    /// one held in f32 (converted at load) takes any float, decoded.
     pub fn set_tensor(
         &self,
         name: &str,
@@ -282,8 +284,33 @@ impl GpuModel {
         let w = self.w.get(name).ok_or_else(|| Error::NoSuchTensor {
             tensor: name.into(),
         })?;
-        if WDtype::of(dtype, name)? != w.dtype || bytes.len() as u64 != w.bytes() {
-            return Err(Error::Usage(format!("{name}: the replacement ({dtype}, {} bytes) differs from the loaded tensor ({} bytes)", bytes.len(), w.bytes())));
+        if w.dtype == WDtype::of(dtype, name)? {
+            return self.write_weight(name, w, dtype, bytes);
+        }
+        if w.dtype != WDtype::F32 {
+            return Err(Error::Usage(format!(
+                "{name}: the replacement is {dtype}, the GPU holds it packed as {:?}",
+                w.dtype
+            )));
+        }
+        let values = crate::safetensors::decode_f32(name, dtype, bytes, "a swapped tensor")?;
+        self.write_weight(
+            name,
+            w,
+            crate::safetensors::Dtype::F32,
+            bytemuck::cast_slice(&values),
+        )
+    }
+
+    fn write_weight(
+        &self,
+        name: &str,
+        w: &GpuWeight,
+        dtype: crate::safetensors::Dtype,
+        bytes: &[u8],
+    ) -> Result<()> {
+        if bytes.len() as u64 != w.bytes() {
+            return Err(Error::Usage(format!("{name}: the replacement ({dtype}, {} bytes as the GPU holds it) differs from the loaded tensor ({} bytes)", bytes.len(), w.bytes())));
         }
         let row = w.cols as usize * w.dtype.bytes() as usize;
         for c in &w.chunks {

@@ -63,6 +63,7 @@ impl GpuModel {
             state,
             qkv: &s.k,
             o: &s.o,
+            scratch: self.spare(),
         };
         ops::gated_delta(rec, &shape, layout.segments(), n, &buffers);
         ops::matmul(
