@@ -88,9 +88,12 @@ struct Params {
 @group(0) @binding(14) var<storage, read_write> scratch: array<f32>;
 
 const MAX_DK: u32 = 128u;
-// Tokens a chunk; value columns a `chunk` workgroup holds.
+// Tokens a chunk; value columns a `chunk` workgroup holds (narrow, so
+// that a lone sequence still fills the GPU: dv / VB x nv workgroups walk
+// its chunks in order), and the threads that share a column (TI = 256 / VB).
 const CH: u32 = 64u;
-const VB: u32 = 16u;
+const VB: u32 = 4u;
+const TI: u32 = 64u;
 
 var<workgroup> seg_wg: Seg;
 // The chunk's cumulative log-decays, and (`wy`) its betas or (`chunk`)
@@ -319,8 +322,8 @@ fn wy(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u
 }
 
 // Workgroup (column block x, value head y, segment z); thread (ti, cl) =
-// (t / VB, t % VB): value column col0 + cl, chunk rows ti + 16 r and key
-// dims ti + 16 m of S. w, q and P rows are read by the VB threads of a
+// (t / VB, t % VB): value column col0 + cl, chunk rows ti + TI r and key
+// dims ti + TI m of S. w, q and P rows are read by the VB threads of a
 // row at one address.
 @compute @workgroup_size(256)
 fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
@@ -340,7 +343,7 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
     let v0 = 2u * p.nk * p.dk + j * p.dv;
     let scores = p.rows * p.nv * p.dk;
     let sb = (sg.slot * p.nv + j) * p.dk * p.dv + col;
-    for (var d = ti; d < p.dk; d += 16u) {
+    for (var d = ti; d < p.dk; d += TI) {
         var s = 0.0;
         if (live) {
             s = state[sb + d * p.dv];
@@ -358,9 +361,9 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
         }
         workgroupBarrier();
         // v' and the state's part of o, from S before this chunk.
-        var inter = vec4<f32>(0.0);
-        for (var r = 0u; r < 4u; r++) {
-            let i = ti + 16u * r;
+        var inter: array<f32, CH / TI>;
+        for (var r = 0u; r < CH / TI; r++) {
+            let i = ti + TI * r;
             if (i < n) {
                 let row = r0 + i;
                 let wb = (row * p.nv + j) * p.dk;
@@ -381,8 +384,8 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
             }
         }
         workgroupBarrier();
-        for (var r = 0u; r < 4u; r++) {
-            let i = ti + 16u * r;
+        for (var r = 0u; r < CH / TI; r++) {
+            let i = ti + TI * r;
             if (i < n && live) {
                 let pb = scores + ((r0 + i) * p.nv + j) * CH;
                 var acc = inter[r];
@@ -393,7 +396,7 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
             }
         }
         let keep = exp(gc[n - 1u]);
-        for (var d = ti; d < p.dk; d += 16u) {
+        for (var d = ti; d < p.dk; d += TI) {
             var acc = sk[d][cl] * keep;
             for (var s = 0u; s < n; s++) {
                 acc = fma(qkv[(r0 + s) * c + k0 + d] * per_row[s], vn[s][cl], acc);
@@ -403,7 +406,7 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
     }
     workgroupBarrier();
     if (live) {
-        for (var d = ti; d < p.dk; d += 16u) {
+        for (var d = ti; d < p.dk; d += TI) {
             state[sb + d * p.dv] = sk[d][cl];
         }
     }

@@ -492,6 +492,8 @@ pub struct GatedDeltaShape {
 
 /// Tokens a chunk of the chunked gated delta rule (gated_delta.wgsl's `CH`).
 pub const GDN_CHUNK: u32 = 64;
+/// Value columns a `chunk` workgroup holds (gated_delta.wgsl's `VB`).
+const GDN_COLUMNS: u32 = 4;
 
 impl GatedDeltaShape {
     /// Scratch values the chunked form needs for `rows` packed rows: w
@@ -626,7 +628,7 @@ pub fn gated_delta(
             f,
             &params,
             &chunk,
-            [s.value_dim.div_ceil(16), s.value_heads, segs.count],
+            [s.value_dim.div_ceil(GDN_COLUMNS), s.value_heads, segs.count],
         );
     } else {
         rec.dispatch(
