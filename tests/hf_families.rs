@@ -8,7 +8,7 @@
 //! are refused by name.
 
 mod common;
-use common::{floats, ints, open, rel_diff};
+use common::{floats, open, rel_diff};
 
 use qklab::config::arch_of;
 use qklab::config::{Arch, Family};
@@ -30,11 +30,7 @@ const CHECKPOINTS: [(&str, Family); 8] = [
 ];
 
 fn golden(name: &str) -> (Vec<u32>, Vec<f32>) {
-    let fx = open("tests/fixtures/hf/golden.safetensors");
-    (
-        ints(&fx, "ids"),
-        floats(&fx, &format!("logits_{}", name.replace('-', "_"))),
-    )
+    common::golden("tests/fixtures/hf", name)
 }
 
 #[test]

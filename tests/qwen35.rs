@@ -7,7 +7,7 @@
 //! single decode steps.
 
 mod common;
-use common::{floats, ints, open, rel_diff};
+use common::{open, rel_diff};
 
 use qklab::config::{arch_of, Family, Mixer};
 use qklab::model::cpu::CpuModel;
@@ -24,11 +24,7 @@ const CHECKPOINTS: [(&str, Root); 4] = [
 ];
 
 fn golden(name: &str) -> (Vec<u32>, Vec<f32>) {
-    let fx = open("tests/fixtures/qwen35/golden.safetensors");
-    (
-        ints(&fx, "ids"),
-        floats(&fx, &format!("logits_{}", name.replace('-', "_"))),
-    )
+    common::golden("tests/fixtures/qwen35", name)
 }
 
 #[test]

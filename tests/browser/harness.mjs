@@ -189,6 +189,42 @@ export function nudgedCopy(from, to) {
   fs.writeFileSync(path.join(to, 'model.safetensors'), buf);
 }
 
+/**
+ * The wasm engine's logits (WebGPU) for each checkpoint folder `names` of
+ * fixture folder `dir` against `dir/golden.safetensors` (ids and
+ * `logits_<name>`, as reference/hf_fixtures.py and qwen35_fixtures.py write
+ * them): each within 1e-4 of the largest logit. Returns the worst relative
+ * difference of each, for the log.
+ */
+export async function goldenLogits(dir, names) {
+  const golden = tensorBytes(fs.readFileSync(path.join(dir, 'golden.safetensors')));
+  const view = (b, Kind) => new Kind(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
+  const ids = [...view(golden.ids, Int32Array)];
+  const worst = {};
+  for (const name of names) {
+    const files = ['config.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(dir, name, n)).toString('base64')]);
+    const b64 = await page.evaluate(async ([files, ids]) => {
+      const list = files.map(([n, data]) => new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], n));
+      const bytes = new Uint8Array((await window.qklab.runLogits(list, Uint32Array.from(ids))).buffer);
+      let bin = '';
+      for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+      return btoa(bin);
+    }, [files, ids]);
+    const buf = Buffer.from(b64, 'base64');
+    const got = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+    const want = view(golden[`logits_${name.replaceAll('-', '_')}`], Float32Array);
+    assert.equal(got.length, want.length, `${name}: logits [T, V]`);
+    let scale = 0, diff = 0;
+    for (let i = 0; i < want.length; i++) {
+      scale = Math.max(scale, Math.abs(want[i]));
+      diff = Math.max(diff, Math.abs(got[i] - want[i]));
+    }
+    worst[name] = (diff / scale).toExponential(1);
+    assert.ok(diff / scale < 1e-4, `${name}: logits differ from transformers' by ${diff / scale}`);
+  }
+  return worst;
+}
+
 /** A fresh page with the demo pair open. */
 export async function openDemo(pg) {
   await gotoReady(pg);

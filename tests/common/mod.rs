@@ -116,6 +116,17 @@ pub fn floats(ck: &qklab::checkpoint::Checkpoint<qklab::source::FsSource>, name:
     qklab::source::block_on(ck.read_tensor_f32(name, "test")).unwrap()
 }
 
+/// A fixture folder's golden ids and the logits of checkpoint `name`
+/// (`logits_<name>` with `-` as `_`), as reference/hf_fixtures.py and
+/// reference/qwen35_fixtures.py write them in `<dir>/golden.safetensors`.
+pub fn golden(dir: &str, name: &str) -> (Vec<u32>, Vec<f32>) {
+    let fx = open(&format!("{dir}/golden.safetensors"));
+    (
+        ints(&fx, "ids"),
+        floats(&fx, &format!("logits_{}", name.replace('-', "_"))),
+    )
+}
+
 /// max |got - want| / max |want|: the golden fixtures' tolerance measure.
 pub fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());

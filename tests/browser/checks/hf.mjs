@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  downloadAll, fillForm, gotoReady, inNewContext, nudgedCopy, page, qklabBin, repoRoot, tensorBytes, textOf, tmpDir, waitForText,
+  downloadAll, fillForm, goldenLogits, gotoReady, inNewContext, nudgedCopy, page, qklabBin, repoRoot, tensorBytes, textOf, tmpDir, waitForText,
 } from '../harness.mjs';
 
 export const checks = [
@@ -20,31 +20,7 @@ export const checks = [
     needs: 'gpu-selftest',
     async run() {
       const hf = path.join(repoRoot, 'tests', 'fixtures', 'hf');
-      const golden = tensorBytes(fs.readFileSync(path.join(hf, 'golden.safetensors')));
-      const view = (b, Kind) => new Kind(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
-      const ids = [...view(golden.ids, Int32Array)];
-      const worst = {};
-      for (const name of ['qwen2-f32', 'qwen2-bf16', 'qwen3-f32', 'qwen3-bf16', 'llama-f32', 'llama-bf16', 'mistral-f32', 'mistral-bf16']) {
-        const files = ['config.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(hf, name, n)).toString('base64')]);
-        const b64 = await page.evaluate(async ([files, ids]) => {
-          const list = files.map(([n, data]) => new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], n));
-          const bytes = new Uint8Array((await window.qklab.runLogits(list, Uint32Array.from(ids))).buffer);
-          let bin = '';
-          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-          return btoa(bin);
-        }, [files, ids]);
-        const buf = Buffer.from(b64, 'base64');
-        const got = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
-        const want = view(golden[`logits_${name.replace('-', '_')}`], Float32Array);
-        assert.equal(got.length, want.length, `${name}: logits [T, V]`);
-        let scale = 0, diff = 0;
-        for (let i = 0; i < want.length; i++) {
-          scale = Math.max(scale, Math.abs(want[i]));
-          diff = Math.max(diff, Math.abs(got[i] - want[i]));
-        }
-        worst[name] = (diff / scale).toExponential(1);
-        assert.ok(diff / scale < 1e-4, `${name}: logits differ from transformers' by ${diff / scale}`);
-      }
+      const worst = await goldenLogits(hf, ['qwen2-f32', 'qwen2-bf16', 'qwen3-f32', 'qwen3-bf16', 'llama-f32', 'llama-bf16', 'mistral-f32', 'mistral-bf16']);
       console.log(`browser: hf-golden: max|diff|/max|logit| ${JSON.stringify(worst)}`);
       await page.locator('#pick-files').setInputFiles(['config.json', 'model.safetensors'].map((n) => path.join(hf, 'llama-bf16', n)));
       await waitForText(page, '#summary', /Llama/);

@@ -8,11 +8,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  downloadAll, fillForm, gotoReady, inNewContext, nudgedCopy, page, repoRoot, tensorBytes, tmpDir, waitForText,
+  downloadAll, fillForm, goldenLogits, gotoReady, inNewContext, nudgedCopy, repoRoot, tensorBytes, tmpDir, waitForText,
 } from '../harness.mjs';
 
 const fixtures = path.join(repoRoot, 'tests', 'fixtures', 'qwen35');
-const view = (b, Kind) => new Kind(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
 
 export const checks = [
   {
@@ -23,30 +22,7 @@ export const checks = [
     name: 'qwen35-golden',
     needs: 'gpu-selftest',
     async run() {
-      const golden = tensorBytes(fs.readFileSync(path.join(fixtures, 'golden.safetensors')));
-      const ids = [...view(golden.ids, Int32Array)];
-      const worst = {};
-      for (const name of ['qwen35-text-f32', 'qwen35-text-bf16', 'qwen35-vl-f32', 'qwen35-vl-bf16']) {
-        const files = ['config.json', 'model.safetensors'].map((n) => [n, fs.readFileSync(path.join(fixtures, name, n)).toString('base64')]);
-        const b64 = await page.evaluate(async ([files, ids]) => {
-          const list = files.map(([n, data]) => new File([Uint8Array.from(atob(data), (c) => c.charCodeAt(0))], n));
-          const bytes = new Uint8Array((await window.qklab.runLogits(list, Uint32Array.from(ids))).buffer);
-          let bin = '';
-          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-          return btoa(bin);
-        }, [files, ids]);
-        const buf = Buffer.from(b64, 'base64');
-        const got = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
-        const want = view(golden[`logits_${name.replaceAll('-', '_')}`], Float32Array);
-        assert.equal(got.length, want.length, `${name}: logits [T, V]`);
-        let scale = 0, diff = 0;
-        for (let i = 0; i < want.length; i++) {
-          scale = Math.max(scale, Math.abs(want[i]));
-          diff = Math.max(diff, Math.abs(got[i] - want[i]));
-        }
-        worst[name] = (diff / scale).toExponential(1);
-        assert.ok(diff / scale < 1e-4, `${name}: logits differ from transformers' by ${diff / scale}`);
-      }
+      const worst = await goldenLogits(fixtures, ['qwen35-text-f32', 'qwen35-text-bf16', 'qwen35-vl-f32', 'qwen35-vl-bf16']);
       console.log(`browser: qwen35-golden: max|diff|/max|logit| ${JSON.stringify(worst)}`);
     },
   },
