@@ -15,6 +15,10 @@
 //   wy         per (chunk, value head): the WY form of the chunk
 //   chunk      per (value head, block of VB value columns): S carried
 //              across the chunks of a segment
+//     a lone long segment cut into parts first takes
+//   part_state per part: A_p and B_p, S_out = A_p S_in + B_p
+//   carry      each part's starting state from those, in order
+//     and then `chunk` per part
 //   gated_norm o = o / rms(o) * w * silu(z) per value head
 //
 // `recur` walks a segment's tokens in order, a thread per (value head,
@@ -58,7 +62,8 @@
 //  11  z       : array<f32>  read        [rows, nv * dv]
 //  12  norm_w  : array<f32>  read        [dv]
 //  13  segs    : array<Seg>  read        [segments]
-//  14  scratch : array<f32>  read_write  [rows, nv, dk] w, then [rows, nv, CH] P
+//  14  scratch : array<f32>  read_write  [rows, nv, dk] w, then [rows, nv, CH] P,
+//                                        then (split) B_p and A_p per part
 
 struct Params {
     nk: u32,
@@ -69,6 +74,10 @@ struct Params {
     channels: u32,
     rows: u32,
     eps: f32,
+    // A lone long segment cut into `parts` parts of `part_rows` rows
+    // (whole chunks); parts = 1 otherwise.
+    parts: u32,
+    part_rows: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -321,21 +330,50 @@ fn wy(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u
     }
 }
 
-// Workgroup (column block x, value head y, segment z); thread (ti, cl) =
-// (t / VB, t % VB): value column col0 + cl, chunk rows ti + TI r and key
-// dims ti + TI m of S. w, q and P rows are read by the VB threads of a
-// row at one address.
-@compute @workgroup_size(256)
-fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+// What a `chunk` or `part_state` workgroup computes (uniform across it).
+// RUN: the rule with outputs, from the sequence's state (or, split, from
+// the part's starting state), the final state into `state` (split: only
+// the last part). FROM_ZERO: B_p, the part's final state from S = 0 with
+// no outputs. FROM_IDENTITY: A_p, the same recurrence over a dk x dk
+// "state" started from I with u = 0: over a chunk that is exactly M_c S.
+const RUN: u32 = 0u;
+const FROM_ZERO: u32 = 1u;
+const FROM_IDENTITY: u32 = 2u;
+
+// Where a split's B_p (then, after `carry`, the state at the start of
+// part p + 1) and A_p lie in `scratch`: after w and the scores,
+// [parts, nv, dk, dv] then [parts, nv, dk, dk].
+fn part_b(part: u32, j: u32) -> u32 {
+    return p.rows * p.nv * (p.dk + CH) + (part * p.nv + j) * p.dk * p.dv;
+}
+
+fn part_a(part: u32, j: u32) -> u32 {
+    return p.rows * p.nv * (p.dk + CH) + p.parts * p.nv * p.dk * p.dv + (part * p.nv + j) * p.dk * p.dk;
+}
+
+// Thread (ti, cl) = (t / VB, t % VB): column block `block`'s column
+// block * VB + cl, chunk rows ti + TI r and key dims ti + TI m of S, over
+// segment z's rows or (p.parts > 1, segment 0 alone) part z's. w, q and P
+// rows are read by the VB threads of a row at one address.
+fn walk(t: u32, block: u32, j: u32, z: u32, mode: u32) {
+    let split = p.parts > 1u;
     if (t == 0u) {
-        seg_wg = segs[wg.z];
+        seg_wg = segs[select(z, 0u, split)];
     }
     let sg = workgroupUniformLoad(&seg_wg);
-    let j = wg.y;
+    var first = 0u;
+    var end = sg.rows;
+    if (split) {
+        first = z * p.part_rows;
+        end = min(sg.rows, first + p.part_rows);
+    }
     let cl = t % VB;
     let ti = t / VB;
-    let col = wg.x * VB + cl;
-    let live = col < p.dv;
+    let col = block * VB + cl;
+    // A_p's columns run over key dims, and take no values (u = 0).
+    let width = select(p.dv, p.dk, mode == FROM_IDENTITY);
+    let live = col < width;
+    let takes_u = live && mode != FROM_IDENTITY;
     let c = p.channels;
     let kh = j / (p.nv / p.nk);
     let q0 = kh * p.dk;
@@ -346,12 +384,20 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
     for (var d = ti; d < p.dk; d += TI) {
         var s = 0.0;
         if (live) {
-            s = state[sb + d * p.dv];
+            if (mode == FROM_IDENTITY) {
+                s = select(0.0, 1.0, d == col);
+            } else if (mode == RUN) {
+                if (split && z > 0u) {
+                    s = scratch[part_b(z - 1u, j) + d * p.dv + col];
+                } else {
+                    s = state[sb + d * p.dv];
+                }
+            }
         }
         sk[d][cl] = s;
     }
-    for (var c0 = 0u; c0 < sg.rows; c0 += CH) {
-        let n = min(CH, sg.rows - c0);
+    for (var c0 = first; c0 < end; c0 += CH) {
+        let n = min(CH, end - c0);
         let r0 = sg.row0 + c0;
         workgroupBarrier();
         if (t < n) {
@@ -376,7 +422,7 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
                     qs = fma(qkv[qb + d], s, qs);
                 }
                 var u = 0.0;
-                if (live) {
+                if (takes_u) {
                     u = qkv[row * c + v0 + col];
                 }
                 vn[i][cl] = u - ws;
@@ -384,15 +430,17 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
             }
         }
         workgroupBarrier();
-        for (var r = 0u; r < CH / TI; r++) {
-            let i = ti + TI * r;
-            if (i < n && live) {
-                let pb = scores + ((r0 + i) * p.nv + j) * CH;
-                var acc = inter[r];
-                for (var s = 0u; s <= i; s++) {
-                    acc = fma(scratch[pb + s], vn[s][cl], acc);
+        if (mode == RUN) {
+            for (var r = 0u; r < CH / TI; r++) {
+                let i = ti + TI * r;
+                if (i < n && live) {
+                    let pb = scores + ((r0 + i) * p.nv + j) * CH;
+                    var acc = inter[r];
+                    for (var s = 0u; s <= i; s++) {
+                        acc = fma(scratch[pb + s], vn[s][cl], acc);
+                    }
+                    o[((r0 + i) * p.nv + j) * p.dv + col] = acc;
                 }
-                o[((r0 + i) * p.nv + j) * p.dv + col] = acc;
             }
         }
         let keep = exp(gc[n - 1u]);
@@ -405,9 +453,74 @@ fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec
         }
     }
     workgroupBarrier();
-    if (live) {
-        for (var d = ti; d < p.dk; d += TI) {
+    if (!live) {
+        return;
+    }
+    for (var d = ti; d < p.dk; d += TI) {
+        if (mode == FROM_ZERO) {
+            scratch[part_b(z, j) + d * p.dv + col] = sk[d][cl];
+        } else if (mode == FROM_IDENTITY) {
+            scratch[part_a(z, j) + d * p.dk + col] = sk[d][cl];
+        } else if (!split || z + 1u == p.parts) {
             state[sb + d * p.dv] = sk[d][cl];
+        }
+    }
+}
+
+// Workgroup (column block x, value head y, segment or part z).
+@compute @workgroup_size(256)
+fn chunk(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    walk(t, wg.x, wg.y, wg.z, RUN);
+}
+
+// A lone long segment walks its chunks in order: dv / VB x nv workgroups
+// for thousands of tokens leave most of the GPU idle. Each chunk's update
+// is affine in S (S' = M_c S + N_c), so a part of chunks maps its starting
+// state to A_p S + B_p: this finds A_p and B_p of every part but the last
+// side by side, `carry` chains them into each part's starting state, and
+// `chunk` runs the parts side by side from those.
+// Workgroup (column block x: dv / VB blocks of B_p, then dk / VB of A_p,
+// value head y, part z).
+@compute @workgroup_size(256)
+fn part_state(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
+    let value_blocks = (p.dv + VB - 1u) / VB;
+    if (wg.x < value_blocks) {
+        walk(t, wg.x, wg.y, wg.z, FROM_ZERO);
+    } else {
+        walk(t, wg.x - value_blocks, wg.y, wg.z, FROM_IDENTITY);
+    }
+}
+
+// Thread per (value head, value column): S_in(0) is the sequence's state,
+// S_in(p + 1) = A_p S_in(p) + B_p, written over B_p (each thread reads
+// and writes only its own column of it).
+@compute @workgroup_size(64)
+fn carry(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let j = gid.x / p.dv;
+    let col = gid.x % p.dv;
+    if (j >= p.nv) {
+        return;
+    }
+    let sg = segs[0];
+    let sb = (sg.slot * p.nv + j) * p.dk * p.dv + col;
+    var s: array<f32, MAX_DK>;
+    var next: array<f32, MAX_DK>;
+    for (var d = 0u; d < p.dk; d++) {
+        s[d] = state[sb + d * p.dv];
+    }
+    for (var part = 0u; part + 1u < p.parts; part++) {
+        let ab = part_a(part, j);
+        let bb = part_b(part, j) + col;
+        for (var d = 0u; d < p.dk; d++) {
+            var acc = scratch[bb + d * p.dv];
+            for (var e = 0u; e < p.dk; e++) {
+                acc = fma(scratch[ab + d * p.dk + e], s[e], acc);
+            }
+            next[d] = acc;
+        }
+        for (var d = 0u; d < p.dk; d++) {
+            s[d] = next[d];
+            scratch[bb + d * p.dv] = s[d];
         }
     }
 }

@@ -383,7 +383,9 @@ fn gated_delta_times(
     let hist = zeros((g.conv_kernel as usize - 1).max(1) * c);
     let state = zeros(nv * (g.key_dim * g.value_dim) as usize);
     let (qkv, o) = (zeros(rows * c), zeros(rows * width));
-    let scratch = zeros(shape.scratch_floats(t) as usize);
+    // The room the model's scratch gives a pass of t rows
+    // (GpuModel::spare), which decides whether a lone segment is split.
+    let scratch = zeros((t as u64 * arch.widest()).max(shape.scratch_floats(t)) as usize);
     let buffers = ops::GatedDeltaBuffers {
         x: &x,
         z: &z,

@@ -8,7 +8,9 @@
 //! carried across calls) and single decode steps. And the kernels alone
 //! at the largest head size (128), from random states, against the rule
 //! written out here as SPEC-gdn states it: the chunked form (prefill,
-//! chunks of 64 tokens) and the recurrence.
+//! chunks of 64 tokens), a lone 700-row segment cut into parts run side
+//! by side (also against the same segment walked whole), and the
+//! recurrence.
 
 mod common;
 use common::{open, rel_diff};
@@ -142,19 +144,51 @@ fn seg(row0: u32, rows: u32, slot: u32) -> Seg {
 /// rows (the last chunks partial, one of a single row).
 const SEGS: [(u32, u32, u32); 3] = [(0, 65, 1), (65, 1, 0), (66, 130, 2)];
 
+/// How much scratch the op is given: none (the recurrence), what the
+/// chunked form needs, or room for a lone segment's parts too.
+#[derive(Clone, Copy, PartialEq)]
+enum Room {
+    None,
+    Chunked,
+    Parts,
+}
+
 #[test]
 fn the_chunked_kernels_follow_the_rule_at_head_size_128() {
-    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), true);
+    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), Room::Chunked, false);
 }
 
 #[test]
 fn the_recurrent_kernel_follows_the_rule_at_head_size_128() {
     // Without scratch the same prefill takes the recurrence.
-    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), false);
+    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), Room::None, false);
 }
 
-fn kernels_follow_the_rule(segs: &[Seg], chunked: bool) {
-    let Some(gpu) = common::gpu() else { return };
+#[test]
+fn a_lone_long_segment_split_into_parts_follows_the_rule() {
+    // 700 rows, 11 chunks: parts of 3 chunks, the last of 2 (one
+    // partial), their states chained; against the rule and against the
+    // same segment walked whole.
+    let lone = [seg(0, 700, 0)];
+    let (split_o, split_s) = kernels_follow_the_rule(&lone, Room::Parts, true);
+    let (whole_o, whole_s) = kernels_follow_the_rule(&lone, Room::Chunked, true);
+    for (got, want, what) in [(&split_o, &whole_o, "o"), (&split_s, &whole_s, "state")] {
+        let top = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let d = got
+            .iter()
+            .zip(want.iter())
+            .fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
+        assert!(
+            d <= 2e-5 * top,
+            "split vs whole {what}: {d} (largest {top})"
+        );
+    }
+}
+
+fn kernels_follow_the_rule(segs: &[Seg], room: Room, slow: bool) -> (Vec<f32>, Vec<f32>) {
+    let Some(gpu) = common::gpu() else {
+        return (vec![], vec![]);
+    };
     let kernels = Kernels::new(&gpu);
     let (nk, nv, dk, dv, taps) = (1usize, 2usize, 128usize, 128usize, 4usize);
     let c = 2 * nk * dk + nv * dv;
@@ -166,7 +200,13 @@ fn kernels_follow_the_rule(segs: &[Seg], chunked: bool) {
     let b = common::random_f32(rows * nv, 3, 3.0);
     let a = common::random_f32(rows * nv, 4, 3.0);
     let conv_w = common::random_f32(c * taps, 5, 0.7);
-    let a_log = common::random_f32(nv, 6, 1.0);
+    // Slow decays (exp(A_log) near e^-6) keep the starting state and each
+    // part's A_p alive across hundreds of tokens; at the usual rates they
+    // fade within a chunk and a split would pass whatever it carried.
+    let a_log: Vec<f32> = common::random_f32(nv, 6, 1.0)
+        .into_iter()
+        .map(|v| if slow { v - 6.0 } else { v })
+        .collect();
     let dt_bias = common::random_f32(nv, 7, 1.0);
     let norm_w = common::random_f32(dv, 8, 1.0);
     let hist0 = common::random_f32(slots * hk * c, 9, 1.0);
@@ -197,11 +237,20 @@ fn kernels_follow_the_rule(segs: &[Seg], chunked: bool) {
         conv_kernel: taps as u32,
         eps: 1e-6,
     };
-    let floats = if chunked {
-        shape.scratch_floats(rows as u32) as usize
-    } else {
-        4
+    let max_rows = segs.iter().map(|s| s.rows).max().unwrap();
+    let floats = match room {
+        Room::None => 4,
+        Room::Chunked => shape.scratch_floats(rows as u32) as usize,
+        Room::Parts => {
+            let floats = shape.scratch_floats(rows as u32) + 8 * shape.part_floats();
+            // That the op splits is the point of this case.
+            assert!(shape.parts(max_rows, rows as u32, floats) > 1);
+            floats as usize
+        }
     };
+    if room == Room::Chunked {
+        assert_eq!(shape.parts(max_rows, rows as u32, floats as u64), 1);
+    }
     let scratch = buf(&vec![f32::NAN; floats]);
     let mut rec = Recorder::new(&kernels);
     ops::gated_delta(
@@ -210,7 +259,7 @@ fn kernels_follow_the_rule(segs: &[Seg], chunked: bool) {
         Segments {
             segs: &segs_buffer,
             count: segs.len() as u32,
-            max_rows: segs.iter().map(|s| s.rows).max().unwrap(),
+            max_rows,
             max_end: 0,
         },
         rows as u32,
@@ -308,4 +357,5 @@ fn kernels_follow_the_rule(segs: &[Seg], chunked: bool) {
     near(&got_o, &want_o, "o");
     near(&got_s, &want_s, "state");
     assert_eq!(got_h, want_h, "conv history");
+    (got_o, got_s)
 }

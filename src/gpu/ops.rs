@@ -494,12 +494,40 @@ pub struct GatedDeltaShape {
 pub const GDN_CHUNK: u32 = 64;
 /// Value columns a `chunk` workgroup holds (gated_delta.wgsl's `VB`).
 const GDN_COLUMNS: u32 = 4;
+/// Chunks a part of a split gated-delta segment takes at least (fewer
+/// would spend more on A_p, a dk x dk product a chunk, than the parts
+/// save), and parts at most.
+const GDN_PART_CHUNKS: u32 = 2;
+const GDN_MAX_PARTS: u32 = 32;
 
 impl GatedDeltaShape {
     /// Scratch values the chunked form needs for `rows` packed rows: w
     /// and the chunk's decayed scores, per row and value head.
     pub fn scratch_floats(&self, rows: u32) -> u64 {
         rows as u64 * self.value_heads as u64 * (self.key_dim + GDN_CHUNK) as u64
+    }
+
+    /// Scratch values a part of a split segment needs beyond
+    /// [`Self::scratch_floats`]: its B_p (then the next part's starting
+    /// state) and A_p, per value head.
+    pub fn part_floats(&self) -> u64 {
+        let (nv, dk, dv) = (
+            self.value_heads as u64,
+            self.key_dim as u64,
+            self.value_dim as u64,
+        );
+        nv * dk * (dk + dv)
+    }
+
+    /// The parts a lone segment of `seg_rows` rows (of `rows` packed) is
+    /// cut into where `floats` of scratch allow it: at least 2 chunks a
+    /// part; 1 means no split.
+    pub fn parts(&self, seg_rows: u32, rows: u32, floats: u64) -> u32 {
+        let room = floats.saturating_sub(self.scratch_floats(rows)) / self.part_floats().max(1);
+        (seg_rows.div_ceil(GDN_CHUNK) / GDN_PART_CHUNKS)
+            .min(GDN_MAX_PARTS)
+            .min(room.min(u32::MAX as u64) as u32)
+            .max(1)
     }
 
     /// Whether `chunk` and `wy` can take these heads: S's column block in
@@ -537,7 +565,10 @@ pub struct GatedDeltaBuffers<'a> {
 /// the recurrence for decode (one row a segment) and the chunked form
 /// otherwise, where `scratch` holds [`GatedDeltaShape::scratch_floats`]
 /// (it falls back to the recurrence where not, or the heads are too
-/// large). `qkv`'s v, `beta` and `g` are left overwritten.
+/// large). A lone segment of at least 4 chunks is cut into parts run side
+/// by side where `scratch` also holds [`GatedDeltaShape::part_floats`] a
+/// part (see [`GatedDeltaShape::parts`]). `qkv`'s v, `beta` and `g` are
+/// left overwritten.
 pub fn gated_delta(
     rec: &mut Recorder,
     s: &GatedDeltaShape,
@@ -546,7 +577,7 @@ pub fn gated_delta(
     buf: &GatedDeltaBuffers,
 ) {
     let channels = 2 * s.key_heads * s.key_dim + s.value_heads * s.value_dim;
-    let params = GatedDeltaParams {
+    let mut params = GatedDeltaParams {
         nk: s.key_heads,
         nv: s.value_heads,
         dk: s.key_dim,
@@ -555,6 +586,8 @@ pub fn gated_delta(
         channels,
         rows,
         eps: s.eps,
+        parts: 1,
+        part_rows: 0,
     };
     let b = GATED_DELTA;
     let f = WDtype::F32;
@@ -623,13 +656,59 @@ pub fn gated_delta(
             (b.segs, segs.segs),
             (b.scratch, buf.scratch.buffer),
         ];
-        rec.dispatch(
-            Kernel::GdnChunk,
-            f,
-            &params,
-            &chunk,
-            [s.value_dim.div_ceil(GDN_COLUMNS), s.value_heads, segs.count],
-        );
+        let blocks = s.value_dim.div_ceil(GDN_COLUMNS);
+        let parts = if segs.count == 1 {
+            s.parts(segs.max_rows, rows, buf.scratch.floats)
+        } else {
+            1
+        };
+        if parts < 2 {
+            rec.dispatch(
+                Kernel::GdnChunk,
+                f,
+                &params,
+                &chunk,
+                [blocks, s.value_heads, segs.count],
+            );
+        } else {
+            // Parts of whole chunks, as even as they come.
+            let chunks = segs.max_rows.div_ceil(GDN_CHUNK);
+            params.part_rows = chunks.div_ceil(parts) * GDN_CHUNK;
+            params.parts = segs.max_rows.div_ceil(params.part_rows);
+            // Only later parts start from a part's A_p and B_p: the last
+            // part's would go unused.
+            rec.dispatch(
+                Kernel::GdnPartState,
+                f,
+                &params,
+                &chunk,
+                [
+                    blocks + s.key_dim.div_ceil(GDN_COLUMNS),
+                    s.value_heads,
+                    params.parts - 1,
+                ],
+            );
+            let carry = [
+                (b.state, buf.state),
+                (b.segs, segs.segs),
+                (b.scratch, buf.scratch.buffer),
+            ];
+            rec.dispatch_1d(
+                Kernel::GdnCarry,
+                f,
+                &params,
+                &carry,
+                s.value_heads * s.value_dim,
+                64,
+            );
+            rec.dispatch(
+                Kernel::GdnChunk,
+                f,
+                &params,
+                &chunk,
+                [blocks, s.value_heads, params.parts],
+            );
+        }
     } else {
         rec.dispatch(
             Kernel::GdnRecur,

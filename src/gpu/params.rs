@@ -156,7 +156,8 @@ params! {
     /// lightning.wgsl (chunk and step), by segments.
     LightningParams in "lightning" { heads: u32, kv_heads: u32, dk: u32, scale: f32, parts: u32, part_rows: u32 }
 
-    /// gated_delta.wgsl (conv, conv_keep, prepare, recur, wy, chunk, gated_norm):
+    /// gated_delta.wgsl (conv, conv_keep, prepare, recur, wy, chunk, part_state,
+    /// carry, gated_norm):
     /// the gated delta rule over a batch's segments (`rows` packed rows).
     GatedDeltaParams in "gated_delta" {
         nk: u32,
@@ -167,6 +168,8 @@ params! {
         channels: u32,
         rows: u32,
         eps: f32,
+        parts: u32,
+        part_rows: u32,
     }
 
     /// rows.wgsl: rows of `width` moved by `count` pairs of a table, from
