@@ -499,6 +499,9 @@ const GDN_COLUMNS: u32 = 4;
 /// save), and parts at most.
 const GDN_PART_CHUNKS: u32 = 2;
 const GDN_MAX_PARTS: u32 = 32;
+/// `chunk` workgroups that keep a large GPU busy without a split (about
+/// two a multiprocessor on an H100 or H200).
+const GDN_FILLING_WORKGROUPS: u32 = 256;
 
 impl GatedDeltaShape {
     /// Scratch values the chunked form needs for `rows` packed rows: w
@@ -521,8 +524,15 @@ impl GatedDeltaShape {
 
     /// The parts a lone segment of `seg_rows` rows (of `rows` packed) is
     /// cut into where `floats` of scratch allow it: at least 2 chunks a
-    /// part; 1 means no split.
+    /// part; 1 means no split. Only heads too few to fill a GPU are split:
+    /// a split about triples the work (each part's A_p walks dk columns
+    /// and B_p dv before the outputs' walk), which paid back nowhere on an
+    /// H200 with Qwen3.5-0.8B's 512 column-block workgroups (T 4096: 7.7 ms
+    /// unsplit, 38 ms in 24 parts).
     pub fn parts(&self, seg_rows: u32, rows: u32, floats: u64) -> u32 {
+        if self.value_heads * self.value_dim.div_ceil(GDN_COLUMNS) >= GDN_FILLING_WORKGROUPS {
+            return 1;
+        }
         let room = floats.saturating_sub(self.scratch_floats(rows)) / self.part_floats().max(1);
         (seg_rows.div_ceil(GDN_CHUNK) / GDN_PART_CHUNKS)
             .min(GDN_MAX_PARTS)

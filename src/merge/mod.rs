@@ -97,7 +97,9 @@ pub struct MergeSpec {
     pub include_norms: bool,
     /// Qwen3.5: also take the output gate's rows of q_proj from pre. They
     /// feed the output path, not the routing, so by default they stay sft's.
-    #[serde(default)]
+    /// Left out of the JSON when off, so that specs saved before it read
+    /// and write back the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub restore_gate_rows: bool,
 }
 
