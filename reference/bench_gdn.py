@@ -15,22 +15,16 @@ only its ops are needed, so they are imported under a bare `fla` package.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
-import types
 
 import torch
 
+import fla_bare
+
 
 def import_fla_ops():
-    spec = importlib.util.find_spec("fla")
-    if spec is None:
-        raise SystemExit("fla (flash-linear-attention, fla-core) is not installed")
-    bare = types.ModuleType("fla")
-    bare.__path__ = list(spec.submodule_search_locations)
-    bare.__version__ = "0.6.0"
-    sys.modules["fla"] = bare
+    fla_bare.install()
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule
     from fla.ops.gated_delta_rule.naive import naive_recurrent_gated_delta_rule
     return chunk_gated_delta_rule, naive_recurrent_gated_delta_rule

@@ -24,7 +24,6 @@ checkpoint's logits from its weights upcast to f32).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import shutil
@@ -33,6 +32,8 @@ import types
 
 import torch
 from safetensors.torch import save_file
+
+import fla_bare
 
 VOCAB = 259
 IDS = [(i * 37 + 11) % VOCAB for i in range(150)]
@@ -55,13 +56,7 @@ def load_nvlabs(checkout: str):
     """The NVlabs package from a checkout, with fla's ops imported under a
     bare `fla` (its __init__ would load a model zoo that needs
     transformers 5) and its GPU-only pieces replaced by plain PyTorch."""
-    spec = importlib.util.find_spec("fla")
-    if spec is None:
-        raise SystemExit("fla-core 0.6 is needed (pip install --no-deps fla-core==0.6.0 einops)")
-    bare = types.ModuleType("fla")
-    bare.__path__ = list(spec.submodule_search_locations)
-    bare.__version__ = "0.6.0"
-    sys.modules["fla"] = bare
+    fla_bare.install()
     src = os.path.join(checkout, "jetai", "modeling", "hf")
     pkg = types.ModuleType("jet_hf")
     pkg.__path__ = [src]
