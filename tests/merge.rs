@@ -85,17 +85,7 @@ fn every_method_matches_the_numpy_oracle() {
             let (pre, sft) = pair(dir.path(), dtype, shards);
             for (i, (args, spec)) in specs.iter().enumerate() {
                 let out = dir.path().join(format!("out-{dtype}-{shards}-{i}"));
-                let mut cmd = vec![
-                    "merge",
-                    "--pre",
-                    pre.to_str().unwrap(),
-                    "--sft",
-                    sft.to_str().unwrap(),
-                    "--out",
-                    out.to_str().unwrap(),
-                ];
-                cmd.extend_from_slice(args);
-                ok(qklab(&cmd));
+                ok(common::merge(&pre, &sft, &out, args));
                 let res = Command::new(&py)
                     .arg(&oracle)
                     .args([

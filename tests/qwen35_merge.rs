@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{ok, qklab};
+use common::{merge, ok, qklab};
 use qklab::checkpoint::Checkpoint;
 use qklab::safetensors::{encode_f32, encode_header, parse_header, parse_header_len};
 use qklab::source::{block_on, FsSource};
@@ -65,20 +65,6 @@ fn spliced_q(query: &[u8], gate: &[u8]) -> Vec<u8> {
         out[h * head..h * head + half].copy_from_slice(&query[h * head..h * head + half]);
     }
     out
-}
-
-fn merge(pre: &Path, sft: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "merge",
-        "--pre",
-        pre.to_str().unwrap(),
-        "--sft",
-        sft.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    qklab(&args)
 }
 
 fn err(out: std::process::Output) -> String {

@@ -43,6 +43,24 @@ pub struct GdnShape {
     pub conv_kernel: u64,
 }
 
+impl Heads {
+    /// Refuses a layout no mixer can run: sizes of zero, or query heads
+    /// that kv heads do not divide (`what` names the mixer).
+    fn check(&self, what: &str) -> Result<()> {
+        if self.heads == 0
+            || self.kv_heads == 0
+            || self.head_dim == 0
+            || self.heads % self.kv_heads != 0
+        {
+            return Err(cfg_err(format!(
+                "{what} heads {} / kv heads {} / head dim {}: heads must be a positive multiple of kv heads",
+                self.heads, self.kv_heads, self.head_dim
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl GdnShape {
     /// Channels of the convolution: q, k and v side by side.
     pub fn conv_channels(&self) -> u64 {
@@ -203,12 +221,7 @@ impl Arch {
             head_dim: c.lightning_head_dim.unwrap_or(attn.head_dim),
         };
         for (what, h) in [("softmax", attn), ("lightning", lightning)] {
-            if h.heads == 0 || h.kv_heads == 0 || h.head_dim == 0 || h.heads % h.kv_heads != 0 {
-                return Err(cfg_err(format!(
-                    "{what} heads {} / kv heads {} / head dim {}: heads must be a positive multiple of kv heads",
-                    h.heads, h.kv_heads, h.head_dim
-                )));
-            }
+            h.check(what)?;
             if h.head_dim % 2 != 0 {
                 return Err(cfg_err(format!(
                     "{what} head dim {} must be even for RoPE",
@@ -450,16 +463,7 @@ impl Arch {
             kv_heads: c.num_key_value_heads.unwrap_or(c.num_attention_heads),
             head_dim: c.head_dim.unwrap_or(c.hidden_size / c.num_attention_heads),
         };
-        if attn.heads == 0
-            || attn.kv_heads == 0
-            || attn.head_dim == 0
-            || attn.heads % attn.kv_heads != 0
-        {
-            return Err(cfg_err(format!(
-                "softmax heads {} / kv heads {} / head dim {}: heads must be a positive multiple of kv heads",
-                attn.heads, attn.kv_heads, attn.head_dim
-            )));
-        }
+        attn.check("softmax")?;
         let rotary = (attn.head_dim as f64 * rope_fraction) as u64;
         if rotary == 0 || rotary % 2 != 0 {
             return Err(cfg_err(format!(
@@ -576,15 +580,11 @@ impl Arch {
 
     /// Parses `config.json` text and resolves it.
     pub fn from_config_json(text: &str, has_lm_head: bool) -> Result<Arch> {
-        let raw: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| cfg_err(e.to_string()))?;
-        let (text, wrapped) = super::mirror::text_config(&raw)?;
-        let c: HypeNetConfig = serde_json::from_value(text).map_err(|e| cfg_err(e.to_string()))?;
-        let mut arch = Arch::from_config(&c, has_lm_head)?;
-        if wrapped {
-            arch.root = Root::Wrapped;
-        }
-        Ok(arch)
+        let (_, c, root) = super::mirror::parse(text)?;
+        Ok(Arch {
+            root,
+            ..Arch::from_config(&c, has_lm_head)?
+        })
     }
 
     /// Layer `l`'s tensor names in this checkpoint.

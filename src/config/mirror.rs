@@ -124,6 +124,21 @@ const REFUSED: [(&str, &str); 3] = [
     ("qwen3_moe", "Qwen3's mixture-of-experts models are not supported (only the dense qwen3)"),
 ];
 
+/// `config.json` text as the text model's config, and where the text
+/// model's tensors live: the one reading of a config ([`text_config`]
+/// unwraps Qwen3.5's wrapper).
+pub fn parse(text: &str) -> Result<(serde_json::Value, HypeNetConfig, crate::names::Root)> {
+    let raw: serde_json::Value = serde_json::from_str(text).map_err(|e| cfg_err(e.to_string()))?;
+    let (text, wrapped) = text_config(&raw)?;
+    let config = serde_json::from_value(text).map_err(|e| cfg_err(e.to_string()))?;
+    let root = if wrapped {
+        crate::names::Root::Wrapped
+    } else {
+        crate::names::Root::Plain
+    };
+    Ok((raw, config, root))
+}
+
 /// The config a family's text model is described by: itself, or the
 /// `text_config` of Qwen3.5's vision-language wrapper (`qwen3_5`), whose
 /// tensors then live under `model.language_model.` (`true` second).

@@ -27,16 +27,12 @@ pub fn arch_of<S: ByteSource>(ckpt: &Checkpoint<S>) -> Result<Arch> {
     let Some(text) = &ckpt.config_json else {
         return Arch::infer(&ckpt.tensors);
     };
-    let raw: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| mirror::cfg_err(e.to_string()))?;
-    let (text, wrapped) = mirror::text_config(&raw)?;
-    let config: HypeNetConfig =
-        serde_json::from_value(text).map_err(|e| mirror::cfg_err(e.to_string()))?;
+    let (raw, config, root) = mirror::parse(text)?;
     gate::sizes_within(&config, gate::Bounds::of(&ckpt.tensors))?;
-    let mut arch = Arch::from_config(&config, has_lm_head)?;
-    if wrapped {
-        arch.root = names::Root::Wrapped;
-    }
+    let arch = Arch {
+        root,
+        ..Arch::from_config(&config, has_lm_head)?
+    };
     gate::numbers_make_sense(&arch)?;
     gate::token_ids(&raw, arch.vocab_size)?;
     Ok(arch)

@@ -8,26 +8,8 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
-/// The rows `[start, end)` of a gated `q_proj` of `heads` heads of
-/// `head_dim`: each head's query rows, or (`gate`) its gate rows.
-pub fn gated_rows(heads: u64, head_dim: u64, gate: bool) -> Vec<Range<u64>> {
-    let first = if gate { head_dim } else { 0 };
-    (0..heads)
-        .map(|h| {
-            let start = h * 2 * head_dim + first;
-            start..start + head_dim
-        })
-        .collect()
-}
-
-/// Rows `ranges` of a row-major matrix of `cols` columns, stacked.
-pub fn take_rows(full: &[f32], ranges: &[Range<u64>], cols: usize) -> Vec<f32> {
-    ranges
-        .iter()
-        .flat_map(|r| &full[r.start as usize * cols..r.end as usize * cols])
-        .copied()
-        .collect()
-}
+// The gated q_proj's layout has one home, where the engines read it.
+pub use crate::model::weights::{gated_rows, take_rows};
 
 /// Writes `rows` (stacked as [`take_rows`] gives them) back over `ranges` of `full`.
 pub fn put_rows(full: &mut [f32], ranges: &[Range<u64>], cols: usize, rows: &[f32]) {

@@ -10,6 +10,8 @@
 //!   rows under `o_gate`, the name of HypeNet's output gate, which every
 //!   engine already applies as `o * sigmoid(gate x)`.
 
+use std::ops::Range;
+
 use crate::checkpoint::Checkpoint;
 use crate::config::{Arch, Mixer};
 use crate::error::Result;
@@ -117,14 +119,33 @@ pub fn plus_one(mut w: Vec<f32>) -> Vec<f32> {
     w
 }
 
+/// The rows `[start, end)` of a gated `q_proj` of `heads` heads of
+/// `head_dim`: each head's query rows, or (`gate`) its gate rows. The one
+/// statement of that layout, for the engines and the merge.
+pub fn gated_rows(heads: u64, head_dim: u64, gate: bool) -> Vec<Range<u64>> {
+    let first = if gate { head_dim } else { 0 };
+    (0..heads)
+        .map(|h| {
+            let start = h * 2 * head_dim + first;
+            start..start + head_dim
+        })
+        .collect()
+}
+
+/// Rows `ranges` of a row-major matrix of `cols` columns, stacked.
+pub fn take_rows(full: &[f32], ranges: &[Range<u64>], cols: usize) -> Vec<f32> {
+    ranges
+        .iter()
+        .flat_map(|r| &full[r.start as usize * cols..r.end as usize * cols])
+        .copied()
+        .collect()
+}
+
 /// The query rows (or, with `gate`, the gate rows) of a gated `q_proj`
 /// `[H * 2 dh, d]` (row-major), as `[H * dh, d]`.
 pub fn gated_q_rows(full: &[f32], d: usize, head_dim: usize, gate: bool) -> Vec<f32> {
-    let block = head_dim * d;
-    full.chunks(2 * block)
-        .flat_map(|head| if gate { &head[block..] } else { &head[..block] })
-        .copied()
-        .collect()
+    let heads = full.len() / (2 * head_dim * d).max(1);
+    take_rows(full, &gated_rows(heads as u64, head_dim as u64, gate), d)
 }
 
 #[cfg(test)]

@@ -3,6 +3,26 @@
 
 use std::process::{Command, Output};
 
+/// `qklab merge --pre pre --sft sft --out out` and `extra`.
+pub fn merge(
+    pre: &std::path::Path,
+    sft: &std::path::Path,
+    out: &std::path::Path,
+    extra: &[&str],
+) -> Output {
+    let mut args = vec![
+        "merge",
+        "--pre",
+        pre.to_str().unwrap(),
+        "--sft",
+        sft.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    qklab(&args)
+}
+
 /// Runs the `qklab` binary built for this test run.
 pub fn qklab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_qklab"))
