@@ -510,6 +510,28 @@ pub fn shares(
                 add(t, d, i, "mlp down");
                 continue;
             }
+            Mixer::Jet => {
+                let g = &arch.gdn;
+                let (kw, vw) = (g.key_width() as u32, g.value_width() as u32);
+                add(t, kw, d, "q, k (JetBlock)");
+                add(t, kw, d, "q, k (JetBlock)");
+                add(t, vw, d, "v, g (JetBlock)");
+                add(t, vw, d, "v, g (JetBlock)");
+                add(t, g.value_heads as u32, d, "a, b (gated delta)");
+                add(t, g.value_heads as u32, d, "a, b (gated delta)");
+                add(t, g.generator as u32, d, "dconv generator w1");
+                add(
+                    t,
+                    vw * g.conv_kernel as u32,
+                    g.generator as u32,
+                    "dconv generator w2",
+                );
+                add(t, d, vw, "o (JetBlock)");
+                add(t, i, d, "mlp gate, up");
+                add(t, i, d, "mlp gate, up");
+                add(t, d, i, "mlp down");
+                continue;
+            }
         };
         add(t, q, d, qn);
         add(t, kv, d, "k, v");

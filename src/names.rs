@@ -112,6 +112,27 @@ pub struct LayerNames {
     pub z_proj: String,
     /// A gated-delta layer's tensors (Qwen3.5's `linear_attn.*`).
     pub gdn: GdnNames,
+    /// A JetBlock's tensors beside its q/k/v/o projections and `o_norm`
+    /// (Jet-Nemotron keeps them all under `self_attn.*`).
+    pub jet: JetNames,
+}
+
+/// The tensors of a Jet-Nemotron JetBlock (SPEC-gdn, "JetBlock") that
+/// [`LayerNames`] has no other name for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JetNames {
+    /// beta's and the decay's projections, `[nh, D]` each.
+    pub b_proj: String,
+    pub a_proj: String,
+    pub a_log: String,
+    pub dt_bias: String,
+    /// The dynamic convolution's kernel generator, `W2 silu(W1 x) + b2`:
+    /// `w1` is `[C / reduction, D]`, `w2` `[C * W, C / reduction]`.
+    pub gen_w1: String,
+    pub gen_w2: String,
+    pub gen_b2: String,
+    /// The output gate z, `[nh dv, D]`.
+    pub g_proj: String,
 }
 
 /// The tensors of a Qwen3.5 gated-delta layer (SPEC-gdn, "GDN layer").
@@ -185,6 +206,16 @@ impl LayerNames {
                 dt_bias: g("dt_bias"),
                 norm: g("norm.weight"),
                 out: g("out_proj.weight"),
+            },
+            jet: JetNames {
+                b_proj: a("b_proj.weight"),
+                a_proj: a("a_proj.weight"),
+                a_log: a("A_log"),
+                dt_bias: a("dt_bias"),
+                gen_w1: a("dynamic_conv1d.kernel_generator.w1.weight"),
+                gen_w2: a("dynamic_conv1d.kernel_generator.w2.weight"),
+                gen_b2: a("dynamic_conv1d.kernel_generator.w2.bias"),
+                g_proj: a("g_proj.weight"),
             },
         }
     }

@@ -92,10 +92,13 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
     let letters: Vec<char> = arch
         .mixers
         .iter()
-        .map(|m| match m {
+        .enumerate()
+        .map(|(l, m)| match m {
+            Mixer::Softmax if arch.window(l).is_some() => 'W',
             Mixer::Softmax => 'S',
             Mixer::Lightning => 'L',
             Mixer::GatedDelta => 'G',
+            Mixer::Jet => 'J',
         })
         .collect();
     let layer_map = letters
@@ -215,7 +218,13 @@ impl Summary {
         let _ = writeln!(s, "softmax layers (*): {:?}", self.softmax_layers);
         if self.layers.iter().any(|l| !l.softmax) {
             let mut kinds = Vec::new();
-            for (letter, what) in [('G', "gated delta"), ('L', "Lightning"), ('S', "softmax")] {
+            for (letter, what) in [
+                ('G', "gated delta"),
+                ('J', "JetBlock"),
+                ('L', "Lightning"),
+                ('S', "softmax"),
+                ('W', "sliding-window softmax"),
+            ] {
                 let n = self.layer_map.chars().filter(|&c| c == letter).count();
                 if n > 0 {
                     kinds.push(format!("{letter} {what} ({n})"));

@@ -36,8 +36,11 @@ impl SplitMix64 {
 /// The Qwen3.5-0.8B-shaped preset's name.
 pub const QWEN35_08B: &str = "qwen3.5-0.8b";
 
+/// The Jet-Nemotron-2B-shaped preset's name.
+pub const JET_2B: &str = "jet-nemotron-2b";
+
 /// The built-in shapes, by name.
-pub const PRESETS: [&str; 4] = ["tiny", "demo", "2b", QWEN35_08B];
+pub const PRESETS: [&str; 5] = ["tiny", "demo", "2b", QWEN35_08B, JET_2B];
 
 /// A config.json for one of the built-in shapes.
 pub fn preset_config(preset: &str) -> Result<serde_json::Value> {
@@ -109,6 +112,33 @@ pub fn preset_config(preset: &str) -> Result<serde_json::Value> {
             "rope_parameters": { "rope_type": "default", "rope_theta": 1e7, "partial_rotary_factor": 0.25 },
             "tie_word_embeddings": true, "eos_token_id": 248044, "torch_dtype": "bfloat16"
         }),
+        // Jet-Nemotron-2B: the sizes of NVlabs' published config
+        // (jetai/modeling/configs/jetlm_2B.json in NVlabs/Jet-Nemotron).
+        JET_2B => {
+            let mut layer_types = vec!["jet"; 28];
+            for l in [14, 19] {
+                layer_types[l] = "attn";
+            }
+            for l in [20, 21] {
+                layer_types[l] = "swa";
+            }
+            serde_json::json!({
+                "model_type": "jet_nemotron",
+                "architectures": ["JetNemotronForCausalLM"],
+                "vocab_size": 151936, "hidden_size": 1536, "intermediate_size": 8960,
+                "num_hidden_layers": 28, "layer_types": layer_types,
+                "num_attention_heads": 12, "num_key_value_heads": 2,
+                "efficient_attention_config": {
+                    "jet": { "conv_size": 4, "dconv_generator_reduction": 8, "dconv_implementation": "triton",
+                             "expand_v": 2.6666666667, "head_dim": 96, "mode": "chunk", "norm_eps": "1e-5",
+                             "num_heads": 12 },
+                    "swa": { "window_size": 1152 }
+                },
+                "rms_norm_eps": 1e-6, "hidden_act": "silu", "rope_theta": 1e6, "rope_scaling": null,
+                "tie_word_embeddings": true, "bos_token_id": 151643, "eos_token_id": 151643,
+                "torch_dtype": "bfloat16"
+            })
+        }
         other => {
             return Err(Error::Usage(format!(
                 "unknown preset {other:?}: expected one of {}",

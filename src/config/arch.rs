@@ -20,6 +20,10 @@ pub enum Mixer {
     /// The gated delta rule (Gated DeltaNet; SPEC-gdn), Qwen3.5's linear layers.
     #[serde(rename = "gated_delta")]
     GatedDelta,
+    /// Jet-Nemotron's JetBlock (SPEC-gdn): SiLU q and k, v through a
+    /// dynamic convolution whose kernel each token generates, then the
+    /// gated delta rule.
+    Jet,
 }
 
 /// Head layout of one kind of mixer.
@@ -33,7 +37,9 @@ pub struct Heads {
 /// Sizes of a gated-delta layer (SPEC-gdn): `key_heads` query/key heads
 /// of `key_dim`, `value_heads` value heads of `value_dim` (value head j
 /// reads key head `j / (value_heads / key_heads)`), and the depthwise
-/// causal convolution's kernel over q, k and v.
+/// causal convolution's kernel over q, k and v. A JetBlock has as many
+/// value heads as key heads, convolves v only, with a kernel generated
+/// per token through `generator` hidden units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct GdnShape {
     pub key_heads: u64,
@@ -41,6 +47,9 @@ pub struct GdnShape {
     pub key_dim: u64,
     pub value_dim: u64,
     pub conv_kernel: u64,
+    /// The dynamic convolution's generator width (`value_width /
+    /// dconv_generator_reduction`); 0 for Qwen3.5's static convolution.
+    pub generator: u64,
 }
 
 impl Heads {
@@ -62,9 +71,13 @@ impl Heads {
 }
 
 impl GdnShape {
-    /// Channels of the convolution: q, k and v side by side.
+    /// Channels of Qwen3.5's convolution: q, k and v side by side.
     pub fn conv_channels(&self) -> u64 {
         2 * self.key_heads * self.key_dim + self.value_heads * self.value_dim
+    }
+
+    pub fn key_width(&self) -> u64 {
+        self.key_heads * self.key_dim
     }
 
     pub fn value_width(&self) -> u64 {
@@ -111,7 +124,16 @@ pub struct Arch {
     /// The softmax layers' output gate sits in `q_proj`: per head, the
     /// query rows, then as many gate rows (Qwen3.5's gated attention).
     pub attn_gate_in_q: bool,
+    /// Sizes of the gated-delta layers or the JetBlocks (a family has one
+    /// or the other, or neither).
     pub gdn: GdnShape,
+    /// The epsilon of their gated output norm: the layers' own in Qwen3.5,
+    /// the JetBlock's `norm_eps` in Jet-Nemotron.
+    pub gdn_norm_eps: f64,
+    /// Each layer's sliding window (Jet-Nemotron's `swa` layers): a query
+    /// at position i attends to keys at positions in (i - w, i]. `None`
+    /// for every other layer.
+    pub windows: Vec<Option<u64>>,
     /// Where the text model's tensors live (Qwen3.5's wrapper nests them).
     pub root: Root,
     pub family: Family,
@@ -128,6 +150,7 @@ impl Mixer {
             Mixer::Softmax => "attn",
             Mixer::Lightning => "lightning-attn",
             Mixer::GatedDelta => "linear_attention",
+            Mixer::Jet => "jet",
         }
     }
 }
@@ -152,6 +175,12 @@ impl Arch {
             gate_in_q * a.heads * a.head_dim,
             l.heads * l.head_dim,
             g.conv_channels(),
+            // A JetBlock's generated kernels, conv_kernel taps a channel.
+            if g.generator > 0 {
+                g.value_width() * g.conv_kernel
+            } else {
+                0
+            },
             // The chunked gated delta rule's scratch (w and the chunk's
             // scores) lives in a pass buffer (GpuModel::spare).
             g.value_heads * (g.key_dim + 64),
@@ -161,19 +190,9 @@ impl Arch {
         .unwrap_or(1)
     }
 
-    /// Resolves a parsed config; `has_lm_head` decides tying when the config is silent.
-    pub fn from_config(c: &HypeNetConfig, has_lm_head: bool) -> Result<Arch> {
-        match Family::of(c.model_type.as_deref()) {
-            Some(Family::HypeNet) => {}
-            Some(Family::Qwen35) => return Arch::from_qwen35_config(c, has_lm_head),
-            Some(family) => return Arch::from_family_config(c, family, has_lm_head),
-            None => {
-                return Err(cfg_err(format!(
-                    "model_type {:?} is not supported: expected hypenet, qwen2, qwen3, qwen3_5, qwen3_5_text, llama or mistral",
-                    c.model_type.as_deref().unwrap_or("")
-                )))
-            }
-        }
+    /// A HypeNet config (`model_type` "hypenet" or none); `has_lm_head`
+    /// decides tying when the config is silent.
+    pub(super) fn from_hypenet_config(c: &HypeNetConfig, has_lm_head: bool) -> Result<Arch> {
         let mut guesses = Vec::new();
         let layers = c.num_hidden_layers as usize;
         let mixer_names: Vec<String> = if c.mixer_types.is_empty() {
@@ -288,6 +307,8 @@ impl Arch {
             norm_plus_one: false,
             attn_gate_in_q: false,
             gdn: GdnShape::default(),
+            gdn_norm_eps: rms_norm_eps,
+            windows: vec![None; layers],
             root: Root::Plain,
             family: Family::HypeNet,
             tie_word_embeddings,
@@ -309,6 +330,8 @@ impl Arch {
     ) -> Result<Arch> {
         let name = family.name();
         let refuse = |what: String| Err(cfg_err(format!("{name}: {what} is not supported")));
+        // Jet-Nemotron's softmax layers are Qwen2's: q/k/v biases, none on o.
+        let qwen2_attention = matches!(family, Family::Qwen2 | Family::Jet);
         if c.num_experts.as_ref().is_some_and(|v| !v.is_null())
             || c.num_local_experts.as_ref().is_some_and(|v| !v.is_null())
         {
@@ -360,13 +383,13 @@ impl Arch {
             lightning_use_output_norm: Some(false),
             lightning_use_output_gate: Some(false),
             rope_theta: Some(rope_theta),
-            attention_bias: Some(family == Family::Qwen2 || c.attention_bias == Some(true)),
+            attention_bias: Some(qwen2_attention || c.attention_bias == Some(true)),
             rms_norm_eps: Some(c.rms_norm_eps.unwrap_or(1e-6)),
             model_type: None,
             ..c.clone()
         };
-        let mut arch = Arch::from_config(&plain, has_lm_head)?;
-        arch.o_bias = family != Family::Qwen2 && c.attention_bias == Some(true);
+        let mut arch = Arch::from_hypenet_config(&plain, has_lm_head)?;
+        arch.o_bias = !qwen2_attention && c.attention_bias == Some(true);
         arch.attn_use_qk_norm = family == Family::Qwen3;
         arch.rope_scaling = rope_scaling;
         arch.family = family;
@@ -384,7 +407,7 @@ impl Arch {
     /// RoPE on the first `partial_rotary_factor` of each head, zero-centred
     /// norms. What transformers' Qwen3.5 takes and the engines lack is
     /// refused by name.
-    fn from_qwen35_config(c: &HypeNetConfig, has_lm_head: bool) -> Result<Arch> {
+    pub(super) fn from_qwen35_config(c: &HypeNetConfig, has_lm_head: bool) -> Result<Arch> {
         let refuse = |what: &str| Err(cfg_err(format!("Qwen3.5: {what} is not supported")));
         if c.num_experts.as_ref().is_some_and(|v| !v.is_null()) {
             return refuse("a mixture of experts (num_experts)");
@@ -478,6 +501,7 @@ impl Arch {
             key_dim: c.linear_key_head_dim.unwrap_or(128),
             value_dim: c.linear_value_head_dim.unwrap_or(128),
             conv_kernel: c.linear_conv_kernel_dim.unwrap_or(4),
+            generator: 0,
         };
         if [
             gdn.key_heads,
@@ -525,6 +549,8 @@ impl Arch {
             norm_plus_one: true,
             attn_gate_in_q: true,
             gdn,
+            gdn_norm_eps: rms_norm_eps,
+            windows: vec![None; layers],
             root: Root::Plain,
             family: Family::Qwen35,
             tie_word_embeddings: c.tie_word_embeddings.unwrap_or(!has_lm_head),
@@ -578,15 +604,6 @@ impl Arch {
         }
     }
 
-    /// Parses `config.json` text and resolves it.
-    pub fn from_config_json(text: &str, has_lm_head: bool) -> Result<Arch> {
-        let (_, c, root) = super::mirror::parse(text)?;
-        Ok(Arch {
-            root,
-            ..Arch::from_config(&c, has_lm_head)?
-        })
-    }
-
     /// Layer `l`'s tensor names in this checkpoint.
     pub fn layer_names(&self, l: usize) -> LayerNames {
         LayerNames::at(self.root, l)
@@ -613,10 +630,27 @@ impl Arch {
         self.mixers.len()
     }
 
+    /// Every softmax layer, sliding-window ones included: the layers
+    /// routing draws and `qklab layers` ranks.
     pub fn softmax_layers(&self) -> Vec<usize> {
         (0..self.mixers.len())
             .filter(|&i| self.mixers[i] == Mixer::Softmax)
             .collect()
+    }
+
+    /// The softmax layers that see the whole context: what a merge
+    /// restores unless told otherwise (a sliding-window layer's reach is
+    /// its window).
+    pub fn full_attention_layers(&self) -> Vec<usize> {
+        self.softmax_layers()
+            .into_iter()
+            .filter(|&l| self.window(l).is_none())
+            .collect()
+    }
+
+    /// Layer `l`'s sliding window, if it has one.
+    pub fn window(&self, l: usize) -> Option<u64> {
+        self.windows.get(l).copied().flatten()
     }
 
     /// Every layer softmax (the Qwen, Llama and Mistral families, or a
@@ -653,6 +687,27 @@ impl Arch {
             (n.mlp_up.clone(), vec![i, d]),
             (n.mlp_down.clone(), vec![d, i]),
         ];
+        if mixer == Mixer::Jet {
+            let g = &self.gdn;
+            let (kw, vw, nh) = (g.key_width(), g.value_width(), g.value_heads);
+            let t = &n.jet;
+            out.extend([
+                (n.q.weight, vec![kw, d]),
+                (n.k.weight, vec![kw, d]),
+                (n.v.weight, vec![vw, d]),
+                (t.b_proj.clone(), vec![nh, d]),
+                (t.a_proj.clone(), vec![nh, d]),
+                (t.a_log.clone(), vec![nh]),
+                (t.dt_bias.clone(), vec![nh]),
+                (t.gen_w1.clone(), vec![g.generator, d]),
+                (t.gen_w2.clone(), vec![vw * g.conv_kernel, g.generator]),
+                (t.gen_b2.clone(), vec![vw * g.conv_kernel]),
+                (t.g_proj.clone(), vec![vw, d]),
+                (n.o_norm, vec![g.value_dim]),
+                (n.o.weight, vec![d, vw]),
+            ]);
+            return out;
+        }
         if mixer == Mixer::GatedDelta {
             let (g, w) = (&self.gdn, self.gdn.value_width());
             let c = g.conv_channels();
@@ -719,7 +774,7 @@ impl Arch {
         match mixer {
             Mixer::Softmax => self.attn_use_qk_norm,
             Mixer::Lightning => self.lightning_use_qk_norm,
-            Mixer::GatedDelta => false,
+            Mixer::GatedDelta | Mixer::Jet => false,
         }
     }
 
@@ -730,7 +785,7 @@ impl Arch {
         match mixer {
             Mixer::Softmax => self.attn,
             Mixer::Lightning => self.lightning,
-            Mixer::GatedDelta => Heads {
+            Mixer::GatedDelta | Mixer::Jet => Heads {
                 heads: self.gdn.value_heads,
                 kv_heads: self.gdn.key_heads,
                 head_dim: self.gdn.key_dim,

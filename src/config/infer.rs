@@ -46,6 +46,17 @@ impl Arch {
             "attn_logits_scaling guessed as null (HyPE off; \"hype 500\" is recommended at inference)".into(),
             "lightning_scale guessed as \"1/sqrt(d)\"".into(),
         ];
+        // A JetBlock or a gated-delta layer cannot be told from tensors
+        // alone (a JetBlock has q_proj and o_norm, like a Lightning layer).
+        if let Some(i) = layer_names
+            .iter()
+            .position(|n| has(&n.jet.gen_w1) || has(&n.gdn.in_qkv))
+        {
+            return Err(infer_err(format!(
+                "layer {i} is a gated delta rule layer (a Jet-Nemotron JetBlock or a Qwen3.5 linear_attention layer): \
+                 such a checkpoint is read by its config.json, which says what each layer is; put it beside the weights"
+            )));
+        }
         let mut mixers = Vec::with_capacity(layers);
         for (i, n) in layer_names.iter().enumerate() {
             let m = if has(&n.o_gate) {
@@ -131,6 +142,8 @@ impl Arch {
             norm_plus_one: false,
             attn_gate_in_q: false,
             gdn: Default::default(),
+            gdn_norm_eps: 1e-6,
+            windows: vec![None; layers],
             root: Default::default(),
             family: Family::HypeNet,
             tie_word_embeddings: !has(names::LM_HEAD),

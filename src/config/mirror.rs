@@ -97,6 +97,10 @@ pub struct HypeNetConfig {
     pub partial_rotary_factor: Option<f64>,
     #[serde(default)]
     pub attn_output_gate: Option<bool>,
+    // Jet-Nemotron's JetBlock sizes and sliding window (SPEC-gdn), read
+    // and checked field by field in `Arch::from_jet_config`.
+    #[serde(default)]
+    pub efficient_attention_config: Option<serde_json::Value>,
 }
 
 /// The model family a checkpoint belongs to (`model_type`). HypeNet mixes
@@ -114,6 +118,10 @@ pub enum Family {
     /// with an output gate (`qwen3_5_text`, or the `qwen3_5` wrapper).
     #[serde(rename = "qwen3_5")]
     Qwen35,
+    /// Jet-Nemotron: JetBlocks (the gated delta rule behind a dynamic
+    /// convolution), full and sliding-window softmax layers.
+    #[serde(rename = "jet_nemotron")]
+    Jet,
 }
 
 /// Families of the same lineage that the engines do not run, with why:
@@ -187,6 +195,7 @@ impl Family {
             Some("llama") => Some(Family::Llama),
             Some("mistral") => Some(Family::Mistral),
             Some("qwen3_5_text") => Some(Family::Qwen35),
+            Some("jet_nemotron") => Some(Family::Jet),
             Some(_) => None,
         }
     }
@@ -199,6 +208,7 @@ impl Family {
             Family::Llama => "Llama",
             Family::Mistral => "Mistral",
             Family::Qwen35 => "Qwen3.5",
+            Family::Jet => "Jet-Nemotron",
         }
     }
 }

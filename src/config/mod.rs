@@ -7,9 +7,11 @@
 mod arch;
 pub mod gate;
 mod infer;
+mod jet;
 mod mirror;
+mod resolve;
 
-pub use arch::{Arch, Heads, Mixer};
+pub use arch::{Arch, GdnShape, Heads, Mixer};
 pub use mirror::{Family, HypeNetConfig, LightningScale, LogitsScaling, RopeScaling};
 
 use crate::checkpoint::Checkpoint;

@@ -62,15 +62,17 @@ pub fn check_pair<S: ByteSource>(pre: &Checkpoint<S>, sft: &Checkpoint<S>) -> Re
     let pre_arch = arch("pre", pre, &mut problems);
     let sft_arch = arch("sft", sft, &mut problems);
     if let (Some(p), Some(s)) = (&pre_arch, &sft_arch) {
-        if p.mixers != s.mixers {
+        if p.mixers != s.mixers || p.windows != s.windows {
             problems.push(format!(
-                "the layer maps differ: pre has softmax layers {:?}, sft {:?}",
+                "the layer maps differ: pre has softmax layers {:?} (full attention {:?}), sft {:?} (full attention {:?})",
                 p.softmax_layers(),
-                s.softmax_layers()
+                p.full_attention_layers(),
+                s.softmax_layers(),
+                s.full_attention_layers()
             ));
         }
-        if (p.attn, p.lightning, p.hidden_size, p.vocab_size)
-            != (s.attn, s.lightning, s.hidden_size, s.vocab_size)
+        if (p.attn, p.lightning, p.gdn, p.hidden_size, p.vocab_size)
+            != (s.attn, s.lightning, s.gdn, s.hidden_size, s.vocab_size)
         {
             problems.push("the head layouts or sizes of pre and sft differ".into());
         }

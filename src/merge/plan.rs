@@ -41,7 +41,7 @@ pub fn resolve_layers(spec: &MergeSpec, arch: &Arch) -> Result<Vec<usize>> {
                 arch.num_layers()
             )));
         }
-        return Ok(softmax);
+        return Ok(arch.full_attention_layers());
     };
     let mut out = layers.clone();
     out.sort_unstable();
@@ -57,6 +57,9 @@ pub fn resolve_layers(spec: &MergeSpec, arch: &Arch) -> Result<Vec<usize>> {
             Mixer::Softmax => continue,
             Mixer::Lightning => "a Lightning layer",
             Mixer::GatedDelta => "a gated-delta (linear_attention) layer",
+            Mixer::Jet => {
+                "a JetBlock (its q_proj and k_proj feed the gated delta rule, not softmax routing)"
+            }
         };
         return Err(Error::Usage(format!(
             "layer {l} is {kind}: {} restores the query and key projections of softmax layers only \

@@ -79,6 +79,16 @@ impl Engine {
         opts: EngineOptions,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Engine> {
+        // Issue 27 lands JetBlocks and sliding windows engine by engine.
+        crate::config::gate::check_tensors(&arch, &ck.tensors)?;
+        if arch.mixers.contains(&crate::config::Mixer::Jet)
+            || arch.windows.iter().any(Option::is_some)
+        {
+            return Err(Error::Usage(
+                "Jet-Nemotron (JetBlocks, sliding-window layers) does not run in the engines yet"
+                    .into(),
+            ));
+        }
         match device {
             Device::Reference => Ok(Engine::Reference(CpuModel::load(ck, arch).await?)),
             Device::Cpu => Ok(Engine::Cpu(FastModel::load(ck, arch).await?)),

@@ -13,6 +13,7 @@ pub fn label(mixer: Mixer) -> &'static str {
         Mixer::Softmax => "softmax",
         Mixer::Lightning => "Lightning",
         Mixer::GatedDelta => "gated delta",
+        Mixer::Jet => "JetBlock",
     }
 }
 
@@ -65,7 +66,7 @@ pub(crate) fn rope_on(arch: &Arch, mixer: Mixer) -> bool {
     match mixer {
         Mixer::Softmax => arch.attn_use_rope,
         Mixer::Lightning => arch.lightning_use_rope,
-        Mixer::GatedDelta => false,
+        Mixer::GatedDelta | Mixer::Jet => false,
     }
 }
 
@@ -98,7 +99,7 @@ pub fn output_norm(arch: &Arch, mixer: Mixer, n: &LayerNames) -> Option<String> 
 pub fn max_gpu_head_dim(mixer: Mixer) -> u64 {
     match mixer {
         Mixer::Softmax => 256,
-        Mixer::Lightning | Mixer::GatedDelta => 128,
+        Mixer::Lightning | Mixer::GatedDelta | Mixer::Jet => 128,
     }
 }
 
@@ -143,9 +144,9 @@ pub fn gpu_state(arch: &Arch, mixer: Mixer, capture: bool) -> GpuState {
                 fixed: l.heads * l.head_dim * l.head_dim * 4,
             }
         }
-        Mixer::GatedDelta => GpuState {
+        Mixer::GatedDelta | Mixer::Jet => GpuState {
             per_token: Vec::new(),
-            fixed: gdn_state_floats(arch) * 4,
+            fixed: gdn_state_floats(arch, mixer) * 4,
         },
     }
 }
@@ -162,15 +163,24 @@ pub fn cpu_state_floats(arch: &Arch, mixer: Mixer, tokens: u64) -> u64 {
             let l = &arch.lightning;
             l.heads * l.head_dim * l.head_dim
         }
-        Mixer::GatedDelta => gdn_state_floats(arch),
+        Mixer::GatedDelta | Mixer::Jet => gdn_state_floats(arch, mixer),
     }
 }
 
 /// A gated-delta layer's state: S `[nv, dk, dv]` and the convolution's
-/// last K-1 inputs `[K-1, C]`.
-fn gdn_state_floats(arch: &Arch) -> u64 {
+/// last K-1 inputs `[K-1, C]` (q, k and v in Qwen3.5; v in a JetBlock).
+fn gdn_state_floats(arch: &Arch, mixer: Mixer) -> u64 {
     let g = &arch.gdn;
-    g.value_heads * g.key_dim * g.value_dim + (g.conv_kernel - 1) * g.conv_channels()
+    g.value_heads * g.key_dim * g.value_dim + (g.conv_kernel - 1) * conv_channels(arch, mixer)
+}
+
+/// The channels a gated-delta layer's convolution runs over: q, k and v
+/// in Qwen3.5, v alone in a JetBlock.
+pub fn conv_channels(arch: &Arch, mixer: Mixer) -> u64 {
+    match mixer {
+        Mixer::Jet => arch.gdn.value_width(),
+        _ => arch.gdn.conv_channels(),
+    }
 }
 
 /// FLOPs (2 per multiply-add) one token spends in a `mixer` layer beyond
@@ -182,6 +192,6 @@ pub fn mixing_flops(arch: &Arch, mixer: Mixer, tokens: u32) -> f64 {
         Mixer::Softmax => {
             2.0 * 2.0 * (arch.attn.heads * arch.attn.head_dim) as f64 * tokens as f64 / 2.0
         }
-        Mixer::Lightning | Mixer::GatedDelta => 0.0,
+        Mixer::Lightning | Mixer::GatedDelta | Mixer::Jet => 0.0,
     }
 }

@@ -47,6 +47,7 @@ impl LayerState {
                     conv: vec![0.0; ((g.conv_kernel - 1) * g.conv_channels()) as usize],
                 })
             }
+            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
         }
     }
 

@@ -41,6 +41,7 @@ impl SeqLayer {
                 SeqLayer::Lightning(vec![0.0; (l.heads * l.head_dim * l.head_dim) as usize])
             }
             Mixer::GatedDelta => SeqLayer::GatedDelta(GdnState::new(arch)),
+            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
         }
     }
 }
@@ -95,6 +96,7 @@ impl FastModel {
                 });
                 self.gated_delta(layer, h, pass.spans, &mut s, x)
             }
+            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
         }
     }
 
@@ -123,7 +125,7 @@ impl FastModel {
                 });
                 self.lightning(q, k, v, spans, &mut s)
             }
-            Mixer::GatedDelta => unreachable!("not a mixer of the attention kind"),
+            Mixer::GatedDelta | Mixer::Jet => unreachable!("not a mixer of the attention kind"),
         }
     }
 }

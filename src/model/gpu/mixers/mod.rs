@@ -78,6 +78,7 @@ impl GpuModel {
                     ),
                 }
             }
+            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
         }
     }
 
