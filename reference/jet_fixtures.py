@@ -19,6 +19,15 @@ torch 2.11, transformers 4.57.1, einops and fla-core 0.6:
 writes DIR/jet-<dtype>/{config.json,model.safetensors} and
 DIR/golden.safetensors (`ids`, `logits_jet_<dtype>` [150, V], f32, the bf16
 checkpoint's logits from its weights upcast to f32).
+
+`--merge-pair QKLAB` is the merge check: an "SFT" copy of the f32 fixture
+with every tensor perturbed, `QKLAB merge` with its defaults, then the
+output loaded by the NVlabs code (`from_pretrained`): the q/k weights and
+biases of the `attn` layer pre's, everything else (the `swa` layer's, the
+JetBlocks' own q_proj/k_proj) the SFT copy's, bit for bit, and logits
+equal to the same merge made here in torch from SPEC-gdn's merge rule:
+
+    python3 reference/jet_fixtures.py --nvlabs CHECKOUT --merge-pair target/debug/qklab
 """
 
 from __future__ import annotations
@@ -151,12 +160,56 @@ def make(out: str, checkout: str) -> None:
     print(f"wrote {out}/golden.safetensors (NVlabs/Jet-Nemotron {NVLABS_COMMIT[:7]})")
 
 
+def merge_pair(qklab: str, fixtures: str, checkout: str) -> None:
+    import subprocess
+    import tempfile
+    from safetensors.torch import load_file
+    modeling, configuration = load_nvlabs(checkout)
+    ids = torch.tensor([IDS])
+    pre_path = os.path.join(fixtures, "jet-f32")
+    attn = [i for i, t in enumerate(CONFIG["layer_types"]) if t == "attn"]
+    with tempfile.TemporaryDirectory() as tmp:
+        stored_pre = load_file(os.path.join(pre_path, "model.safetensors"))
+        torch.manual_seed(100)
+        stored_sft = {k: v + 0.05 * torch.randn_like(v) for k, v in stored_pre.items()}
+        sft_path, out = os.path.join(tmp, "sft"), os.path.join(tmp, "merged")
+        os.makedirs(sft_path)
+        shutil.copy(os.path.join(pre_path, "config.json"), sft_path)
+        save_file(stored_sft, os.path.join(sft_path, "model.safetensors"), metadata={"format": "pt"})
+        subprocess.run([qklab, "merge", "--pre", pre_path, "--sft", sft_path, "--out", out], check=True)
+        got = load_file(os.path.join(out, "model.safetensors"))
+        restored = {f"model.layers.{l}.self_attn.{p}_proj.{leaf}"
+                    for l in attn for p in "qk" for leaf in ("weight", "bias")}
+        want = {k: (stored_pre if k in restored else stored_sft)[k] for k in stored_sft}
+        assert sorted(got) == sorted(want), f"tensors differ: {set(got) ^ set(want)}"
+        changed = [k for k in want if not torch.equal(got[k], want[k])]
+        assert not changed, f"{changed} are not what QK-Restore of the attn layers {attn} gives"
+        merged = modeling.JetNemotronForCausalLM.from_pretrained(
+            out, torch_dtype=torch.float32, attn_implementation="sdpa").eval()
+        expected, _ = build(modeling, configuration)
+        expected.load_state_dict(want, strict=False)
+        sft, _ = build(modeling, configuration)
+        sft.load_state_dict(stored_sft, strict=False)
+        with torch.no_grad():
+            lg = lambda m: m(input_ids=ids, use_cache=False).logits[0]
+            d = (lg(merged) - lg(expected)).abs().max().item()
+            moved = (lg(merged) - lg(sft)).abs().max().item()
+        assert d == 0.0 and moved > 0.0, f"logits {d} from the torch merge, {moved} from sft"
+        print(f"merged by qklab loads in NVlabs' code; {len(got)} tensors, {len(restored)} from pre "
+              f"(layers {attn}); logits equal the torch-made merge's (max diff {d}), {moved:.3f} from sft's")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", nargs="?", default="tests/fixtures/jet")
     p.add_argument("--nvlabs", required=True, help=f"a checkout of NVlabs/Jet-Nemotron at {NVLABS_COMMIT[:7]}")
+    p.add_argument("--merge-pair", default=None, metavar="QKLAB",
+                   help="make an SFT copy of the f32 fixture, merge it with this qklab binary, check the output")
     a = p.parse_args(argv)
-    make(a.out, a.nvlabs)
+    if a.merge_pair:
+        merge_pair(a.merge_pair, a.out, a.nvlabs)
+    else:
+        make(a.out, a.nvlabs)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{merge, ok, qklab};
+use common::{make_sft, merge, ok, qklab};
 use qklab::checkpoint::Checkpoint;
 use qklab::safetensors::{encode_f32, encode_header, parse_header, parse_header_len};
 use qklab::source::{block_on, FsSource};
@@ -29,27 +29,6 @@ fn fixture(name: &str) -> PathBuf {
 
 fn ck(path: &Path) -> Checkpoint<FsSource> {
     block_on(Checkpoint::open(FsSource::open(path).unwrap())).unwrap()
-}
-
-/// A copy of `pre` with every tensor moved by a deterministic step.
-fn make_sft(pre: &Path, out: &Path) {
-    let pre = ck(pre);
-    let mut plan = PlanBuilder::new(&pre, 0);
-    for (i, t) in pre.tensors.iter().enumerate() {
-        let v = block_on(pre.read_tensor_f32(&t.name, "test")).unwrap();
-        let moved: Vec<f32> = v
-            .iter()
-            .enumerate()
-            .map(|(j, x)| x + 0.01 * (((i * 31 + j * 7) % 13) as f32 - 6.0))
-            .collect();
-        let bytes = encode_f32(&t.name, t.dtype, &moved, "test").unwrap();
-        plan.replace(&t.name, TensorData::Bytes(Arc::new(bytes)))
-            .unwrap();
-    }
-    let plan = plan
-        .build(&Provenance::new("test-sft", serde_json::json!({}), vec![]))
-        .unwrap();
-    block_on(write_to_dir(&plan, &[pre.source()], out, |_, _| {})).unwrap();
 }
 
 fn bytes(ck: &Checkpoint<FsSource>, name: &str) -> Vec<u8> {

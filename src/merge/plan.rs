@@ -174,7 +174,16 @@ pub async fn replacements<S: ByteSource>(
     let d = arch.hidden_size as usize;
     let mut tensors = Vec::new();
     let mut restored = Vec::new();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = layers
+        .iter()
+        .filter_map(|&l| {
+            arch.window(l).map(|w| {
+                format!(
+                    "layer {l} is a sliding-window layer: its queries reach only the last {w} tokens, so restoring it changes routing within that window only"
+                )
+            })
+        })
+        .collect();
 
     for &layer in &layers {
         let layer_names = arch.layer_names(layer);

@@ -23,6 +23,34 @@ pub fn merge(
     qklab(&args)
 }
 
+/// A copy of the checkpoint at `pre` with every tensor moved by a
+/// deterministic step, written to `out`: a fine-tune stand-in whose every
+/// byte differs from pre's.
+pub fn make_sft(pre: &std::path::Path, out: &std::path::Path) {
+    use qklab::source::block_on;
+    use qklab::writer::{write_to_dir, PlanBuilder, Provenance, TensorData};
+    let pre = block_on(qklab::checkpoint::Checkpoint::open(
+        qklab::source::FsSource::open(pre).unwrap(),
+    ))
+    .unwrap();
+    let mut plan = PlanBuilder::new(&pre, 0);
+    for (i, t) in pre.tensors.iter().enumerate() {
+        let v = block_on(pre.read_tensor_f32(&t.name, "test")).unwrap();
+        let moved: Vec<f32> = v
+            .iter()
+            .enumerate()
+            .map(|(j, x)| x + 0.01 * (((i * 31 + j * 7) % 13) as f32 - 6.0))
+            .collect();
+        let bytes = qklab::safetensors::encode_f32(&t.name, t.dtype, &moved, "test").unwrap();
+        plan.replace(&t.name, TensorData::Bytes(std::sync::Arc::new(bytes)))
+            .unwrap();
+    }
+    let plan = plan
+        .build(&Provenance::new("test-sft", serde_json::json!({}), vec![]))
+        .unwrap();
+    block_on(write_to_dir(&plan, &[pre.source()], out, |_, _| {})).unwrap();
+}
+
 /// Runs the `qklab` binary built for this test run.
 pub fn qklab(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_qklab"))
