@@ -248,13 +248,14 @@ pub enum MapValues<'a> {
 
 /// A `[blocks, blocks]` block-pooled attention map (queries down, keys
 /// across), in log scale over four decades below its largest cell, or a
-/// log-ratio map on a symmetric diverging scale.
+/// log-ratio map on a symmetric diverging scale. A sliding-window layer's
+/// `window` (tokens) is drawn as the edge of what its queries reach.
 pub fn attention_map(
     title: &str,
     map: &[f32],
-    blocks: usize,
-    block: usize,
+    (blocks, block): (usize, usize),
     needle: Option<NeedleBlocks>,
+    window: Option<u64>,
     values: MapValues,
 ) -> String {
     let signed = matches!(values, MapValues::LogRatio { .. });
@@ -310,6 +311,18 @@ pub fn attention_map(
             r##"<rect class="needle" x="{x:.2}" y="{top}" width="{w:.2}" height="{size}" fill="none" stroke="#d00" stroke-width="1.5" stroke-dasharray="4 2"><title>needle</title></rect>"##
         );
     }
+    // Keys at or before query - window are out of its reach: the line
+    // key = query - window, clipped to the map.
+    if let Some(w) = window.filter(|&w| (w as usize) < blocks * block) {
+        let reach = w as f64 / block.max(1) as f64 * cell;
+        let _ = write!(
+            s,
+            r##"<line class="window" x1="{left}" y1="{:.2}" x2="{:.2}" y2="{:.2}" stroke="#fff" stroke-width="1.5" stroke-dasharray="3 3"><title>sliding window: each query reaches the last {w} tokens</title></line>"##,
+            top + reach,
+            left + size - reach,
+            top + size
+        );
+    }
     let (lo, hi) = if signed {
         (format!("{:.2}", -max), format!("+{max:.2}"))
     } else {
@@ -338,6 +351,13 @@ pub fn attention_map(
             "mean attention per block, log scale;".into(),
             "needle dashed".into(),
         ],
+    };
+    let notes = match window {
+        Some(w) => [
+            notes[0].clone(),
+            format!("{}; white dashes: the {w}-token window's edge", notes[1]),
+        ],
+        None => notes,
     };
     for (k, note) in notes.iter().enumerate() {
         let _ = write!(

@@ -17,6 +17,11 @@ pub struct LayerSummary {
     /// The config's mixer string ("attn", "lightning-attn", …).
     pub mixer: String,
     pub softmax: bool,
+    /// A sliding-window softmax layer's window, in tokens.
+    pub window: Option<u64>,
+    /// The layer map's letter: S softmax, W sliding-window softmax,
+    /// L Lightning, G gated delta, J JetBlock.
+    pub letter: char,
     pub heads: u64,
     pub kv_heads: u64,
     pub head_dim: u64,
@@ -42,6 +47,8 @@ pub struct Summary {
     pub intermediate_size: u64,
     pub layers: Vec<LayerSummary>,
     pub softmax_layers: Vec<usize>,
+    /// Those of them with a sliding window (Jet-Nemotron's `swa`).
+    pub window_layers: Vec<usize>,
     pub tie_word_embeddings: bool,
     pub logits_scaling: crate::config::LogitsScaling,
     pub tensors: usize,
@@ -89,18 +96,14 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
             bytes: entries.map(|t| t.end - t.start).sum(),
         }
     });
-    let letters: Vec<char> = arch
-        .mixers
-        .iter()
-        .enumerate()
-        .map(|(l, m)| match m {
-            Mixer::Softmax if arch.window(l).is_some() => 'W',
-            Mixer::Softmax => 'S',
-            Mixer::Lightning => 'L',
-            Mixer::GatedDelta => 'G',
-            Mixer::Jet => 'J',
-        })
-        .collect();
+    let letter = |l: usize| match arch.mixers[l] {
+        Mixer::Softmax if arch.window(l).is_some() => 'W',
+        Mixer::Softmax => 'S',
+        Mixer::Lightning => 'L',
+        Mixer::GatedDelta => 'G',
+        Mixer::Jet => 'J',
+    };
+    let letters: Vec<char> = (0..arch.num_layers()).map(letter).collect();
     let layer_map = letters
         .chunks(4)
         .map(|c| c.iter().collect::<String>())
@@ -124,6 +127,8 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
                 index,
                 mixer: arch.mixer_names[index].clone(),
                 softmax: m == Mixer::Softmax,
+                window: arch.window(index),
+                letter: letter(index),
                 heads: h.heads,
                 kv_heads: h.kv_heads,
                 head_dim: h.head_dim,
@@ -157,6 +162,11 @@ pub fn summarize<S: ByteSource>(ckpt: &Checkpoint<S>, arch: &Arch) -> Summary {
         intermediate_size: arch.intermediate_size,
         layers,
         softmax_layers: arch.softmax_layers(),
+        window_layers: arch
+            .softmax_layers()
+            .into_iter()
+            .filter(|&l| arch.window(l).is_some())
+            .collect(),
         tie_word_embeddings: arch.tie_word_embeddings,
         logits_scaling: arch.logits_scaling,
         tensors: ckpt.tensors.len(),

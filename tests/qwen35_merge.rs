@@ -11,13 +11,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use common::{make_sft, merge, ok, qklab};
 use qklab::checkpoint::Checkpoint;
-use qklab::safetensors::{encode_f32, encode_header, parse_header, parse_header_len};
+use qklab::safetensors::{encode_header, parse_header, parse_header_len};
 use qklab::source::{block_on, FsSource};
-use qklab::writer::{write_to_dir, PlanBuilder, Provenance, TensorData};
 
 const HEAD_DIM: usize = 16;
 const HIDDEN: usize = 32;

@@ -55,6 +55,10 @@ pub struct Profile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerRouting {
     pub layer: usize,
+    /// A sliding-window layer's window, in tokens: no query reaches keys
+    /// further back.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub window: Option<u64>,
     /// Eq. 17: the mean over queries of each row's expected distance.
     pub mean_distance: Vec<f32>,
     /// Attention from the question's rows on the needle's keys.
@@ -144,6 +148,7 @@ pub async fn profile<S: ByteSource>(
         blocks = stats.blocks;
         layers.push(LayerRouting {
             layer: l,
+            window: m.arch.window(l),
             mean_distance: stats.mean_distance(),
             needle_mass: stats.needle_mass(queries.clone()),
             maps: (0..stats.heads).map(|h| stats.pooled_map(h)).collect(),

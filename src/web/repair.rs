@@ -69,8 +69,19 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     let dtypes: Vec<String> = s.dtypes.keys().map(|d| d.to_string()).collect();
     let softmax = if s.layers.len() == s.softmax_layers.len() {
         format!("every layer softmax ({})", s.layers.len())
-    } else {
+    } else if s.window_layers.is_empty() {
         format!("softmax layers {:?}", s.softmax_layers)
+    } else {
+        let full: Vec<usize> = s
+            .softmax_layers
+            .iter()
+            .copied()
+            .filter(|l| !s.window_layers.contains(l))
+            .collect();
+        format!(
+            "softmax layers {:?}: full attention {full:?}, sliding window {:?}",
+            s.softmax_layers, s.window_layers
+        )
     };
     let mut line = format!(
         "{}: {} parameters, {} on disk, {}; {softmax}",
@@ -100,8 +111,8 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     Ok(())
 }
 
-/// The side's layers as a strip of boxes, softmax layers marked, each
-/// naming its mixer and heads on hover.
+/// The side's layers as a strip of boxes, one letter per kind, softmax
+/// layers marked, each naming its mixer, heads and window on hover.
 fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
     let (Some(doc), Some(status)) = (document(), by_id(&format!("{side}-status"))) else {
         return;
@@ -116,19 +127,29 @@ fn layer_map(side: &str, layers: &[crate::summary::LayerSummary]) {
     let _ = list.set_attribute("class", "layer-map");
     let _ = list.set_attribute(
         "aria-label",
-        "Layers (S: softmax attention, L: linear attention)",
+        "Layers (S: softmax attention, W: sliding-window softmax, L: Lightning, G: gated delta rule, J: JetBlock)",
     );
     for l in layers {
-        if let Some(li) = add(&doc, &list, "li", if l.softmax { "S" } else { "L" }) {
+        if let Some(li) = add(&doc, &list, "li", &l.letter.to_string()) {
+            let window = l
+                .window
+                .map(|w| format!(", sliding window of {w} tokens"))
+                .unwrap_or_default();
             let _ = li.set_attribute(
                 "title",
                 &format!(
-                    "layer {}: {}, {} heads ({} kv), head dim {}",
+                    "layer {}: {}, {} heads ({} kv), head dim {}{window}",
                     l.index, l.mixer, l.heads, l.kv_heads, l.head_dim
                 ),
             );
-            if l.softmax {
-                let _ = li.set_attribute("class", "softmax");
+            match (l.softmax, l.window) {
+                (true, Some(_)) => {
+                    let _ = li.set_attribute("class", "softmax window");
+                }
+                (true, None) => {
+                    let _ = li.set_attribute("class", "softmax");
+                }
+                _ => {}
             }
         }
     }
@@ -155,11 +176,22 @@ async fn check_pair_now() {
         Ok(arch) => {
             set_shown("gate-rows-option", arch.attn_gate_in_q);
             let softmax: Vec<usize> = arch.softmax_layers();
+            let full = arch.full_attention_layers();
             let text = if arch.is_pure_softmax() {
                 format!(
                     "Compatible: same tensors and shapes. {} is a pure softmax model ({} layers): rank its retrieval layers under \"Find the retrieval layers\" below, or type the layers to restore.",
                     arch.family.name(),
                     softmax.len()
+                )
+            } else if full != softmax {
+                let windows: Vec<String> = softmax
+                    .iter()
+                    .filter_map(|&l| arch.window(l).map(|w| format!("{l} ({w} tokens)")))
+                    .collect();
+                format!(
+                    "Compatible: same tensors and shapes; the full-attention layers {full:?} are restored by default. \
+                     The sliding-window layers {} can be named in Layers too: their reach is their window.",
+                    windows.join(", ")
                 )
             } else {
                 format!("Compatible: same tensors and shapes; softmax layers {softmax:?} can be restored.")

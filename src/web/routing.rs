@@ -123,12 +123,13 @@ fn draw_routing(r: &Routing, layer: usize, head: usize) -> Result<(Vec<(String, 
         let Some(map) = p.layer(layer).and_then(|l| l.maps.get(head)) else {
             continue;
         };
+        let window = p.layer(layer).and_then(|l| l.window);
         let svg = attention_map(
             &format!("{}: layer {layer}, head {head}", p.model),
             map,
-            blocks,
-            block,
+            (blocks, block),
             marked,
+            window,
             MapValues::Attention,
         );
         show_svg(&maps_root, &svg, &format!("routing-map-{}", p.model))?;
@@ -150,9 +151,9 @@ fn draw_routing(r: &Routing, layer: usize, head: usize) -> Result<(Vec<(String, 
                 after.model, before.model
             ),
             &ratio,
-            blocks,
-            block,
+            (blocks, block),
             marked,
+            last.layer(layer).and_then(|l| l.window),
             values,
         );
         show_svg(&maps_root, &svg, "routing-map-log-ratio")?;
