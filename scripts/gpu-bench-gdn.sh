@@ -23,18 +23,13 @@ export PYTHONUNBUFFERED=1
 
 main() {
     vulkan_setup
-    if compgen -G ".whl/*.whl" >/dev/null; then
-        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
-            export PYTHONPATH=/tmp/site
-    fi
+    fla_setup
     step qklab-qwen35-08b "$QKLAB" bench qwen3.5-0.8b --tokens "$TOKENS" --decode 32 --backend gpu \
         --json "$DIR/qklab-qwen35.json"
     step qklab-qwen35-08b-unchecked env QKLAB_UNCHECKED_SHADERS=1 "$QKLAB" bench qwen3.5-0.8b --tokens "$TOKENS" \
         --decode 32 --backend gpu --json "$DIR/qklab-qwen35-unchecked.json"
     step fla-chunk python3 reference/bench_gdn.py --tokens "$TOKENS" --json "$DIR/fla.json"
-    echo; echo "=== summary"
-    printf '%s\n' "${STATUS[@]}"
-    return "$FAILED"
+    summary
 }
 
 main 2>&1 | tee "$DIR/bench.log"

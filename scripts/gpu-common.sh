@@ -33,3 +33,16 @@ vulkan_setup() {  # unpack the carried loader debs over / and point at the NVIDI
     fi
     nvidia-smi -L
 }
+
+fla_setup() {  # install the carried fla wheels (`.whl`) where python3 finds them
+    if compgen -G ".whl/*.whl" >/dev/null; then
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl &&
+            export PYTHONPATH=/tmp/site
+    fi
+}
+
+summary() {  # the steps' exit codes and times; returns 1 if any failed
+    echo; echo "=== summary"
+    printf '%s\n' "${STATUS[@]}"
+    return "$FAILED"
+}
