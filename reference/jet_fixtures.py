@@ -18,7 +18,9 @@ torch 2.11, transformers 4.57.1, einops and fla-core 0.6:
 
 writes DIR/jet-<dtype>/{config.json,model.safetensors} and
 DIR/golden.safetensors (`ids`, `logits_jet_<dtype>` [150, V], f32, the bf16
-checkpoint's logits from its weights upcast to f32).
+checkpoint's logits from its weights upcast to f32), computed with an
+all-ones attention mask as generation passes one (see `logits`); the
+same rows NVlabs' own cached prefill and decode give.
 """
 
 from __future__ import annotations
@@ -118,6 +120,17 @@ def randomize(model) -> None:
                 p.copy_(0.2 * torch.randn_like(p))
 
 
+def logits(model, ids):
+    """The model's logits on `ids` as generation computes them: with an
+    all-ones attention mask. Without one, NVlabs' `_update_causal_mask`
+    makes a mask one key wider than the sequence (target_length T + 1),
+    and the two readers that take its last columns are off by one: a
+    JetBlock takes the last token for padding (its output there is zero),
+    and an `swa` layer's query sees the keys before it but not its own,
+    the first query every key of the prompt."""
+    return model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits[0]
+
+
 def make(out: str, checkout: str) -> None:
     modeling, configuration = load_nvlabs(checkout)
     os.makedirs(out, exist_ok=True)
@@ -143,7 +156,11 @@ def make(out: str, checkout: str) -> None:
         ref, _ = build(modeling, configuration)
         ref.load_state_dict({k: v.to(dtype).to(torch.float32) for k, v in state.items()})
         with torch.no_grad():
-            lg = ref(input_ids=ids, use_cache=False).logits[0]
+            lg = logits(ref, ids)
+            # Causal: a prefix's logits are the whole run's first rows.
+            head = logits(ref, ids[:, :70])
+        drift = ((head - lg[:70]).abs().max() / lg.abs().max()).item()
+        assert drift < 1e-5, f"{tag}: a prefix's logits differ from the whole run's by {drift:.2e}"
         golden[f"logits_{tag.replace('-', '_')}"] = lg.float().contiguous()
         print(f"{tag}: {sum(t.numel() for t in tensors.values())} parameters, logits {list(lg.shape)}")
     golden["ids"] = ids[0].to(torch.int32)
