@@ -17,7 +17,7 @@ use common::{open, rel_diff};
 
 use qklab::config::arch_of;
 use qklab::gpu::kernels::Kernels;
-use qklab::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, Segments, Spare};
+use qklab::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, GdnConvBuffers, Segments, Spare};
 use qklab::gpu::params::Seg;
 use qklab::gpu::recorder::Recorder;
 use qklab::model::cpu::CpuModel;
@@ -253,28 +253,33 @@ fn kernels_follow_the_rule(segs: &[Seg], room: Room, slow: bool) -> (Vec<f32>, V
     }
     let scratch = buf(&vec![f32::NAN; floats]);
     let mut rec = Recorder::new(&kernels);
+    let segments = Segments {
+        segs: &segs_buffer,
+        count: segs.len() as u32,
+        max_rows,
+        max_end: 0,
+    };
+    let conv = GdnConvBuffers {
+        x: &xb,
+        conv_w: &wb,
+        hist: &hb,
+        qkv: &qkvb,
+    };
+    ops::gdn_conv(&mut rec, &shape, segments, &conv);
     ops::gated_delta(
         &mut rec,
         &shape,
-        Segments {
-            segs: &segs_buffer,
-            count: segs.len() as u32,
-            max_rows,
-            max_end: 0,
-        },
+        segments,
         rows as u32,
         &GatedDeltaBuffers {
-            x: &xb,
+            qkv: &qkvb,
             z: &zb,
             beta: &bb,
             g: &ab,
-            conv_w: &wb,
             a_log: &alb,
             dt_bias: &dtb,
             norm_w: &nwb,
-            hist: &hb,
             state: &sb,
-            qkv: &qkvb,
             o: &ob,
             scratch: Spare {
                 buffer: &scratch,
