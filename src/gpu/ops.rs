@@ -577,9 +577,10 @@ impl GatedDeltaShape {
     }
 
     /// Whether `chunk` and `wy` can take these heads: S's column block in
-    /// workgroup memory, a thread per column of u and w.
+    /// workgroup memory (any value width: `wy`'s threads take a column of
+    /// u or w each, more than one past 256).
     fn chunkable(&self) -> bool {
-        self.key_dim <= 128 && self.key_dim + self.value_dim <= 256
+        self.key_dim <= 128
     }
 
     /// The parameters of gated_delta.wgsl for `rows` packed rows.
