@@ -18,7 +18,9 @@ torch 2.11, transformers 4.57.1, einops and fla-core 0.6:
 
 writes DIR/jet-<dtype>/{config.json,model.safetensors} and
 DIR/golden.safetensors (`ids`, `logits_jet_<dtype>` [150, V], f32, the bf16
-checkpoint's logits from its weights upcast to f32).
+checkpoint's logits from its weights upcast to f32), computed with an
+all-ones attention mask as generation passes one (see `logits`); the
+same rows NVlabs' own cached prefill and decode give.
 
 `--merge-pair QKLAB` is the merge check: an "SFT" copy of the f32 fixture
 with every tensor perturbed, `QKLAB merge` with its defaults, then the
@@ -127,6 +129,17 @@ def randomize(model) -> None:
                 p.copy_(0.2 * torch.randn_like(p))
 
 
+def logits(model, ids):
+    """The model's logits on `ids` as generation computes them: with an
+    all-ones attention mask. Without one, NVlabs' `_update_causal_mask`
+    makes a mask one key wider than the sequence (target_length T + 1),
+    and the two readers that take its last columns are off by one: a
+    JetBlock takes the last token for padding (its output there is zero),
+    and an `swa` layer's query sees the keys before it but not its own,
+    the first query every key of the prompt."""
+    return model(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits[0]
+
+
 def make(out: str, checkout: str) -> None:
     modeling, configuration = load_nvlabs(checkout)
     os.makedirs(out, exist_ok=True)
@@ -152,7 +165,11 @@ def make(out: str, checkout: str) -> None:
         ref, _ = build(modeling, configuration)
         ref.load_state_dict({k: v.to(dtype).to(torch.float32) for k, v in state.items()})
         with torch.no_grad():
-            lg = ref(input_ids=ids, use_cache=False).logits[0]
+            lg = logits(ref, ids)
+            # Causal: a prefix's logits are the whole run's first rows.
+            head = logits(ref, ids[:, :70])
+        drift = ((head - lg[:70]).abs().max() / lg.abs().max()).item()
+        assert drift < 1e-5, f"{tag}: a prefix's logits differ from the whole run's by {drift:.2e}"
         golden[f"logits_{tag.replace('-', '_')}"] = lg.float().contiguous()
         print(f"{tag}: {sum(t.numel() for t in tensors.values())} parameters, logits {list(lg.shape)}")
     golden["ids"] = ids[0].to(torch.int32)
@@ -191,9 +208,8 @@ def merge_pair(qklab: str, fixtures: str, checkout: str) -> None:
         sft, _ = build(modeling, configuration)
         sft.load_state_dict(stored_sft, strict=False)
         with torch.no_grad():
-            lg = lambda m: m(input_ids=ids, use_cache=False).logits[0]
-            d = (lg(merged) - lg(expected)).abs().max().item()
-            moved = (lg(merged) - lg(sft)).abs().max().item()
+            d = (logits(merged, ids) - logits(expected, ids)).abs().max().item()
+            moved = (logits(merged, ids) - logits(sft, ids)).abs().max().item()
         assert d == 0.0 and moved > 0.0, f"logits {d} from the torch merge, {moved} from sft"
         print(f"merged by qklab loads in NVlabs' code; {len(got)} tensors, {len(restored)} from pre "
               f"(layers {attn}); logits equal the torch-made merge's (max diff {d}), {moved:.3f} from sft's")

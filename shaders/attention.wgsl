@@ -5,7 +5,9 @@
 // A batch's new rows are packed: segment z (a Seg, from segments.wgsl)
 // holds `rows` query rows from packed row `row0`, of the sequence whose
 // cache starts at cache row slot * ctx; its row r sits at absolute
-// position pos0 + r and sees keys 0 ..= pos0 + r of that cache.
+// position pos0 + r and sees keys 0 ..= pos0 + r of that cache, or, in a
+// sliding-window layer (`window` w > 0), keys pos0 + r - w + 1 ..= pos0 + r:
+// keys before a workgroup's first window are never read, not masked.
 //
 // Per row and head it also writes the log-sum-exp of the scaled logits,
 // at the row's cache row, from which the routing diagnostics rebuild any
@@ -41,6 +43,8 @@ struct Params {
     col0: u32,
     split_keys: u32,
     splits: u32,
+    // A sliding window's length; 0: the whole context.
+    window: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -55,6 +59,14 @@ struct Params {
 // Finite, so that a fully masked block gives exp(masked - m) = 0 without
 // an inf - inf.
 const MASKED: f32 = -1e30;
+
+// The first key a query at position `pos` sees.
+fn first_key(pos: u32) -> u32 {
+    if (p.window > 0u && pos + 1u > p.window) {
+        return pos + 1u - p.window;
+    }
+    return 0u;
+}
 
 // ---- prefill ----------------------------------------------------------
 //
@@ -144,11 +156,13 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
     let cache0 = sg.slot * p.ctx;
     let k_base = cache0 * kv_stride + kv * p.dh;
     let live_rows = min(BR, sg.rows - min(sg.rows, r0));
-    // Keys needed by the workgroup's last live row.
+    // Keys needed by the workgroup's last live row, from the first one
+    // its first row sees.
     var kv_end = 0u;
     if (live_rows > 0u) {
         kv_end = sg.pos0 + r0 + live_rows;
     }
+    let kv_start = first_key(sg.pos0 + r0);
 
     // Row statistics live in the registers of threads 0 .. 63, one row each.
     var m = MASKED;
@@ -159,7 +173,10 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
     let st_row = t / 4u;
     let st_d = (t % 4u) * 4u;
     let odd = tx % 2u == 1u;
-    for (var kb = 0u; kb < kv_end; kb += BC) {
+    // A window's first block may hold none of a later row's keys: that
+    // row's m stays MASKED, its sum counts each masked key as 1, and its
+    // first real block rescales all of it by exp(MASKED - m) = 0.
+    for (var kb = kv_start; kb < kv_end; kb += BC) {
         var sc = Scores();
         for (var d0 = 0u; d0 < p.dh; d0 += DC) {
             workgroupBarrier();
@@ -197,7 +214,8 @@ fn attend(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: ve
         for (var i = 0u; i < 4u; i++) {
             for (var j = 0u; j < 2u; j++) {
                 var s = MASKED;
-                if (i < rows_in && key0 + j <= last_key + i) {
+                let key = key0 + j;
+                if (i < rows_in && key <= last_key + i && (p.window == 0u || key + p.window > last_key + i)) {
                     s = keys[j][i] * p.scale;
                 }
                 pt[(tx * 2u + j) * 16u + ty][i] = s;
@@ -299,8 +317,9 @@ fn reduce(t: u32, is_max: bool) {
     workgroupBarrier();
 }
 
-// Workgroup (split, head, segment): keys split * split_keys .. + split_keys
-// (at most DT) of the segment's one row. Writes, at
+// Workgroup (split, head, segment): keys first + split * split_keys ..
+// + split_keys (at most DT) of the segment's one row, whose window (or
+// the whole context, first = 0) starts at key first. Writes, at
 // part[((segment * heads + head) * splits + split) * (dh + 2)], the
 // unnormalised output sum_j exp(s_j - m) v_j, then m and the sum of the
 // exponentials.
@@ -317,7 +336,7 @@ fn partial(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: v
     let k_base = sg.slot * p.ctx * kv_stride + kv * p.dh;
     let q_base = sg.row0 * p.heads * p.dh + head * p.dh;
     let n_keys = sg.pos0 + 1u;
-    let key0 = split * p.split_keys;
+    let key0 = first_key(sg.pos0) + split * p.split_keys;
     let key_end = min(n_keys, key0 + p.split_keys);
     for (var d = t; d < p.dh; d += DT) {
         qd[d] = q[q_base + d];
@@ -377,7 +396,7 @@ fn partial(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: v
 fn combine(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     let head = wg.x;
     let sg = segs[wg.y];
-    let n_keys = sg.pos0 + 1u;
+    let n_keys = sg.pos0 + 1u - first_key(sg.pos0);
     let splits = min(p.splits, (n_keys + p.split_keys - 1u) / p.split_keys);
     let base = (wg.y * p.heads + head) * p.splits * (p.dh + 2u);
     var m = MASKED;

@@ -1,9 +1,10 @@
-// Element-wise steps between the matrix products: the SwiGLU activation
-// and the sigmoid output gates.
+// Element-wise steps between the matrix products: the SwiGLU activation,
+// the sigmoid output gates and a plain SiLU (the JetBlock's kernel
+// generator).
 //
 // Bindings (group 0):
 //   0  p : Params      uniform
-//   1  b : array<f32>  read        second operand (swiglu: up, gate: gate logits)
+//   1  b : array<f32>  read        second operand (swiglu: up, gate: gate logits; silu: none)
 //   2  a : array<f32>  read_write  first operand, updated in place
 
 struct Params {
@@ -37,5 +38,15 @@ fn gate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     let i = index(gid, groups);
     if (i < p.n) {
         a[i] = a[i] / (1.0 + exp(-b[i]));
+    }
+}
+
+// a = silu(a)
+@compute @workgroup_size(WORKGROUP)
+fn silu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let i = index(gid, groups);
+    if (i < p.n) {
+        let g = a[i];
+        a[i] = g / (1.0 + exp(-g));
     }
 }

@@ -38,7 +38,7 @@
 //   S  <- exp(gc_last) S + sum_s exp(gc_last - gc_s) k_s v'_s^T
 // Every exponent is <= 0, so nothing overflows however strong the decay.
 // `wy` solves (I + L) by forward substitution (a thread per column of
-// u and w) and leaves u in place of v, w and the scores
+// u and w, two or more past 256 columns) and leaves u in place of v, w and the scores
 // P_is = (q_i . k_s) exp(gc_i - gc_s) in `scratch`, gc in place of g;
 // `chunk` does the rest, its block of S in workgroup memory (12.3 KiB
 // in all, under WebGPU's 16 KiB).
@@ -245,7 +245,7 @@ fn recur(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
-// Workgroup (chunk x, value head y, segment z); dk + dv <= 256.
+// Workgroup (chunk x, value head y, segment z).
 @compute @workgroup_size(256)
 fn wy(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u32>) {
     if (t == 0u) {
@@ -301,31 +301,31 @@ fn wy(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3<u
         }
     }
     workgroupBarrier();
-    // Thread t solves column t of u (t < dv) or t - dv of w; each reads
-    // back only what it wrote itself.
-    if (t >= p.dv + p.dk) {
-        return;
-    }
-    let is_u = t < p.dv;
-    let col = select(t - p.dv, t, is_u);
+    // Thread t solves column t of [u | w] (u's dv columns, then w's dk),
+    // and t + 256, ... where dk + dv > 256 (a JetBlock's dv of 256); each
+    // reads back only what it wrote itself.
     var xs: array<f32, CH>;
-    for (var i = 0u; i < n; i++) {
-        let row = r0 + i;
-        var x_i: f32;
-        if (is_u) {
-            x_i = per_row[i] * qkv[row * c + v0 + col];
-        } else {
-            x_i = per_row[i] * exp(gc[i]) * qkv[row * c + k0 + col];
-        }
-        let base = (i * i - i) / 2u;
-        for (var s = 0u; s < i; s++) {
-            x_i = fma(-tri[base + s], xs[s], x_i);
-        }
-        xs[i] = x_i;
-        if (is_u) {
-            qkv[row * c + v0 + col] = x_i;
-        } else {
-            scratch[(row * p.nv + j) * p.dk + col] = x_i;
+    for (var cc = t; cc < p.dv + p.dk; cc += 256u) {
+        let is_u = cc < p.dv;
+        let col = select(cc - p.dv, cc, is_u);
+        for (var i = 0u; i < n; i++) {
+            let row = r0 + i;
+            var x_i: f32;
+            if (is_u) {
+                x_i = per_row[i] * qkv[row * c + v0 + col];
+            } else {
+                x_i = per_row[i] * exp(gc[i]) * qkv[row * c + k0 + col];
+            }
+            let base = (i * i - i) / 2u;
+            for (var s = 0u; s < i; s++) {
+                x_i = fma(-tri[base + s], xs[s], x_i);
+            }
+            xs[i] = x_i;
+            if (is_u) {
+                qkv[row * c + v0 + col] = x_i;
+            } else {
+                scratch[(row * p.nv + j) * p.dk + col] = x_i;
+            }
         }
     }
 }

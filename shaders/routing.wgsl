@@ -2,8 +2,10 @@
 // kept: queries (normalised, rotated, HyPE-scaled), the key cache and the
 // per-row log-sum-exp. Every probability is rebuilt on the fly,
 //   a(t, s) = exp(q_t . k_s * scale - lse_t),
-// so no T x T matrix exists. A workgroup takes one (query row, head) and
-// writes, per row:
+// so no T x T matrix exists. In a sliding-window layer (`window` w > 0)
+// row t sees keys t - w + 1 ..= t only, and every other a(t, s) is zero
+// (its lse is over the window). A workgroup takes one (query row, head)
+// and writes, per row:
 //   dist[t, h]        sum_{s <= t} a(t, s) (t - s)     (SPEC-methods, Eq. 17 before the mean)
 //   mass[t, h]        sum over the needle's keys of a(t, s)
 //   pooled[h, t, j]   sum over block j of keys (B keys a block) of a(t, s)
@@ -27,6 +29,7 @@ struct Params {
     needle_start: u32,
     needle_end: u32,
     scale: f32,
+    window: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -64,13 +67,18 @@ fn row_stats(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id
     }
     var d_acc = 0.0;
     var m_acc = 0.0;
-    // Keys 0 ..= t in steps of 64; every thread reaches every barrier.
+    // Keys 0 ..= t (the window's) in steps of 64; every thread reaches
+    // every barrier.
+    var start = 0u;
     var end = 0u;
     if (live) {
         end = t + 1u;
+        if (p.window > 0u && end > p.window) {
+            start = end - p.window;
+        }
     }
     let pool_base = (h * p.rows + t) * p.blocks;
-    for (var s0 = 0u; s0 < end; s0 += WG) {
+    for (var s0 = start; s0 < end; s0 += WG) {
         let s = s0 + lid.x;
         var a = 0.0;
         if (s < end) {

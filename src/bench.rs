@@ -180,8 +180,12 @@ const ATTENTION: &str = "softmax attention (causal)";
 const ATTENTION_DECODE: &str = "softmax attention (decode)";
 const LIGHTNING: &str = "Lightning attention (chunked)";
 const LIGHTNING_STEP: &str = "Lightning attention (step)";
+const ATTENTION_WINDOW: &str = "softmax attention (sliding window)";
+const ATTENTION_WINDOW_DECODE: &str = "softmax attention (sliding window, decode)";
 const GATED_DELTA: &str = "gated delta rule (chunked)";
 const GATED_DELTA_STEP: &str = "gated delta rule (step)";
+const JET: &str = "JetBlock dynamic conv + gated delta rule (chunked)";
+const JET_STEP: &str = "JetBlock dynamic conv + gated delta rule (step)";
 
 /// One segment of `rows` rows from row 0 of sequence 0, the first at `pos0`, on the GPU.
 fn one_segment(gpu: &Gpu, rows: u32, pos0: u32) -> wgpu::Buffer {
@@ -226,27 +230,10 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
         max_rows: t,
         max_end: t,
     };
-    let shape = AttnShape {
-        heads: h,
-        kv_heads: hkv,
-        dh,
-        ctx: t,
-    };
     let no_spare = ops::Spare {
         buffer: &o,
         floats: 0,
     };
-    let ms = time_kernel(&kernels, 1, 5, |rec| {
-        ops::attend(rec, &shape, segs, [&q, &k, &v], &o, &lse, no_spare)
-    });
-    let flops = 4.0 * (t as f64) * (t as f64 + 1.0) / 2.0 * h as f64 * dh as f64;
-    out.push(KernelTime {
-        kernel: ATTENTION.into(),
-        shape: format!("T={t} H={h}/{hkv} dh={dh}"),
-        ms,
-        gflops: flops / ms / 1e6,
-        gbps: 0.0,
-    });
     // Decode: the last row alone over the t keys, keys split across workgroups.
     let last_buffer = one_segment(gpu, 1, t - 1);
     let one = ops::Segments {
@@ -260,17 +247,50 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
         &vec![0.0; (h * t.div_ceil(ops::SPLIT_KEYS) * (dh + 2)) as usize],
     );
     let spare = ops::Spare::all(&part);
-    let ms = time_kernel(&kernels, 20, 5, |rec| {
-        ops::attend(rec, &shape, one, [&q, &k, &v], &o, &lse, spare)
-    });
-    let bytes = 2.0 * 4.0 * t as f64 * hkv as f64 * dh as f64;
-    out.push(KernelTime {
-        kernel: ATTENTION_DECODE.into(),
-        shape: format!("1 row, T={t} H={h}/{hkv} dh={dh}"),
-        ms,
-        gflops: 4.0 * t as f64 * h as f64 * dh as f64 / ms / 1e6,
-        gbps: bytes / ms / 1e6,
-    });
+    // The whole context, then the sliding window of the model's first
+    // windowed layer, if it has one.
+    let window = arch.windows.iter().flatten().next().map(|&w| w as u32);
+    for (window, names) in [(0, [ATTENTION, ATTENTION_DECODE])]
+        .into_iter()
+        .chain(window.map(|w| (w, [ATTENTION_WINDOW, ATTENTION_WINDOW_DECODE])))
+    {
+        let shape = AttnShape {
+            heads: h,
+            kv_heads: hkv,
+            dh,
+            ctx: t,
+            window,
+        };
+        let ms = time_kernel(&kernels, 1, 5, |rec| {
+            ops::attend(rec, &shape, segs, [&q, &k, &v], &o, &lse, no_spare)
+        });
+        // Keys seen, summed over the rows.
+        let w = if window == 0 { t } else { window.min(t) } as f64;
+        let pairs = w * (w + 1.0) / 2.0 + (t as f64 - w) * w;
+        let label = if window == 0 {
+            String::new()
+        } else {
+            format!(" window={window}")
+        };
+        out.push(KernelTime {
+            kernel: names[0].into(),
+            shape: format!("T={t} H={h}/{hkv} dh={dh}{label}"),
+            ms,
+            gflops: 4.0 * pairs * h as f64 * dh as f64 / ms / 1e6,
+            gbps: 0.0,
+        });
+        let ms = time_kernel(&kernels, 20, 5, |rec| {
+            ops::attend(rec, &shape, one, [&q, &k, &v], &o, &lse, spare)
+        });
+        let bytes = 2.0 * 4.0 * w * hkv as f64 * dh as f64;
+        out.push(KernelTime {
+            kernel: names[1].into(),
+            shape: format!("1 row, T={t} H={h}/{hkv} dh={dh}{label}"),
+            ms,
+            gflops: 4.0 * w * h as f64 * dh as f64 / ms / 1e6,
+            gbps: bytes / ms / 1e6,
+        });
+    }
 
     let (lh, lkv, dk) = (l.heads as u32, l.kv_heads as u32, l.head_dim as u32);
     let q = f32_buffer(gpu, &random_f32((t * lh * dk) as usize, 5));
@@ -324,8 +344,10 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
         gbps: bytes / ms / 1e6,
     });
 
-    if arch.mixers.contains(&crate::config::Mixer::GatedDelta) {
-        out.extend(gated_delta_times(gpu, &kernels, arch, t));
+    for mixer in [crate::config::Mixer::GatedDelta, crate::config::Mixer::Jet] {
+        if arch.mixers.contains(&mixer) {
+            out.extend(gated_delta_times(gpu, &kernels, arch, t, mixer));
+        }
     }
 
     let x = f32_buffer(gpu, &random_f32((t * d) as usize, 8));
@@ -344,15 +366,23 @@ pub fn kernels_at(gpu: &Gpu, arch: &crate::config::Arch, t: u32) -> Result<Vec<K
     Ok(out)
 }
 
-/// A gated-delta layer's kernels after its projections (convolution, q/k
-/// norms, the rule, the gated norm) at the arch's shape: a prefill of `t`
-/// tokens (the chunked form) and a decode step (the recurrence).
+/// A gated-delta layer's or a JetBlock's (`mixer`) kernels after its
+/// projections (convolution, static or dynamic, q/k norms, the rule, the
+/// gated norm) at the arch's shape: a prefill of `t` tokens (the chunked
+/// form) and a decode step (the recurrence).
 fn gated_delta_times(
     gpu: &Gpu,
     kernels: &Kernels,
     arch: &crate::config::Arch,
     t: u32,
+    mixer: crate::config::Mixer,
 ) -> Vec<KernelTime> {
+    let jet = mixer == crate::config::Mixer::Jet;
+    let names = if jet {
+        [JET, JET_STEP]
+    } else {
+        [GATED_DELTA, GATED_DELTA_STEP]
+    };
     let g = &arch.gdn;
     let shape = ops::GatedDeltaShape {
         key_heads: g.key_heads as u32,
@@ -377,29 +407,57 @@ fn gated_delta_times(
         f32_buffer(gpu, &random_f32(rows * nv, 11)),
         f32_buffer(gpu, &random_f32(rows * nv, 12)),
     );
-    let conv_w = f32_buffer(gpu, &random_f32(c * g.conv_kernel as usize, 13));
+    let taps = g.conv_kernel as usize;
+    // Qwen3.5's static taps, or every row's generated ones.
+    let conv_w = if jet {
+        f32_buffer(gpu, &random_f32(rows * width * taps, 13))
+    } else {
+        f32_buffer(gpu, &random_f32(c * taps, 13))
+    };
     let (a_log, dt_bias) = (zeros(nv), zeros(nv));
     let norm_w = f32_buffer(gpu, &vec![1.0; g.value_dim as usize]);
-    let hist = zeros((g.conv_kernel as usize - 1).max(1) * c);
+    let hist = zeros((taps - 1).max(1) * crate::model::mixer::conv_channels(arch, mixer) as usize);
     let state = zeros(nv * (g.key_dim * g.value_dim) as usize);
     let (qkv, o) = (zeros(rows * c), zeros(rows * width));
     // The room the model's scratch gives a pass of t rows
     // (GpuModel::spare), which decides whether a lone segment is split.
     let scratch = zeros((t as u64 * arch.widest()).max(shape.scratch_floats(t)) as usize);
     let buffers = ops::GatedDeltaBuffers {
-        x: &x,
+        qkv: &qkv,
         z: &z,
         beta: &beta,
         g: &gb,
-        conv_w: &conv_w,
         a_log: &a_log,
         dt_bias: &dt_bias,
         norm_w: &norm_w,
-        hist: &hist,
         state: &state,
-        qkv: &qkv,
         o: &o,
         scratch: ops::Spare::all(&scratch),
+    };
+    let front = |rec: &mut Recorder, segs: ops::Segments| {
+        if jet {
+            let shape = ops::DynamicConvShape {
+                key_heads: g.key_heads as u32,
+                key_dim: g.key_dim as u32,
+                channels: width as u32,
+                taps: taps as u32,
+            };
+            let conv = ops::DynamicConvBuffers {
+                x: &x,
+                kernels: &conv_w,
+                hist: &hist,
+                qkv: &qkv,
+            };
+            ops::dynamic_conv(rec, &shape, segs, &conv);
+        } else {
+            let conv = ops::GdnConvBuffers {
+                x: &x,
+                conv_w: &conv_w,
+                hist: &hist,
+                qkv: &qkv,
+            };
+            ops::gdn_conv(rec, &shape, segs, &conv);
+        }
     };
     let segs_buffer = one_segment(gpu, t, 0);
     let segs = ops::Segments {
@@ -409,6 +467,7 @@ fn gated_delta_times(
         max_end: t,
     };
     let ms = time_kernel(kernels, 1, 5, |rec| {
+        front(rec, segs);
         ops::gated_delta(rec, &shape, segs, t, &buffers)
     });
     let (dk, dv) = (g.key_dim as f64, g.value_dim as f64);
@@ -418,7 +477,7 @@ fn gated_delta_times(
     let flops =
         t as f64 * nv as f64 * (2.0 * chunk * dk + chunk * (dk + dv) + 6.0 * dk * dv + chunk * dv);
     let mut out = vec![KernelTime {
-        kernel: GATED_DELTA.into(),
+        kernel: names[0].into(),
         shape: format!("T={t} H={}/{nv} dk={dk} dv={dv}", g.key_heads),
         ms,
         gflops: flops / ms / 1e6,
@@ -432,10 +491,11 @@ fn gated_delta_times(
         max_end: 1,
     };
     let ms = time_kernel(kernels, 20, 5, |rec| {
+        front(rec, one);
         ops::gated_delta(rec, &shape, one, 1, &buffers)
     });
     out.push(KernelTime {
-        kernel: GATED_DELTA_STEP.into(),
+        kernel: names[1].into(),
         shape: format!("1 row, H={}/{nv} dk={dk} dv={dv}", g.key_heads),
         ms,
         gflops: 6.0 * nv as f64 * dk * dv / ms / 1e6,
@@ -459,8 +519,10 @@ pub struct Share {
 /// kernel by kernel: every projection shape of the model (q, k, v, gates
 /// and o of both mixers, the MLP, the LM head on the last row) timed once
 /// and counted per call, and `kernels` (from [`kernels_at`]) for
-/// attention, Lightning, the gated delta rule and RMSNorm. Element-wise kernels (RoPE,
-/// activations, residuals) are what remains of the measured time.
+/// attention (whole or windowed), Lightning, the gated delta rule (behind
+/// Qwen3.5's convolution or a JetBlock's) and RMSNorm. Element-wise
+/// kernels (RoPE, activations, residuals, the JetBlock's generator's SiLU
+/// and bias) are what remains of the measured time.
 pub fn shares(
     gpu: &Gpu,
     arch: &crate::config::Arch,
@@ -556,16 +618,22 @@ pub fn shares(
         });
     }
     let count = |m: Mixer| arch.mixers.iter().filter(|&&x| x == m).count() as u32;
+    let windowed = arch.windows.iter().flatten().count() as u32;
+    let full = count(Mixer::Softmax) - windowed;
     let norms = 2 * arch.mixers.len() as u32 + 1;
     for k in kernels {
         let decode = t == 1;
         let calls = match k.kernel.as_str() {
-            ATTENTION if !decode => count(Mixer::Softmax),
-            ATTENTION_DECODE if decode => count(Mixer::Softmax),
+            ATTENTION if !decode => full,
+            ATTENTION_DECODE if decode => full,
+            ATTENTION_WINDOW if !decode => windowed,
+            ATTENTION_WINDOW_DECODE if decode => windowed,
             LIGHTNING if !decode => count(Mixer::Lightning),
             LIGHTNING_STEP if decode => count(Mixer::Lightning),
             GATED_DELTA if !decode => count(Mixer::GatedDelta),
             GATED_DELTA_STEP if decode => count(Mixer::GatedDelta),
+            JET if !decode => count(Mixer::Jet),
+            JET_STEP if decode => count(Mixer::Jet),
             "rmsnorm" if !decode => norms,
             _ => continue,
         };

@@ -3,7 +3,9 @@
 //! continuing a cache, GQA groups of 1, 2 and 4, head sizes below, at and
 //! above the 128 columns a workgroup writes) and the split-key decode path
 //! (contexts spanning several 256-key ranges, several sequences a call),
-//! output and log-sum-exp both.
+//! output and log-sum-exp both; and both again with a sliding window
+//! (Jet-Nemotron's `swa` layers: position i sees keys i - w < j <= i),
+//! windows shorter and longer than a tile, a key block and a key range.
 
 mod common;
 
@@ -19,10 +21,13 @@ struct Case {
     dh: u32,
     ctx: u32,
     segs: Vec<Seg>,
+    /// A sliding window; 0: the whole context.
+    window: u32,
 }
 
 /// (o, lse) from the definition: row r of segment s at position pos0 + r
-/// attends keys 0 ..= pos0 + r of its slot's cache.
+/// attends keys 0 ..= pos0 + r of its slot's cache, the last `window` of
+/// them where a window is set.
 fn cpu_twin(c: &Case, q: &[f32], k: &[f32], v: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>) {
     let (h, hk, dh) = (c.heads as usize, c.kv_heads as usize, c.dh as usize);
     let scale = 1.0 / (dh as f32).sqrt();
@@ -35,7 +40,13 @@ fn cpu_twin(c: &Case, q: &[f32], k: &[f32], v: &[f32], rows: usize) -> (Vec<f32>
             for head in 0..h {
                 let kvh = head / (h / hk);
                 let qr = &q[(row * h + head) * dh..][..dh];
-                let logits: Vec<f64> = (0..=pos)
+                let first = match c.window as usize {
+                    0 => 0,
+                    w => (pos + 1).saturating_sub(w),
+                };
+                let keys = first..=pos;
+                let logits: Vec<f64> = keys
+                    .clone()
                     .map(|j| {
                         let kr = &k[((s.slot * c.ctx) as usize + j) * hk * dh + kvh * dh..][..dh];
                         qr.iter()
@@ -48,9 +59,10 @@ fn cpu_twin(c: &Case, q: &[f32], k: &[f32], v: &[f32], rows: usize) -> (Vec<f32>
                 let m = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let l: f64 = logits.iter().map(|x| (x - m).exp()).sum();
                 for d in 0..dh {
-                    let acc: f64 = (0..=pos)
+                    let acc: f64 = keys
+                        .clone()
                         .map(|j| {
-                            (logits[j] - m).exp()
+                            (logits[j - first] - m).exp()
                                 * v[((s.slot * c.ctx) as usize + j) * hk * dh + kvh * dh + d] as f64
                         })
                         .sum();
@@ -93,6 +105,7 @@ fn check(gpu: &Gpu, c: &Case, spare_floats: u64, label: &str) {
         kv_heads: c.kv_heads,
         dh: c.dh,
         ctx: c.ctx,
+        window: c.window,
     };
     let mut rec = Recorder::new(&kernels);
     ops::attend(
@@ -162,6 +175,7 @@ fn prefill_tiles_match_the_definition() {
             dh: 48,
             ctx: 160,
             segs: vec![seg(0, 150, 0, 0)],
+            window: 0,
         },
         0,
         "dh 48, T 150",
@@ -176,6 +190,7 @@ fn prefill_tiles_match_the_definition() {
             dh: 128,
             ctx: 100,
             segs,
+            window: 0,
         },
         0,
         "batch of 3, dh 128",
@@ -189,6 +204,7 @@ fn prefill_tiles_match_the_definition() {
             dh: 200,
             ctx: 80,
             segs: vec![seg(0, 67, 0, 3)],
+            window: 0,
         },
         0,
         "dh 200",
@@ -211,6 +227,7 @@ fn split_key_decode_matches_the_definition() {
         dh: 64,
         ctx: 720,
         segs,
+        window: 0,
     };
     check(&gpu, &c, 1 << 20, "split decode, dh 64");
     check(
@@ -221,10 +238,85 @@ fn split_key_decode_matches_the_definition() {
             dh: 200,
             ctx: 600,
             segs: vec![seg(0, 1, 0, 599)],
+            window: 0,
         },
         1 << 20,
         "split decode, dh 200",
     );
     // Without room for the partial results, the prefill tiles take single rows.
     check(&gpu, &c, 0, "decode without spare memory");
+}
+
+#[test]
+fn windowed_prefill_tiles_match_the_definition() {
+    let Some(gpu) = common::gpu() else { return };
+    // Windows shorter than a key block (16 < 32), than a tile (40 < 64)
+    // and longer (100): tiles whose rows' windows start in different
+    // blocks, a tile whose first rows see every key from 0.
+    for window in [16, 40, 100] {
+        check(
+            &gpu,
+            &Case {
+                heads: 4,
+                kv_heads: 2,
+                dh: 48,
+                ctx: 160,
+                segs: vec![seg(0, 150, 0, 0)],
+                window,
+            },
+            0,
+            &format!("window {window}, T 150"),
+        );
+    }
+    // A batch continuing caches past and short of the window; GQA 4.
+    let segs = vec![
+        seg(0, 70, 0, 0),
+        seg(70, 5, 1, 33),
+        seg(75, 1, 2, 90),
+        seg(76, 9, 3, 7),
+    ];
+    check(
+        &gpu,
+        &Case {
+            heads: 4,
+            kv_heads: 1,
+            dh: 128,
+            ctx: 100,
+            segs,
+            window: 16,
+        },
+        0,
+        "window 16, batch of 4, dh 128",
+    );
+}
+
+#[test]
+fn windowed_split_decode_matches_the_definition() {
+    let Some(gpu) = common::gpu() else { return };
+    // Single rows inside and past windows of one and of three 256-key
+    // ranges (600): the window's first key off a range's.
+    let segs = vec![
+        seg(0, 1, 0, 0),
+        seg(1, 1, 1, 15),
+        seg(2, 1, 2, 16),
+        seg(3, 1, 3, 699),
+        seg(4, 1, 4, 300),
+    ];
+    for window in [16, 600] {
+        let c = Case {
+            heads: 4,
+            kv_heads: 2,
+            dh: 64,
+            ctx: 720,
+            segs: segs.clone(),
+            window,
+        };
+        check(&gpu, &c, 1 << 20, &format!("split decode, window {window}"));
+        check(
+            &gpu,
+            &c,
+            0,
+            &format!("decode without spare memory, window {window}"),
+        );
+    }
 }

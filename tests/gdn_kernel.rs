@@ -6,7 +6,8 @@
 //! the 64-token chunk (1, 63, 64, 65, 700), packed into passes that cut
 //! the long sequences, then more tokens (the convolution's history and S
 //! carried across calls) and single decode steps. And the kernels alone
-//! at the largest head size (128), from random states, against the rule
+//! at the largest head size (128) and at Jet-Nemotron-2B's (dk 96, dv
+//! 256), from random states, against the rule
 //! written out here as SPEC-gdn states it: the chunked form (prefill,
 //! chunks of 64 tokens), a lone 700-row segment cut into parts run side
 //! by side (also against the same segment walked whole), and the
@@ -17,7 +18,7 @@ use common::{open, rel_diff};
 
 use qklab::config::arch_of;
 use qklab::gpu::kernels::Kernels;
-use qklab::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, Segments, Spare};
+use qklab::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, GdnConvBuffers, Segments, Spare};
 use qklab::gpu::params::Seg;
 use qklab::gpu::recorder::Recorder;
 use qklab::model::cpu::CpuModel;
@@ -153,15 +154,43 @@ enum Room {
     Parts,
 }
 
+/// (key heads, value heads, dk, dv): the largest head size, two value
+/// heads a key head (Qwen3.5's grouping).
+const HEADS_128: (usize, usize, usize, usize) = (1, 2, 128, 128);
+
+/// Jet-Nemotron-2B's JetBlock heads (dk 96, dv 256: more columns of u and
+/// w than `wy` has threads), a value head a key head.
+const HEADS_JET: (usize, usize, usize, usize) = (2, 2, 96, 256);
+
 #[test]
 fn the_chunked_kernels_follow_the_rule_at_head_size_128() {
-    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), Room::Chunked, false);
+    kernels_follow_the_rule(
+        &SEGS.map(|(r, n, s)| seg(r, n, s)),
+        HEADS_128,
+        Room::Chunked,
+        false,
+    );
+}
+
+#[test]
+fn the_chunked_kernels_follow_the_rule_with_value_heads_of_256() {
+    kernels_follow_the_rule(
+        &SEGS.map(|(r, n, s)| seg(r, n, s)),
+        HEADS_JET,
+        Room::Chunked,
+        false,
+    );
 }
 
 #[test]
 fn the_recurrent_kernel_follows_the_rule_at_head_size_128() {
     // Without scratch the same prefill takes the recurrence.
-    kernels_follow_the_rule(&SEGS.map(|(r, n, s)| seg(r, n, s)), Room::None, false);
+    kernels_follow_the_rule(
+        &SEGS.map(|(r, n, s)| seg(r, n, s)),
+        HEADS_128,
+        Room::None,
+        false,
+    );
 }
 
 #[test]
@@ -170,8 +199,8 @@ fn a_lone_long_segment_split_into_parts_follows_the_rule() {
     // partial), their states chained; against the rule and against the
     // same segment walked whole.
     let lone = [seg(0, 700, 0)];
-    let (split_o, split_s) = kernels_follow_the_rule(&lone, Room::Parts, true);
-    let (whole_o, whole_s) = kernels_follow_the_rule(&lone, Room::Chunked, true);
+    let (split_o, split_s) = kernels_follow_the_rule(&lone, HEADS_128, Room::Parts, true);
+    let (whole_o, whole_s) = kernels_follow_the_rule(&lone, HEADS_128, Room::Chunked, true);
     for (got, want, what) in [(&split_o, &whole_o, "o"), (&split_s, &whole_s, "state")] {
         let top = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let d = got
@@ -185,12 +214,17 @@ fn a_lone_long_segment_split_into_parts_follows_the_rule() {
     }
 }
 
-fn kernels_follow_the_rule(segs: &[Seg], room: Room, slow: bool) -> (Vec<f32>, Vec<f32>) {
+fn kernels_follow_the_rule(
+    segs: &[Seg],
+    (nk, nv, dk, dv): (usize, usize, usize, usize),
+    room: Room,
+    slow: bool,
+) -> (Vec<f32>, Vec<f32>) {
     let Some(gpu) = common::gpu() else {
         return (vec![], vec![]);
     };
     let kernels = Kernels::new(&gpu);
-    let (nk, nv, dk, dv, taps) = (1usize, 2usize, 128usize, 128usize, 4usize);
+    let taps = 4usize;
     let c = 2 * nk * dk + nv * dv;
     let hk = taps - 1;
     let rows = segs.iter().map(|s| s.rows as usize).sum::<usize>();
@@ -253,28 +287,33 @@ fn kernels_follow_the_rule(segs: &[Seg], room: Room, slow: bool) -> (Vec<f32>, V
     }
     let scratch = buf(&vec![f32::NAN; floats]);
     let mut rec = Recorder::new(&kernels);
+    let segments = Segments {
+        segs: &segs_buffer,
+        count: segs.len() as u32,
+        max_rows,
+        max_end: 0,
+    };
+    let conv = GdnConvBuffers {
+        x: &xb,
+        conv_w: &wb,
+        hist: &hb,
+        qkv: &qkvb,
+    };
+    ops::gdn_conv(&mut rec, &shape, segments, &conv);
     ops::gated_delta(
         &mut rec,
         &shape,
-        Segments {
-            segs: &segs_buffer,
-            count: segs.len() as u32,
-            max_rows,
-            max_end: 0,
-        },
+        segments,
         rows as u32,
         &GatedDeltaBuffers {
-            x: &xb,
+            qkv: &qkvb,
             z: &zb,
             beta: &bb,
             g: &ab,
-            conv_w: &wb,
             a_log: &alb,
             dt_bias: &dtb,
             norm_w: &nwb,
-            hist: &hb,
             state: &sb,
-            qkv: &qkvb,
             o: &ob,
             scratch: Spare {
                 buffer: &scratch,

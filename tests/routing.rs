@@ -94,6 +94,89 @@ fn gpu_row_stats_equal_the_naive_cpu_computation() {
     }
 }
 
+/// A sliding-window layer (Jet-Nemotron's `swa`, window 16) and a full
+/// one of the same model: the GPU's reductions against the plain
+/// computation from what the GPU captured (queries, keys, log-sum-exps),
+/// with a(t, s) zero outside row t's window. Every row must still sum to
+/// one: the attention kernel's lse is over the window too.
+#[test]
+fn gpu_row_stats_of_a_sliding_window_layer_see_only_the_window() {
+    let Some(gpu) = common::gpu() else { return };
+    let ck = open("tests/fixtures/jet/jet-f32");
+    let ids = common::golden("tests/fixtures/jet", "jet-f32").0;
+    let arch = arch_of(&ck).unwrap();
+    let opts = EngineOptions {
+        max_context: ids.len() as u32,
+        capture: true,
+        ..Default::default()
+    };
+    let gm = block_on(GpuModel::load(&gpu, &ck, arch.clone(), opts, &mut |_| {})).unwrap();
+    let mut s = gm.session();
+    // In two calls: the second's rows see keys the first cached.
+    block_on(gm.prefill(&mut s, &ids[..70], Logits::None)).unwrap();
+    block_on(gm.prefill(&mut s, &ids[70..], Logits::None)).unwrap();
+    let a = &arch.attn;
+    let (heads, kv, dh) = (a.heads as usize, a.kv_heads as usize, a.head_dim as usize);
+    let rows = ids.len();
+    let needle = 40..60;
+    for layer in [2usize, 4] {
+        let window = arch.window(layer).map_or(0, |w| w as usize);
+        let cap = block_on(gm.captured(&s, layer)).unwrap();
+        let prob = |h: usize, t: usize, u: usize| {
+            if window > 0 && u + window <= t {
+                return 0.0;
+            }
+            let q = &cap.q[(t * heads + h) * dh..][..dh];
+            let k = &cap.k[(u * kv + h / (heads / kv)) * dh..][..dh];
+            let dot: f32 = q.iter().zip(k).map(|(x, y)| x * y).sum();
+            (dot / (dh as f32).sqrt() - cap.lse[t * heads + h]).exp()
+        };
+        let want = RowStats::from_probs(rows, heads, 32, needle.clone(), prob);
+        let got = block_on(gm.routing_stats(&s, layer, 32, 40..60)).unwrap();
+        assert!(
+            max_abs_diff(&got.dist, &want.dist) < 1e-3,
+            "layer {layer}: distance"
+        );
+        assert!(
+            max_abs_diff(&got.mass, &want.mass) < 1e-5,
+            "layer {layer}: needle mass"
+        );
+        assert!(
+            max_abs_diff(&got.pooled, &want.pooled) < 1e-5,
+            "layer {layer}: pooled rows"
+        );
+        let widest = (0..rows)
+            .map(|t| {
+                (0..heads)
+                    .map(|h| got.dist[t * heads + h])
+                    .fold(0.0f32, f32::max)
+            })
+            .fold(0.0f32, f32::max);
+        if window > 0 {
+            // No row reaches further back than its window.
+            assert!(
+                widest <= (window - 1) as f32 + 1e-3,
+                "layer {layer}: {widest}"
+            );
+        }
+        for h in 0..heads {
+            for t in 0..rows {
+                let row: f32 = got.pooled[(h * rows + t) * got.blocks..][..got.blocks]
+                    .iter()
+                    .sum();
+                assert!(
+                    (row - 1.0).abs() < 1e-4,
+                    "layer {layer}: row {t} of head {h} sums to {row}"
+                );
+            }
+        }
+        eprintln!(
+            "layer {layer} (window {window}): mean distance {:?}",
+            got.mean_distance()
+        );
+    }
+}
+
 #[test]
 fn pooled_maps_log_ratios_and_rankings_behave() {
     // Uniform causal attention over 5 keys: a(t, s) = 1 / (t + 1).

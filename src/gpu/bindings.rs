@@ -63,8 +63,11 @@ bindings! {
     /// lightning.wgsl (chunk, part_state, carry_in and step).
     LIGHTNING: LightningBindings in "lightning" { q = 1, k = 2, v = 3, slopes = 4, state = 5, o = 6, segs = 7, carry = 8 }
 
-    /// gated_delta.wgsl (conv, conv_keep, prepare, recur, wy, chunk and gated_norm).
+    /// gated_delta.wgsl (conv, conv_keep, prepare, recur, wy, chunk, part_state, carry and gated_norm).
     GATED_DELTA: GatedDeltaBindings in "gated_delta" { x = 1, conv_w = 2, hist = 3, qkv = 4, beta = 5, g = 6, a_log = 7, dt_bias = 8, state = 9, o = 10, z = 11, norm_w = 12, segs = 13, scratch = 14 }
+
+    /// dynamic_conv.wgsl (conv and conv_keep).
+    DYNAMIC_CONV: DynamicConvBindings in "dynamic_conv" { x = 1, kernels = 2, hist = 3, qkv = 4, segs = 5 }
 
     /// routing.wgsl.
     ROUTING: RoutingBindings in "routing" { q = 1, k = 2, lse = 3, dist = 4, mass = 5, pooled = 6 }

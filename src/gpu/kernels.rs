@@ -59,6 +59,11 @@ const FILES: &[(&str, &str, &[&str])] = &[
         include_str!("../../shaders/gated_delta.wgsl"),
         &["segments"],
     ),
+    (
+        "dynamic_conv",
+        include_str!("../../shaders/dynamic_conv.wgsl"),
+        &["segments"],
+    ),
     ("routing", include_str!("../../shaders/routing.wgsl"), &[]),
     ("rows", include_str!("../../shaders/rows.wgsl"), &[]),
 ];
@@ -128,6 +133,7 @@ pub enum Kernel {
     Embed,
     Swiglu,
     Gate,
+    Silu,
     Argmax,
     Attend,
     AttendPartial,
@@ -145,6 +151,8 @@ pub enum Kernel {
     GdnPartState,
     GdnCarry,
     GdnNorm,
+    DynConv,
+    DynConvKeep,
     RowStats,
     CopyRows,
 }
@@ -166,6 +174,7 @@ impl Kernel {
             Kernel::Embed => ("embed", "embed"),
             Kernel::Swiglu => ("elementwise", "swiglu"),
             Kernel::Gate => ("elementwise", "gate"),
+            Kernel::Silu => ("elementwise", "silu"),
             Kernel::Argmax => ("argmax", "argmax"),
             Kernel::Attend => ("attention", "attend"),
             Kernel::AttendPartial => ("attention", "partial"),
@@ -183,6 +192,8 @@ impl Kernel {
             Kernel::GdnPartState => ("gated_delta", "part_state"),
             Kernel::GdnCarry => ("gated_delta", "carry"),
             Kernel::GdnNorm => ("gated_delta", "gated_norm"),
+            Kernel::DynConv => ("dynamic_conv", "conv"),
+            Kernel::DynConvKeep => ("dynamic_conv", "conv_keep"),
             Kernel::RowStats => ("routing", "row_stats"),
             Kernel::CopyRows => ("rows", "copy_rows"),
         }

@@ -4,20 +4,23 @@
 //! `row0` arguments select where a kernel starts.
 
 use super::bindings::{
-    ARGMAX, ATTENTION, BIAS, ELEMENTWISE, EMBED, GATED_DELTA, HEADS, LIGHTNING, MATMUL, NORM,
-    ROUTING, ROWS,
+    ARGMAX, ATTENTION, BIAS, DYNAMIC_CONV, ELEMENTWISE, EMBED, GATED_DELTA, HEADS, LIGHTNING,
+    MATMUL, NORM, ROUTING, ROWS,
 };
 use super::kernels::{Kernel, WDtype};
 use super::params::*;
 use super::recorder::Recorder;
 use super::weights::GpuWeight;
 
-/// An f32 activation buffer viewed as rows of `stride` values from `row0`.
+/// An f32 activation buffer viewed as rows of `stride` values from `row0`,
+/// from column `col0` on (a matmul's output only: every other op takes
+/// whole rows).
 #[derive(Clone, Copy)]
 pub struct Rows<'a> {
     pub buffer: &'a wgpu::Buffer,
     pub row0: u32,
     pub stride: u32,
+    pub col0: u32,
 }
 
 impl<'a> Rows<'a> {
@@ -26,11 +29,17 @@ impl<'a> Rows<'a> {
             buffer,
             row0: 0,
             stride,
+            col0: 0,
         }
     }
 
     pub fn at(self, row0: u32) -> Self {
         Rows { row0, ..self }
+    }
+
+    /// The same rows from column `col0`: a matmul writes its columns there.
+    pub fn col(self, col0: u32) -> Self {
+        Rows { col0, ..self }
     }
 }
 
@@ -40,8 +49,9 @@ impl<'a> Rows<'a> {
 /// 6144 x 2048 took 0.41 ms tiled, 0.02 ms a matvec pass).
 const SKINNY_ROWS: u32 = 8 * MATVEC_ROWS;
 
-/// y[m, :] (+)= x[m, :] W^T for m < rows; W may be chunked.
+/// y[m, y.col0 ..] (+)= x[m, :] W^T for m < rows; W may be chunked.
 pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, accumulate: bool) {
+    debug_assert_eq!(x.col0, 0, "matmul reads whole rows of x");
     if rows > MATVEC_ROWS && rows <= SKINNY_ROWS {
         for r0 in (0..rows).step_by(MATVEC_ROWS as usize) {
             matmul(
@@ -64,7 +74,7 @@ pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, ac
             x_stride: x.stride,
             y_row0: y.row0,
             y_stride: y.stride,
-            y_col0: c.row0,
+            y_col0: y.col0 + c.row0,
             accumulate: accumulate as u32,
         };
         let buffers = [
@@ -89,6 +99,7 @@ pub fn matmul(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, y: Rows, ac
 
 /// y[r] = rmsnorm(x[x.row0 + r]) * w for r < rows; y starts at row 0.
 pub fn rmsnorm(rec: &mut Recorder, x: Rows, rows: u32, w: &GpuWeight, eps: f32, y: &wgpu::Buffer) {
+    debug_assert_eq!(x.col0, 0, "rmsnorm takes whole rows");
     let (gx, gy) = rec.gpu().dispatch_size(rows, 1);
     let params = NormParams {
         rows,
@@ -131,6 +142,7 @@ pub fn heads(
     prep: &HeadPrep,
     dummy: &wgpu::Buffer,
 ) {
+    debug_assert_eq!(x.col0, 0, "heads takes whole rows");
     let (heads, dh) = (prep.heads, prep.dh);
     let flag = |on: bool, bit: u32| if on { bit } else { 0 };
     let flags = flag(prep.norm.is_some(), HEADS_NORM)
@@ -162,6 +174,7 @@ pub fn heads(
 
 /// y[r, :] += b for rows starting at y.row0.
 pub fn bias(rec: &mut Recorder, b: &GpuWeight, y: Rows, rows: u32) {
+    debug_assert_eq!(y.col0, 0, "bias takes whole rows");
     let params = BiasParams {
         n: rows * y.stride,
         width: y.stride,
@@ -204,6 +217,18 @@ pub fn swiglu(rec: &mut Recorder, a: &wgpu::Buffer, b: &wgpu::Buffer, n: u32) {
         WDtype::F32,
         &ElementwiseParams { n, width: 0 },
         &[(ELEMENTWISE.b, b), (ELEMENTWISE.a, a)],
+        n,
+        256,
+    );
+}
+
+/// a = silu(a) over the first n values.
+pub fn silu(rec: &mut Recorder, a: &wgpu::Buffer, n: u32) {
+    rec.dispatch_1d(
+        Kernel::Silu,
+        WDtype::F32,
+        &ElementwiseParams { n, width: 0 },
+        &[(ELEMENTWISE.a, a)],
         n,
         256,
     );
@@ -272,12 +297,15 @@ pub struct Segments<'a> {
     pub max_end: u32,
 }
 
-/// Shapes of a softmax attention call over caches of `ctx` rows a sequence.
+/// Shapes of a softmax attention call over caches of `ctx` rows a
+/// sequence; a sliding-window layer's queries see the last `window`
+/// positions (0: the whole context).
 pub struct AttnShape {
     pub heads: u32,
     pub kv_heads: u32,
     pub dh: u32,
     pub ctx: u32,
+    pub window: u32,
 }
 
 /// Keys a workgroup of the split (decode) path takes: attention.wgsl's
@@ -306,9 +334,10 @@ impl<'a> Spare<'a> {
 }
 
 /// Flash-style causal attention of every segment's queries over its
-/// sequence's cache; writes o and the log-sum-exp per (cache row, head).
-/// Single rows (decode) split their keys across workgroups when `spare`
-/// holds the partial results; prefill tiles 64 rows a workgroup.
+/// sequence's cache (the keys in their window only, where `s.window` is
+/// set); writes o and the log-sum-exp per (cache row, head). Single rows
+/// (decode) split their keys across workgroups when `spare` holds the
+/// partial results; prefill tiles 64 rows a workgroup.
 pub fn attend(
     rec: &mut Recorder,
     s: &AttnShape,
@@ -318,6 +347,11 @@ pub fn attend(
     lse: &wgpu::Buffer,
     spare: Spare,
 ) {
+    // The most keys a row sees.
+    let keys = match s.window {
+        0 => segs.max_end,
+        w => segs.max_end.min(w),
+    };
     let mut params = AttendParams {
         heads: s.heads,
         kv_heads: s.kv_heads,
@@ -326,7 +360,8 @@ pub fn attend(
         scale: 1.0 / (s.dh as f32).sqrt(),
         col0: 0,
         split_keys: SPLIT_KEYS,
-        splits: segs.max_end.div_ceil(SPLIT_KEYS).max(1),
+        splits: keys.div_ceil(SPLIT_KEYS).max(1),
+        window: s.window,
     };
     let part_floats = segs.count as u64 * s.heads as u64 * params.splits as u64 * (s.dh as u64 + 2);
     let b = ATTENTION;
@@ -479,7 +514,8 @@ pub fn lightning(
     rec.dispatch(Kernel::LightningChunk, WDtype::F32, &params, &all, groups);
 }
 
-/// Sizes of a gated-delta layer (SPEC-gdn) as its kernels take them.
+/// Sizes of a gated-delta layer (SPEC-gdn) as its kernels take them
+/// (`conv_kernel`: Qwen3.5's convolution's, read by [`gdn_conv`] only).
 pub struct GatedDeltaShape {
     pub key_heads: u32,
     pub value_heads: u32,
@@ -541,67 +577,46 @@ impl GatedDeltaShape {
     }
 
     /// Whether `chunk` and `wy` can take these heads: S's column block in
-    /// workgroup memory, a thread per column of u and w.
+    /// workgroup memory (any value width: `wy`'s threads take a column of
+    /// u or w each, more than one past 256).
     fn chunkable(&self) -> bool {
-        self.key_dim <= 128 && self.key_dim + self.value_dim <= 256
+        self.key_dim <= 128
+    }
+
+    /// The parameters of gated_delta.wgsl for `rows` packed rows.
+    fn params(&self, rows: u32) -> GatedDeltaParams {
+        GatedDeltaParams {
+            nk: self.key_heads,
+            nv: self.value_heads,
+            dk: self.key_dim,
+            dv: self.value_dim,
+            taps: self.conv_kernel,
+            channels: 2 * self.key_heads * self.key_dim + self.value_heads * self.value_dim,
+            rows,
+            eps: self.eps,
+            parts: 1,
+            part_rows: 0,
+        }
     }
 }
 
-/// A gated-delta layer's buffers: the projections in (`x`, the q, k, v
-/// rows before the convolution; `z`; `beta` and `g` holding b and a,
-/// replaced by beta and g), its f32 weights, the sequences' states
-/// (`hist`, `state`), where the convolved q, k, v (`qkv`) and the
-/// gated, normed output (`o`) go, and scratch for the chunked form.
-pub struct GatedDeltaBuffers<'a> {
+/// Qwen3.5's convolution front end: the q, k, v rows before it (`x`),
+/// its f32 weight, the sequences' histories, and where the convolved
+/// q, k, v go (`qkv`).
+pub struct GdnConvBuffers<'a> {
     pub x: &'a wgpu::Buffer,
-    pub z: &'a wgpu::Buffer,
-    pub beta: &'a wgpu::Buffer,
-    pub g: &'a wgpu::Buffer,
     pub conv_w: &'a wgpu::Buffer,
-    pub a_log: &'a wgpu::Buffer,
-    pub dt_bias: &'a wgpu::Buffer,
-    pub norm_w: &'a wgpu::Buffer,
     pub hist: &'a wgpu::Buffer,
-    pub state: &'a wgpu::Buffer,
     pub qkv: &'a wgpu::Buffer,
-    pub o: &'a wgpu::Buffer,
-    pub scratch: Spare<'a>,
 }
 
-/// The gated delta rule over every segment's `rows` packed rows, each
-/// continuing from its sequence's convolution history and state, which
-/// it leaves updated: the convolution, q/k norms with beta and g, the
-/// rule, then the gated RMSNorm of each value head into `o`. The rule is
-/// the recurrence for decode (one row a segment) and the chunked form
-/// otherwise, where `scratch` holds [`GatedDeltaShape::scratch_floats`]
-/// (it falls back to the recurrence where not, or the heads are too
-/// large). A lone segment of at least 4 chunks is cut into parts run side
-/// by side where `scratch` also holds [`GatedDeltaShape::part_floats`] a
-/// part (see [`GatedDeltaShape::parts`]). `qkv`'s v, `beta` and `g` are
-/// left overwritten.
-pub fn gated_delta(
-    rec: &mut Recorder,
-    s: &GatedDeltaShape,
-    segs: Segments,
-    rows: u32,
-    buf: &GatedDeltaBuffers,
-) {
-    let channels = 2 * s.key_heads * s.key_dim + s.value_heads * s.value_dim;
-    let mut params = GatedDeltaParams {
-        nk: s.key_heads,
-        nv: s.value_heads,
-        dk: s.key_dim,
-        dv: s.value_dim,
-        taps: s.conv_kernel,
-        channels,
-        rows,
-        eps: s.eps,
-        parts: 1,
-        part_rows: 0,
-    };
+/// Qwen3.5's depthwise causal convolution and SiLU over every segment's
+/// q, k, v rows into `qkv`, each continuing from its sequence's history,
+/// which it leaves updated: what [`gated_delta`] takes.
+pub fn gdn_conv(rec: &mut Recorder, s: &GatedDeltaShape, segs: Segments, buf: &GdnConvBuffers) {
+    let params = s.params(0);
     let b = GATED_DELTA;
-    let f = WDtype::F32;
-    let groups = channels.div_ceil(64);
+    let groups = params.channels.div_ceil(64);
     let conv = [
         (b.x, buf.x),
         (b.conv_w, buf.conv_w),
@@ -611,7 +626,7 @@ pub fn gated_delta(
     ];
     rec.dispatch(
         Kernel::GdnConv,
-        f,
+        WDtype::F32,
         &params,
         &conv,
         [groups, segs.max_rows, segs.count],
@@ -619,11 +634,115 @@ pub fn gated_delta(
     let keep = [(b.x, buf.x), (b.hist, buf.hist), (b.segs, segs.segs)];
     rec.dispatch(
         Kernel::GdnConvKeep,
-        f,
+        WDtype::F32,
         &params,
         &keep,
         [groups, segs.count, 1],
     );
+}
+
+/// Sizes of a JetBlock's front end (SPEC-gdn, "JetBlock").
+pub struct DynamicConvShape {
+    pub key_heads: u32,
+    pub key_dim: u32,
+    /// The value channels (nh dv) the convolution runs over.
+    pub channels: u32,
+    pub taps: u32,
+}
+
+/// A JetBlock's front-end buffers: q, k, v rows before it (`x`, rows of
+/// 2 nh dk + channels), each row's generated taps (`kernels`, rows of
+/// channels * taps, channel-major), the sequences' v histories, and where
+/// q, k, v go (`qkv`, as [`gdn_conv`] leaves them).
+pub struct DynamicConvBuffers<'a> {
+    pub x: &'a wgpu::Buffer,
+    pub kernels: &'a wgpu::Buffer,
+    pub hist: &'a wgpu::Buffer,
+    pub qkv: &'a wgpu::Buffer,
+}
+
+/// A JetBlock's q and k through SiLU and its v through the dynamic
+/// convolution and SiLU, every segment's rows into `qkv`, each continuing
+/// from its sequence's v history, which it leaves updated: what
+/// [`gated_delta`] takes.
+pub fn dynamic_conv(
+    rec: &mut Recorder,
+    s: &DynamicConvShape,
+    segs: Segments,
+    buf: &DynamicConvBuffers,
+) {
+    let params = DynamicConvParams {
+        qk: 2 * s.key_heads * s.key_dim,
+        channels: s.channels,
+        taps: s.taps,
+    };
+    let b = DYNAMIC_CONV;
+    let conv = [
+        (b.x, buf.x),
+        (b.kernels, buf.kernels),
+        (b.hist, buf.hist),
+        (b.qkv, buf.qkv),
+        (b.segs, segs.segs),
+    ];
+    rec.dispatch(
+        Kernel::DynConv,
+        WDtype::F32,
+        &params,
+        &conv,
+        [
+            (params.qk + params.channels).div_ceil(64),
+            segs.max_rows,
+            segs.count,
+        ],
+    );
+    let keep = [(b.x, buf.x), (b.hist, buf.hist), (b.segs, segs.segs)];
+    rec.dispatch(
+        Kernel::DynConvKeep,
+        WDtype::F32,
+        &params,
+        &keep,
+        [s.channels.div_ceil(64), segs.count, 1],
+    );
+}
+
+/// A gated-delta layer's buffers from the convolved q, k, v (`qkv`) on:
+/// the projections (`z`; `beta` and `g` holding b and a, replaced by beta
+/// and g), its f32 weights, the sequences' S (`state`), where the gated,
+/// normed output (`o`) goes, and scratch for the chunked form.
+pub struct GatedDeltaBuffers<'a> {
+    pub qkv: &'a wgpu::Buffer,
+    pub z: &'a wgpu::Buffer,
+    pub beta: &'a wgpu::Buffer,
+    pub g: &'a wgpu::Buffer,
+    pub a_log: &'a wgpu::Buffer,
+    pub dt_bias: &'a wgpu::Buffer,
+    pub norm_w: &'a wgpu::Buffer,
+    pub state: &'a wgpu::Buffer,
+    pub o: &'a wgpu::Buffer,
+    pub scratch: Spare<'a>,
+}
+
+/// The gated delta rule over every segment's `rows` packed rows of `qkv`
+/// (left by [`gdn_conv`] or [`dynamic_conv`]), each continuing from its
+/// sequence's state, which it leaves updated: q/k norms with beta and g,
+/// the rule, then the gated RMSNorm of each value head into `o`. The rule
+/// is the recurrence for decode (one row a segment) and the chunked form
+/// otherwise, where `scratch` holds [`GatedDeltaShape::scratch_floats`]
+/// (it falls back to the recurrence where not, or the heads are too
+/// large). A lone segment of at least 4 chunks is cut into parts run side
+/// by side where `scratch` also holds [`GatedDeltaShape::part_floats`] a
+/// part (see [`GatedDeltaShape::parts`]). `qkv`, `beta` and `g` are left
+/// overwritten.
+pub fn gated_delta(
+    rec: &mut Recorder,
+    s: &GatedDeltaShape,
+    segs: Segments,
+    rows: u32,
+    buf: &GatedDeltaBuffers,
+) {
+    let mut params = s.params(rows);
+    let b = GATED_DELTA;
+    let f = WDtype::F32;
     let prepare = [
         (b.qkv, buf.qkv),
         (b.beta, buf.beta),
@@ -732,12 +851,14 @@ pub fn gated_delta(
     rec.dispatch_1d(Kernel::GdnNorm, f, &params, &norm, rows * s.value_heads, 64);
 }
 
-/// Shapes of the routing reductions: one sequence of `rows` tokens.
+/// Shapes of the routing reductions: one sequence of `rows` tokens, a
+/// sliding-window layer's `window` (0: the whole context).
 pub struct RowStatsShape {
     pub rows: u32,
     pub heads: u32,
     pub kv_heads: u32,
     pub dh: u32,
+    pub window: u32,
 }
 
 /// Per-row routing reductions of one softmax layer (routing.wgsl); the
@@ -761,6 +882,7 @@ pub fn row_stats(
         needle_start: needle.start,
         needle_end: needle.end,
         scale: 1.0 / (s.dh as f32).sqrt(),
+        window: s.window,
     };
     let (gx, gy) = rec.gpu().dispatch_size(s.rows * s.heads, 1);
     let b = ROUTING;

@@ -131,7 +131,7 @@ params! {
     /// embed.wgsl: one chunk of the embedding's rows.
     EmbedParams in "embed" { tokens: u32, width: u32, row0: u32, rows: u32 }
 
-    /// elementwise.wgsl (swiglu and gate).
+    /// elementwise.wgsl (swiglu, gate and silu).
     ElementwiseParams in "elementwise" { n: u32, width: u32 }
 
     /// argmax.wgsl: the argmax of rows of logits (one per workgroup) into
@@ -139,7 +139,8 @@ params! {
     ArgmaxParams in "argmax" { n: u32, row: u32, slot: u32 }
 
     /// attention.wgsl: causal softmax attention of a batch's segments over
-    /// caches of `ctx` rows per sequence; `attend` writes output columns
+    /// caches of `ctx` rows per sequence, each query seeing the last
+    /// `window` positions (0: all of them); `attend` writes output columns
     /// from `col0`, `partial` and `combine` split the keys into `splits`
     /// ranges of `split_keys`.
     AttendParams in "attention" {
@@ -151,6 +152,7 @@ params! {
         col0: u32,
         split_keys: u32,
         splits: u32,
+        window: u32,
     }
 
     /// lightning.wgsl (chunk and step), by segments.
@@ -172,11 +174,16 @@ params! {
         part_rows: u32,
     }
 
+    /// dynamic_conv.wgsl (conv and conv_keep): a JetBlock's q and k through
+    /// SiLU, its v through the dynamic convolution.
+    DynamicConvParams in "dynamic_conv" { qk: u32, channels: u32, taps: u32 }
+
     /// rows.wgsl: rows of `width` moved by `count` pairs of a table, from
     /// pair `map0`.
     RowsParams in "rows" { width: u32, count: u32, map0: u32 }
 
-    /// routing.wgsl: per-row routing reductions.
+    /// routing.wgsl: per-row routing reductions (a sliding-window layer's
+    /// `window`; 0: the whole context).
     RowStatsParams in "routing" {
         rows: u32,
         heads: u32,
@@ -187,6 +194,7 @@ params! {
         needle_start: u32,
         needle_end: u32,
         scale: f32,
+        window: u32,
     }
 }
 

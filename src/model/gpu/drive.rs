@@ -59,18 +59,26 @@ struct Upload {
 /// Every weight the engines read, by their names ([`weights`]). Stored
 /// tensors go up packed as they are; those the engines compute with in
 /// another form (Qwen3.5's `1 + w` norms, its gated `q_proj` split into
-/// query and gate rows) and a gated-delta layer's small tensors (its
-/// kernels read them as f32; the convolution's is 3-D) go up as f32.
+/// query and gate rows) and a gated-delta layer's or JetBlock's small
+/// tensors (its kernels read them as f32; the convolution's is 3-D) go up
+/// as f32.
 fn upload_list<S: ByteSource>(ck: &Checkpoint<S>, arch: &Arch) -> Result<Vec<Upload>> {
     let shapes: HashMap<String, Vec<u64>> = arch.expected_tensors().into_iter().collect();
     let mut f32_small = HashMap::new();
     let g = &arch.gdn;
-    for l in (0..arch.num_layers()).filter(|&l| arch.mixers[l] == Mixer::GatedDelta) {
-        let t = arch.layer_names(l).gdn;
-        f32_small.insert(t.conv, vec![g.conv_channels(), g.conv_kernel]);
-        f32_small.insert(t.a_log, vec![g.value_heads]);
-        f32_small.insert(t.dt_bias, vec![g.value_heads]);
-        f32_small.insert(t.norm, vec![g.value_dim]);
+    for l in 0..arch.num_layers() {
+        let n = arch.layer_names(l);
+        let (a_log, dt_bias, norm) = match arch.mixers[l] {
+            Mixer::GatedDelta => {
+                f32_small.insert(n.gdn.conv, vec![g.conv_channels(), g.conv_kernel]);
+                (n.gdn.a_log, n.gdn.dt_bias, n.gdn.norm)
+            }
+            Mixer::Jet => (n.jet.a_log, n.jet.dt_bias, n.o_norm),
+            _ => continue,
+        };
+        f32_small.insert(a_log, vec![g.value_heads]);
+        f32_small.insert(dt_bias, vec![g.value_heads]);
+        f32_small.insert(norm, vec![g.value_dim]);
     }
     let mut out = Vec::new();
     for name in weights::engine_tensors(arch) {

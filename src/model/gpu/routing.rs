@@ -78,6 +78,7 @@ impl GpuModel {
             heads,
             kv_heads: a.kv_heads as u32,
             dh: a.head_dim as u32,
+            window: self.arch.window(layer).map_or(0, |w| w as u32),
         };
         let mut rec = Recorder::new(&self.kernels);
         ops::row_stats(

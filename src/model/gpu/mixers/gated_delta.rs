@@ -3,7 +3,7 @@
 //! through the convolution before their norms), the rule continued from
 //! each sequence's state, the gated norm and `out_proj`.
 
-use crate::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, Rows};
+use crate::gpu::ops::{self, GatedDeltaBuffers, GatedDeltaShape, GdnConvBuffers, Rows};
 use crate::gpu::recorder::Recorder;
 use crate::model::gpu::model::GpuModel;
 use crate::model::gpu::pass::Layout;
@@ -47,21 +47,25 @@ impl GpuModel {
             key_dim: g.key_dim as u32,
             value_dim: g.value_dim as u32,
             conv_kernel: g.conv_kernel as u32,
-            eps: a.rms_norm_eps as f32,
+            eps: a.gdn_norm_eps as f32,
         };
         let f32_weight = |name: &str| self.weight(name).single();
-        let buffers = GatedDeltaBuffers {
+        let conv = GdnConvBuffers {
             x: &s.q,
+            conv_w: f32_weight(&t.conv),
+            hist,
+            qkv: &s.k,
+        };
+        ops::gdn_conv(rec, &shape, layout.segments(), &conv);
+        let buffers = GatedDeltaBuffers {
+            qkv: &s.k,
             z: &s.v,
             beta: &s.gate,
             g: &s.o2,
-            conv_w: f32_weight(&t.conv),
             a_log: f32_weight(&t.a_log),
             dt_bias: f32_weight(&t.dt_bias),
             norm_w: f32_weight(&t.norm),
-            hist,
             state,
-            qkv: &s.k,
             o: &s.o,
             scratch: self.spare(),
         };

@@ -5,6 +5,7 @@
 //! arm in each `match` below; its kernel goes in `shaders/` and `gpu::ops`.
 
 pub(super) mod gated_delta;
+pub(super) mod jet;
 pub(super) mod lightning;
 pub(super) mod softmax;
 
@@ -13,6 +14,7 @@ use super::model::GpuModel;
 use super::pass::Layout;
 use crate::config::Mixer;
 use crate::gpu::recorder::Recorder;
+use crate::model::mixer::conv_channels;
 
 /// What one layer keeps for every sequence of a batch between calls.
 pub(super) enum LayerState {
@@ -29,6 +31,12 @@ pub(super) enum LayerState {
     /// The convolution's last K-1 inputs `[K-1, C]` and S of every value
     /// head `[nv, dk, dv]`, a sequence.
     GatedDelta {
+        hist: wgpu::Buffer,
+        state: wgpu::Buffer,
+    },
+    /// A JetBlock's: the last K-1 inputs of its v `[K-1, nh dv]` and S of
+    /// every head `[nh, dk, dv]`, a sequence.
+    Jet {
         hist: wgpu::Buffer,
         state: wgpu::Buffer,
     },
@@ -62,23 +70,24 @@ impl GpuModel {
                     ),
                 }
             }
-            Mixer::GatedDelta => {
+            Mixer::GatedDelta | Mixer::Jet => {
                 let g = &self.arch.gdn;
                 let n = n.max(1) as u64;
-                LayerState::GatedDelta {
-                    hist: buffer(
-                        gpu,
-                        "conv history",
-                        n * (g.conv_kernel - 1) * g.conv_channels() * 4,
-                    ),
-                    state: buffer(
-                        gpu,
-                        "state",
-                        n * g.value_heads * g.key_dim * g.value_dim * 4,
-                    ),
+                let hist = buffer(
+                    gpu,
+                    "conv history",
+                    n * (g.conv_kernel - 1) * conv_channels(&self.arch, mixer) * 4,
+                );
+                let state = buffer(
+                    gpu,
+                    "state",
+                    n * g.value_heads * g.key_dim * g.value_dim * 4,
+                );
+                match mixer {
+                    Mixer::Jet => LayerState::Jet { hist, state },
+                    _ => LayerState::GatedDelta { hist, state },
                 }
             }
-            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
         }
     }
 
@@ -99,6 +108,7 @@ impl GpuModel {
             LayerState::GatedDelta { hist, state } => {
                 self.record_gated_delta(rec, l, layout, [hist, state])
             }
+            LayerState::Jet { hist, state } => self.record_jet(rec, l, layout, [hist, state]),
         }
     }
 }

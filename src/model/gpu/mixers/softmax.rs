@@ -9,7 +9,8 @@ use crate::model::gpu::pass::Layout;
 
 impl GpuModel {
     /// Causal softmax attention over each sequence's cache, which its new
-    /// keys and values join first; with capture, the queries are kept too.
+    /// keys and values join first (a sliding-window layer's queries read
+    /// only their window of it); with capture, the queries are kept too.
     pub(super) fn record_softmax(
         &self,
         rec: &mut Recorder,
@@ -36,6 +37,7 @@ impl GpuModel {
             kv_heads,
             dh,
             ctx: self.opts.max_context,
+            window: a.window(l).map_or(0, |w| w as u32),
         };
         ops::attend(
             rec,
