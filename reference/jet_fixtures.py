@@ -142,8 +142,15 @@ def make(out: str, checkout: str) -> None:
             json.dump(config, f, indent=2)
         ref, _ = build(modeling, configuration)
         ref.load_state_dict({k: v.to(dtype).to(torch.float32) for k, v in state.items()})
+        # With a mask, as generate() passes one. Without it the NVlabs code
+        # builds a causal mask one key too wide ([T, T + 1]), and two of its
+        # layers misread that: the `swa` layer takes the mask's last T
+        # columns, so each query loses itself and the first attends to every
+        # key (a fully masked row, unmasked); the JetBlock reads the mask's
+        # last row as a padding mask, so the last token counts as padding
+        # (its v zeroed, its output dropped).
         with torch.no_grad():
-            lg = ref(input_ids=ids, use_cache=False).logits[0]
+            lg = ref(input_ids=ids, attention_mask=torch.ones_like(ids), use_cache=False).logits[0]
         golden[f"logits_{tag.replace('-', '_')}"] = lg.float().contiguous()
         print(f"{tag}: {sum(t.numel() for t in tensors.values())} parameters, logits {list(lg.shape)}")
     golden["ids"] = ids[0].to(torch.int32)
