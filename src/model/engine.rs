@@ -89,8 +89,6 @@ impl Engine {
         };
         crate::config::gate::check_tensors(&arch, &ck.tensors)?;
         match device {
-            Device::Reference if jet => not_yet("the reference"),
-            Device::Cpu if jet => not_yet("the CPU engine"),
             Device::Gpu(_) if jet => not_yet("the GPU"),
             Device::Reference => Ok(Engine::Reference(CpuModel::load(ck, arch).await?)),
             Device::Cpu => Ok(Engine::Cpu(FastModel::load(ck, arch).await?)),
