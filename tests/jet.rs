@@ -231,3 +231,26 @@ fn routing_of_a_window_layer_stops_at_the_window() {
         assert!(full.mass[late..late + r.heads].iter().any(|&m| m > 0.0));
     }
 }
+
+#[test]
+fn the_memory_estimate_counts_a_window_not_the_context() {
+    use qklab::model::mixer::cpu_state_floats;
+    let arch = arch_of(&open("tests/fixtures/jet/jet-f32")).unwrap();
+    let a = &arch.attn;
+    let kv_row = 2 * a.kv_heads * a.head_dim;
+    let captured_row = a.heads * (a.head_dim + 1);
+    for tokens in [5u64, 1000] {
+        let w = tokens.min(WINDOW as u64);
+        assert_eq!(cpu_state_floats(&arch, SWA, tokens, false), w * kv_row);
+        assert_eq!(cpu_state_floats(&arch, 2, tokens, false), tokens * kv_row);
+        assert_eq!(
+            cpu_state_floats(&arch, SWA, tokens, true),
+            tokens * (kv_row + captured_row),
+            "with capture a window keeps every row"
+        );
+    }
+    // A JetBlock's state does not grow: S of each head and v's last K-1 rows.
+    let g = &arch.gdn;
+    let state = g.value_heads * g.key_dim * g.value_dim + (g.conv_kernel - 1) * g.value_width();
+    assert_eq!(cpu_state_floats(&arch, 0, 1000, false), state);
+}
