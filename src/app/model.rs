@@ -204,8 +204,13 @@ impl Backend {
     /// is loaded: the CPU engine within its memory ceiling, the GPU fast
     /// enough that a prompt takes minutes at most. A refusal names the
     /// other engine's prospects.
-    async fn preflight<S: ByteSource>(&self, m: &OpenModel<S>, tokens: u32) -> Result<Option<f64>> {
-        let cpu = || match check_cpu(&m.arch, tokens) {
+    async fn preflight<S: ByteSource>(
+        &self,
+        m: &OpenModel<S>,
+        tokens: u32,
+        capture: bool,
+    ) -> Result<Option<f64>> {
+        let cpu = || match check_cpu(&m.arch, tokens, capture) {
             Ok(f) => format!(
                 "the CPU engine would need {} and fits: choose it",
                 human_bytes(f.total())
@@ -227,7 +232,7 @@ impl Backend {
                 Ok(Some(rate))
             }
             (None, true) => Ok(None),
-            (None, false) => match check_cpu(&m.arch, tokens) {
+            (None, false) => match check_cpu(&m.arch, tokens, capture) {
                 Ok(_) => Ok(None),
                 Err(Error::TooLarge(e)) => {
                     let gpu = match &self.emulated {
@@ -255,7 +260,10 @@ impl Backend {
         capture: bool,
     ) -> Result<Engine> {
         let named = |e: Error| Error::Usage(format!("{}: {e}", m.name));
-        let rate = self.preflight(m, max_context.max(1)).await.map_err(named)?;
+        let rate = self
+            .preflight(m, max_context.max(1), capture)
+            .await
+            .map_err(named)?;
         let opts = EngineOptions {
             max_context: max_context.max(1),
             capture,

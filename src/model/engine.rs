@@ -79,18 +79,7 @@ impl Engine {
         opts: EngineOptions,
         progress: &mut dyn FnMut(LoadProgress),
     ) -> Result<Engine> {
-        // Issue 27 lands JetBlocks and sliding windows engine by engine.
-        let jet = arch.mixers.contains(&crate::config::Mixer::Jet)
-            || arch.windows.iter().any(Option::is_some);
-        let not_yet = |engine: &str| {
-            Err(Error::Usage(format!(
-                "Jet-Nemotron (JetBlocks, sliding-window layers) does not run on {engine} yet"
-            )))
-        };
-        crate::config::gate::check_tensors(&arch, &ck.tensors)?;
         match device {
-            Device::Reference if jet => not_yet("the reference"),
-            Device::Cpu if jet => not_yet("the CPU engine"),
             Device::Reference => Ok(Engine::Reference(CpuModel::load(ck, arch).await?)),
             Device::Cpu => Ok(Engine::Cpu(FastModel::load(ck, arch).await?)),
             Device::Gpu(gpu) => Ok(Engine::Gpu(

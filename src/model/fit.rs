@@ -300,7 +300,8 @@ impl CpuFootprint {
 /// is 4 GiB, and the page's own data needs some of it.
 pub const WASM_ENGINE_MEMORY: u64 = 3584 << 20;
 
-pub fn cpu_footprint(arch: &Arch, tokens: u32) -> CpuFootprint {
+/// For a sequence of `tokens`, keeping the routing capture when `capture`.
+pub fn cpu_footprint(arch: &Arch, tokens: u32, capture: bool) -> CpuFootprint {
     let weights: u64 = arch
         .expected_tensors()
         .iter()
@@ -308,11 +309,10 @@ pub fn cpu_footprint(arch: &Arch, tokens: u32) -> CpuFootprint {
         .sum();
     let (a, l) = (&arch.attn, &arch.lightning);
     let t = tokens.max(1) as u64;
-    let state = 4 * arch
-        .mixers
-        .iter()
-        .map(|&m| mixer::cpu_state_floats(arch, m, t))
-        .sum::<u64>();
+    let state = 4
+        * (0..arch.num_layers())
+            .map(|l| mixer::cpu_state_floats(arch, l, t, capture))
+            .sum::<u64>();
     // The widest pass buffers: x, h, projections, MLP (gate, up, act), o;
     // and per thread a block of attention scores.
     let (d, i) = (arch.hidden_size, arch.intermediate_size);
@@ -325,10 +325,11 @@ pub fn cpu_footprint(arch: &Arch, tokens: u32) -> CpuFootprint {
     }
 }
 
-/// The CPU engine's footprint for `tokens`, or why it does not fit: in a
-/// browser, WebAssembly's memory is the ceiling.
-pub fn check_cpu(arch: &Arch, tokens: u32) -> Result<CpuFootprint> {
-    let f = cpu_footprint(arch, tokens);
+/// The CPU engine's footprint for `tokens` (with the routing capture when
+/// `capture`), or why it does not fit: in a browser, WebAssembly's memory
+/// is the ceiling.
+pub fn check_cpu(arch: &Arch, tokens: u32, capture: bool) -> Result<CpuFootprint> {
+    let f = cpu_footprint(arch, tokens, capture);
     if cfg!(target_arch = "wasm32") && f.total() > WASM_ENGINE_MEMORY {
         return Err(Error::TooLarge(format!(
             "the CPU engine needs {} for this model and a {tokens}-token prompt ({} of weights in f32, {} for the sequence, {} of activations), \

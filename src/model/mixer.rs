@@ -151,13 +151,26 @@ pub fn gpu_state(arch: &Arch, mixer: Mixer, capture: bool) -> GpuState {
     }
 }
 
-/// Floats the CPU engines keep for one sequence of `tokens` in one
-/// `mixer` layer (caches with the capture, or the state).
-pub fn cpu_state_floats(arch: &Arch, mixer: Mixer, tokens: u64) -> u64 {
+/// Floats the CPU engines keep between steps for one sequence of `tokens`
+/// in layer `l`: a softmax layer's KV cache (a sliding window's last
+/// rows only, unless `capture` keeps them all) and the capture, or a
+/// linear mixer's state. (Within a step, a window's cache also holds the
+/// step's rows, as the pass's activations do.)
+pub fn cpu_state_floats(arch: &Arch, l: usize, tokens: u64, capture: bool) -> u64 {
+    let mixer = arch.mixers[l];
     match mixer {
         Mixer::Softmax => {
             let a = &arch.attn;
-            tokens * (2 * a.kv_heads * a.head_dim + a.heads * (a.head_dim + 1))
+            let rows = match arch.window(l) {
+                Some(w) if !capture => tokens.min(w),
+                _ => tokens,
+            };
+            let captured = if capture {
+                tokens * a.heads * (a.head_dim + 1)
+            } else {
+                0
+            };
+            rows * 2 * a.kv_heads * a.head_dim + captured
         }
         Mixer::Lightning => {
             let l = &arch.lightning;

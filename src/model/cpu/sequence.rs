@@ -3,6 +3,8 @@
 //! The reference and the CPU engine keep different things per layer (their
 //! `mixers/` say what) behind the same accessors.
 
+use std::ops::Range;
+
 use super::mixers::softmax::Captured;
 
 /// What the accessors of a [`Sequence`] read of one of its layers.
@@ -12,6 +14,9 @@ pub trait LayerKeeps {
     fn captured(&self, pos: usize, dims: (usize, usize, usize)) -> Option<Captured<'_>>;
     /// A Lightning layer's state `[nh, dl, dl]`; `None` for another mixer.
     fn lightning_state(&self) -> Option<&[f32]>;
+    /// The positions a softmax layer's KV cache holds, its heads laid out
+    /// as `(heads, kv_heads, head_dim)`; `None` for another mixer.
+    fn cached(&self, dims: (usize, usize, usize)) -> Option<Range<usize>>;
 }
 
 /// One sequence's position and, per layer, what later tokens read (the
@@ -42,5 +47,13 @@ impl<L: LayerKeeps> Sequence<L> {
     /// the key dim, j over the value dim); `None` for another mixer.
     pub fn lightning_state(&self, layer: usize) -> Option<&[f32]> {
         self.layers.get(layer)?.lightning_state()
+    }
+
+    /// The positions whose keys and values softmax layer `layer` keeps:
+    /// all so far, but in a sliding-window layer of a sequence without
+    /// capture, which keeps the last `window - 1`, all the next token sees.
+    /// `None` for another mixer.
+    pub fn cached(&self, layer: usize) -> Option<Range<usize>> {
+        self.layers.get(layer)?.cached(self.attn_dims)
     }
 }

@@ -14,10 +14,8 @@ impl CpuModel {
     /// `(heads * head_dim + heads)` floats per position and softmax layer.
     pub fn new_state(&self, capture: bool) -> CpuState {
         let a = &self.arch;
-        let layers = a
-            .mixers
-            .iter()
-            .map(|&m| LayerState::new(a, m, capture))
+        let layers = (0..a.num_layers())
+            .map(|l| LayerState::new(a, l, capture))
             .collect();
         let attn_dims = (
             a.attn.heads as usize,

@@ -1,7 +1,8 @@
 //! The CPU engine's weights: every tensor in f32, each layer's q, k, v and
 //! gate projections fused into one matrix, gate and up likewise, so that
 //! one product serves them all (a gated-delta layer's in_proj_qkv, z, b
-//! and a rows likewise).
+//! and a rows likewise; a JetBlock's q, k, v, g, b, a and kernel
+//! generator's first rows).
 
 use crate::checkpoint::Checkpoint;
 use crate::config::gate::check_tensors;
@@ -34,22 +35,45 @@ pub(super) struct Layer {
     pub(super) q_width: usize,
     pub(super) kv_width: usize,
     pub(super) gate_width: usize,
-    /// A gated-delta layer's own weights; its fused projection (in_proj_qkv,
-    /// in_proj_z, in_proj_b, in_proj_a rows) is `qkvg`, out_proj is `o`.
+    /// A gated-delta layer's own weights; its fused projection is `qkvg`
+    /// (in_proj_qkv, in_proj_z, in_proj_b, in_proj_a rows; a JetBlock's
+    /// q_proj, k_proj, v_proj, g_proj, b_proj, a_proj, then the kernel
+    /// generator's w1), out_proj (o_proj) is `o`.
     pub(super) gdn: Option<GdnWeights>,
 }
 
 /// The weights of a gated-delta layer beside its fused projection.
 pub(super) struct GdnWeights {
-    /// The depthwise convolution, tap-major `[K, C]` (stored `[C, 1, K]`), so
-    /// that a tap runs over contiguous channels.
-    pub(super) conv: Vec<f32>,
+    pub(super) conv: Conv,
     /// -exp(A_log) per value head: the decay's rate, so that
     /// g = rate * softplus(a + dt_bias).
     pub(super) rate: Vec<f32>,
     pub(super) dt_bias: Vec<f32>,
     /// The gated RMSNorm's weight, `[dv]`.
     pub(super) norm: Vec<f32>,
+}
+
+/// A gated-delta layer's causal convolution, its taps tap-major so that a
+/// tap runs over contiguous channels.
+pub(super) enum Conv {
+    /// Qwen3.5's depthwise convolution over q, k and v, `[K, C]` (stored
+    /// `[C, 1, K]`).
+    Static(Vec<f32>),
+    /// A JetBlock's over v, its taps made per token as
+    /// `w2 silu(w1 x) + b2`: `w2`'s rows and `b2` reordered tap-major,
+    /// `[K C, G]` and `[K C]` (stored channel-major, row `c K + w`).
+    Dynamic { w2: Vec<f32>, b2: Vec<f32> },
+}
+
+/// Rows `c K + w` of a matrix of `cols` columns (channel-major, K taps a
+/// channel) reordered as rows `w C + c` (tap-major).
+fn tap_major(m: &[f32], taps: usize, cols: usize) -> Vec<f32> {
+    let channels = m.len() / cols / taps;
+    (0..taps)
+        .flat_map(|w| (0..channels).map(move |c| (c * taps + w) * cols))
+        .flat_map(|r| &m[r..r + cols])
+        .copied()
+        .collect()
 }
 
 /// `[rows, cols]` from `[cols, rows]`, `cols` values per stored row.
@@ -89,15 +113,52 @@ impl FastModel {
         let mut layers = Vec::with_capacity(arch.num_layers());
         for (l, &mixer) in arch.mixers.iter().enumerate() {
             let n = arch.layer_names(l);
-            if mixer == Mixer::GatedDelta {
-                let t = &n.gdn;
-                let mut qkvg = read(t.in_qkv.clone()).await?;
-                for name in [&t.in_z, &t.in_b, &t.in_a] {
+            if matches!(mixer, Mixer::GatedDelta | Mixer::Jet) {
+                let (t, j) = (&n.gdn, &n.jet);
+                // The fused projection's rows, in the order Dims reads them:
+                // q, k, v; z; b; a (then a JetBlock's generator's w1).
+                let (fused, a_log, dt_bias, norm, out) = if mixer == Mixer::Jet {
+                    (
+                        vec![
+                            &n.q.weight,
+                            &n.k.weight,
+                            &n.v.weight,
+                            &j.g_proj,
+                            &j.b_proj,
+                            &j.a_proj,
+                            &j.gen_w1,
+                        ],
+                        &j.a_log,
+                        &j.dt_bias,
+                        &n.o_norm,
+                        &n.o.weight,
+                    )
+                } else {
+                    (
+                        vec![&t.in_qkv, &t.in_z, &t.in_b, &t.in_a],
+                        &t.a_log,
+                        &t.dt_bias,
+                        &t.norm,
+                        &t.out,
+                    )
+                };
+                let mut qkvg = Vec::new();
+                for name in fused {
                     qkvg.extend(read(name.clone()).await?);
                 }
+                let taps = arch.gdn.conv_kernel as usize;
+                let conv = if mixer == Mixer::Jet {
+                    let hidden = arch.gdn.generator as usize;
+                    Conv::Dynamic {
+                        w2: tap_major(&read(j.gen_w2.clone()).await?, taps, hidden),
+                        b2: tap_major(&read(j.gen_b2.clone()).await?, taps, 1),
+                    }
+                } else {
+                    Conv::Static(transpose(&read(t.conv.clone()).await?, taps))
+                };
                 let mut mlp_in = read(n.mlp_gate.clone()).await?;
                 mlp_in.extend(read(n.mlp_up.clone()).await?);
-                let rate = read(t.a_log.clone()).await?;
+                let rate = read(a_log.clone()).await?;
                 layers.push(Layer {
                     input_norm: read(n.input_norm.clone()).await?,
                     post_norm: read(n.post_norm.clone()).await?,
@@ -106,7 +167,7 @@ impl FastModel {
                     q_norm: None,
                     k_norm: None,
                     o_norm: None,
-                    o: read(t.out.clone()).await?,
+                    o: read(out.clone()).await?,
                     o_bias: None,
                     mlp_in,
                     mlp_down: read(n.mlp_down.clone()).await?,
@@ -115,13 +176,10 @@ impl FastModel {
                     kv_width: 0,
                     gate_width: 0,
                     gdn: Some(GdnWeights {
-                        conv: transpose(
-                            &read(t.conv.clone()).await?,
-                            arch.gdn.conv_kernel as usize,
-                        ),
+                        conv,
                         rate: rate.iter().map(|a| -a.exp()).collect(),
-                        dt_bias: read(t.dt_bias.clone()).await?,
-                        norm: read(t.norm.clone()).await?,
+                        dt_bias: read(dt_bias.clone()).await?,
+                        norm: read(norm.clone()).await?,
                     }),
                 });
                 continue;

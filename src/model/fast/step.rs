@@ -20,11 +20,8 @@ impl FastModel {
     /// A fresh sequence (position 0). `capture` keeps the softmax layers'
     /// queries and log-sum-exps for the routing diagnostics.
     pub fn new_seq(&self, capture: bool) -> FastSeq {
-        let layers = self
-            .arch
-            .mixers
-            .iter()
-            .map(|&m| SeqLayer::new(&self.arch, m, capture))
+        let layers = (0..self.arch.num_layers())
+            .map(|l| SeqLayer::new(&self.arch, l, capture))
             .collect();
         let a = &self.arch.attn;
         FastSeq {

@@ -5,14 +5,17 @@
 //! each `match` below. Nothing in the driver (`step.rs`) names a mixer.
 
 pub(super) mod gated_delta;
+pub(super) mod jet;
 pub(super) mod lightning;
 pub(super) mod softmax;
+
+use std::ops::Range;
 
 use super::model::CpuModel;
 use super::sequence::LayerKeeps;
 use crate::config::{Arch, Mixer};
 use gated_delta::GdnState;
-use softmax::{Capture, Captured, KvCache};
+use softmax::{Captured, KvCache};
 
 #[derive(Clone)]
 pub enum LayerState {
@@ -22,17 +25,16 @@ pub enum LayerState {
     /// the decay gamma_h belongs to the query head.
     Lightning(Vec<f32>),
     GatedDelta(GdnState),
+    /// A JetBlock: the gated delta rule's state and its dynamic
+    /// convolution's last inputs.
+    Jet(GdnState),
 }
 
 impl LayerState {
-    /// A layer's state before any token: an empty cache, a zero state.
-    pub(super) fn new(arch: &Arch, mixer: Mixer, capture: bool) -> LayerState {
-        match mixer {
-            Mixer::Softmax => LayerState::Softmax(KvCache {
-                k: Vec::new(),
-                v: Vec::new(),
-                capture: capture.then(Capture::default),
-            }),
+    /// Layer `l`'s state before any token: an empty cache, a zero state.
+    pub(super) fn new(arch: &Arch, l: usize, capture: bool) -> LayerState {
+        match arch.mixers[l] {
+            Mixer::Softmax => LayerState::Softmax(KvCache::new(arch.window(l), capture)),
             Mixer::Lightning => {
                 let (nh, dl) = (
                     arch.lightning.heads as usize,
@@ -40,14 +42,8 @@ impl LayerState {
                 );
                 LayerState::Lightning(vec![0.0; nh * dl * dl])
             }
-            Mixer::GatedDelta => {
-                let g = &arch.gdn;
-                LayerState::GatedDelta(GdnState {
-                    s: vec![0.0; (g.value_heads * g.key_dim * g.value_dim) as usize],
-                    conv: vec![0.0; ((g.conv_kernel - 1) * g.conv_channels()) as usize],
-                })
-            }
-            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
+            Mixer::GatedDelta => LayerState::GatedDelta(GdnState::new(arch, Mixer::GatedDelta)),
+            Mixer::Jet => LayerState::Jet(GdnState::new(arch, Mixer::Jet)),
         }
     }
 
@@ -55,17 +51,15 @@ impl LayerState {
     pub(super) fn fits(&self, arch: &Arch, mixer: Mixer, pos: usize) -> bool {
         match (self, mixer) {
             (LayerState::Softmax(c), Mixer::Softmax) => {
-                c.k.len() == pos * (arch.attn.kv_heads * arch.attn.head_dim) as usize
+                c.fits((arch.attn.kv_heads * arch.attn.head_dim) as usize, pos)
             }
             (LayerState::Lightning(s), Mixer::Lightning) => {
                 s.len()
                     == (arch.lightning.heads * arch.lightning.head_dim * arch.lightning.head_dim)
                         as usize
             }
-            (LayerState::GatedDelta(st), Mixer::GatedDelta) => {
-                let g = &arch.gdn;
-                st.s.len() == (g.value_heads * g.key_dim * g.value_dim) as usize
-                    && st.conv.len() == ((g.conv_kernel - 1) * g.conv_channels()) as usize
+            (LayerState::GatedDelta(st), Mixer::GatedDelta) | (LayerState::Jet(st), Mixer::Jet) => {
+                st.fits(arch, mixer)
             }
             _ => false,
         }
@@ -86,6 +80,13 @@ impl LayerKeeps for LayerState {
         };
         Some(s)
     }
+
+    fn cached(&self, (_, kv_heads, head_dim): (usize, usize, usize)) -> Option<Range<usize>> {
+        let LayerState::Softmax(cache) = self else {
+            return None;
+        };
+        Some(cache.cached(kv_heads * head_dim))
+    }
 }
 
 impl CpuModel {
@@ -96,6 +97,7 @@ impl CpuModel {
             LayerState::Softmax(cache) => self.softmax_attention(l, h, pos0, cache),
             LayerState::Lightning(s) => self.lightning_attention(l, h, pos0, s),
             LayerState::GatedDelta(s) => self.gated_delta(l, h, s),
+            LayerState::Jet(s) => self.jet_block(l, h, s),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The gated delta rule in the CPU engine (SPEC-gdn): one fused product for
-//! q, k, v, z, b and a, the depthwise causal convolution continued from
-//! each sequence's last inputs, then per (sequence, value head) the chunked
-//! (WY) form of the recurrence as matrix products, the recurrence itself
-//! for a single token, the gated RMSNorm and out_proj.
+//! q, k, v, z, b and a, Qwen3.5's front end (the depthwise causal
+//! convolution continued from each sequence's last inputs), then what every
+//! gated-delta layer shares (a JetBlock's front end is `jet.rs`): per
+//! (sequence, value head) the chunked (WY) form of the recurrence as matrix
+//! products, the recurrence itself for a single token, the gated RMSNorm
+//! and the output projection.
 //!
 //! Within a chunk of c tokens from state S, with G_i the cumulative log
 //! decay to token i (inclusive), the recurrence S_i = e^{g_i} S_{i-1} +
@@ -12,56 +14,100 @@
 //! o_i = e^{G_i} q_i S + sum_{j <= i} (q_i . k_j) e^{G_i - G_j} u_j and
 //! S' = e^{G_c} S + sum_j e^{G_c - G_j} k_j u_j^T.
 
-use crate::config::Arch;
+use crate::config::{Arch, Mixer};
 use crate::model::fast::blas::{gemm_nt, gemm_strided};
-use crate::model::fast::model::{FastModel, GdnWeights, Layer};
+use crate::model::fast::model::{Conv, FastModel, GdnWeights, Layer};
 use crate::model::fast::pass::Span;
+use crate::model::mixer::conv_channels;
 use crate::model::par::{for_row_blocks, map_tasks, rows_per_task};
 use crate::model::simd;
 
 /// Tokens per chunk of the WY form, as transformers and fla chunk.
 const CHUNK: usize = 64;
 
-/// What a gated-delta layer of one sequence carries between steps.
+/// What a gated-delta layer (Qwen3.5's or a JetBlock) of one sequence
+/// carries between steps.
 #[derive(Clone)]
 pub struct GdnState {
     /// S of every value head, `[nv, dk, dv]`.
     s: Vec<f32>,
-    /// The convolution's last K-1 inputs, oldest first, `[K-1, C]`; zeros
-    /// before the first token.
+    /// The convolution's last K-1 inputs (q, k and v in Qwen3.5, v in a
+    /// JetBlock), oldest first, `[K-1, C]`; zeros before the first token.
     conv: Vec<f32>,
 }
 
 impl GdnState {
-    pub(super) fn new(arch: &Arch) -> GdnState {
+    pub(super) fn new(arch: &Arch, mixer: Mixer) -> GdnState {
         let g = &arch.gdn;
         GdnState {
             s: vec![0.0; (g.value_heads * g.key_dim * g.value_dim) as usize],
-            conv: vec![0.0; ((g.conv_kernel - 1) * g.conv_channels()) as usize],
+            conv: vec![0.0; ((g.conv_kernel - 1) * conv_channels(arch, mixer)) as usize],
         }
     }
 }
 
 /// The layer's sizes, read once per call.
 #[derive(Clone, Copy)]
-struct Dims {
-    nk: usize,
-    nv: usize,
-    dk: usize,
-    dv: usize,
-    /// Convolution channels (q, k, v) and taps.
-    c: usize,
-    k: usize,
+pub(super) struct Dims {
+    pub(super) nk: usize,
+    pub(super) nv: usize,
+    pub(super) dk: usize,
+    pub(super) dv: usize,
+    /// Width of q, k and v side by side, and the convolution's taps.
+    pub(super) c: usize,
+    pub(super) k: usize,
+    /// The first column of q, k, v that the convolution runs over: 0 in
+    /// Qwen3.5 (all of them), v's first in a JetBlock.
+    pub(super) conv0: usize,
+    /// Width of a row of the fused projection: q, k, v, z, b, a (and a
+    /// JetBlock's kernel generator's hidden units).
+    pub(super) pw: usize,
 }
 
 impl Dims {
+    pub(super) fn of(arch: &Arch, mixer: Mixer) -> Dims {
+        let g = &arch.gdn;
+        let (c, vw, nv) = (
+            g.conv_channels() as usize,
+            g.value_width() as usize,
+            g.value_heads as usize,
+        );
+        Dims {
+            nk: g.key_heads as usize,
+            nv,
+            dk: g.key_dim as usize,
+            dv: g.value_dim as usize,
+            c,
+            k: g.conv_kernel as usize,
+            conv0: c - conv_channels(arch, mixer) as usize,
+            pw: c
+                + vw
+                + 2 * nv
+                + if mixer == Mixer::Jet {
+                    g.generator as usize
+                } else {
+                    0
+                },
+        }
+    }
+
     /// Width of a prepared row: q, k, v, then beta and g per value head.
-    fn row(&self) -> usize {
+    pub(super) fn row(&self) -> usize {
         self.c + 2 * self.nv
+    }
+
+    /// Where z starts in a row of the fused projection (after q, k, v).
+    fn z0(&self) -> usize {
+        self.c
+    }
+
+    /// Where b starts in it (after z); a follows.
+    fn b0(&self) -> usize {
+        self.c + self.nv * self.dv
     }
 }
 
-fn sigmoid(x: f32) -> f32 {
+pub(super) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
 
@@ -75,8 +121,8 @@ fn softplus(x: f32) -> f32 {
 }
 
 impl FastModel {
-    /// x += a gated-delta layer over every sequence's rows (normed in `h`),
-    /// continuing each sequence's state.
+    /// x += a gated-delta layer (Qwen3.5) over every sequence's rows
+    /// (normed in `h`), continuing each sequence's state.
     pub(super) fn gated_delta(
         &self,
         layer: &Layer,
@@ -85,35 +131,42 @@ impl FastModel {
         states: &mut [&mut GdnState],
         x: &mut [f32],
     ) {
-        let a = &self.arch;
-        let g = &a.gdn;
-        let w = layer
-            .gdn
-            .as_ref()
-            .expect("a gated-delta layer loads its weights");
-        let dims = Dims {
-            nk: g.key_heads as usize,
-            nv: g.value_heads as usize,
-            dk: g.key_dim as usize,
-            dv: g.value_dim as usize,
-            c: g.conv_channels() as usize,
-            k: g.conv_kernel as usize,
+        let (w, dims) = gdn_weights(self, layer);
+        let proj = project(self, layer, h, dims);
+        let Conv::Static(taps) = &w.conv else {
+            unreachable!("a Qwen3.5 gated-delta layer convolves with fixed taps")
         };
-        let (d, vw) = (a.hidden_size as usize, g.value_width() as usize);
-        let rows = h.len() / d;
-        let pw = dims.c + vw + 2 * dims.nv;
-        let mut proj = vec![0.0; rows * pw];
-        gemm_nt(h, d, &layer.qkvg, rows, d, pw, &mut proj, false);
-        let prepared = prepare(&proj, pw, w, dims, spans, states);
-        let mut o = self.delta_rule(&prepared, dims, spans, states);
-        let eps = a.rms_norm_eps as f32;
+        let prepared = prepare(&proj, taps, w, dims, spans, states);
+        self.delta_rule_out(layer, &proj, &prepared, dims, spans, states, x);
+    }
+
+    /// What every gated-delta layer does once its front end has prepared
+    /// its rows (`prepare`'s layout): x += o_proj(gated RMSNorm(the delta
+    /// rule's o) with z from the fused projection `proj`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn delta_rule_out(
+        &self,
+        layer: &Layer,
+        proj: &[f32],
+        prepared: &[f32],
+        dims: Dims,
+        spans: &[Span],
+        states: &mut [&mut GdnState],
+        x: &mut [f32],
+    ) {
+        let (w, _) = gdn_weights(self, layer);
+        let a = &self.arch;
+        let (d, vw, pw) = (a.hidden_size as usize, dims.nv * dims.dv, dims.pw);
+        let rows = proj.len() / pw;
+        let mut o = self.delta_rule(prepared, dims, spans, states);
+        let eps = a.gdn_norm_eps as f32;
         for_row_blocks(
             &mut o,
             vw,
             rows_per_task(rows, rows * vw * 16),
             |r0, block| {
                 for (orow, prow) in block.chunks_mut(vw).zip(proj[r0 * pw..].chunks(pw)) {
-                    let z = &prow[dims.c..dims.c + vw];
+                    let z = &prow[dims.z0()..][..vw];
                     simd::rmsnorm_in_place(orow, &w.norm, eps);
                     simd::silu_mul_into(orow, z);
                 }
@@ -161,40 +214,45 @@ impl FastModel {
     }
 }
 
-/// Every row's q, k, v after the causal convolution (continued from each
-/// sequence's last inputs, which it then advances) and SiLU, q and k
-/// L2-normed per key head and q scaled by dk^-1/2, then beta and g per
-/// value head: `[rows, C + 2 nv]`.
+/// The layer's own weights and its sizes.
+fn gdn_weights<'a>(m: &FastModel, layer: &'a Layer) -> (&'a GdnWeights, Dims) {
+    let w = layer
+        .gdn
+        .as_ref()
+        .expect("a gated-delta layer loads its weights");
+    (w, Dims::of(&m.arch, layer.mixer))
+}
+
+/// The fused projection of every row: `[rows, pw]`.
+pub(super) fn project(m: &FastModel, layer: &Layer, h: &[f32], dims: Dims) -> Vec<f32> {
+    let d = m.arch.hidden_size as usize;
+    let rows = h.len() / d;
+    let mut proj = vec![0.0; rows * dims.pw];
+    gemm_nt(h, d, &layer.qkvg, rows, d, dims.pw, &mut proj, false);
+    proj
+}
+
+/// Qwen3.5's front end: every row's q, k, v after the causal convolution
+/// with fixed `taps` (`[K, C]`, tap-major; continued from each sequence's
+/// last inputs, which it then advances) and SiLU, then what
+/// [`finish_row`] adds: `[rows, C + 2 nv]`.
 fn prepare(
     proj: &[f32],
-    pw: usize,
+    taps: &[f32],
     w: &GdnWeights,
     dims: Dims,
     spans: &[Span],
     states: &mut [&mut GdnState],
 ) -> Vec<f32> {
-    let Dims {
-        nk, nv, dk, c, k, ..
-    } = dims;
+    let Dims { c, k, pw, .. } = dims;
     let rw = dims.row();
     let rows: usize = spans.iter().map(|s| s.rows).sum();
     let mut out = vec![0.0f32; rows * rw];
-    let (qk, scale) = (nk * dk, 1.0 / (dk as f32).sqrt());
-    let vw = dims.nv * dims.dv;
     for (span, state) in spans.iter().zip(states.iter_mut()) {
         if span.rows == 0 {
             continue;
         }
-        let hist = &state.conv;
-        // Input row `t` of the span's window, t counted from K-1 rows
-        // before its first row (those come from the history).
-        let input = |t: usize| -> &[f32] {
-            if t < k - 1 {
-                &hist[t * c..][..c]
-            } else {
-                &proj[(span.row0 + t - (k - 1)) * pw..][..c]
-            }
-        };
+        let input = ConvInputs::new(proj, dims, *span, state);
         let block = &mut out[span.row0 * rw..(span.row0 + span.rows) * rw];
         for_row_blocks(
             block,
@@ -203,37 +261,105 @@ fn prepare(
             |t0, block| {
                 for (i, row) in block.chunks_mut(rw).enumerate() {
                     let t = t0 + i;
-                    let (qkv, bg) = row.split_at_mut(c);
-                    qkv.fill(0.0);
-                    for tap in 0..k {
-                        let wt = &w.conv[tap * c..][..c];
-                        qkv.iter_mut()
-                            .zip(wt.iter().zip(input(t + tap)))
-                            .for_each(|(y, (w, x))| *y += w * x);
-                    }
-                    qkv.iter_mut().for_each(|y| *y *= sigmoid(*y));
-                    for piece in qkv[..2 * qk].chunks_mut(dk) {
-                        let ss: f32 = piece.iter().map(|v| v * v).sum();
-                        simd::scale(piece, 1.0 / (ss + 1e-6).sqrt());
-                    }
-                    simd::scale(&mut qkv[..qk], scale);
-                    let p = &proj[(span.row0 + t) * pw + c + vw..][..2 * nv];
-                    let (b, alpha) = p.split_at(nv);
-                    for j in 0..nv {
-                        bg[j] = sigmoid(b[j]);
-                        bg[nv + j] = w.rate[j] * softplus(alpha[j] + w.dt_bias[j]);
-                    }
+                    conv_row(
+                        &mut row[..c],
+                        k,
+                        |tap| &taps[tap * c..][..c],
+                        |tap| input.at(t + tap),
+                    );
+                    finish_row(row, &proj[(span.row0 + t) * pw..][..pw], w, dims);
                 }
             },
         );
-        // The last K-1 inputs: of the history, then of the new rows.
-        let mut all = std::mem::take(&mut state.conv);
-        for t in 0..span.rows {
-            all.extend_from_slice(&proj[(span.row0 + t) * pw..][..c]);
-        }
-        state.conv = all.split_off(all.len() - (k - 1) * c);
+        keep_history(proj, dims, *span, state);
     }
     out
+}
+
+/// A span's convolution inputs (the convolved columns of the fused
+/// projection), preceded by its sequence's last K-1.
+#[derive(Clone, Copy)]
+pub(super) struct ConvInputs<'a> {
+    proj: &'a [f32],
+    history: &'a [f32],
+    dims: Dims,
+    span: Span,
+}
+
+impl<'a> ConvInputs<'a> {
+    pub(super) fn new(proj: &'a [f32], dims: Dims, span: Span, state: &'a GdnState) -> Self {
+        ConvInputs {
+            proj,
+            history: &state.conv,
+            dims,
+            span,
+        }
+    }
+
+    /// Input row `t`, t counted from K-1 rows before the span's first row
+    /// (those come from the history).
+    pub(super) fn at(&self, t: usize) -> &'a [f32] {
+        let Dims {
+            c, k, conv0, pw, ..
+        } = self.dims;
+        let cc = c - conv0;
+        if t < k - 1 {
+            &self.history[t * cc..][..cc]
+        } else {
+            &self.proj[(self.span.row0 + t - (k - 1)) * pw + conv0..][..cc]
+        }
+    }
+}
+
+/// A sequence's history once its span is done: the last K-1 inputs, of
+/// the history, then of the span's rows.
+pub(super) fn keep_history(proj: &[f32], dims: Dims, span: Span, state: &mut GdnState) {
+    let Dims {
+        c, k, conv0, pw, ..
+    } = dims;
+    let cc = c - conv0;
+    let mut all = std::mem::take(&mut state.conv);
+    for t in 0..span.rows {
+        all.extend_from_slice(&proj[(span.row0 + t) * pw + conv0..][..cc]);
+    }
+    state.conv = all.split_off(all.len() - (k - 1) * cc);
+}
+
+/// y = silu(sum_tap taps(tap) * input(tap)), elementwise over channels:
+/// one row of a causal convolution of `k` taps, inputs oldest first.
+pub(super) fn conv_row<'a>(
+    y: &mut [f32],
+    k: usize,
+    taps: impl Fn(usize) -> &'a [f32],
+    input: impl Fn(usize) -> &'a [f32],
+) {
+    y.fill(0.0);
+    for tap in 0..k {
+        y.iter_mut()
+            .zip(taps(tap).iter().zip(input(tap)))
+            .for_each(|(y, (w, x))| *y += w * x);
+    }
+    y.iter_mut().for_each(|y| *y *= sigmoid(*y));
+}
+
+/// What every gated-delta layer does to a prepared row once its front end
+/// has written q, k and v (`row[..C]`): q and k L2-normed per key head, q
+/// scaled by dk^-1/2, then beta and g per value head from the row's fused
+/// projection `p`.
+pub(super) fn finish_row(row: &mut [f32], p: &[f32], w: &GdnWeights, dims: Dims) {
+    let Dims { nk, nv, dk, c, .. } = dims;
+    let (qk, scale) = (nk * dk, 1.0 / (dk as f32).sqrt());
+    let (qkv, bg) = row.split_at_mut(c);
+    for piece in qkv[..2 * qk].chunks_mut(dk) {
+        let ss: f32 = piece.iter().map(|v| v * v).sum();
+        simd::scale(piece, 1.0 / (ss + 1e-6).sqrt());
+    }
+    simd::scale(&mut qkv[..qk], scale);
+    let (b, alpha) = p[dims.b0()..][..2 * nv].split_at(nv);
+    for j in 0..nv {
+        bg[j] = sigmoid(b[j]);
+        bg[nv + j] = w.rate[j] * softplus(alpha[j] + w.dt_bias[j]);
+    }
 }
 
 /// Where value head `j` reads its key head, its value and its beta and g

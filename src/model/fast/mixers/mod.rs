@@ -8,8 +8,11 @@
 //! its own forward.
 
 pub(super) mod gated_delta;
+pub(super) mod jet;
 pub(super) mod lightning;
 pub(super) mod softmax;
+
+use std::ops::Range;
 
 use super::model::{FastModel, Layer};
 use super::pass::{Pass, Span};
@@ -25,23 +28,22 @@ pub enum SeqLayer {
     /// S_h for every query head, `[nh, dl, dl]`.
     Lightning(Vec<f32>),
     GatedDelta(GdnState),
+    /// A JetBlock: the gated delta rule's state and its dynamic
+    /// convolution's last inputs.
+    Jet(GdnState),
 }
 
 impl SeqLayer {
-    /// A layer's state before any token.
-    pub(super) fn new(arch: &Arch, mixer: Mixer, capture: bool) -> SeqLayer {
-        match mixer {
-            Mixer::Softmax => SeqLayer::Softmax(KvCache {
-                k: Vec::new(),
-                v: Vec::new(),
-                capture: capture.then(Default::default),
-            }),
+    /// Layer `l`'s state before any token.
+    pub(super) fn new(arch: &Arch, l: usize, capture: bool) -> SeqLayer {
+        match arch.mixers[l] {
+            Mixer::Softmax => SeqLayer::Softmax(KvCache::new(arch.window(l), capture)),
             Mixer::Lightning => {
                 let l = &arch.lightning;
                 SeqLayer::Lightning(vec![0.0; (l.heads * l.head_dim * l.head_dim) as usize])
             }
-            Mixer::GatedDelta => SeqLayer::GatedDelta(GdnState::new(arch)),
-            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
+            Mixer::GatedDelta => SeqLayer::GatedDelta(GdnState::new(arch, Mixer::GatedDelta)),
+            Mixer::Jet => SeqLayer::Jet(GdnState::new(arch, Mixer::Jet)),
         }
     }
 }
@@ -59,6 +61,13 @@ impl LayerKeeps for SeqLayer {
             return None;
         };
         Some(s)
+    }
+
+    fn cached(&self, (_, kv_heads, head_dim): (usize, usize, usize)) -> Option<Range<usize>> {
+        let SeqLayer::Softmax(cache) = self else {
+            return None;
+        };
+        Some(cache.cached(kv_heads * head_dim))
     }
 }
 
@@ -96,7 +105,13 @@ impl FastModel {
                 });
                 self.gated_delta(layer, h, pass.spans, &mut s, x)
             }
-            Mixer::Jet => unreachable!("refused by Engine::load until the engines run JetBlocks"),
+            Mixer::Jet => {
+                let mut s = states_of(states, |s| match s {
+                    SeqLayer::Jet(st) => Some(st),
+                    _ => None,
+                });
+                self.jet_block(layer, h, pass.spans, &mut s, x)
+            }
         }
     }
 

@@ -14,29 +14,71 @@ use crate::model::simd;
 /// Query rows per attention block (each block packs its keys once).
 const QUERY_BLOCK: usize = 256;
 
-/// One sequence's keys and values `[pos, kv_heads * dh]` in one softmax
-/// layer, and with capture its queries (as they entered the dot products)
-/// and log-sum-exps.
+/// One sequence's keys and values `[pos - start, kv_heads * dh]` in one
+/// softmax layer (a sliding-window layer without capture keeps only the
+/// last `window - 1` between steps), and with capture its queries (as they
+/// entered the dot products) and log-sum-exps.
 #[derive(Clone)]
 pub struct KvCache {
     pub(crate) k: Vec<f32>,
     pub(crate) v: Vec<f32>,
+    /// The absolute position of the first cached row.
+    pub(crate) start: usize,
+    /// The layer's sliding window: a query at t sees keys in (t - w, t].
+    pub(crate) window: Option<usize>,
     pub(crate) capture: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl KvCache {
-    /// The capture after `pos` tokens, as the reference's.
+    /// An empty cache of a layer with sliding window `window` (if any).
+    pub(crate) fn new(window: Option<u64>, capture: bool) -> KvCache {
+        KvCache {
+            k: Vec::new(),
+            v: Vec::new(),
+            start: 0,
+            window: window.map(|w| w as usize),
+            capture: capture.then(Default::default),
+        }
+    }
+
+    /// Once a step is done: a sliding-window layer without capture drops
+    /// the rows no later query sees (all but the last `window - 1`).
+    fn trim(&mut self, kv_width: usize) {
+        let (Some(w), None) = (self.window, &self.capture) else {
+            return;
+        };
+        let rows = self.k.len() / kv_width;
+        let drop = rows.saturating_sub(w - 1);
+        self.k.drain(..drop * kv_width);
+        self.v.drain(..drop * kv_width);
+        self.start += drop;
+    }
+
+    /// The first position the query at `t` sees.
+    fn first_seen(&self, t: usize) -> usize {
+        self.window.map_or(0, |w| (t + 1).saturating_sub(w))
+    }
+
+    /// The positions whose rows (`kv_width` keys each) the cache holds.
+    pub(crate) fn cached(&self, kv_width: usize) -> std::ops::Range<usize> {
+        self.start..self.start + self.k.len() / kv_width
+    }
+
+    /// The capture after `pos` tokens, as the reference's. A cache that
+    /// captures keeps every row.
     pub(crate) fn captured(
         &self,
         pos: usize,
         (heads, kv_heads, head_dim): (usize, usize, usize),
     ) -> Option<Captured<'_>> {
         let (q, lse) = self.capture.as_ref()?;
+        debug_assert_eq!(self.start, 0, "a capturing cache keeps every row");
         Some(Captured {
             pos,
             heads,
             kv_heads,
             head_dim,
+            window: self.window,
             q,
             k: &self.k,
             v: &self.v,
@@ -47,7 +89,8 @@ impl KvCache {
 
 impl FastModel {
     /// Causal softmax attention with GQA of every sequence's new rows over
-    /// its cache (which they join first); o `[rows, heads * dh]`.
+    /// its cache (which they join first), within the window in a
+    /// sliding-window layer; o `[rows, heads * dh]`.
     pub(super) fn softmax_attention(
         &self,
         q: &[f32],
@@ -67,10 +110,7 @@ impl FastModel {
             c.k.extend_from_slice(&k[span.row0 * kw..(span.row0 + span.rows) * kw]);
             c.v.extend_from_slice(&v[span.row0 * kw..(span.row0 + span.rows) * kw]);
         }
-        let kv: Vec<(&[f32], &[f32])> = caches
-            .iter()
-            .map(|c| (c.k.as_slice(), c.v.as_slice()))
-            .collect();
+        let kv: Vec<&KvCache> = caches.iter().map(|c| &**c).collect();
         // One task per (sequence, head, block of query rows).
         let mut tasks = Vec::new();
         for (si, span) in spans.iter().enumerate() {
@@ -86,10 +126,18 @@ impl FastModel {
             &tasks,
             |&(si, h, ref block): &(usize, usize, Range<usize>)| {
                 let span = spans[si];
-                let (kc, vc) = kv[si];
+                let cache = kv[si];
                 let g = h / group;
                 let nq = block.len();
-                let keys = span.pos0 + block.end;
+                // The keys the block's queries see: positions first..end,
+                // rows first - start.. of the cache.
+                let first = cache.first_seen(span.pos0 + block.start);
+                debug_assert!(
+                    first >= cache.start,
+                    "the cache dropped a key the window sees"
+                );
+                let keys = span.pos0 + block.end - first;
+                let k0 = (first - cache.start) * kw + g * dh;
                 let q0 = (span.row0 + block.start) * qw + h * dh;
                 with_scratch(nq * keys, |p| {
                     gemm_strided(
@@ -99,7 +147,7 @@ impl FastModel {
                         scale,
                         &q[q0..],
                         (qw, 1),
-                        &kc[g * dh..],
+                        &cache.k[k0..],
                         (1, kw),
                         p,
                         0.0,
@@ -108,10 +156,12 @@ impl FastModel {
                     let mut inv = Vec::with_capacity(nq);
                     for (i, row) in p.chunks_mut(keys).enumerate() {
                         let t = span.pos0 + block.start + i;
-                        let (live, masked) = row.split_at_mut(t + 1);
+                        let (seen, masked) = row.split_at_mut(t + 1 - first);
+                        let (early, live) = seen.split_at_mut(cache.first_seen(t) - first);
                         let (max, sum) = simd::softmax_in_place(live);
                         lse.push(max + sum.ln());
                         inv.push(1.0 / sum);
+                        early.fill(0.0);
                         masked.fill(0.0);
                     }
                     let mut o = vec![0.0f32; nq * dh];
@@ -122,7 +172,7 @@ impl FastModel {
                         1.0,
                         p,
                         (keys, 1),
-                        &vc[g * dh..],
+                        &cache.v[k0..],
                         (kw, 1),
                         &mut o,
                         0.0,
@@ -150,6 +200,7 @@ impl FastModel {
                 cq.extend_from_slice(&q[span.row0 * qw..(span.row0 + span.rows) * qw]);
                 cl.extend_from_slice(&lse[span.row0 * heads..(span.row0 + span.rows) * heads]);
             }
+            c.trim(kw);
         }
         o
     }
