@@ -37,7 +37,7 @@ enum Command {
     /// Run a prompt through the model: greedy continuation, optional logits.
     Run(run::RunArgs),
     /// Speed: prefill, decode and each kernel, for a checkpoint or a preset
-    /// shape (tiny, demo, 2b, qwen3.5-0.8b: random weights, no file); `bench matmul --shapes`.
+    /// shape (tiny, demo, 2b, qwen3.5-0.8b, jet-nemotron-2b: random weights, no file); `bench matmul --shapes`.
     Bench(bench::BenchArgs),
     /// NIAH sweep (RULER scoring) over several checkpoints side by side.
     Niah(niah::NiahArgs),
@@ -53,7 +53,7 @@ enum Command {
     Layers(layers::LayersArgs),
     /// Exact match of a checkpoint's greedy answers to prompts with answers (JSONL).
     Answers(answers::AnswersArgs),
-    /// Write a HypeNet- or Qwen3.5-shaped checkpoint with random weights.
+    /// Write a HypeNet-, Qwen3.5- or Jet-Nemotron-shaped checkpoint with random weights.
     Synth(synth::SynthArgs),
 }
 

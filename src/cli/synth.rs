@@ -1,4 +1,4 @@
-//! `qklab synth`: a HypeNet- or Qwen3.5-shaped checkpoint with random weights, for
+//! `qklab synth`: a HypeNet-, Qwen3.5- or Jet-Nemotron-shaped checkpoint with random weights, for
 //! tests and benchmarks that need a model of a real shape and no download.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use qklab::{Error, Result};
 
 #[derive(Args)]
 pub struct SynthArgs {
-    /// tiny, demo, 2b (HypeNet-2B's shapes) or qwen3.5-0.8b (Qwen3.5-0.8B's text model).
+    /// tiny, demo, 2b (HypeNet-2B's shapes), qwen3.5-0.8b (Qwen3.5-0.8B's text model) or jet-nemotron-2b (NVlabs' Jet-Nemotron-2B config).
     #[arg(long, default_value = "tiny")]
     pub preset: String,
     /// Weight files to split the tensors over.

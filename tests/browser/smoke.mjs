@@ -29,6 +29,7 @@ import { checks as layers } from './checks/layers.mjs';
 import { checks as merge } from './checks/merge.mjs';
 import { checks as open } from './checks/open.mjs';
 import { checks as pageErrors } from './checks/page-errors.mjs';
+import { checks as jet } from './checks/jet.mjs';
 import { checks as qwen35 } from './checks/qwen35.mjs';
 import { checks as report } from './checks/report.mjs';
 import { checks as routing } from './checks/routing.mjs';
@@ -65,6 +66,8 @@ const ORDER = [
   'hf-pair-layers',                   // hf
   'qwen35-golden',                    // qwen35
   'qwen35-pair',                      // qwen35
+  'jet-golden',                        // jet
+  'jet-pair',                          // jet
   'demo-layers',                      // layers
   'no-page-errors',                   // page-errors: last, over the whole run
 ];
@@ -72,7 +75,7 @@ const ORDER = [
 // Every check in a file is in ORDER once, and ORDER names no other: a
 // check added to a file and forgotten here is an error, not a silent skip.
 const byName = new Map();
-for (const c of [...accessibility, ...benches, ...engine, ...evaluate, ...hf, ...hostile, ...layers, ...merge,
+for (const c of [...accessibility, ...benches, ...engine, ...evaluate, ...hf, ...hostile, ...jet, ...layers, ...merge,
   ...open, ...pageErrors, ...qwen35, ...report, ...routing, ...tune]) {
   if (byName.has(c.name)) throw new Error(`browser check ${c.name} is defined twice`);
   byName.set(c.name, c);
