@@ -54,21 +54,9 @@ fn the_gpu_matches_nvlabs_whole_and_in_pieces() {
             &mut |_| {},
         ))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = block_on(e.prefill(&mut e.session(false), &ids, Logits::All)).unwrap();
-        let d = rel_diff(&got, &want);
-        eprintln!("{name}: GPU whole {d:.2e}");
-        assert!(d < 1e-4, "{name}: GPU whole {d:.3e}");
         // In pieces across the 64-token chunk, then single steps: the v
         // history, S, the caches and the window carried between calls.
-        let mut s = e.session(false);
-        let mut got = block_on(e.prefill(&mut s, &ids[..70], Logits::All)).unwrap();
-        got.extend(block_on(e.prefill(&mut s, &ids[70..135], Logits::All)).unwrap());
-        for &id in &ids[135..] {
-            got.extend(block_on(e.prefill(&mut s, &[id], Logits::All)).unwrap());
-        }
-        let d = rel_diff(&got, &want);
-        eprintln!("{name}: GPU in pieces {d:.2e}");
-        assert!(d < 1e-4, "{name}: GPU in pieces {d:.3e}");
+        common::whole_and_in_pieces(&e, &ids, &want, &format!("{name}: GPU"));
     }
 }
 

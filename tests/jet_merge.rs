@@ -14,7 +14,9 @@ use qklab::checkpoint::Checkpoint;
 use qklab::source::{block_on, FsSource};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jet").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/jet")
+        .join(name)
 }
 
 fn bytes(ck: &Checkpoint<FsSource>, name: &str) -> Vec<u8> {
@@ -47,8 +49,16 @@ fn assert_taken(pre: &Path, sft: &Path, out: &Path, from_pre: &[String], what: &
     let (pre, sft, merged) = (open_path(pre), open_path(sft), open_path(out));
     assert_eq!(merged.tensors.len(), sft.tensors.len(), "{what}");
     for t in &sft.tensors {
-        let want = if from_pre.contains(&t.name) { &pre } else { &sft };
-        assert!(bytes(&merged, &t.name) == bytes(want, &t.name), "{what}: {}", t.name);
+        let want = if from_pre.contains(&t.name) {
+            &pre
+        } else {
+            &sft
+        };
+        assert!(
+            bytes(&merged, &t.name) == bytes(want, &t.name),
+            "{what}: {}",
+            t.name
+        );
     }
 }
 
@@ -74,7 +84,12 @@ fn qk_restore_takes_the_attn_layers_and_the_window_layers_on_request() {
         let run = merge(&pre, &sft, &out, &["--layers", "2,4"]);
         let text = String::from_utf8_lossy(&run.stderr).into_owned();
         ok(run);
-        assert!(text.contains("layer 4 is a sliding-window layer: its queries reach only the last 16 tokens"), "{text}");
+        assert!(
+            text.contains(
+                "layer 4 is a sliding-window layer: its queries reach only the last 16 tokens"
+            ),
+            "{text}"
+        );
         assert_taken(&pre, &sft, &out, &qk(&[2, 4], &["q", "k"]), "--layers 2,4");
 
         // K-Restore: k alone.
@@ -90,7 +105,10 @@ fn qk_restore_takes_the_attn_layers_and_the_window_layers_on_request() {
         for t in &sft_ck.tensors {
             let got = bytes(&merged, &t.name);
             if t.name == "model.layers.2.self_attn.q_proj.weight" {
-                assert!(got != bytes(&sft_ck, &t.name) && got != bytes(&pre_ck, &t.name), "QK-Pro's q");
+                assert!(
+                    got != bytes(&sft_ck, &t.name) && got != bytes(&pre_ck, &t.name),
+                    "QK-Pro's q"
+                );
             } else if touched.contains(&t.name) {
                 assert!(got == bytes(&pre_ck, &t.name), "qk-pro: {}", t.name);
             } else {
@@ -119,7 +137,9 @@ fn inspect_and_drift_name_the_three_kinds_of_layer() {
     let pre = fixture("jet-f32");
     let text = ok(qklab(&["inspect", pre.to_str().unwrap()]));
     assert!(
-        text.contains("layer map: JJSJ WJ  (J JetBlock (4), S softmax (1), W sliding-window softmax (1))"),
+        text.contains(
+            "layer map: JJSJ WJ  (J JetBlock (4), S softmax (1), W sliding-window softmax (1))"
+        ),
         "{text}"
     );
     let sft = dir.path().join("sft");

@@ -96,19 +96,7 @@ fn engine_matches_transformers(label: &str, device: Device) {
             &mut |_| {},
         ))
         .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got = block_on(e.prefill(&mut e.session(false), &ids, Logits::All)).unwrap();
-        let d = rel_diff(&got, &want);
-        eprintln!("{name}: {label} {d:.2e}");
-        assert!(d < 1e-4, "{name}: {label} {d:.3e}");
-        let mut s = e.session(false);
-        let mut got = block_on(e.prefill(&mut s, &ids[..70], Logits::All)).unwrap();
-        got.extend(block_on(e.prefill(&mut s, &ids[70..135], Logits::All)).unwrap());
-        for &id in &ids[135..] {
-            got.extend(block_on(e.prefill(&mut s, &[id], Logits::All)).unwrap());
-        }
-        let d = rel_diff(&got, &want);
-        eprintln!("{name}: {label} in pieces {d:.2e}");
-        assert!(d < 1e-4, "{name}: {label} in pieces {d:.3e}");
+        common::whole_and_in_pieces(&e, &ids, &want, &format!("{name}: {label}"));
     }
 }
 

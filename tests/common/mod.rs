@@ -175,6 +175,34 @@ pub fn golden(dir: &str, name: &str) -> (Vec<u32>, Vec<f32>) {
     )
 }
 
+/// An engine's logits on `ids` against `want` ([T, V], from the family's
+/// own code) within 1e-4 of the largest logit: whole, then in pieces (70
+/// and 65 tokens, then single decode steps), so that everything a
+/// sequence carries between calls (caches, states, histories, positions)
+/// is exercised. `label` names the engine and checkpoint in messages.
+pub fn whole_and_in_pieces(
+    e: &qklab::model::engine::Engine,
+    ids: &[u32],
+    want: &[f32],
+    label: &str,
+) {
+    use qklab::model::engine::Logits;
+    use qklab::source::block_on;
+    let got = block_on(e.prefill(&mut e.session(false), ids, Logits::All)).unwrap();
+    let d = rel_diff(&got, want);
+    eprintln!("{label}: {d:.2e}");
+    assert!(d < 1e-4, "{label}: {d:.3e}");
+    let mut s = e.session(false);
+    let mut got = block_on(e.prefill(&mut s, &ids[..70], Logits::All)).unwrap();
+    got.extend(block_on(e.prefill(&mut s, &ids[70..135], Logits::All)).unwrap());
+    for &id in &ids[135..] {
+        got.extend(block_on(e.prefill(&mut s, &[id], Logits::All)).unwrap());
+    }
+    let d = rel_diff(&got, want);
+    eprintln!("{label} in pieces: {d:.2e}");
+    assert!(d < 1e-4, "{label} in pieces: {d:.3e}");
+}
+
 /// max |got - want| / max |want|: the golden fixtures' tolerance measure.
 pub fn rel_diff(got: &[f32], want: &[f32]) -> f32 {
     assert_eq!(got.len(), want.len());

@@ -57,25 +57,50 @@ impl GpuModel {
             qkv: &s.k,
         };
         ops::gdn_conv(rec, &shape, layout.segments(), &conv);
+        self.record_delta_rule(
+            rec,
+            &shape,
+            layout,
+            state,
+            [&t.a_log, &t.dt_bias, &t.norm, &t.out],
+        );
+    }
+
+    /// From q, k, v (after their front end) in `k`, z in `v`, b and a in
+    /// `gate` and `o2`: the gated delta rule continued from `state`, the
+    /// gated norm, and the output projection added to the residual
+    /// stream. `names`: A_log, dt_bias, the norm's weight, the output
+    /// projection. Every gated-delta mixer ends so.
+    pub(super) fn record_delta_rule(
+        &self,
+        rec: &mut Recorder,
+        shape: &GatedDeltaShape,
+        layout: &Layout,
+        state: &wgpu::Buffer,
+        [a_log, dt_bias, norm, out]: [&str; 4],
+    ) {
+        let s = &self.s;
+        let n = layout.rows;
+        let f32_weight = |name: &str| self.weight(name).single();
         let buffers = GatedDeltaBuffers {
             qkv: &s.k,
             z: &s.v,
             beta: &s.gate,
             g: &s.o2,
-            a_log: f32_weight(&t.a_log),
-            dt_bias: f32_weight(&t.dt_bias),
-            norm_w: f32_weight(&t.norm),
+            a_log: f32_weight(a_log),
+            dt_bias: f32_weight(dt_bias),
+            norm_w: f32_weight(norm),
             state,
             o: &s.o,
             scratch: self.spare(),
         };
-        ops::gated_delta(rec, &shape, layout.segments(), n, &buffers);
+        ops::gated_delta(rec, shape, layout.segments(), n, &buffers);
         ops::matmul(
             rec,
-            Rows::new(&s.o, width),
+            Rows::new(&s.o, shape.value_heads * shape.value_dim),
             n,
-            self.weight(&t.out),
-            Rows::new(&s.x, d),
+            self.weight(out),
+            Rows::new(&s.x, self.arch.hidden_size as u32),
             true,
         );
     }

@@ -4,8 +4,7 @@
 //! rule, the gated norm and `o_proj` as Qwen3.5's layers run them
 //! (shaders/gated_delta.wgsl from `prepare` on).
 
-use crate::gpu::ops::{self, DynamicConvBuffers, DynamicConvShape, GatedDeltaBuffers};
-use crate::gpu::ops::{GatedDeltaShape, Rows};
+use crate::gpu::ops::{self, DynamicConvBuffers, DynamicConvShape, GatedDeltaShape, Rows};
 use crate::gpu::recorder::Recorder;
 use crate::model::gpu::model::GpuModel;
 use crate::model::gpu::pass::Layout;
@@ -77,27 +76,13 @@ impl GpuModel {
             conv_kernel: taps,
             eps: a.gdn_norm_eps as f32,
         };
-        let f32_weight = |name: &str| self.weight(name).single();
-        let buffers = GatedDeltaBuffers {
-            qkv: &s.k,
-            z: &s.v,
-            beta: &s.gate,
-            g: &s.o2,
-            a_log: f32_weight(&t.a_log),
-            dt_bias: f32_weight(&t.dt_bias),
-            norm_w: f32_weight(&names.o_norm),
-            state,
-            o: &s.o,
-            scratch: self.spare(),
-        };
-        ops::gated_delta(rec, &shape, layout.segments(), n, &buffers);
-        ops::matmul(
+        let norm = &names.o_norm;
+        self.record_delta_rule(
             rec,
-            Rows::new(&s.o, vw),
-            n,
-            self.weight(&names.o.weight),
-            Rows::new(&s.x, d),
-            true,
+            &shape,
+            layout,
+            state,
+            [&t.a_log, &t.dt_bias, norm, &names.o.weight],
         );
     }
 }
