@@ -1,6 +1,6 @@
-"""Training and evaluation of the tiny HypeNet demo pair (issue: demo checkpoints).
+"""Training and evaluation of the tiny demo pairs (HypeNet; Jet-Nemotron with --family jet).
 
-    python reference/train.py pretrain --out runs/pre [--steps N | --minutes M] [--seed S]
+    python reference/train.py pretrain --out runs/pre [--family jet] [--steps N | --minutes M] [--seed S]
     python reference/train.py sft --pre runs/pre --out runs/sft --steps 1500 --lr 1e-4 [--general 0.1]
     python reference/train.py eval --pre runs/pre --sft runs/sft --out results.json [--samples 20]
 
@@ -10,6 +10,7 @@ sft: CoT arithmetic traces (<= 512 bytes), loss on the answer only, with an
 optional share of general rows (full loss) so the answer format survives.
 eval: NIAH s1/s2/s3/mk x lengths x 5 depths x samples, and arithmetic exact
 match on 500 held-out problems, for pre, sft and the merges of merge.py.
+sft and eval read the family from the checkpoint's config.json.
 Exactness is teacher-forced: the greedy continuation equals the answer iff
 the argmax at every answer position is the answer's next token.
 """
@@ -26,22 +27,73 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import data  # noqa: E402
-from hypenet import Config, HypeNet, load_pretrained, save_pretrained  # noqa: E402
+import hypenet  # noqa: E402
+import jet  # noqa: E402
 from merge import merge  # noqa: E402
 
 BOS, EOS, PAD = 256, 257, 258
 SOFTMAX_LAYERS = [3, 6]
+# The Jet demo: JetBlocks, full attention at 3 and 6 as in the HypeNet demo,
+# and a sliding-window layer between them that the needle must not need.
+JET_LAYERS = ["jet", "jet", "jet", "attn", "jet", "swa", "attn", "jet"]
+JET_WINDOW = 64
 
 
 def demo_config():
     mixers = ["attn" if i in SOFTMAX_LAYERS else "lightning-attn" for i in range(8)]
-    return Config(
+    return hypenet.Config(
         vocab_size=259, hidden_size=192, intermediate_size=512, num_hidden_layers=8, mixer_types=mixers,
         num_attention_heads=4, num_key_value_heads=2, head_dim=48,
         lightning_nh=4, lightning_nkv=4, lightning_head_dim=48,
         rope_theta=1e6, attn_use_rope=False, lightning_use_rope=True, attn_use_output_gate=True,
         attn_logits_scaling=None, tie_word_embeddings=True,
     )
+
+
+def jet_demo_config():
+    """The same trunk as demo_config (D 192, I 512, 8 layers, 4 heads of 48
+    over 2 kv heads, tied byte embeddings), Qwen2 attention with RoPE, and
+    JetBlocks of 2 heads (dk 48, dv 96) with a 4-tap dynamic convolution."""
+    return jet.JetConfig(
+        vocab_size=259, hidden_size=192, intermediate_size=512, num_hidden_layers=8,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=48, rope_theta=1e6,
+        tie_word_embeddings=True, max_position_embeddings=4096, layer_types=list(JET_LAYERS),
+        efficient_attention_config={
+            "jet": dict(mode="chunk", expand_v=2.0, num_heads=2, head_dim=48, norm_eps=1e-5, conv_size=4,
+                        dconv_generator_reduction=8, dconv_implementation="triton"),
+            "swa": dict(window_size=JET_WINDOW),
+        },
+    )
+
+
+FAMILIES = {"hypenet": (demo_config, hypenet.HypeNet), "jet": (jet_demo_config, jet.JetNemotron)}
+
+
+def load_pretrained(folder, device="cpu", **options):
+    """(model, cfg) of either family, by the config's model_type; options
+    (gdn_impl) go to the Jet-Nemotron loader only."""
+    with open(os.path.join(folder, "config.json")) as f:
+        model_type = json.load(f).get("model_type")
+    if model_type == "jet_nemotron":
+        return jet.load_pretrained(folder, device=device, **options)
+    return hypenet.load_pretrained(folder, device=device)
+
+
+
+def save_pretrained(model, cfg, folder):
+    (jet if isinstance(cfg, jet.JetConfig) else hypenet).save_pretrained(model, cfg, folder)
+
+
+def softmax_layers(cfg):
+    """The layers QK-Restore restores by default: full attention only (a
+    Jet-Nemotron's sliding-window layers are left to the SFT, as qklab does)."""
+    if isinstance(cfg, jet.JetConfig):
+        return cfg.full_attention_layers
+    return [i for i, m in enumerate(cfg.mixer_types) if m == "attn"]
+
+
+def attn_head_dim(cfg):
+    return cfg.attn_head_dim if isinstance(cfg, jet.JetConfig) else cfg.head_dim
 
 
 def encode(text):
@@ -119,8 +171,17 @@ def lr_at(step, total, peak, warmup):
     return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
 
 
+def param_groups(model):
+    """Weight decay 0.1, except where the model says decay would distort
+    (a JetBlock's A_log and dt_bias would be pulled towards fixed decays)."""
+    exempt = set(getattr(model, "no_weight_decay", lambda: [])())
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [{"params": [p for n, p in named if n not in exempt], "weight_decay": 0.1},
+            {"params": [p for n, p in named if n in exempt], "weight_decay": 0.0}]
+
+
 def train_loop(model, batches, steps, peak_lr, warmup, log, masked, minutes=None):
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=peak_lr, betas=(0.9, 0.95), weight_decay=0.1)
+    opt = torch.optim.AdamW(param_groups(model), lr=peak_lr, betas=(0.9, 0.95))
     dev = next(model.parameters()).device
     t0 = t20 = time.time()
     step = 0
@@ -187,8 +248,9 @@ def cmd_pretrain(a):
     os.makedirs(a.out, exist_ok=True)
     log = logger(os.path.join(a.out, "train.log"))
     log(f"pretrain {vars(a)}")
-    cfg = demo_config()
-    model = HypeNet(cfg).to(device())
+    make_config, Model = FAMILIES[a.family]
+    cfg = make_config()
+    model = (Model(cfg, gdn_impl=a.gdn) if a.family == "jet" else Model(cfg)).to(device())
     log(f"{sum(p.numel() for p in model.parameters())} parameters")
     batches = loader(PackedRows(a.seq, a.seed, pre_mix(a)), a.batch, a.workers)
     steps = train_loop(model, batches, a.steps, a.lr, 200, log, masked=False, minutes=a.minutes)
@@ -201,7 +263,7 @@ def cmd_sft(a):
     os.makedirs(a.out, exist_ok=True)
     log = logger(os.path.join(a.out, "train.log"))
     log(f"sft {vars(a)}")
-    model, cfg = load_pretrained(a.pre, device=device())
+    model, cfg = load_pretrained(a.pre, device=device(), gdn_impl=a.gdn)
     model.train()
     if a.train_only:
         # Only parameters whose name holds this string learn (".self_attn."
@@ -220,8 +282,11 @@ def cmd_sft(a):
 def exact(model, prompts, answers, batch=32, hype=None):
     """Teacher-forced exactness of `answers` after `prompts` (lists of str)."""
     dev = next(model.parameters()).device
-    old = model.config.attn_logits_scaling
-    model.config.attn_logits_scaling = hype
+    # HyPE is HypeNet's length extrapolation; other families have none.
+    has_hype = hasattr(model.config, "attn_logits_scaling")
+    if has_hype:
+        old = model.config.attn_logits_scaling
+        model.config.attn_logits_scaling = hype
     out = []
     for i in range(0, len(prompts), batch):
         seqs = [([BOS] + encode(p), encode(t)) for p, t in zip(prompts[i:i + batch], answers[i:i + batch])]
@@ -234,7 +299,8 @@ def exact(model, prompts, answers, batch=32, hype=None):
         for r, (p, t) in enumerate(seqs):
             got = pred[r, len(p) - 1:len(p) + len(t) - 1].tolist()
             out.append(int(got == t))
-    model.config.attn_logits_scaling = old
+    if has_hype:
+        model.config.attn_logits_scaling = old
     return out
 
 
@@ -285,15 +351,19 @@ def cmd_eval(a):
         results[tag] = evaluate(sft, cells, arith, log, tag)
         sft_sd = {k: v.detach().clone() for k, v in sft.state_dict().items()}
         for method in a.methods:
-            merged = merge(pre_sd, sft_sd, SOFTMAX_LAYERS, method, heads=cfg.num_attention_heads,
-                           kv_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim)
+            merged = merge(pre_sd, sft_sd, softmax_layers(cfg), method, heads=cfg.num_attention_heads,
+                           kv_heads=cfg.num_key_value_heads, head_dim=attn_head_dim(cfg))
             sft.load_state_dict(merged)
             results[f"{tag}+{method}"] = evaluate(sft, cells, arith, log, f"{tag}+{method}")
     json.dump(results, open(a.out, "w"), indent=1)
 
 
 def data_args(p):
-    """The data-loader options pretrain and sft share (sft uses the mix for its general rows)."""
+    """The options pretrain and sft share (sft uses the mix for its general rows)."""
+    # The Triton kernel (fla) is the same function as the chunked form
+    # (test_jet.py holds them together on CUDA) and much faster there.
+    p.add_argument("--gdn", choices=jet.GDN_IMPLS, default="chunked",
+                   help="Jet-Nemotron: how JetBlocks run the gated delta rule while training")
     p.add_argument("--workers", type=int, default=12)
     p.add_argument("--mix", default="", help="document kinds, e.g. niah=0.8,essay=0.1,arith=0.1 (default: data.py's)")
     p.add_argument("--niah-tasks", default="", help="e.g. s1=0.3,s2=0.3,s3=0.1,mk=0.3")
@@ -304,6 +374,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pretrain")
     p.add_argument("--out", required=True)
+    p.add_argument("--family", choices=sorted(FAMILIES), default="hypenet")
     p.add_argument("--steps", type=int, default=3000)
     p.add_argument("--minutes", type=float)
     p.add_argument("--seq", type=int, default=2048)
@@ -323,7 +394,7 @@ def main():
     data_args(s)
     e = sub.add_parser("eval")
     e.add_argument("--pre", required=True)
-    e.add_argument("--sft", nargs="+", required=True)
+    e.add_argument("--sft", nargs="*", default=[], help="sft checkpoints (none: pre alone)")
     e.add_argument("--out", required=True)
     e.add_argument("--samples", type=int, default=20)
     e.add_argument("--lengths", type=int, nargs="+", default=[512, 1024, 2048, 4096])
