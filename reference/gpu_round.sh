@@ -17,7 +17,7 @@ GDN="${GDN:-chunked}"
 EVAL_ARGS="--samples ${SAMPLES:-10} ${EVAL_EXTRA:-}"
 mkdir -p "$OUT" runs
 python -c "import torch, safetensors; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-if [ "$GDN" = fla ] && ! python -m pytest -q test_jet.py >runs/pytest.log 2>&1; then
+if [ "$GDN" = fla ] && ! python -m pytest -q test_jet.py -k fla >runs/pytest.log 2>&1; then
   tail -20 runs/pytest.log
   echo "fla's kernel failed its check: training with the chunked form" && GDN=chunked
 fi
@@ -29,14 +29,19 @@ else
     --seed "${SEED:-1}" --seq "${PRE_SEQ:-2048}" --batch "${PRE_BATCH:-16}" --mix "${PRE_MIX:-}" \
     --niah-tasks "${PRE_TASKS:-}"
   tar -C runs -cf "$OUT/pre.tar" pre
-  # shellcheck disable=SC2086
-  python train.py eval --pre runs/pre --sft --out runs/eval-pre.json $EVAL_ARGS --arith 0 || true
+  if [ -z "${SFT:-}" ]; then
+    # shellcheck disable=SC2086
+    python train.py eval --pre runs/pre --sft --out runs/eval-pre.json $EVAL_ARGS --arith 0 || true
+  fi
 fi
 pids=()
 for spec in ${SFT:-}; do
   IFS=: read -r name lr steps general <<<"$spec"
   # shellcheck disable=SC2086
-  python train.py sft --gdn "$GDN" --pre runs/pre --out "runs/sft-$name" --lr "$lr" --steps "$steps" \
+  # steps "m2.5": as many as fit in 2.5 minutes (the log says how many)
+  if [[ "$steps" == m* ]]; then steps_arg="--minutes ${steps#m}"; else steps_arg="--steps $steps"; fi
+  # shellcheck disable=SC2086
+  python train.py sft --gdn "$GDN" --pre runs/pre --out "runs/sft-$name" --lr "$lr" $steps_arg \
     --general "$general" --mix "${SFT_MIX:-${PRE_MIX:-}}" --niah-tasks "${PRE_TASKS:-}" --workers 3 \
     ${SFT_ARGS:-} >"runs/sft-$name.out" 2>&1 &
   pids+=($!)

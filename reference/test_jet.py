@@ -89,19 +89,22 @@ def test_demo_config_round_trips_through_a_checkpoint(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="flash-linear-attention's Triton kernel needs CUDA")
 def test_fla_kernel_matches_the_chunked_form_forward_and_backward():
-    """Training may run the rule with fla's kernel (--gdn fla): it must be the same function."""
+    """Training may run the rule with fla's kernel (--gdn fla): it must be
+    the same function, gradients included, at the demo's head sizes."""
     pytest.importorskip("fla")
+    j = train.jet_demo_config().jet
     torch.manual_seed(0)
-    B, T, H, dk, dv = 2, 300, 2, 48, 96  # the demo's JetBlock heads
+    B, T, H, dk, dv = 2, 300, j.num_heads, j.dk, j.dv
     dev = "cuda"
-    q, k = torch.randn(B, T, H, dk, device=dev), torch.randn(B, T, H, dk, device=dev)
-    v = torch.randn(B, T, H, dv, device=dev, requires_grad=True)
-    a = torch.randn(B, T, H, device=dev, requires_grad=True)
-    beta = torch.rand(B, T, H, device=dev)
+    leaves = [torch.randn(B, T, H, dk, device=dev), torch.randn(B, T, H, dk, device=dev),
+              torch.randn(B, T, H, dv, device=dev), torch.randn(B, T, H, device=dev),
+              torch.randn(B, T, H, device=dev)]
+    for x in leaves:
+        x.requires_grad_(True)
     outs = []
     for impl in ("chunked", "fla"):
-        g = -torch.nn.functional.softplus(a)
-        o, _ = jet.gated_delta_rule(q, k, v, g, beta, impl=impl)
-        outs.append((o, *torch.autograd.grad(o.square().sum(), (v, a))))
-    for want, got in zip(*outs):
-        assert (got - want).abs().max() <= 2e-3 * want.abs().max()
+        q, k, v, a, b = leaves
+        o, _ = jet.gated_delta_rule(q, k, v, -torch.nn.functional.softplus(a), torch.sigmoid(b), impl=impl)
+        outs.append((o, *torch.autograd.grad(o.square().sum(), leaves)))
+    for name, want, got in zip(["o", "dq", "dk", "dv", "da", "db"], *outs):
+        assert (got - want).abs().max() <= 2e-3 * want.abs().max(), name

@@ -53,13 +53,15 @@ def demo_config():
 def jet_demo_config():
     """The same trunk as demo_config (D 192, I 512, 8 layers, 4 heads of 48
     over 2 kv heads, tied byte embeddings), Qwen2 attention with RoPE, and
-    JetBlocks of 2 heads (dk 48, dv 96) with a 4-tap dynamic convolution."""
+    JetBlocks of 3 heads (dk 32, dv 64) with a 4-tap dynamic convolution.
+    dk is 32, not 48, because flash-linear-attention's training kernel is
+    miscompiled on Hopper at a key block of 64 (see jet.gated_delta_fla)."""
     return jet.JetConfig(
         vocab_size=259, hidden_size=192, intermediate_size=512, num_hidden_layers=8,
         num_attention_heads=4, num_key_value_heads=2, head_dim=48, rope_theta=1e6,
         tie_word_embeddings=True, max_position_embeddings=4096, layer_types=list(JET_LAYERS),
         efficient_attention_config={
-            "jet": dict(mode="chunk", expand_v=2.0, num_heads=2, head_dim=48, norm_eps=1e-5, conv_size=4,
+            "jet": dict(mode="chunk", expand_v=2.0, num_heads=3, head_dim=32, norm_eps=1e-5, conv_size=4,
                         dconv_generator_reduction=8, dconv_implementation="triton"),
             "swa": dict(window_size=JET_WINDOW),
         },
@@ -272,7 +274,8 @@ def cmd_sft(a):
             p.requires_grad = a.train_only in name
         log(f"training {sum(p.numel() for p in model.parameters() if p.requires_grad)} of {sum(p.numel() for p in model.parameters())} parameters")
     batches = loader(SftRows(a.seed, a.general, pre_mix(a)), a.batch, a.workers)
-    train_loop(model, batches, a.steps, a.lr, 50, log, masked=True)
+    steps = train_loop(model, batches, a.steps, a.lr, 50, log, masked=True, minutes=a.minutes)
+    log(f"done: {steps} steps")
     save_pretrained(model, cfg, a.out)
 
 
@@ -388,6 +391,7 @@ def main():
     s.add_argument("--steps", type=int, default=1500)
     s.add_argument("--batch", type=int, default=64)
     s.add_argument("--lr", type=float, default=1e-4)
+    s.add_argument("--minutes", type=float, help="fix the step count from the speed of steps 20-60 (overrides --steps)")
     s.add_argument("--general", type=float, default=0.0)
     s.add_argument("--seed", type=int, default=2)
     s.add_argument("--train-only", default="", help='train only parameters whose name contains this, e.g. ".self_attn."')

@@ -28,8 +28,8 @@ export const checks = [
     },
   },
   {
-    // A Jet-Nemotron pair (pre made by NVlabs' code, the SFT copy made
-    // here): the page names the layer kinds, the default merge restores the
+    // A Jet-Nemotron pair as two folders (pre made by NVlabs' code, the
+    // SFT copy made here): the page names the layer kinds, the default merge restores the
     // attn layer's q/k weights and biases only, and evaluation and routing
     // run on it, routing offering the attn and swa layers.
     name: 'jet-pair',
@@ -39,10 +39,10 @@ export const checks = [
         await gotoReady(p);
         const preDir = path.join(fixtures, 'jet-f32');
         const sftDir = path.join(tmpDir, 'jet-sft');
-        const files = (dir) => ['config.json', 'model.safetensors'].map((n) => path.join(dir, n));
         nudgedCopy(preDir, sftDir);
-        await p.locator('#pre-files').setInputFiles(files(preDir));
-        await p.locator('#sft-files').setInputFiles(files(sftDir));
+        // As folders, the way a user drops a Hugging Face checkpoint.
+        await p.locator('#pre-folder').setInputFiles(preDir);
+        await p.locator('#sft-folder').setInputFiles(sftDir);
         await waitForText(p, '#pair-status', /^(Compatible|.*error|.*not)/i);
         assert.match(await p.locator('#pair-status').textContent(),
           /^Compatible: .*full-attention layers \[2\] are restored by default\. The sliding-window layers 4 \(16 tokens\)/);
