@@ -17,11 +17,11 @@ GDN="${GDN:-chunked}"
 EVAL_ARGS="--samples ${SAMPLES:-10} ${EVAL_EXTRA:-}"
 mkdir -p "$OUT" runs
 python -c "import torch, safetensors; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
-if [ "$GDN" = fla ] && ! python -m pytest -q test_jet.py -k fla >runs/pytest.log 2>&1; then
+if [ "$GDN" = fla ] && ! python -m pytest -q -s test_jet.py -k fla >runs/pytest.log 2>&1; then
   tail -20 runs/pytest.log
   echo "fla's kernel failed its check: training with the chunked form" && GDN=chunked
 fi
-tail -1 runs/pytest.log 2>/dev/null || true
+grep -h "fla vs chunked" runs/pytest.log 2>/dev/null || true; tail -1 runs/pytest.log 2>/dev/null || true
 if [ -n "${PRE_FROM:-}" ]; then
   rm -rf runs/pre && cp -r "$PRE_FROM" runs/pre
 else

@@ -106,5 +106,10 @@ def test_fla_kernel_matches_the_chunked_form_forward_and_backward():
         q, k, v, a, b = leaves
         o, _ = jet.gated_delta_rule(q, k, v, -torch.nn.functional.softplus(a), torch.sigmoid(b), impl=impl)
         outs.append((o, *torch.autograd.grad(o.square().sum(), leaves)))
-    for name, want, got in zip(["o", "dq", "dk", "dv", "da", "db"], *outs):
-        assert (got - want).abs().max() <= 2e-3 * want.abs().max(), name
+    # fla multiplies in TF32 (a 10-bit mantissa: ~3e-3 of the largest
+    # gradient was seen on an H200); the miscompiles it guards against
+    # (fla #640, #984) are off by half the gradient.
+    errors = {name: ((got - want).abs().max() / want.abs().max()).item()
+              for name, want, got in zip(["o", "dq", "dk", "dv", "da", "db"], *outs)}
+    print("fla vs chunked, max|diff|/max|value|:", errors)
+    assert all(e <= 1e-2 for e in errors.values()), errors
