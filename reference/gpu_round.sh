@@ -19,7 +19,8 @@ mkdir -p "$OUT" runs
 python -c "import torch, safetensors; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
 if [ "$GDN" = fla ] && ! python -m pytest -q -s test_jet.py -k fla >runs/pytest.log 2>&1; then
   tail -20 runs/pytest.log
-  echo "fla's kernel failed its check: training with the chunked form" && GDN=chunked
+  # The chunked form is too slow to train the demo in a device session.
+  echo "fla's kernel failed its check: not training with it" && exit 1
 fi
 grep -h "fla vs chunked" runs/pytest.log 2>/dev/null || true; tail -1 runs/pytest.log 2>/dev/null || true
 if [ -n "${PRE_FROM:-}" ]; then
