@@ -12,7 +12,7 @@ use super::model::{Backend, OpenModel};
 use crate::config::LogitsScaling;
 use crate::error::{Error, Result};
 use crate::model::engine::Engine;
-use crate::prompts::{Sample, TaskKind};
+use crate::prompts::{sample_seed, Sample, TaskKind};
 use crate::source::ByteSource;
 use crate::sweep::{self, SampleKey, SampleResult};
 
@@ -29,6 +29,30 @@ pub struct SweepSpec {
     /// HyPE's A for lengths above `hype_above` (None: the config's scaling).
     pub hype: Option<f64>,
     pub hype_above: u32,
+    /// Run only this share of each model's prompts (None: all of them):
+    /// how the page spreads one sweep over several engine workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// Every `count`-th prompt of a model's sweep, from the `index`-th: the
+/// prompts are interleaved so that each share holds every length alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether the model's `i`-th prompt (in sweep order) is in this share.
+    pub fn holds(&self, i: usize) -> bool {
+        i % self.count as usize == self.index as usize
+    }
+
+    /// How many of `n` prompts are in this share.
+    pub fn size_of(&self, n: usize) -> usize {
+        (0..n).filter(|&i| self.holds(i)).count()
+    }
 }
 
 impl SweepSpec {
@@ -49,6 +73,7 @@ impl SweepSpec {
             distractors: None,
             hype: None,
             hype_above: 0,
+            shard: None,
         }
     }
 
@@ -66,12 +91,42 @@ impl SweepSpec {
                 "samples must be a whole number of at least 1".into(),
             ));
         }
+        if let Some(s) = self.shard {
+            if s.index >= s.count {
+                return Err(Error::Usage(format!(
+                    "share {} of {} does not exist",
+                    s.index, s.count
+                )));
+            }
+        }
         Ok(())
     }
 
     /// Prompts per model.
     pub fn per_model(&self) -> usize {
         self.lengths.len() * self.depths.len() * self.samples as usize
+    }
+
+    /// Prompts per model that this spec's share runs.
+    pub fn per_model_here(&self) -> usize {
+        self.shard
+            .map_or(self.per_model(), |s| s.size_of(self.per_model()))
+    }
+
+    /// Where `r`'s prompt is in a model's sweep (length, then depth, then
+    /// sample, as the prompt maker makes them); None if not of this sweep.
+    pub fn index_of(&self, r: &SampleResult) -> Option<usize> {
+        let l = self.lengths.iter().position(|&l| l == r.length)?;
+        let d = self.depths.iter().position(|&d| d == r.depth)?;
+        let s = (0..self.samples).find(|&s| sample_seed(self.seed, s, d, r.length) == r.seed)?;
+        Some((l * self.depths.len() + d) * self.samples as usize + s as usize)
+    }
+
+    /// Puts `results` in the order one run of this sweep over `models`
+    /// gives them (model by model, each in sweep order), however they were
+    /// run and merged.
+    pub fn sort_in_sweep_order(&self, models: &[&str], results: &mut [SampleResult]) {
+        results.sort_by_key(|r| (models.iter().position(|m| *m == r.model), self.index_of(r)));
     }
 }
 
@@ -120,7 +175,7 @@ pub async fn run_sweep<S: ByteSource>(
     let total = per_model * models.len();
     for (m, model) in models.iter().enumerate() {
         let name = model.name.as_str();
-        if results.iter().filter(|r| r.model == name).count() == per_model {
+        if results.iter().filter(|r| r.model == name).count() == spec.per_model_here() {
             continue;
         }
         on(Event::Loading { model: name });
@@ -190,7 +245,12 @@ pub async fn sweep_loaded<S: ByteSource>(
             spec.per_model()
         )));
     }
-    let done: HashSet<SampleKey> = results.iter().map(|r| r.key()).collect();
+    let mut done: HashSet<SampleKey> = results.iter().map(|r| r.key()).collect();
+    // Another share's prompts count as done here.
+    if let Some(shard) = spec.shard {
+        let others = samples.iter().enumerate().filter(|(i, _)| !shard.holds(*i));
+        done.extend(others.map(|(_, s)| SampleKey::of(name, s)));
+    }
     let stop = model.stop_ids();
     let detok = |ids: &[u32]| maker.text(spec.task, ids);
     let base = model.arch.logits_scaling;

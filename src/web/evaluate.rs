@@ -51,7 +51,9 @@ async fn run() -> Result<()> {
     };
     state::with(|s| s.sweep = Some((spec.clone(), results.clone())));
     let total = spec.per_model() * models.len();
+    let model_names: Vec<&str> = models.iter().map(|(n, _)| *n).collect();
     let mut ran_on = String::new();
+    let mut replaced = 0;
     let request = Request::Sweep {
         spec: spec.clone(),
         done: results.clone(),
@@ -80,12 +82,21 @@ async fn run() -> Result<()> {
         }
         Event::Samples { samples } => {
             results.extend(samples);
+            // A pool's workers finish out of order: keep one run's order.
+            spec.sort_in_sweep_order(&model_names, &mut results);
             // The bar counts finished prompts: a batch finishes together.
             set_progress("eval-progress", results.len() as f64, total as f64);
             state::with(|s| s.sweep = Some((spec.clone(), results.clone())));
             if let Err(e) = render(&spec, &results) {
                 status(&e.to_string(), true);
             }
+        }
+        Event::WorkerReplaced { reason } => {
+            replaced += 1;
+            status(
+                &format!("{reason}; a new worker runs the rest of its prompts…"),
+                false,
+            )
         }
         _ => {}
     })
@@ -115,9 +126,14 @@ async fn run() -> Result<()> {
     } else {
         format!(" on {ran_on}")
     };
+    let replaced = match replaced {
+        0 => String::new(),
+        1 => " A worker stopped and a new one ran the rest of its prompts.".into(),
+        n => format!(" {n} times a worker stopped and a new one ran the rest of its prompts."),
+    };
     status(
         &format!(
-            "Done: {total} prompts ({} per model){on}.",
+            "Done: {total} prompts ({} per model){on}.{replaced}",
             spec.per_model()
         ),
         false,
@@ -200,4 +216,5 @@ pub fn wire() {
     if let Some(b) = by_id("cancel-sweep") {
         on(&b, "click", |_| engine::cancel());
     }
+    super::pool::wire();
 }

@@ -24,6 +24,7 @@ mod evaluate;
 mod files;
 mod forms;
 mod layers;
+mod pool;
 mod protocol;
 mod repair;
 mod report;

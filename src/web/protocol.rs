@@ -65,6 +65,8 @@ pub enum Event {
     LayerScored { score: LayerScore },
     /// The ranking is complete.
     Ranked { report: Box<LayersReport> },
+    /// A worker of a pool stopped and a new one runs the rest of its share.
+    WorkerReplaced { reason: String },
     /// The request is complete.
     Done,
     /// The request failed; nothing more comes.

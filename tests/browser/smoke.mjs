@@ -29,6 +29,7 @@ import { checks as layers } from './checks/layers.mjs';
 import { checks as merge } from './checks/merge.mjs';
 import { checks as open } from './checks/open.mjs';
 import { checks as pageErrors } from './checks/page-errors.mjs';
+import { checks as pool } from './checks/pool.mjs';
 import { checks as jet } from './checks/jet.mjs';
 import { checks as qwen35 } from './checks/qwen35.mjs';
 import { checks as report } from './checks/report.mjs';
@@ -69,6 +70,8 @@ const ORDER = [
   'jet-golden',                        // jet
   'jet-pair',                          // jet
   'demo-layers',                      // layers
+  'pool-run-it-here',                 // pool
+  'pool-worker-killed',               // pool
   'no-page-errors',                   // page-errors: last, over the whole run
 ];
 
@@ -76,7 +79,7 @@ const ORDER = [
 // check added to a file and forgotten here is an error, not a silent skip.
 const byName = new Map();
 for (const c of [...accessibility, ...benches, ...engine, ...evaluate, ...hf, ...hostile, ...jet, ...layers, ...merge,
-  ...open, ...pageErrors, ...qwen35, ...report, ...routing, ...tune]) {
+  ...open, ...pageErrors, ...pool, ...qwen35, ...report, ...routing, ...tune]) {
   if (byName.has(c.name)) throw new Error(`browser check ${c.name} is defined twice`);
   byName.set(c.name, c);
 }
