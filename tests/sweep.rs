@@ -179,19 +179,27 @@ fn saved_results_read_and_write_back_unchanged() {
     let rel = "docs/bench-h200/sweep-600-cells.json";
     let cells: Vec<qklab::sweep::CellResult> = same(rel, read(rel)["results"].clone());
     tasks += cells.len();
-    let recorded: Recorded = same("www/demo/results.json", read("www/demo/results.json"));
-    for task in [Task::S1, Task::Mk] {
-        let report = &recorded.niah[&TaskKind::Text(task)];
-        assert!(
-            report
-                .samples
-                .iter()
-                .all(|s| s.task == TaskKind::Text(task)),
-            "www/demo/results.json: {task} holds only {task}"
-        );
-        tasks += report.samples.len();
+    // Every demo pair whose recording is shipped (tests/demo_results.rs
+    // holds a pair to shipping whole).
+    for pair in qklab::app::demo::DEMO_PAIRS
+        .iter()
+        .filter(|p| root.join("www").join(p.dir).exists())
+    {
+        let rel = format!("www/{}/results.json", pair.dir);
+        let recorded: Recorded = same(&rel, read(&rel));
+        for task in [Task::S1, Task::Mk] {
+            let report = &recorded.niah[&TaskKind::Text(task)];
+            assert!(
+                report
+                    .samples
+                    .iter()
+                    .all(|s| s.task == TaskKind::Text(task)),
+                "{rel}: {task} holds only {task}"
+            );
+            tasks += report.samples.len();
+        }
+        assert!(recorded.accuracy(TaskKind::Text(Task::S1), "pre").is_some());
     }
-    assert!(recorded.accuracy(TaskKind::Text(Task::S1), "pre").is_some());
     let _: TuneReport = same(
         "docs/bench-tune/tune-gpu.json",
         read("docs/bench-tune/tune-gpu.json"),

@@ -15,6 +15,7 @@ use super::dom::{
 };
 use super::files::{fetch_file, open_files, plan_to_blobs, to_files};
 use super::{forms, share, state};
+use crate::app::demo::DemoPair;
 use crate::app::merge::{merge_pair, plan_sources, MERGE_STEPS};
 use crate::config::arch_of;
 use crate::error::{Error, Result};
@@ -41,6 +42,7 @@ fn side_index(side: &str) -> Result<usize> {
 pub async fn open_side(side: String, files: Array) {
     let files = files_of(&files);
     share::update(&[("demo", "0".into())]);
+    state::with(|s| s.demo = None);
     if let Err(e) = set_side(&side, files).await {
         set_status(&format!("{side}-status"), &e.to_string(), true);
     }
@@ -51,6 +53,9 @@ async fn set_side(side: &str, files: Vec<File>) -> Result<()> {
     let ranked = state::with(|s| {
         s.pair[i] = files.clone();
         s.merged = None;
+        // What was computed on the pair before belongs to it.
+        s.routing = None;
+        s.mlp_moved = None;
         s.pair_version += 1;
         s.layers.take()
     });
@@ -221,6 +226,7 @@ async fn show_drift() -> Result<()> {
     let report =
         crate::merge::drift::drift(&open_files(pre).await?, &open_files(sft).await?, |_, _| {})
             .await?;
+    state::with(|s| s.mlp_moved = Some(report.layers.iter().any(|l| l.mlp > 0.0)));
     let doc = need_document()?;
     let root = need("drift")?;
     root.set_text_content(None);
@@ -269,11 +275,11 @@ async fn show_drift() -> Result<()> {
     Ok(())
 }
 
-async fn open_demo() -> Result<()> {
+async fn open_demo(pair: &DemoPair) -> Result<()> {
     for side in SIDES {
         let mut files = Vec::new();
         for name in DEMO_FILES {
-            files.push(fetch_file(&format!("demo/{side}/{name}"), name).await?);
+            files.push(fetch_file(&format!("{}/{side}/{name}", pair.dir), name).await?);
         }
         set_side(side, files).await?;
     }
@@ -444,15 +450,20 @@ fn restore_from_fragment() {
     }
 }
 
-/// Fetches the demo pair into both sides; false, with the error shown, if
+/// Fetches a demo pair into both sides; false, with the error shown, if
 /// it could not.
-pub(super) async fn open_demo_pair() -> bool {
-    set_status("pair-status", "Fetching the demo pair…", false);
-    if let Err(e) = open_demo().await {
+pub(super) async fn open_demo_pair(pair: &'static DemoPair) -> bool {
+    set_status(
+        "pair-status",
+        &format!("Fetching the {} demo pair…", pair.name),
+        false,
+    );
+    if let Err(e) = open_demo(pair).await {
         set_status("pair-status", &e.to_string(), true);
         return false;
     }
-    share::update(&[("demo", "1".into())]);
+    share::update(&[("demo", pair.key.into())]);
+    state::with(|s| s.demo = Some(pair));
     true
 }
 

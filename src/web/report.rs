@@ -38,7 +38,7 @@ fn report_json() -> serde_json::Value {
         json!({
             "tool": format!("qklab {}", env!("CARGO_PKG_VERSION")),
             "link": web_sys::window().and_then(|w| w.location().href().ok()),
-            "checkpoints": { "pre": share::get("pre"), "sft": share::get("sft"), "demo": share::get("demo").as_deref() == Some("1") },
+            "checkpoints": { "pre": share::get("pre"), "sft": share::get("sft"), "demo": s.demo.is_some(), "demo_pair": s.demo.map(|p| p.key) },
             "merge": s.merged.as_ref().map(|(spec, _)| spec),
             "niah": sweep,
             "routing": routing_report(s),

@@ -85,6 +85,14 @@ fn choose_defaults(profiles: &[Profile]) {
     );
 }
 
+/// Shows `layer`, `head` (the demo's retrieval head, which the guide's
+/// text is about) once the routing is computed.
+pub(super) fn focus(layer: usize, head: usize) -> Result<()> {
+    set_field("routing-layer", &layer.to_string());
+    set_field("routing-head", &head.to_string());
+    draw()
+}
+
 fn draw() -> Result<()> {
     let layer: usize = field("routing-layer")
         .parse()

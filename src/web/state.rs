@@ -6,7 +6,7 @@ use std::cell::RefCell;
 
 use web_sys::File;
 
-use crate::app::demo::Recorded;
+use crate::app::demo::{DemoPair, Recorded};
 use crate::app::routing::{Profile, RoutingSpec};
 use crate::app::sweep::SweepSpec;
 use crate::error::{Error, Result};
@@ -35,8 +35,16 @@ pub struct PageState {
     pub routing: Option<Routing>,
     /// The figures on the page: (file stem, SVG text).
     pub figures: Vec<(String, String)>,
-    /// The demo's recorded results, once the demo is open.
+    /// The demo pair open (None for a pair of the visitor's own).
+    pub demo: Option<&'static DemoPair>,
+    /// The open demo's recorded results.
     pub recorded: Option<Recorded>,
+    /// Every demo pair's recording fetched so far, by pair key (for the
+    /// table across architectures).
+    pub recordings: Vec<(&'static str, Recorded)>,
+    /// Whether any MLP weight moved between the pair's checkpoints (from
+    /// the drift), once computed.
+    pub mlp_moved: Option<bool>,
     /// The guide's current step.
     pub step: usize,
     /// The Tune step's answers: where they came from, their JSONL text, and

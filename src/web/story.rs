@@ -1,9 +1,12 @@
-//! The demo's story in one click: after "Open the demo" the page shows the
-//! results recorded with the demo (the paper's Table 1 and its ablation)
-//! at once, and walks through four steps (what SFT changed, the repair,
-//! the retrieval test, where the heads look), each saying what to look
-//! at. "Run it here" re-runs some of the recorded prompts live and marks
-//! the cells that match the recording sample for sample.
+//! The demo's story in one click: "Open the HypeNet demo" (or the
+//! Jet-Nemotron one) shows the results recorded with that pair (the
+//! paper's Table 1 and its ablation, and once both pairs' recordings are
+//! in, Table 1 across the two architectures) at once, and walks through
+//! four steps (what SFT changed, the repair, the retrieval test, where the
+//! heads look), each saying what to look at; every number and layer in
+//! their text comes from the opened pair's recording (`app::demo`). "Run
+//! it here" re-runs some of the recorded prompts live and marks the cells
+//! that match the recording sample for sample.
 
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
@@ -11,7 +14,7 @@ use wasm_bindgen_futures::spawn_local;
 use super::dom::{add, by_id, element, need, need_document, on, set_field, set_status};
 use super::files::fetch_text;
 use super::state;
-use crate::app::demo::Recorded;
+use crate::app::demo::{demo_pair, describe_layers, guide_texts, DemoPair, Recorded, DEMO_PAIRS};
 use crate::error::{Error, Result};
 use crate::niah::Task;
 use crate::prompts::TaskKind;
@@ -99,19 +102,36 @@ fn table(
     Ok(t)
 }
 
-fn render(r: &Recorded) -> Result<()> {
+fn render(pair: &DemoPair, r: &Recorded) -> Result<()> {
     let root = need("recorded")?;
     root.set_text_content(None);
     let doc = need_document()?;
     let p = &r.recorded;
-    add(&doc, &root, "h3", "Recorded with the demo");
+    add(
+        &doc,
+        &root,
+        "h3",
+        &format!("Recorded with the {} demo", pair.name),
+    );
+    if let Some(layers) = describe_layers(r) {
+        add(
+            &doc,
+            &root,
+            "p",
+            &format!("{}: {layers}.", r.family().unwrap_or(pair.name)),
+        );
+    }
+    let arithmetic = if r.arithmetic("sft").is_some() {
+        "Arithmetic: the skill SFT taught (chain-of-thought sums, % exact), from the reference evaluation."
+    } else {
+        "Arithmetic was not scored for this pair."
+    };
     add(
         &doc,
         &root,
         "p",
         &format!(
-            "NIAH accuracy (%) at 2048 tokens, 5 depths x 10 samples a cell, recorded by qklab on {} on {}. Arithmetic: the skill SFT taught \
-             (chain-of-thought sums, % exact), from the reference evaluation.",
+            "NIAH accuracy (%) at 2048 tokens, 5 depths x 10 samples a cell, recorded by qklab on {} on {}. {arithmetic}",
             p.adapter, p.date
         ),
     );
@@ -133,6 +153,11 @@ fn render(r: &Recorded) -> Result<()> {
         let _ = side.append_child(&t);
     }
     let _ = root.append_child(&side);
+    // Filled once every pair's recording is in.
+    let across = element(&doc, "div")?;
+    let _ = across.set_attribute("id", "recorded-across");
+    let _ = across.set_attribute("class", "across");
+    let _ = root.append_child(&across);
     // The S1 heat maps of Table 1's models: where in the prompt SFT forgets.
     if let Some(s1) = r.niah.get(&S1) {
         let maps = element(&doc, "div")?;
@@ -156,60 +181,145 @@ fn render(r: &Recorded) -> Result<()> {
     Ok(())
 }
 
+/// Table 1 of every demo pair side by side: a row per model (before SFT,
+/// after SFT, QK-Restore), S1 at 2048 tokens and arithmetic per
+/// architecture. Two rows of column headers (the architecture, then its
+/// columns), so every cell names its headers (`headers`) for screen
+/// readers; `open` is the pair the page has open.
+fn render_across(open: &DemoPair, all: &[(&'static str, Recorded)]) -> Result<()> {
+    let root = need("recorded-across")?;
+    root.set_text_content(None);
+    // It scrolls sideways on a narrow screen: reachable from the keyboard.
+    let _ = root.set_attribute("tabindex", "0");
+    let _ = root.set_attribute("role", "region");
+    let _ = root.set_attribute(
+        "aria-label",
+        "Table 1 across architectures (scrolls sideways on narrow screens)",
+    );
+    let doc = need_document()?;
+    let pairs: Vec<(&DemoPair, &Recorded)> = DEMO_PAIRS
+        .iter()
+        .filter_map(|p| all.iter().find(|(k, _)| *k == p.key).map(|(_, r)| (p, r)))
+        .collect();
+    let t = element(&doc, "table")?;
+    let _ = t.set_attribute("class", "layers recorded across");
+    let _ = t.set_attribute("id", "recorded-architectures");
+    add(
+        &doc,
+        &t,
+        "caption",
+        "Table 1 across architectures: S1 at 2048 tokens (%) and arithmetic (% exact), as recorded with each demo pair",
+    );
+    let cell = |tr: &web_sys::Element, tag: &str, text: &str, attrs: &[(&str, String)]| {
+        add(&doc, tr, tag, text).map(|c| {
+            for (k, v) in attrs {
+                let _ = c.set_attribute(k, v);
+            }
+        })
+    };
+    let groups = element(&doc, "tr")?;
+    cell(&groups, "td", "", &[]);
+    for (p, _) in &pairs {
+        let name = if p.key == open.key {
+            format!("{} (open)", p.name)
+        } else {
+            p.name.to_string()
+        };
+        cell(
+            &groups,
+            "th",
+            &name,
+            &[
+                ("id", format!("across-{}", p.key)),
+                ("colspan", "2".into()),
+                ("scope", "colgroup".into()),
+            ],
+        );
+    }
+    let _ = t.append_child(&groups);
+    let columns = element(&doc, "tr")?;
+    cell(
+        &columns,
+        "th",
+        "model",
+        &[("id", "across-model".into()), ("scope", "col".into())],
+    );
+    for (p, _) in &pairs {
+        for (col, label) in [("s1", TASKS[0].1), ("arithmetic", "Arithmetic")] {
+            cell(
+                &columns,
+                "th",
+                label,
+                &[
+                    ("id", format!("across-{}-{col}", p.key)),
+                    ("headers", format!("across-{}", p.key)),
+                    ("scope", "col".into()),
+                ],
+            );
+        }
+    }
+    let _ = t.append_child(&columns);
+    for (model, label) in TABLE1 {
+        let tr = element(&doc, "tr")?;
+        let _ = tr.set_attribute("data-model", model);
+        let row = format!("across-row-{model}");
+        cell(
+            &tr,
+            "th",
+            label,
+            &[
+                ("id", row.clone()),
+                ("headers", "across-model".into()),
+                ("scope", "row".into()),
+            ],
+        );
+        for (p, r) in &pairs {
+            let values = [
+                ("s1", accuracy(r, S1, model).map(|a| format!("{a:.0}"))),
+                (
+                    "arithmetic",
+                    arithmetic(r, model).map(|a| format!("{a:.1}")),
+                ),
+            ];
+            for (col, value) in values {
+                cell(
+                    &tr,
+                    "td",
+                    value.as_deref().unwrap_or("–"),
+                    &[
+                        (
+                            "headers",
+                            format!("{row} across-{0} across-{0}-{col}", p.key),
+                        ),
+                        ("data-pair", p.key.into()),
+                        ("data-column", col.into()),
+                    ],
+                );
+            }
+        }
+        let _ = t.append_child(&tr);
+    }
+    let _ = root.append_child(&t);
+    Ok(())
+}
+
 /// The four steps: (panel to show, title, what to look at).
-fn steps(r: Option<&Recorded>) -> [(&'static str, &'static str, String); 4] {
-    let cell = |m: &str| {
-        r.and_then(|r| accuracy(r, S1, m))
-            .map_or("?".into(), |a| format!("{a:.0}%"))
-    };
-    let skill = |m: &str| {
-        r.and_then(|r| arithmetic(r, m))
-            .map_or("?".into(), |a| format!("{a:.0}%"))
-    };
+fn steps(
+    r: Option<&Recorded>,
+    mlp_moved: Option<bool>,
+) -> [(&'static str, &'static str, String); 4] {
+    let [drift, repair, test, heads] = guide_texts(r, mlp_moved);
     [
-        (
-            "drift",
-            "What SFT changed",
-            "Each cell is how far one weight matrix moved during the chain-of-thought fine-tune. Only the attention blocks were trained; \
-             q and k of the two softmax layers (3 and 6) are the drift the paper traces long-context amnesia to."
-                .into(),
-        ),
-        (
-            "merge-form",
-            "Repair",
-            "QK-Restore copies W_Q and W_K of the softmax layers back from the checkpoint before SFT and leaves everything else as SFT made it. \
-             One click merges; the files are checked and offered for download."
-                .into(),
-        ),
-        (
-            "recorded",
-            "The retrieval test",
-            format!(
-                "The model must find one number hidden in 2048 tokens of noise (S1). Before SFT it does so {}, after SFT {}; QK-Restore brings it back to {}. \
-                 The ablation shows that q and k matter, v does not. QK-Restore costs some of the arithmetic SFT taught ({} right, against {} after SFT); \
-                 QK-Pro keeps {} at a small cost in retrieval. Run some of the same prompts here to check the recording.",
-                cell("pre"),
-                cell("sft"),
-                cell("qk-restore"),
-                skill("qk-restore"),
-                skill("sft"),
-                skill("qk-pro")
-            ),
-        ),
-        (
-            "routing-view",
-            "Where the heads look",
-            "One head of layer 6 retrieves: from the question it looks back at the needle. After SFT it looks there far less, after QK-Restore \
-             it looks there again. The table gives its needle mass (the share of the question's attention on the needle) in each model, \
-             the line where the question looks along the prompt, the orange-blue map what the merge changed."
-                .into(),
-        ),
+        ("drift", "What SFT changed", drift),
+        ("merge-form", "Repair", repair),
+        ("recorded", "The retrieval test", test),
+        ("routing-view", "Where the heads look", heads),
     ]
 }
 
 fn show_step(i: usize) {
-    let recorded = state::with(|s| s.recorded.clone());
-    let all = steps(recorded.as_ref());
+    let (recorded, mlp_moved) = state::with(|s| (s.recorded.clone(), s.mlp_moved));
+    let all = steps(recorded.as_ref(), mlp_moved);
     let i = i.min(all.len() - 1);
     state::with(|s| s.step = i);
     set_status("guide-status", "", false);
@@ -256,14 +366,26 @@ fn show_step(i: usize) {
         scroll_below_guide(&e);
     }
     // The last step's pictures need the prompt run through pre, sft and
-    // the QK-Restore merge.
-    if i == 3 && state::with(|s| s.routing.as_ref().map_or(0, |r| r.profiles.len()) < 3) {
-        spawn_local(async {
-            if !ensure_demo_merge().await {
-                return;
+    // the QK-Restore merge; they show the head the text is about.
+    if i == 3 {
+        let head = recorded
+            .as_ref()
+            .and_then(|r| r.retrieval.as_ref())
+            .map(|h| (h.layer, h.head));
+        spawn_local(async move {
+            if state::with(|s| s.routing.as_ref().map_or(0, |r| r.profiles.len()) < 3) {
+                if !ensure_demo_merge().await {
+                    return;
+                }
+                if let Err(e) = super::routing::compute().await {
+                    set_status("routing-status", &e.to_string(), true);
+                    return;
+                }
             }
-            if let Err(e) = super::routing::compute().await {
-                set_status("routing-status", &e.to_string(), true);
+            if let Some((layer, head)) = head {
+                if let Err(e) = super::routing::focus(layer, head) {
+                    set_status("routing-status", &e.to_string(), true);
+                }
             }
             // The pictures pushed the panel's content down: show it again.
             if state::with(|s| s.step) == 3 {
@@ -312,7 +434,7 @@ enum Opened {
     Link,
 }
 
-async fn open(how: Opened) {
+async fn open(pair: &'static DemoPair, how: Opened) {
     // The demo's experiment goes into the forms before the pair opens: a
     // visitor may edit them as soon as it says "Compatible".
     if how == Opened::Button {
@@ -329,11 +451,11 @@ async fn open(how: Opened) {
             set_field(id, value);
         }
     }
-    if !super::repair::open_demo_pair().await {
+    if !super::repair::open_demo_pair(pair).await {
         return;
     }
-    super::tune::use_demo_answers().await;
-    begin().await;
+    super::tune::use_demo_answers(pair).await;
+    begin(pair).await;
     if how == Opened::Link && super::share::get("method").is_some() {
         if let Err(e) = super::repair::run_merge().await {
             set_status("merge-status", &e.to_string(), true);
@@ -341,17 +463,34 @@ async fn open(how: Opened) {
     }
 }
 
-/// The recorded results at once and the guide at step 1.
-async fn begin() {
+/// `pair`'s recording, fetched once.
+async fn recording(pair: &'static DemoPair) -> Result<Recorded> {
+    if let Some(r) = state::with(|s| {
+        s.recordings
+            .iter()
+            .find(|(k, _)| *k == pair.key)
+            .map(|(_, r)| r.clone())
+    }) {
+        return Ok(r);
+    }
+    let url = format!("{}/results.json", pair.dir);
+    let r = fetch_text(&url).await.and_then(|t| {
+        serde_json::from_str::<Recorded>(&t).map_err(|e| Error::Page(format!("{url}: {e}")))
+    })?;
+    state::with(|s| s.recordings.push((pair.key, r.clone())));
+    Ok(r)
+}
+
+/// The recorded results at once and the guide at step 1; then the other
+/// pairs' recordings, for Table 1 across architectures.
+async fn begin(pair: &'static DemoPair) {
     if let Some(g) = by_id("guide") {
         let _ = g.remove_attribute("hidden");
     }
-    match fetch_text("demo/results.json").await.and_then(|t| {
-        serde_json::from_str::<Recorded>(&t)
-            .map_err(|e| Error::Page(format!("demo/results.json: {e}")))
-    }) {
+    state::with(|s| s.recorded = None);
+    match recording(pair).await {
         Ok(r) => {
-            if let Err(e) = render(&r) {
+            if let Err(e) = render(pair, &r) {
                 set_status("guide-status", &e.to_string(), true);
             }
             state::with(|s| s.recorded = Some(r));
@@ -363,6 +502,38 @@ async fn begin() {
         ),
     }
     show_step(0);
+    // The pairs this page ships (see `offer_shipped`); a pair that is not
+    // shipped has no recording and no column.
+    for other in &DEMO_PAIRS {
+        let _ = recording(other).await;
+    }
+    // Another pair may have been opened meanwhile: draw for the open one.
+    if state::with(|s| s.demo.map(|d| d.key)) != Some(pair.key) {
+        return;
+    }
+    let all = state::with(|s| s.recordings.clone());
+    if all.len() > 1 {
+        if let Err(e) = render_across(pair, &all) {
+            set_status("guide-status", &e.to_string(), true);
+        }
+    }
+}
+
+/// Shows the button of every demo pair the page ships: a pair is shipped
+/// when its recording is (the Jet-Nemotron pair's is made after its
+/// training; until then only its code is here). Buttons start hidden.
+async fn offer_shipped() {
+    for pair in &DEMO_PAIRS {
+        if recording(pair).await.is_ok() {
+            if let Some(doc) = super::dom::document() {
+                if let Ok(Some(b)) =
+                    doc.query_selector(&format!("button[data-demo=\"{}\"]", pair.key))
+                {
+                    let _ = b.remove_attribute("hidden");
+                }
+            }
+        }
+    }
 }
 
 /// The merge as the recording made it.
@@ -491,11 +662,28 @@ async fn run_here((depths, samples): (&str, &str)) {
 }
 
 pub fn wire() {
-    if let Some(b) = by_id("open-demo") {
-        on(&b, "click", |_| spawn_local(open(Opened::Button)));
+    // One button per demo pair, each naming its pair (`data-demo`).
+    if let Some(doc) = super::dom::document() {
+        if let Ok(buttons) = doc.query_selector_all("button[data-demo]") {
+            for i in 0..buttons.length() {
+                let Some(b) = buttons
+                    .item(i)
+                    .and_then(|n| n.dyn_into::<web_sys::Element>().ok())
+                else {
+                    continue;
+                };
+                let Some(pair) = b.get_attribute("data-demo").as_deref().and_then(demo_pair) else {
+                    continue;
+                };
+                on(&b, "click", move |_| {
+                    spawn_local(open(pair, Opened::Button))
+                });
+            }
+        }
     }
-    if super::share::get("demo").as_deref() == Some("1") {
-        spawn_local(open(Opened::Link));
+    spawn_local(offer_shipped());
+    if let Some(pair) = super::share::get("demo").as_deref().and_then(demo_pair) {
+        spawn_local(open(pair, Opened::Link));
     }
     for n in 0..4 {
         if let Some(b) = by_id(&format!("step-{n}")) {

@@ -17,6 +17,7 @@ use super::files::fetch_text;
 use super::protocol::{Event, Request};
 use super::repair::{merge_and_offer, MergeUi};
 use super::{forms, share, state};
+use crate::app::demo::{demo_pair, DemoPair};
 use crate::app::tune::{Scored, TuneReport, TuneSpec};
 use crate::error::{Error, Result};
 use crate::figures::{tune_scatter, TunePoint};
@@ -34,8 +35,8 @@ fn status(text: &str, error: bool) {
 }
 
 /// The demo's held-out arithmetic, as the Tune step's answers.
-pub(super) async fn use_demo_answers() {
-    match fetch_text("demo/arithmetic.jsonl")
+pub(super) async fn use_demo_answers(pair: &DemoPair) {
+    match fetch_text(pair.answers)
         .await
         .and_then(|t| parse_answers(&t).map(|a| (a.len(), t)))
     {
@@ -54,7 +55,7 @@ pub(super) async fn use_demo_answers() {
 /// Forgets the demo's answers once another pair is open (the shared
 /// settings say whether the demo is).
 fn drop_demo_answers() {
-    let demo_open = share::get("demo").as_deref() == Some("1");
+    let demo_open = share::get("demo").is_some_and(|k| demo_pair(&k).is_some());
     if !demo_open && state::with(|s| s.tune_answers.as_ref().is_some_and(|a| a.2)) {
         state::with(|s| s.tune_answers = None);
         show_answers_label();

@@ -80,7 +80,7 @@ export const checks = [
       // The settings are in the URL, and a new browser context opened on
       // that link (or another) fills the form from it.
       const hash = new URLSearchParams(new URL(page.url()).hash.slice(1));
-      assert.deepEqual(['method', 'alpha', 'beta', 'layers', 'demo'].map((k) => hash.get(k)), ['qk-restore', '1', '1', '', '1']);
+      assert.deepEqual(['method', 'alpha', 'beta', 'layers', 'demo'].map((k) => hash.get(k)), ['qk-restore', '1', '1', '', 'hypenet']);
       assert.match(hash.get('pre'), /^[0-9a-f]{12}$/, 'pre fingerprint');
       assert.match(hash.get('sft'), /^[0-9a-f]{12}$/, 'sft fingerprint');
       assert.notEqual(hash.get('pre'), hash.get('sft'));
