@@ -1,9 +1,8 @@
 //! The page's side of the engine workers: each run starts fresh workers
 //! (www/worker.js), sends each its request and the models' files, and
-//! hands their events to the panel as they come. A sweep on the CPU
-//! engine is spread over a pool of workers (see `pool`); everything else
-//! runs in one. Cancel ends every worker at once; what they reported
-//! before stays with the panel.
+//! hands their events to the panel as they come (`pool` spreads a sweep
+//! over several through `Channel`). Cancel ends every worker at once;
+//! what they reported before stays with the panel.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -15,7 +14,6 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{File, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-use super::pool::{self, Pool};
 use super::protocol::{Event, Request};
 use crate::error::{Error, Result};
 
@@ -219,30 +217,15 @@ fn message(request: &Request, models: &[(&str, Vec<File>)], fault: Option<&str>)
     message
 }
 
-/// Runs `request` over `models` (name and files each), calling `on_event`
-/// for every event but the last: a sweep on the CPU engine in a pool of
-/// workers, anything else in one.
+/// Runs `request` over `models` (name and files each) in one worker,
+/// calling `on_event` for every event but the last (a sweep that may
+/// spread over several goes through `pool::run`).
 pub async fn run(
     request: &Request,
     models: &[(&str, Vec<File>)],
     on_event: &mut dyn FnMut(Event),
 ) -> Result<Ended> {
     cancel();
-    if let Request::Sweep { spec, done } = request {
-        let pool = Pool::size_for(models, spec).await;
-        if pool.workers > 1 {
-            return pool::run_sweep(&pool, spec, done, models, on_event).await;
-        }
-    }
-    run_one(request, models, on_event).await
-}
-
-/// Runs `request` in one worker.
-async fn run_one(
-    request: &Request,
-    models: &[(&str, Vec<File>)],
-    on_event: &mut dyn FnMut(Event),
-) -> Result<Ended> {
     let mut channel = Channel::new();
     let started = channel.start(0, request, models, fault().as_deref())?;
     channel.track(vec![started.worker.clone()]);

@@ -59,7 +59,7 @@ async fn run() -> Result<()> {
         done: results.clone(),
     };
     status("Starting the engine…", false);
-    let ended = engine::run(&request, &models, &mut |event| match event {
+    let ended = super::pool::run(&request, &models, &mut |event| match event {
         Event::Loading { model } => status(
             &format!("{model}: preparing prompts and loading the model…"),
             false,

@@ -13,7 +13,7 @@ use wasm_bindgen::JsValue;
 use web_sys::File;
 
 use super::dom::{field, set_field};
-use super::engine::{fault, page_has_webgpu, Channel, Ended, Message, Started};
+use super::engine::{cancel, fault, page_has_webgpu, Channel, Ended, Message, Started};
 use super::files::BrowserSource;
 use super::protocol::{Event, Request};
 use crate::app::model::OpenModel;
@@ -141,6 +141,23 @@ async fn footprint(models: &[(&str, Vec<File>)], tokens: u32) -> Option<u64> {
     Some(cpu_footprint(&model.arch, tokens, false).total())
 }
 
+/// Runs `request` as `engine::run` does, but a sweep on the CPU engine in
+/// a pool of workers.
+pub async fn run(
+    request: &Request,
+    models: &[(&str, Vec<File>)],
+    on_event: &mut dyn FnMut(Event),
+) -> Result<Ended> {
+    if let Request::Sweep { spec, done } = request {
+        let pool = Pool::size_for(models, spec).await;
+        if pool.workers > 1 {
+            cancel();
+            return run_sweep(&pool, spec, done, models, on_event).await;
+        }
+    }
+    super::engine::run(request, models, on_event).await
+}
+
 /// One share of the sweep and its worker.
 struct Share {
     spec: SweepSpec,
@@ -152,7 +169,7 @@ struct Share {
 /// Runs `spec` over `models` in `pool.workers` workers, `done` already
 /// known; events reach `on_event` as one worker's would, but for the
 /// progress, which counts the pool's finished prompts.
-pub async fn run_sweep(
+async fn run_sweep(
     pool: &Pool,
     spec: &SweepSpec,
     done: &[SampleResult],
