@@ -27,13 +27,15 @@ fn results(dir: &str) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-/// The pairs whose folder is in www/ (a pair's code can land before its
-/// training: docs/demo-reproduction.md). HypeNet's always is.
+/// The pairs www/demo-pairs.json says the page ships (a pair's code can
+/// land before its training: docs/demo-reproduction.md).
 fn shipped() -> Vec<&'static qklab::app::demo::DemoPair> {
     let www = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("www");
+    let keys: Vec<String> =
+        serde_json::from_slice(&std::fs::read(www.join("demo-pairs.json")).unwrap()).unwrap();
     DEMO_PAIRS
         .iter()
-        .filter(|p| www.join(p.dir).exists())
+        .filter(|p| keys.iter().any(|k| k == p.key))
         .collect()
 }
 
@@ -43,6 +45,16 @@ fn a_demo_pair_is_shipped_whole_or_not_at_all() {
     assert!(
         shipped().iter().any(|p| p.dir == "demo"),
         "the HypeNet demo is shipped"
+    );
+    let present: Vec<&str> = DEMO_PAIRS
+        .iter()
+        .filter(|p| www.join(p.dir).exists())
+        .map(|p| p.key)
+        .collect();
+    let listed: Vec<&str> = shipped().iter().map(|p| p.key).collect();
+    assert_eq!(
+        listed, present,
+        "www/demo-pairs.json lists the pairs whose folders are in www/"
     );
     for pair in DEMO_PAIRS.iter().filter(|p| www.join(p.dir).exists()) {
         for part in [

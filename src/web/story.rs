@@ -504,7 +504,7 @@ async fn begin(pair: &'static DemoPair) {
     show_step(0);
     // The pairs this page ships (see `offer_shipped`); a pair that is not
     // shipped has no recording and no column.
-    for other in &DEMO_PAIRS {
+    for other in shipped_pairs().await {
         let _ = recording(other).await;
     }
     // Another pair may have been opened meanwhile: draw for the open one.
@@ -519,11 +519,26 @@ async fn begin(pair: &'static DemoPair) {
     }
 }
 
-/// Shows the button of every demo pair the page ships: a pair is shipped
-/// when its recording is (the Jet-Nemotron pair's is made after its
-/// training; until then only its code is here). Buttons start hidden.
+/// The demo pairs www/ ships, as www/demo-pairs.json lists them (the
+/// Jet-Nemotron pair's folder waits on its training; asking for files that
+/// are not there would be an error in the console); HypeNet's alone where
+/// the list cannot be read.
+async fn shipped_pairs() -> Vec<&'static DemoPair> {
+    let keys: Vec<String> = fetch_text("demo-pairs.json")
+        .await
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_else(|| vec![DEMO_PAIRS[0].key.to_string()]);
+    DEMO_PAIRS
+        .iter()
+        .filter(|p| keys.iter().any(|k| k == p.key))
+        .collect()
+}
+
+/// Shows the button of every demo pair the page ships (buttons start
+/// hidden).
 async fn offer_shipped() {
-    for pair in &DEMO_PAIRS {
+    for pair in shipped_pairs().await {
         if recording(pair).await.is_ok() {
             if let Some(doc) = super::dom::document() {
                 if let Ok(Some(b)) =

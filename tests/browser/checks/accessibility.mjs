@@ -62,8 +62,9 @@ const DEMO_PAIRS = [
   { key: 'jet', button: '#open-demo-jet', dir: 'demo-jet', family: 'Jet-Nemotron', screens: 'story-jet' },
 ];
 
-/** The pairs www/ ships (a pair's code can land before its training; tests/demo_results.rs holds one to shipping whole). */
-const SHIPPED = DEMO_PAIRS.filter((p) => fs.existsSync(path.join(repoRoot, 'www', p.dir)));
+/** The pairs www/demo-pairs.json says the page ships (tests/demo_results.rs holds the list to the folders). */
+const SHIPPED = ((keys) => DEMO_PAIRS.filter((p) => keys.includes(p.key)))(
+  JSON.parse(fs.readFileSync(path.join(repoRoot, 'www', 'demo-pairs.json'), 'utf8')));
 
 /** The words a pair's text may use of its linear mixers, by config mixer name. */
 const MIXER_WORDS = { 'lightning-attn': 'Lightning', jet: 'JetBlock' };
