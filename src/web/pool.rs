@@ -179,7 +179,6 @@ async fn run_sweep(
     let mut channel = Channel::new();
     let count = pool.workers as u32;
     let mut results: Vec<SampleResult> = done.to_vec();
-    let names: Vec<&str> = models.iter().map(|(n, _)| *n).collect();
     let request = |share: &SweepSpec, results: &[SampleResult]| Request::Sweep {
         spec: share.clone(),
         done: results
@@ -249,7 +248,6 @@ async fn run_sweep(
             }
             Message::Event(Event::Samples { samples }) => {
                 results.extend(samples.iter().cloned());
-                spec.sort_in_sweep_order(&names, &mut results);
                 on_event(Event::Samples { samples });
                 // The test of a dying worker: the last share's, after its first batch.
                 if kill && !killed && slot + 1 == shares.len() {
